@@ -26,7 +26,8 @@ def groups(n_neurons: int, lanes: int) -> int:
     return -(-n_neurons // lanes)
 
 
-def cycle_model(model, *, lanes: int, layer_inputs: list[np.ndarray], layer_spikes: list[np.ndarray]) -> np.ndarray:
+def cycle_model(model, *, lanes: int, layer_inputs: list[np.ndarray],
+                layer_spikes: list[np.ndarray]) -> np.ndarray:
     """Cycles per sample and step (int64 [S, T]).
 
     ``layer_inputs[l]`` is layer ``l``'s input spikes (uint8 [S, T, n_in_l]) and ``layer_spikes[l]`` its

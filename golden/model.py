@@ -101,7 +101,8 @@ class Layer:
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise ModelError(f"{where}.weights", f"must be a non-empty 2-D list, not shape {w.shape}")
         if self.weight_bits not in WEIGHT_BITS:
-            raise ModelError(f"{where}.weight_bits", f"must be one of {WEIGHT_BITS}, not {self.weight_bits!r}")
+            raise ModelError(f"{where}.weight_bits",
+                             f"must be one of {WEIGHT_BITS}, not {self.weight_bits!r}")
         if self.membrane_bits not in MEMBRANE_BITS:
             raise ModelError(f"{where}.membrane_bits", f"must be 2..16, not {self.membrane_bits!r}")
         top = (1 << (self.membrane_bits - 1)) - 1
@@ -110,7 +111,8 @@ class Layer:
                 f"{where}.threshold",
                 f"must be an integer with 0 <= threshold < 2^(membrane_bits-1)-1 = {top}, "
                 f"not {self.threshold!r}")
-        if self.leak_shift is not None and (not _is_int(self.leak_shift) or self.leak_shift not in LEAK_SHIFTS):
+        lam = self.leak_shift
+        if lam is not None and (not _is_int(lam) or lam not in LEAK_SHIFTS):
             raise ModelError(f"{where}.leak_shift", f"must be null or 0..15, not {self.leak_shift!r}")
         if self.reset not in RESETS:
             raise ModelError(f"{where}.reset", f"must be one of {RESETS}, not {self.reset!r}")
@@ -158,7 +160,8 @@ class Model:
             if l and layer.n_in != self.layers[l - 1].n_out:
                 raise ModelError(
                     f"layers[{l}].weights",
-                    f"has {layer.n_in} rows (inputs) but layers[{l - 1}] has {self.layers[l - 1].n_out} neurons")
+                    f"has {layer.n_in} rows (inputs) but layers[{l - 1}] has "
+                    f"{self.layers[l - 1].n_out} neurons")
 
     # -- serialisation -------------------------------------------------------------------------
 
@@ -239,7 +242,8 @@ def load_model(path: str | os.PathLike) -> Model:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ModelError(str(path), f"is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+        raise ModelError(str(path),
+                         f"is not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
     return Model.from_json(doc)
 
 

@@ -51,7 +51,8 @@ def check_inputs(model: Model, x: np.ndarray) -> np.ndarray:
         raise ModelError("inputs", f"must be a 3-D array [samples, timesteps, n_in], not shape {x.shape}")
     if x.shape[1] != model.timesteps or x.shape[2] != model.n_in:
         raise ModelError(
-            "inputs", f"shape {x.shape} does not match the model: expected [S, {model.timesteps}, {model.n_in}]")
+            "inputs",
+            f"shape {x.shape} does not match the model: expected [S, {model.timesteps}, {model.n_in}]")
     if x.dtype.kind not in "biu":
         raise ModelError("inputs", f"must be an integer array of 0/1, not dtype {x.dtype}")
     if x.size and (x.min() < 0 or x.max() > 1):
@@ -64,7 +65,10 @@ def _sat(u: np.ndarray, layer: Layer) -> np.ndarray:
 
 
 def run_layer(layer: Layer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Run one layer on spikes ``x`` (uint8 [S, T, n_in]); return (spikes uint8, membranes int32) [S, T, N]."""
+    """Run one layer on spikes ``x`` (uint8 [S, T, n_in]).
+
+    Returns (spikes uint8, membranes int32), both [S, T, N].
+    """
     n_samples, n_steps, _ = x.shape
     w = layer.weights.astype(np.int64)
     w_pos, w_neg = np.maximum(w, 0), np.minimum(w, 0)

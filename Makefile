@@ -1,0 +1,31 @@
+# qlif: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (as root) when needed.
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.stamp
+
+.PHONY: setup demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/qlif demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+# Long runs too (full regressions, sweeps): opt in.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_lanes.py
+
+clean:
+	rm -rf build
