@@ -1,7 +1,15 @@
 """The cycle model: how many clock cycles the RTL spends on each timestep (docs/architecture.md).
 
 The RTL is event-driven and sequential over layers, so its cycle count is a closed formula of the
-number of input events of every layer at that step. The cocotb scoreboard compares this figure with
+number of input events of every layer at that step and the number of output spikes::
+
+    cycles = STEP_OVERHEAD + Z + sum over layers l of ((E_l + 1) * G_l + LAYER_OVERHEAD)
+
+with ``E_l`` the input events (spikes) of layer ``l``, ``G_l = ceil(n_out_l / P)`` and ``Z`` the spikes of
+the output layer. Each event takes ``G_l`` cycles (one P-wide group per cycle); the cycle taking the
+end-of-step token (or, for ``l > 0``, noticing the queue is empty) also issues the first group of the
+fire pass, which takes ``G_l`` cycles plus one to write back its last group; the output layer's spikes
+then leave one per cycle, followed by the eot token. The cocotb scoreboard compares this figure with
 the cycles the RTL counts, every timestep; they must be equal.
 """
 
@@ -14,10 +22,9 @@ __all__ = ["LANES", "groups", "cycle_model"]
 #: Supported lane counts P (synapses per cycle). Powers of two, so a neuron address is {group, lane}.
 LANES = (1, 2, 4, 8, 16)
 
-#: Fixed cycles per layer per step (phase changes and the read pipeline); set by the RTL, see
-#: docs/architecture.md.
-LAYER_OVERHEAD = 2
-#: Fixed cycles per step (accepting the end-of-step token and signalling completion).
+#: Fixed cycles per layer per step: the write-back of the fire pass's last group (docs/architecture.md).
+LAYER_OVERHEAD = 1
+#: Fixed cycles per step: the eot token of the ``spikes`` stream.
 STEP_OVERHEAD = 1
 
 
@@ -31,11 +38,12 @@ def cycle_model(model, *, lanes: int, layer_inputs: list[np.ndarray],
     """Cycles per sample and step (int64 [S, T]).
 
     ``layer_inputs[l]`` is layer ``l``'s input spikes (uint8 [S, T, n_in_l]) and ``layer_spikes[l]`` its
-    output spikes (uint8 [S, T, n_out_l]).
+    output spikes (uint8 [S, T, n_out_l]). Waiting for input tokens or for ``spikes.ready`` is not
+    counted (the RTL leaves those cycles out of ``step_cycles``).
     """
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
-    total = np.full(layer_inputs[0].shape[:2], STEP_OVERHEAD, dtype=np.int64)
+    total = STEP_OVERHEAD + layer_spikes[-1].sum(axis=2, dtype=np.int64)
     for layer, x in zip(model.layers, layer_inputs, strict=True):
         g = groups(layer.n_out, lanes)
         events = x.sum(axis=2, dtype=np.int64)

@@ -34,6 +34,13 @@ class Result:
     prediction: np.ndarray        # int64 [S]
     cycles: np.ndarray            # int64 [S, T], the cycle model of docs/architecture.md
 
+    def select(self, samples) -> Result:
+        """The results of a subset of samples (an index, slice or index array), shapes kept."""
+        if isinstance(samples, (int, np.integer)):
+            samples = [samples]
+        return Result(spikes=[s[samples] for s in self.spikes], membranes=[v[samples] for v in self.membranes],
+                      prediction=self.prediction[samples], cycles=self.cycles[samples])
+
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for l, (s, v) in enumerate(zip(self.spikes, self.membranes, strict=True)):

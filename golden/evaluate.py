@@ -1,0 +1,131 @@
+"""Accuracy of the float network and of the integer model on the same rate-coded test stimuli.
+
+The integer accuracy (:func:`qlif.golden.reference.run`) is the figure qlif reports: it is what the RTL
+computes bit for bit. The float accuracy and the per-layer spike agreement show what quantization cost.
+Both predictions use :func:`qlif.golden.reference.predict` (argmax of spike counts, ties to the lowest
+index), so they differ only through the spikes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import encode, load_digits_split
+from .model import Model
+from .reference import predict, run
+from .train import SpikingMLP
+
+__all__ = ["Evaluation", "float_spikes", "float_accuracy", "integer_accuracy", "spike_agreement",
+           "test_stimuli", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Result of :func:`evaluate`; accuracies are fractions in [0, 1], ``None`` where not measured.
+
+    Members
+    -------
+    n_test : int
+        Number of test samples.
+    float_accuracy, integer_accuracy : float or None
+        Accuracy of the torch network and of the integer model.
+    agreement : list of float or None
+        Per layer, the fraction of (sample, step, neuron) spikes on which the two agree.
+    prediction_agreement : float or None
+        Fraction of samples where both predict the same class.
+    """
+
+    n_test: int
+    float_accuracy: float | None
+    integer_accuracy: float | None
+    agreement: list[float] | None = None
+    prediction_agreement: float | None = None
+
+    def summary(self) -> str:
+        """One line for people, e.g. ``float 97.11%  integer 96.89%  (450 test samples)``."""
+        parts = []
+        if self.float_accuracy is not None:
+            parts.append(f"float {100 * self.float_accuracy:.2f}%")
+        if self.integer_accuracy is not None:
+            parts.append(f"integer {100 * self.integer_accuracy:.2f}%")
+        if self.agreement is not None:
+            parts.append("spike agreement " + "/".join(f"{100 * a:.2f}%" for a in self.agreement))
+        return "  ".join(parts) + f"  ({self.n_test} test samples)"
+
+
+def float_spikes(net: SpikingMLP, x: np.ndarray) -> list[np.ndarray]:
+    """Every layer's spikes (uint8 [S, T, N_l]) of the float network on stimuli ``x`` (uint8 [S, T, n_in])."""
+    with torch.no_grad():
+        out = net(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+    return [o.numpy().astype(np.uint8) for o in out]
+
+
+def float_accuracy(net: SpikingMLP, x: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the float network on stimuli ``x`` (uint8 [S, T, n_in]) with ``labels`` [S]."""
+    return float((predict(float_spikes(net, x)[-1]) == labels).mean())
+
+
+def integer_accuracy(model: Model, x: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the integer model (:func:`qlif.golden.reference.run`) on stimuli ``x``."""
+    return float((run(model, x).prediction == labels).mean())
+
+
+def spike_agreement(net: SpikingMLP, model: Model, x: np.ndarray) -> list[float]:
+    """Per layer, the fraction of spikes on which float network and integer model agree."""
+    return _agreement(float_spikes(net, x), run(model, x).spikes)
+
+
+def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
+    return [float((sa == sb).mean()) for sa, sb in zip(a, b, strict=True)]
+
+
+def test_stimuli(timesteps: int, *, seed: int = 0, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The rate-coded digits test split: (uint8 [S, T, 64] stimuli, int64 [S] labels)."""
+    split = load_digits_split(seed, test_fraction)
+    return encode(split.x_test, timesteps), split.y_test
+
+
+def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
+             seed: int | None = None, test_fraction: float | None = None) -> Evaluation:
+    """Measure the float network and/or the integer model on the digits test split.
+
+    Parameters
+    ----------
+    net : SpikingMLP, optional
+        The float network (e.g. :func:`qlif.golden.train.load_checkpoint`).
+    model : Model, optional
+        The integer model (e.g. :func:`qlif.golden.model.load_model`).
+    seed, test_fraction : optional
+        The split; by default taken from the network's config, else the model's metadata (written by
+        :func:`qlif.golden.quantize.quantize`), else 0 and 0.25.
+
+    Returns
+    -------
+    Evaluation
+    """
+    if net is None and model is None:
+        raise ValueError("evaluate needs a network, a model or both")
+    if net is not None and model is not None and net.config.timesteps != model.timesteps:
+        raise ValueError(f"network has T={net.config.timesteps} but model has T={model.timesteps}")
+    meta = model.metadata if model is not None else {}
+    if seed is None:
+        seed = net.config.seed if net is not None else int(meta.get("seed", 0))
+    if test_fraction is None:
+        test_fraction = net.config.test_fraction if net is not None else float(meta.get("test_fraction", 0.25))
+    timesteps = net.config.timesteps if net is not None else model.timesteps
+    x, y = test_stimuli(timesteps, seed=seed, test_fraction=test_fraction)
+    f_spikes = float_spikes(net, x) if net is not None else None
+    i_result = run(model, x) if model is not None else None
+    f_pred = predict(f_spikes[-1]) if f_spikes is not None else None
+    i_pred = i_result.prediction if i_result is not None else None
+    both = f_spikes is not None and i_result is not None
+    return Evaluation(
+        n_test=len(y),
+        float_accuracy=None if f_pred is None else float((f_pred == y).mean()),
+        integer_accuracy=None if i_pred is None else float((i_pred == y).mean()),
+        agreement=_agreement(f_spikes, i_result.spikes) if both else None,
+        prediction_agreement=float((f_pred == i_pred).mean()) if both else None,
+    )

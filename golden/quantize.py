@@ -1,0 +1,163 @@
+"""Post-training quantization of a trained :class:`~qlif.golden.train.SpikingMLP` into a :class:`Model`.
+
+Per layer ``l`` (``docs/training.md``):
+
+* clip value ``c_l`` = the ``percentile``-th percentile of ``|W_l|``;
+* scale ``s_l = c_l / (2^(b-1) - 1)`` and integer weights ``clip(round(W_l / s_l), -2^(b-1), 2^(b-1)-1)``,
+  the default two's complement codebook. For ``b = 1`` (codebook ``[-1, +1]``, no zero) the weights are
+  ``sign(W_l)`` (0 counts as +1) and ``s_l = mean(|clip(W_l, -c_l, c_l)|)``, the scale that minimises the
+  squared error of ``s_l * sign(W_l)``;
+* threshold ``theta_int = round(theta_l / s_l)`` on the same scale, so the integer membrane is the float
+  membrane divided by ``s_l``;
+* leak shift: the float network's ``beta = 1 - 2^-lam`` gives ``lam`` back exactly;
+* membrane bits ``k``: the fewest bits that hold every membrane value the integer model reaches on
+  calibration stimuli (the training set) without saturating, plus ``margin_bits`` (1) of headroom,
+  and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .data import encode, load_digits_split
+from .model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
+from .reference import run
+from .train import SpikingMLP
+
+__all__ = ["quantize_weights", "quantize_threshold", "leak_shift_of", "bits_for_range", "quantize"]
+
+
+def quantize_weights(weights: np.ndarray, bits: int, percentile: float = 99.9) -> tuple[np.ndarray, float]:
+    """Quantize one layer's float weights to ``bits``-bit integers with percentile clipping.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        Float weights [n_in, n_out].
+    bits : int
+        Weight bits b, one of 1, 2, 4, 8.
+    percentile : float
+        Percentile (0 < p <= 100) of ``|weights|`` used as the clip value; 100 means the largest.
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        int64 weights in the default codebook of ``bits`` and the scale ``s`` (float value of one unit).
+    """
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"bits must be one of {WEIGHT_BITS}, not {bits!r}")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], not {percentile!r}")
+    w = np.asarray(weights, dtype=np.float64)
+    clip = float(np.percentile(np.abs(w), percentile))
+    if not clip > 0.0:
+        raise ValueError("weights are all zero at this percentile; nothing to scale")
+    if bits == 1:
+        scale = float(np.abs(np.clip(w, -clip, clip)).mean())
+        return np.where(w >= 0, 1, -1).astype(np.int64), scale
+    top = (1 << (bits - 1)) - 1
+    scale = clip / top
+    return np.clip(np.round(w / scale), -top - 1, top).astype(np.int64), scale
+
+
+def quantize_threshold(threshold: float, scale: float) -> int:
+    """The integer threshold ``round(threshold / scale)`` (never negative)."""
+    return max(0, int(round(threshold / scale)))
+
+
+def leak_shift_of(beta: float) -> int | None:
+    """``lam`` with ``beta == 1 - 2^-lam`` (``None`` for ``beta == 1``, no leak); ValueError otherwise."""
+    if beta == 1.0:
+        return None
+    for lam in range(16):
+        if math.isclose(beta, 1.0 - 2.0 ** -lam, rel_tol=0, abs_tol=1e-7):
+            return lam
+    raise ValueError(f"beta must be 1 - 2^-lam for an integer lam in 0..15, not {beta!r}")
+
+
+def bits_for_range(lo: int, hi: int) -> int:
+    """Fewest two's complement bits k with ``-2^(k-1) <= lo`` and ``hi <= 2^(k-1) - 1`` (at least 2)."""
+    k = 2
+    while lo < -(1 << (k - 1)) or hi > (1 << (k - 1)) - 1:
+        k += 1
+    return k
+
+
+def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentile: float = 99.9,
+             membrane_bits: int | Sequence[int] | None = None, margin_bits: int = 1,
+             calibration: np.ndarray | None = None) -> Model:
+    """Quantize a trained network into a validated integer :class:`Model`.
+
+    Parameters
+    ----------
+    net : SpikingMLP
+        The trained float network (its config gives T, beta, thresholds and the data split).
+    weight_bits : int or sequence of int
+        Weight bits b per layer (one value for all layers, or one per layer).
+    percentile : float
+        Percentile of ``|W|`` used as each layer's clip value.
+    membrane_bits : int or sequence of int, optional
+        Force k per layer; by default chosen from the calibration run (module docstring).
+    margin_bits : int
+        Extra bits above the calibrated range when ``membrane_bits`` is None.
+    calibration : numpy.ndarray, optional
+        uint8 [S, T, n_in] stimuli for choosing k; default the rate-coded training split of the
+        network's config.
+
+    Returns
+    -------
+    Model
+        With metadata ``{"source": "qlif.golden.quantize", "scales", "float_thresholds", "percentile",
+        "seed", "test_fraction"}`` so :mod:`qlif.golden.evaluate` can rebuild the same test split.
+    """
+    cfg = net.config
+    n_layers = len(net.fcs)
+    bits = _per_layer(weight_bits, n_layers, "weight_bits")
+    lam = leak_shift_of(cfg.beta)
+    ints, scales, thetas = [], [], []
+    for w, b, theta in zip(net.weights(), bits, net.thresholds, strict=True):
+        wi, s = quantize_weights(w, b, percentile)
+        ints.append(wi)
+        scales.append(s)
+        thetas.append(quantize_threshold(theta, s))
+
+    def build(ks: Sequence[int]) -> Model:
+        layers = tuple(
+            Layer(weights=wi, weight_bits=b, membrane_bits=k, threshold=th, leak_shift=lam, reset="subtract")
+            for wi, b, k, th in zip(ints, bits, ks, thetas, strict=True))
+        return Model(timesteps=cfg.timesteps, layers=layers, metadata={
+            "source": "qlif.golden.quantize",
+            "scales": scales,
+            "float_thresholds": net.thresholds,
+            "percentile": percentile,
+            "seed": cfg.seed,
+            "test_fraction": cfg.test_fraction,
+        })
+
+    if membrane_bits is None:
+        if calibration is None:
+            split = load_digits_split(cfg.seed, cfg.test_fraction)
+            calibration = encode(split.x_train, cfg.timesteps)
+        # At 16 bits nothing a well-trained layer reaches saturates; measure what each layer needs.
+        wide = run(build([max(MEMBRANE_BITS)] * n_layers), calibration)
+        ks = []
+        for th, v in zip(thetas, wide.membranes, strict=True):
+            need = bits_for_range(int(v.min()), max(int(v.max()), th + 2)) + margin_bits
+            ks.append(min(need, max(MEMBRANE_BITS)))
+    else:
+        ks = _per_layer(membrane_bits, n_layers, "membrane_bits")
+    model = build(ks)
+    model.validate()
+    return model
+
+
+def _per_layer(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    if isinstance(value, (int, np.integer)):
+        return [int(value)] * n
+    values = [int(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"{name} needs one value or {n} (one per layer), not {len(values)}")
+    return values

@@ -1,0 +1,203 @@
+"""One fully connected LIF layer: synapse and membrane memories around a shared P-lane datapath.
+
+The layer does three kinds of pass, one P-wide neuron group per cycle, through a two-stage
+read-modify-write pipeline (stage A presents the memory addresses, stage B gets the synchronous read
+data one cycle later, runs :class:`qlif.hw.lif.LifDatapath` and writes the membrane word back):
+
+* integrate: one input event ``j`` takes G cycles (groups ``g = 0 .. G-1``), back to back with the next
+  event, no bubbles;
+* fire: G cycles; stage B emits ``v`` and ``s`` of the group on ``out`` and stores
+  ``reset(leak(v), s)``, the next step's pre-integration value, so that no leak pass and no
+  previous-spike memory are needed;
+* clear: G cycles writing zeros (a fresh neuron, ``v = s = 0``, has pre-integration value 0).
+
+Memory map (see docs/architecture.md): synapse word ``j*G + g`` holds the P codes of input ``j`` to
+neurons ``g*P .. g*P+P-1`` (lane ``i`` in bits ``[i*b, (i+1)*b)``); membrane word ``g`` holds their
+membranes (lane ``i`` in bits ``[i*k, (i+1)*k)``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from qlif.golden.cycles import LANES, groups
+from qlif.golden.model import Layer as ModelLayer
+
+from .lif import LifDatapath
+
+__all__ = ["Op", "Layer", "synapse_words"]
+
+
+class Op(enum.Enum, shape=2):
+    """What a pipeline stage does with its neuron group."""
+    NONE = 0
+    INTEGRATE = 1
+    FIRE = 2
+    CLEAR = 3
+
+
+def _width(n: int) -> int:
+    """Bits for an unsigned value ``0 .. n-1`` (at least one)."""
+    return max(1, (n - 1).bit_length())
+
+
+def synapse_words(layer: ModelLayer, lanes: int) -> list[int]:
+    """Synapse memory init: word ``j*G + g`` packs the codes of weights ``W[j][g*P + i]``, lane ``i``.
+
+    Lanes past ``n_out`` (last group) hold code 0; their neurons are masked out of every result.
+    """
+    b, g_count = layer.weight_bits, groups(layer.n_out, lanes)
+    codes = layer.codes().astype(int)
+    words = []
+    for j in range(layer.n_in):
+        for g in range(g_count):
+            word = 0
+            for i, c in enumerate(codes[j, g * lanes:(g + 1) * lanes]):
+                word |= int(c) << (i * b)
+            words.append(word)
+    return words
+
+
+class Layer(wiring.Component):
+    """One LIF layer, time multiplexed over G = ceil(n_out / P) neuron groups.
+
+    Parameters
+    ----------
+    layer : qlif.golden.model.Layer
+        Weights (baked into the synapse memory init) and neuron parameters.
+    lanes : int
+        P in :data:`qlif.golden.cycles.LANES`.
+
+    Members
+    -------
+    events : In(stream.Signature(unsigned(ceil(log2 n_in))))
+        Input spike addresses. ``ready`` is high when stage A is free; the accepting cycle already
+        processes group 0, so an event costs exactly G cycles and events stream back to back.
+    fire, clear : In(1)
+        Start a fire or clear pass in this cycle (group 0 in this cycle). Only while ``events.ready``
+        is high and ``events.valid`` low (the network sequences this).
+    busy : Out(1)
+        A pass or an event is in either pipeline stage.
+    fire_done : Out(1)
+        Stage B holds the last group of a fire pass (the pass's last busy cycle).
+    out_valid, out_group, out_spikes, out_membrane : Out
+        Stage B of a fire pass: ``v`` (signed k-bit lanes) and ``s`` (P bits) of group ``out_group``;
+        lanes past ``n_out`` read 0.
+
+    Latency: a pass or event issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 1``.
+    Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
+    Memory: synapse ``n_in * G`` words of ``P*b`` bits, membrane ``G`` words of ``P*k`` bits.
+    """
+
+    def __init__(self, *, layer: ModelLayer, lanes: int):
+        if not isinstance(layer, ModelLayer):
+            raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
+        if lanes not in LANES:
+            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        self._layer = layer
+        self._lanes = lanes
+        self._groups = groups(layer.n_out, lanes)
+        k = layer.membrane_bits
+        super().__init__({
+            "events": In(stream.Signature(unsigned(_width(layer.n_in)))),
+            "fire": In(1),
+            "clear": In(1),
+            "busy": Out(1),
+            "fire_done": Out(1),
+            "out_valid": Out(1),
+            "out_group": Out(unsigned(_width(self._groups))),
+            "out_spikes": Out(lanes),
+            "out_membrane": Out(data.ArrayLayout(signed(k), lanes)),
+        })
+
+    @property
+    def layer(self) -> ModelLayer:
+        return self._layer
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def groups(self) -> int:
+        return self._groups
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, P, G = self._layer, self._lanes, self._groups
+        k = layer.membrane_bits
+
+        m.submodules.syn = syn = Memory(
+            shape=unsigned(P * layer.weight_bits), depth=layer.n_in * G, init=synapse_words(layer, P))
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[])
+        m.submodules.lif = lif = LifDatapath(layer=layer, lanes=P)
+        syn_rd = syn.read_port()
+        mem_wr = mem.write_port()
+        # With G = 1 the next event reads group 0 in the cycle its predecessor writes it back.
+        mem_rd = mem.read_port(transparent_for=(mem_wr,) if G == 1 else ())
+
+        # Stage A: the op in flight past its first group (the first group is issued straight from the
+        # request, so a new event or pass costs no extra cycle).
+        a_op = Signal(Op)
+        a_group = Signal(range(G))
+        a_base = Signal(range(layer.n_in * G))
+        # Stage B: what the read data belongs to.
+        b_op = Signal(Op)
+        b_group = Signal(range(G))
+
+        issue_op = Signal(Op)
+        issue_group = Signal(range(G))
+        issue_base = Signal(range(layer.n_in * G))
+        addr = self.events.payload
+        # j*G as a shift where G is a power of two, else a constant multiply.
+        event_base = addr << (G.bit_length() - 1) if G & (G - 1) == 0 else addr * G
+
+        with m.If(a_op != Op.NONE):
+            m.d.comb += [issue_op.eq(a_op), issue_group.eq(a_group), issue_base.eq(a_base)]
+        with m.Else():
+            m.d.comb += self.events.ready.eq(1)
+            with m.If(self.fire):
+                m.d.comb += issue_op.eq(Op.FIRE)
+            with m.Elif(self.clear):
+                m.d.comb += issue_op.eq(Op.CLEAR)
+            with m.Elif(self.events.valid):
+                m.d.comb += [issue_op.eq(Op.INTEGRATE), issue_base.eq(event_base)]
+
+        with m.If((issue_op == Op.NONE) | (issue_group == G - 1)):
+            m.d.sync += a_op.eq(Op.NONE)
+        with m.Else():
+            m.d.sync += [a_op.eq(issue_op), a_group.eq(issue_group + 1), a_base.eq(issue_base)]
+        m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
+        m.d.comb += [
+            syn_rd.addr.eq(issue_base + issue_group),
+            mem_rd.addr.eq(issue_group),
+            self.busy.eq((a_op != Op.NONE) | (b_op != Op.NONE)),
+            self.fire_done.eq((b_op == Op.FIRE) & (b_group == G - 1)),
+        ]
+
+        # Stage B: decode, add, fire, write back. Lanes past n_out in the last group are forced to 0.
+        m.d.comb += [lif.codes.eq(syn_rd.data), lif.membrane.eq(mem_rd.data)]
+        tail = layer.n_out - (G - 1) * P
+        lane_ok = Signal(P)
+        with m.If(b_group == G - 1):
+            m.d.comb += lane_ok.eq((1 << tail) - 1)
+        with m.Else():
+            m.d.comb += lane_ok.eq((1 << P) - 1)
+        m.d.comb += [mem_wr.addr.eq(b_group), mem_wr.en.eq(b_op != Op.NONE)]
+        with m.Switch(b_op):
+            with m.Case(Op.INTEGRATE):
+                m.d.comb += mem_wr.data.eq(lif.integrated)
+            with m.Case(Op.FIRE):
+                for i in range(P):
+                    with m.If(lane_ok[i]):
+                        m.d.comb += [
+                            mem_wr.data[i].eq(lif.reset_next[i]),
+                            self.out_membrane[i].eq(lif.membrane[i]),
+                            self.out_spikes[i].eq(lif.spikes[i]),
+                        ]
+                m.d.comb += [self.out_valid.eq(1), self.out_group.eq(b_group)]
+            # CLEAR writes the default 0 of mem_wr.data; so do FIRE's masked lanes.
+        return m

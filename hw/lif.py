@@ -1,0 +1,123 @@
+"""The LIF update datapath: P lanes of codebook decode, saturating integration, fire, leak and reset.
+
+Purely combinational; :class:`qlif.hw.layer.Layer` wraps it in a read-modify-write pipeline around its
+synapse and membrane memories (the datapath is shared by all neurons of the layer, time multiplexed).
+
+Saturation is :func:`saturate`, a module-level function that :meth:`LifDatapath.elaborate` looks up
+through this module's globals each time it runs. Tests rely on that: monkeypatching
+``qlif.hw.lif.saturate`` with a wrong bound must make the RTL-versus-reference tests fail.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import C, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from qlif.golden.model import Layer, default_codebook
+
+__all__ = ["saturate", "weight_shape", "LifDatapath"]
+
+
+def saturate(value, width: int):
+    """Clip the signed Amaranth value ``value`` to ``[-2^(width-1), 2^(width-1)-1]``; a ``signed(width)`` value.
+
+    This is the contract's ``sat``. It is called at elaboration time through the module global, so a
+    mutation test can replace it (see the module docstring).
+    """
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(value > hi, C(hi, signed(width)), Mux(value < lo, C(lo, signed(width)), value[:width].as_signed()))
+
+
+def weight_shape(layer: Layer) -> Shape:
+    """The narrowest signed shape holding every value of the layer's codebook."""
+    book = layer.effective_codebook
+    return Shape.cast(range(min(min(book), -1), max(max(book), 0) + 1))
+
+
+class LifDatapath(wiring.Component):
+    """P lanes of the integer LIF update of one layer (combinational, no state).
+
+    Lane ``i`` of every port belongs to the same neuron. With ``v`` the ``membrane`` input:
+
+    * ``integrated = sat(v + codebook[code])`` (contract step 3, one input event);
+    * ``spikes = v > theta`` and ``reset_next = reset(leak(v), spikes)`` (step 4 of this step, then
+      steps 1-2 of the next step, so the layer stores the next step's pre-integration value).
+
+    Parameters
+    ----------
+    layer : Layer
+        The golden layer whose parameters (codebook, k, theta, leak shift, reset) are baked in.
+    lanes : int
+        P, neurons updated per cycle.
+
+    Members
+    -------
+    codes : In(unsigned(P*b))
+        P packed weight codes, lane ``i`` in bits ``[i*b, (i+1)*b)``.
+    membrane : In(ArrayLayout(signed(k), P))
+    integrated : Out(ArrayLayout(signed(k), P))
+    spikes : Out(P)
+    reset_next : Out(ArrayLayout(signed(k), P))
+
+    Latency 0 (combinational). Area: P adders of ``max(k, weight width) + 1`` bits, a codebook mux per
+    lane only for custom codebooks (the default ones decode as plain two's complement or ``2c - 1``).
+    """
+
+    def __init__(self, *, layer: Layer, lanes: int):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
+        if not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+        self._layer = layer
+        self._lanes = lanes
+        k = layer.membrane_bits
+        super().__init__({
+            "codes": In(unsigned(lanes * layer.weight_bits)),
+            "membrane": In(data.ArrayLayout(signed(k), lanes)),
+            "integrated": Out(data.ArrayLayout(signed(k), lanes)),
+            "spikes": Out(lanes),
+            "reset_next": Out(data.ArrayLayout(signed(k), lanes)),
+        })
+
+    @property
+    def layer(self) -> Layer:
+        return self._layer
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    def _decode(self, m: Module, code):
+        """Code -> weight value. The default codebooks need no table, custom ones get a constant mux."""
+        layer, b = self._layer, self._layer.weight_bits
+        book = layer.effective_codebook
+        if b > 1 and list(book) == default_codebook(b):
+            return code.as_signed()
+        if list(book) == [-1, 1]:
+            return Mux(code, C(1, signed(2)), C(-1, signed(2)))
+        value = Signal(weight_shape(layer))
+        with m.Switch(code):
+            for c, v in enumerate(book):
+                with m.Case(c):
+                    m.d.comb += value.eq(v)
+        return value
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, b, k = self._layer, self._layer.weight_bits, self._layer.membrane_bits
+        theta = C(layer.threshold, signed(k))
+        for i in range(self._lanes):
+            v = self.membrane[i]
+            w = self._decode(m, self.codes[i * b:(i + 1) * b])
+            m.d.comb += self.integrated[i].eq(saturate(v + w, k))
+            s = v > theta
+            m.d.comb += self.spikes[i].eq(s)
+            # Leak: v - (v >> lam), arithmetic shift; it moves v towards 0 so it never leaves k bits.
+            u = v if layer.leak_shift is None else (v - (v >> layer.leak_shift))[:k].as_signed()
+            if layer.reset == "subtract":
+                u = saturate(u - Mux(s, theta, 0), k)
+            else:
+                u = Mux(s, 0, u)
+            m.d.comb += self.reset_next[i].eq(u)
+        return m

@@ -1,0 +1,152 @@
+"""`qlif demo`: the whole flow once, on the embedded digits data, with a report.
+
+train (snntorch) -> 4-bit post-training quantization -> integer golden model -> RTL simulation of the
+test samples, checked against the golden model every step -> iCE40 UP5K bitstream -> report.md/.json.
+
+The RTL simulation and the synthesis are independent, so they run side by side (two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_demo"]
+
+
+def _stage(name: str):
+    print(f"demo: {name} ...", flush=True)
+    return time.perf_counter()
+
+
+def _done(name: str, start: float, detail: str = "") -> float:
+    seconds = time.perf_counter() - start
+    print(f"demo: {name} done in {seconds:.1f} s{': ' + detail if detail else ''}", flush=True)
+    return seconds
+
+
+def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator", lanes: int = 4,
+             synthesize: bool = True, weight_bits: int = 4) -> dict:
+    """Run the demo and write ``out_dir/report.md`` and ``out_dir/report.json``; return the report."""
+    from qlif.boards.build import build
+    from qlif.golden.data import encode, load_digits_split
+    from qlif.golden.model import save_model
+    from qlif.golden.quantize import quantize
+    from qlif.golden.reference import run
+    from qlif.golden.train import TrainConfig, evaluate_float, save_checkpoint, train
+    from qlif.sim.runner import first_mismatch, run_rtl
+
+    from .cli import write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    config = TrainConfig()
+    split = load_digits_split(config.seed, config.test_fraction)
+
+    t = _stage("training the float LIF network on the digits data")
+    net, history = train(config, split=split)
+    save_checkpoint(net, out_dir / "float.pt", history=history)
+    float_acc = evaluate_float(net, split)
+    seconds["train"] = _done("training", t, f"float test accuracy {float_acc:.2%}")
+
+    t = _stage(f"quantizing to {weight_bits}-bit weights")
+    model = quantize(net, weight_bits=weight_bits)
+    save_model(model, out_dir / "model.json")
+    x_test = encode(split.x_test, model.timesteps)
+    golden = run(model, x_test, lanes=lanes)
+    int_acc = float(np.mean(golden.prediction == split.y_test))
+    seconds["quantize"] = _done("quantization", t, f"integer test accuracy {int_acc:.2%}")
+
+    n = min(samples, len(x_test))
+    x_rtl = x_test[:n]
+    expected = run(model, x_rtl, lanes=lanes)
+
+    def simulate():
+        start = time.perf_counter()
+        got = run_rtl(model, x_rtl, simulator=simulator, lanes=lanes, build_dir=out_dir / "sim")
+        return got, time.perf_counter() - start
+
+    def synth():
+        start = time.perf_counter()
+        report = build(model, board="icebreaker", lanes=lanes, out_dir=out_dir / "icebreaker")
+        return report, time.perf_counter() - start
+
+    t = _stage(f"RTL simulation of {n} test samples ({simulator}, P={lanes})"
+               + (" and UP5K synthesis, in parallel" if synthesize else ""))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sim_future = pool.submit(simulate)
+        hw_future = pool.submit(synth) if synthesize else None
+        got, seconds["rtl_sim"] = sim_future.result()
+        hw, seconds["synthesis"] = hw_future.result() if hw_future else (None, 0.0)
+    mismatch = first_mismatch(expected, got)
+    matched = int(sum(first_mismatch(expected.select(i), got.select(i)) is None for i in range(n)))
+    _done("RTL simulation" + (" and synthesis" if synthesize else ""), t,
+          f"{matched}/{n} samples bit-exact" + (f"; first mismatch: {mismatch}" if mismatch else ""))
+
+    cycles_per_inference = got.cycles.sum(axis=1)
+    report = {
+        "dataset": "digits (sklearn load_digits), test split",
+        "network": [model.n_in, *(layer.n_out for layer in model.layers)],
+        "timesteps": model.timesteps,
+        "weight_bits": [layer.weight_bits for layer in model.layers],
+        "membrane_bits": [layer.membrane_bits for layer in model.layers],
+        "lanes": lanes,
+        "test_samples": len(x_test),
+        "float_accuracy": float_acc,
+        "integer_accuracy": int_acc,
+        "rtl_samples": n,
+        "rtl_simulator": simulator,
+        "rtl_match_samples": matched,
+        "rtl_match": matched / n,
+        "rtl_accuracy": float(np.mean(got.prediction == split.y_test[:n])),
+        "first_mismatch": mismatch,
+        "mean_cycles_per_inference": float(cycles_per_inference.mean()),
+        "max_cycles_per_inference": int(cycles_per_inference.max()),
+        "seconds": seconds,
+    }
+    if hw is not None:
+        report["hardware"] = hw
+        report["latency_us_at_fmax"] = report["mean_cycles_per_inference"] / hw["fmax_mhz"]
+    write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text(out_dir / "report.md", render_markdown(report))
+    print((out_dir / "report.md").read_text())
+    if mismatch:
+        raise SystemExit(f"qlif demo: the RTL differs from the golden model: {mismatch}")
+    return report
+
+
+def render_markdown(r: dict) -> str:
+    """The human-readable report."""
+    net = "-".join(map(str, r["network"]))
+    lines = [
+        "# qlif demo report",
+        "",
+        f"Network {net} LIF, T = {r['timesteps']} steps, weight bits {r['weight_bits']}, membrane bits "
+        f"{r['membrane_bits']}, P = {r['lanes']} lanes. Data: {r['dataset']} ({r['test_samples']} samples).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| float model accuracy | {r['float_accuracy']:.2%} |",
+        f"| integer model accuracy (what the RTL computes) | {r['integer_accuracy']:.2%} |",
+        f"| RTL match ({r['rtl_simulator']}, {r['rtl_samples']} samples: spikes, membranes, cycles every step) "
+        f"| {r['rtl_match']:.1%} ({r['rtl_match_samples']}/{r['rtl_samples']}) |",
+        f"| RTL accuracy on those samples | {r['rtl_accuracy']:.2%} |",
+        f"| mean cycles per inference | {r['mean_cycles_per_inference']:.0f} (max {r['max_cycles_per_inference']}) |",
+    ]
+    hw = r.get("hardware")
+    if hw:
+        lines.append(f"| Fmax (nextpnr, {hw['device']}) | {hw['fmax_mhz']:.1f} MHz |")
+        lines.append(f"| latency per inference at Fmax | {r['latency_us_at_fmax']:.1f} us |")
+        lines += ["", f"## Resources on {hw['device']}", "", "| resource | used | available | % |",
+                  "|---|---|---|---|"]
+        for name, u in hw["resources"].items():
+            pct = 100.0 * u["used"] / u["available"] if u["available"] else 0.0
+            lines.append(f"| {name} | {u['used']} | {u['available']} | {pct:.1f} |")
+        lines += ["", f"Bitstream: `{hw['bitstream']}`"]
+    lines += ["", "## Time", ""] + [f"- {k}: {v:.1f} s" for k, v in r["seconds"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,55 @@
+"""The cocotb test module that :func:`qlif.sim.runner.run_rtl` runs inside the simulator.
+
+Its inputs come from environment variables set by the runner (the simulator process cannot be handed
+Python objects):
+
+========================  =====================================================================
+``QLIF_SIM_MODEL``        model file (JSON)
+``QLIF_SIM_INPUTS``       stimuli, ``.npy`` uint8 [S, T, n_in]
+``QLIF_SIM_OUT``          ``.npz`` written at the end: the measured Result and the checker's verdict
+``QLIF_SIM_LANES``        lanes P the design was generated with
+``QLIF_SIM_GAPS``         ``1``: random events.valid gaps and spikes.ready backpressure
+``QLIF_SIM_SEED``         seed of those random patterns
+``QLIF_SIM_STRICT``       ``1``: fail the test at the first difference from the golden model
+========================  =====================================================================
+
+The ``.npz`` is written even when the test fails, so the runner can report the checker's message.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cocotb
+import numpy as np
+from cocotb.handle import HierarchyObject
+from cocotb.simtime import get_sim_time
+
+from qlif.golden.model import load_model
+
+from .tb import CLOCK_NS, Model, Testbench
+
+
+@cocotb.test()
+async def network_matches_golden(dut: HierarchyObject) -> None:
+    env = os.environ
+    model = Model(load_model(env["QLIF_SIM_MODEL"]), np.load(env["QLIF_SIM_INPUTS"]),
+                  lanes=int(env["QLIF_SIM_LANES"]))
+    tb = Testbench(dut, model, gaps=env.get("QLIF_SIM_GAPS") == "1", seed=int(env.get("QLIF_SIM_SEED", "0")),
+                   strict=env.get("QLIF_SIM_STRICT") == "1")
+    failure = ""
+    tb.start()
+    try:
+        await tb.reset()
+        for s in range(model.samples):
+            await tb.run_sample(s)
+    except BaseException as e:
+        # A failing driver or monitor cancels this coroutine: report the part's exception, not that.
+        cause = tb.failure() or e
+        failure = f"{type(cause).__name__}: {cause}"
+        raise
+    finally:
+        tb.stop()
+        sb = tb.scoreboard
+        np.savez(env["QLIF_SIM_OUT"], **sb.result().to_npz_dict(), mismatch=np.str_(sb.mismatch or ""),
+                 failure=np.str_(failure), sim_cycles=np.int64(get_sim_time("ns") // CLOCK_NS))

