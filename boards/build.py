@@ -149,8 +149,8 @@ def _stderr(line: str) -> None:
 
 
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
-          out_dir: str | os.PathLike | None = None, name: str = "qlif", seed: int = 1,
-          progress: Callable[[str], None] | None = _stderr) -> dict:
+          clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
+          seed: int = 1, progress: Callable[[str], None] | None = _stderr) -> dict:
     """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json``).
 
     Parameters
@@ -162,6 +162,9 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         P of the core.
     baud : int
         UART baud rate of the host link.
+    clk_freq : float or None
+        Clock of the design in Hz: ``None`` for the board oscillator, else made by the board's PLL
+        (the nearest reachable frequency within 1 %).
     out_dir : path or None
         Build directory; default ``build/<board>-<name>`` under :data:`BUILD_ROOT`. It must lie inside
         :data:`BUILD_ROOT`, the only tree the YoWASP tools can see.
@@ -175,8 +178,9 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     Returns
     -------
     dict
-        :func:`parse_reports` plus ``board``, ``device``, ``lanes``, ``baud``, ``model`` (layer sizes,
-        timesteps) and ``files`` (absolute paths of the bitstream, the two JSON reports and the logs).
+        :func:`parse_reports` plus ``board``, ``device``, ``lanes``, ``baud``, ``clk_mhz`` (the clock the
+        design runs at, which is also the timing constraint), ``pll`` (bool), ``model`` (layer sizes,
+        timesteps, bit widths) and ``files`` (absolute paths of the bitstream, the two JSON reports and the logs).
     """
     if board not in BOARDS:
         raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
@@ -187,13 +191,16 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     if not out.is_relative_to(BUILD_ROOT.resolve()):
         raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
     platform_cls, top_cls = BOARDS[board]
-    top = top_cls(model=model, lanes=lanes, baud=baud)
+    top = top_cls(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq)
     platform = platform_cls()
 
     files = {"bitstream": out / f"{name}.bin", "nextpnr_report": out / f"{name}.report.json",
              "yosys_stat": out / f"{name}.stat.json", "yosys_log": out / f"{name}.rpt",
              "nextpnr_log": out / f"{name}.tim"}
-    for path in files.values():      # no stale product may pass for a fresh one
+    stages = [("yosys synthesis", f"{name}.json"), ("nextpnr place and route", f"{name}.asc"),
+              ("icepack", f"{name}.bin")]
+    # No stale product may pass for a fresh one (the stage outputs also mark progress).
+    for path in [*files.values(), *(out / product for _, product in stages)]:
         path.unlink(missing_ok=True)
     if progress:
         progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes})")
@@ -204,15 +211,15 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         nextpnr_opts=f"--report {name}.report.json --seed {seed}",
     )
     plan.extract(out)
-    _run_plan(out / f"{plan.script}.sh", out, tool_env(),
-              [("yosys synthesis", f"{name}.json"), ("nextpnr place and route", f"{name}.asc"),
-               ("icepack", f"{name}.bin")], progress)
+    _run_plan(out / f"{plan.script}.sh", out, tool_env(), stages, progress)
 
     report = {
         "board": board,
         "device": f"{platform.device}-{platform.package}",
         "lanes": lanes,
         "baud": baud,
+        "clk_mhz": top.clk_freq / 1e6,
+        "pll": clk_freq is not None,
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
                   "weight_bits": [layer.weight_bits for layer in model.layers],
                   "membrane_bits": [layer.membrane_bits for layer in model.layers]},
@@ -262,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-bits", type=int, default=4, help="with --random")
     parser.add_argument("--membrane-bits", type=int, default=8, help="with --random")
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
+    parser.add_argument("--clk-mhz", type=float, help="clock from the PLL (default: the board oscillator)")
     parser.add_argument("--name", default="qlif")
     parser.add_argument("--out", help="build directory (inside build/)")
     args = parser.parse_args(argv)
@@ -270,11 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
                              weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
-    report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out, name=args.name)
+    report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out, name=args.name,
+                   clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
     util = report["utilization"]
     print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
                                               if k in ("lc", "ff", "ebr", "spram", "dsp")))
-    print(f"Fmax {report['fmax_mhz']:.1f} MHz; report {Path(report['files']['bitstream']).parent / 'report.json'}")
+    print(f"Fmax {report['fmax_mhz']:.1f} MHz at a {report['clk_mhz']:.2f} MHz clock; "
+          f"report {Path(report['files']['bitstream']).parent / 'report.json'}")
     return 0
 
 

@@ -214,6 +214,13 @@ class HostLink(wiring.Component):
                     self.fault.eq(errors != 0),
                 ]
 
+        # The core's input is a register stage (valid and payload from flip-flops): the core's own
+        # accept logic is long, so nothing of ours may sit in front of it.
+        ev = net.events
+        ev_free = ~ev.valid | ev.ready            # the stage is empty or being emptied this cycle
+        with m.If(ev.ready):
+            m.d.sync += ev.valid.eq(0)
+
         with m.FSM():
             with m.State("RUN"):
                 # Nothing goes to the core while a reply waits for the transmitter, so no later step
@@ -224,26 +231,20 @@ class HostLink(wiring.Component):
                             m.next = "FLUSH"
                         with m.Else():
                             m.next = "CLEAR"
-                    with m.Else():
-                        is_eot = tok.payload.eot
-                        m.d.comb += [
-                            net.events.valid.eq(1),
-                            net.events.payload.addr.eq(tok.payload.word),
-                            net.events.payload.eot.eq(is_eot),
-                            tok.ready.eq(net.events.ready),
-                        ]
-                        with m.If(net.events.ready):
-                            m.d.sync += step_open.eq(~is_eot)
+                    with m.Elif(ev_free):
+                        m.d.comb += tok.ready.eq(1)
+                        m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(tok.payload.word),
+                                     ev.payload.eot.eq(tok.payload.eot), step_open.eq(~tok.payload.eot)]
             with m.State("FLUSH"):
                 # CLEAR in the middle of a step: end the step first, since the core only clears between
                 # steps. The step does not count towards the sample (``steps`` is reset below).
-                m.d.comb += [net.events.valid.eq(1), net.events.payload.eot.eq(1)]
-                with m.If(net.events.ready):
-                    m.d.sync += step_open.eq(0)
+                with m.If(ev_free):
+                    m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
-                # ``idle`` is low from the flushed eot until its step_done, so the flushed step ends here.
-                with m.If(net.idle & ~net.step_done):
+                # Once the stage is empty the core has every token; ``idle`` is then low from the last
+                # eot until its step_done, so any step in flight (a flushed one too) ends before this.
+                with m.If(~ev.valid & net.idle & ~net.step_done):
                     m.d.comb += [net.clear.eq(1), tok.ready.eq(1)]
                     m.d.sync += [steps.eq(0), uart_error.eq(0), self.ok.eq(0), self.fault.eq(0)]
                     m.next = "RUN"

@@ -18,6 +18,7 @@ Per layer ``l`` (``docs/training.md``):
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,9 +26,10 @@ import numpy as np
 from .data import encode, load_digits_split
 from .model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
 from .reference import run
-from .train import SpikingMLP
+from .train import SpikingMLP, load_checkpoint
 
-__all__ = ["quantize_weights", "quantize_threshold", "leak_shift_of", "bits_for_range", "quantize"]
+__all__ = ["quantize_weights", "quantize_threshold", "leak_shift_of", "bits_for_range", "quantize",
+           "quantize_checkpoint"]
 
 
 def quantize_weights(weights: np.ndarray, bits: int, percentile: float = 99.9) -> tuple[np.ndarray, float]:
@@ -110,7 +112,7 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     Returns
     -------
     Model
-        With metadata ``{"source": "qlif.golden.quantize", "scales", "float_thresholds", "percentile",
+        With metadata ``{"created_by": "qlif.golden.quantize", "scales", "float_thresholds", "percentile",
         "seed", "test_fraction"}`` so :mod:`qlif.golden.evaluate` can rebuild the same test split.
     """
     cfg = net.config
@@ -129,7 +131,7 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
             Layer(weights=wi, weight_bits=b, membrane_bits=k, threshold=th, leak_shift=lam, reset="subtract")
             for wi, b, k, th in zip(ints, bits, ks, thetas, strict=True))
         return Model(timesteps=cfg.timesteps, layers=layers, metadata={
-            "source": "qlif.golden.quantize",
+            "created_by": "qlif.golden.quantize",
             "scales": scales,
             "float_thresholds": net.thresholds,
             "percentile": percentile,
@@ -152,6 +154,14 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     model = build(ks)
     model.validate()
     return model
+
+
+def quantize_checkpoint(path: str | os.PathLike, **kwargs) -> Model:
+    """:func:`quantize` the network saved at ``path`` by :func:`qlif.golden.train.save_checkpoint`.
+
+    Keyword arguments are those of :func:`quantize`, e.g. ``weight_bits=4, percentile=99.9``.
+    """
+    return quantize(load_checkpoint(path), **kwargs)
 
 
 def _per_layer(value: int | Sequence[int], n: int, name: str) -> list[int]:

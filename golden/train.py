@@ -14,7 +14,8 @@ counts, the quantity the hardware's argmax reads. Everything is seeded and deter
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +42,14 @@ class TrainConfig:
     Parameters
     ----------
     hidden : tuple of int
-        Hidden layer widths; ``(128,)`` gives the 64-128-10 network.
+        Hidden layer widths; ``(128,)`` (or ``128``) gives the 64-128-10 network.
     timesteps : int
         Steps T per sample, both for the rate coding and the network.
     leak_shift : int
         ``lam`` of the integer leak ``v - (v >> lam)``; the float network uses ``beta = 1 - 2^-lam``.
-    threshold : float
-        Firing threshold of every layer (float units; the weights learn their scale relative to it).
+    threshold : float or tuple of float
+        Firing threshold, one for every layer or one per layer (float units; the weights learn their
+        scale relative to it, so 1.0 loses nothing).
     epochs, batch_size, lr : int, int, float
         Adam optimisation settings.
     slope : float
@@ -61,24 +63,39 @@ class TrainConfig:
     hidden: tuple[int, ...] = (128,)
     timesteps: int = 16
     leak_shift: int = 3
-    threshold: float = 1.0
-    epochs: int = 40
+    threshold: float | tuple[float, ...] = 1.0
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3
     slope: float = 10.0
     seed: int = 0
     test_fraction: float = 0.25
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        # Accept what a command line or a loaded checkpoint gives (an int, lists) as the tuples above.
+        if isinstance(self.hidden, int):
+            object.__setattr__(self, "hidden", (self.hidden,))
+        for name in ("hidden", "threshold"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive integers, not {self.hidden!r}")
         if not isinstance(self.timesteps, int) or self.timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, not {self.timesteps!r}")
         if not isinstance(self.leak_shift, int) or not 0 <= self.leak_shift <= 15:
             raise ValueError(f"leak_shift must be an integer 0..15, not {self.leak_shift!r}")
-        if not self.threshold > 0:
+        n_layers = len(self.hidden) + 1
+        if isinstance(self.threshold, tuple) and len(self.threshold) != n_layers:
+            raise ValueError(f"threshold needs one value or {n_layers} (one per layer), not {self.threshold!r}")
+        if not all(t > 0 for t in self.thresholds):
             raise ValueError(f"threshold must be positive, not {self.threshold!r}")
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The threshold of every layer."""
+        if isinstance(self.threshold, tuple):
+            return self.threshold
+        return (self.threshold,) * (len(self.hidden) + 1)
 
     @property
     def beta(self) -> float:
@@ -108,12 +125,12 @@ class SpikingMLP(nn.Module):
         super().__init__()
         self.config = config
         widths = (n_in, *config.hidden, n_out)
-        self.fcs = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(widths, widths[1:]))
+        self.fcs = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in pairwise(widths))
         grad = surrogate.fast_sigmoid(slope=config.slope)
         self.lifs = nn.ModuleList(
-            snn.Leaky(beta=config.beta, threshold=config.threshold, spike_grad=grad,
+            snn.Leaky(beta=config.beta, threshold=theta, spike_grad=grad,
                       reset_mechanism="subtract", reset_delay=True)
-            for _ in self.fcs)
+            for theta in config.thresholds)
 
     @property
     def thresholds(self) -> list[float]:
@@ -208,9 +225,7 @@ def save_checkpoint(net: SpikingMLP, path: str | Path, *, history: dict | None =
 def load_checkpoint(path: str | Path) -> SpikingMLP:
     """Rebuild the network saved by :func:`save_checkpoint` (in eval mode)."""
     ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    cfg = dict(ckpt["config"])
-    cfg["hidden"] = tuple(cfg["hidden"])
-    net = SpikingMLP(int(ckpt["n_in"]), int(ckpt["n_out"]), TrainConfig(**cfg))
+    net = SpikingMLP(int(ckpt["n_in"]), int(ckpt["n_out"]), TrainConfig(**ckpt["config"]))
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     return net

@@ -18,7 +18,7 @@ membranes (lane ``i`` in bits ``[i*k, (i+1)*k)``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -140,23 +140,27 @@ class Layer(wiring.Component):
         mem_rd = mem.read_port(transparent_for=(mem_wr,) if G == 1 else ())
 
         # Stage A: the op in flight past its first group (the first group is issued straight from the
-        # request, so a new event or pass costs no extra cycle).
+        # request, so a new event or pass costs no extra cycle) and the addresses of its next group.
         a_op = Signal(Op)
         a_group = Signal(range(G))
-        a_base = Signal(range(layer.n_in * G))
+        a_syn = Signal(range(layer.n_in * G))
         # Stage B: what the read data belongs to.
         b_op = Signal(Op)
         b_group = Signal(range(G))
 
-        issue_op = Signal(Op)
-        issue_group = Signal(range(G))
-        issue_base = Signal(range(layer.n_in * G))
+        # The read addresses depend on registers and the event address only, not on valid or on the
+        # request kind: reading speculatively is harmless and keeps the handshake logic off the path
+        # into the block RAM address (the slowest path otherwise).
+        cont = a_op != Op.NONE
         addr = self.events.payload
         # j*G as a shift where G is a power of two, else a constant multiply.
         event_base = addr << (G.bit_length() - 1) if G & (G - 1) == 0 else addr * G
+        m.d.comb += [syn_rd.addr.eq(Mux(cont, a_syn, event_base)), mem_rd.addr.eq(Mux(cont, a_group, 0))]
 
-        with m.If(a_op != Op.NONE):
-            m.d.comb += [issue_op.eq(a_op), issue_group.eq(a_group), issue_base.eq(a_base)]
+        issue_op = Signal(Op)
+        issue_group = Signal(range(G))
+        with m.If(cont):
+            m.d.comb += [issue_op.eq(a_op), issue_group.eq(a_group)]
         with m.Else():
             m.d.comb += self.events.ready.eq(1)
             with m.If(self.fire):
@@ -164,17 +168,15 @@ class Layer(wiring.Component):
             with m.Elif(self.clear):
                 m.d.comb += issue_op.eq(Op.CLEAR)
             with m.Elif(self.events.valid):
-                m.d.comb += [issue_op.eq(Op.INTEGRATE), issue_base.eq(event_base)]
+                m.d.comb += issue_op.eq(Op.INTEGRATE)
 
         with m.If((issue_op == Op.NONE) | (issue_group == G - 1)):
             m.d.sync += a_op.eq(Op.NONE)
         with m.Else():
-            m.d.sync += [a_op.eq(issue_op), a_group.eq(issue_group + 1), a_base.eq(issue_base)]
+            m.d.sync += [a_op.eq(issue_op), a_group.eq(issue_group + 1), a_syn.eq(syn_rd.addr + 1)]
         m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
         m.d.comb += [
-            syn_rd.addr.eq(issue_base + issue_group),
-            mem_rd.addr.eq(issue_group),
-            self.busy.eq((a_op != Op.NONE) | (b_op != Op.NONE)),
+            self.busy.eq(cont | (b_op != Op.NONE)),
             self.fire_done.eq((b_op == Op.FIRE) & (b_group == G - 1)),
         ]
 

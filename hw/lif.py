@@ -10,7 +10,7 @@ through this module's globals each time it runs. Tests rely on that: monkeypatch
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,13 +20,22 @@ __all__ = ["saturate", "weight_shape", "LifDatapath"]
 
 
 def saturate(value, width: int):
-    """Clip the signed Amaranth value ``value`` to ``[-2^(width-1), 2^(width-1)-1]``; a ``signed(width)`` value.
+    """Clip the Amaranth value ``value`` to ``[-2^(width-1), 2^(width-1)-1]``: the contract's ``sat``.
 
-    This is the contract's ``sat``. It is called at elaboration time through the module global, so a
-    mutation test can replace it (see the module docstring).
+    Returns a signed value of at most ``width`` bits. It is called at elaboration time through the
+    module global, so a mutation test can replace it (see the module docstring).
     """
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return Mux(value > hi, C(hi, signed(width)), Mux(value < lo, C(lo, signed(width)), value[:width].as_signed()))
+    value = Value.cast(value)
+    if not value.shape().signed:
+        value = Cat(value, C(0, 1)).as_signed()
+    if len(value) <= width:
+        return value
+    # The value fits when all bits from the result's sign bit up are equal: a LUT test, where a
+    # comparison with the bounds would be a carry chain on the iCE40.
+    head = value[width - 1:]
+    fits = (head == 0) | (head == (1 << len(head)) - 1)
+    lo, hi = C(-(1 << (width - 1)), signed(width)), C((1 << (width - 1)) - 1, signed(width))
+    return Mux(fits, value[:width].as_signed(), Mux(value[-1], lo, hi))
 
 
 def weight_shape(layer: Layer) -> Shape:

@@ -154,6 +154,13 @@ class Network(wiring.Component):
         m.d.sync += [cycles.eq(cycles + work), self.step_done.eq(0)]
 
         best_count = Signal(self._count_width)
+        # Output spikes are counted one cycle after they leave, off the queue-to-register path; the last
+        # one is counted in the eot cycle, so prediction is final by step_done.
+        counted = Signal()
+        counted_addr = Signal(range(model.n_out))
+        m.d.sync += counted.eq(0)
+        with m.If(counted):
+            self._count(m, counted_addr, best_count)
         start_clear = Signal()
 
         with m.FSM(init="INT0"):
@@ -224,7 +231,7 @@ class Network(wiring.Component):
                                      started.eq(0)]
                         m.next = "INT0"
                     with m.Else():
-                        self._count(m, addr, best_count)
+                        m.d.sync += [counted.eq(1), counted_addr.eq(addr)]
 
             with m.State("CLEAR"):
                 with m.If(~any_busy(layers)):
@@ -240,18 +247,27 @@ class Network(wiring.Component):
         """Count an output spike of neuron ``addr`` and keep ``prediction`` its argmax (ties: lowest).
 
         Counts only ever grow by one, so the new maximum is either the old one or this neuron's count:
-        no comparison tree over all counters is needed.
+        no comparison tree over all counters is needed. Counter ``i`` becomes the argmax when it equals
+        the maximum (it overtakes) or is one below it with ``i`` below the current argmax (a tie won).
+        These tests use equalities and constants only, computed beside every counter in parallel, and
+        the address just selects one: a short path for the iCE40.
         """
         top = (1 << self._count_width) - 1
-        count = Signal(self._count_width)
+        take = Signal()     # neuron addr becomes the argmax
+        grow = Signal()     # ... and the maximum grows
         for i in range(self._model.n_out):
+            count = self.counts[i]
             with m.If(addr == i):
-                m.d.comb += count.eq(self.counts[i])
-                with m.If(self.counts[i] != top):
-                    m.d.sync += self.counts[i].eq(self.counts[i] + 1)
-        new = count + 1
-        with m.If((count != top) & ((new > best_count) | ((new == best_count) & (addr < self.prediction)))):
-            m.d.sync += [best_count.eq(new), self.prediction.eq(addr)]
+                with m.If(count != top):
+                    m.d.sync += count.eq(count + 1)
+                    m.d.comb += [
+                        grow.eq(count == best_count),
+                        take.eq((count == best_count) | ((count + 1 == best_count) & (self.prediction > i))),
+                    ]
+        with m.If(take):
+            m.d.sync += self.prediction.eq(addr)
+        with m.If(grow):
+            m.d.sync += best_count.eq(best_count + 1)
 
 
 def any_busy(layers):

@@ -8,7 +8,7 @@ bubble between entries, followed by an end-of-train token.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -98,7 +98,7 @@ class Serializer(wiring.Component):
         m.d.comb += [
             self.tokens.valid.eq(1),
             self.tokens.payload.eot.eq(empty),
-            self.tokens.payload.addr.eq(rd.data.group * P + lane),
+            self.tokens.payload.addr.eq(Cat(lane, rd.data.group) if P > 1 else rd.data.group),
             rd_ptr_next.eq(rd_ptr),
         ]
         with m.If(self.restart):

@@ -71,7 +71,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     prediction = np.zeros(n_samples, np.int64)
     errors = np.zeros(n_samples, np.int64)
     counts = np.zeros((n_samples, model.n_out), np.int64)
-    state = {"done": 0, "ordered": True, "cycles": 0}
+    state = {"done": 0, "ordered": True, "padding_zero": True, "cycles": 0}
     total = n_samples * n_steps
 
     async def driver(ctx):
@@ -115,12 +115,20 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
 
     async def monitor(ctx):
         tr = dut.trace
-        padding_zero = True
         async for (_, _, valid, layer, group, sp, mem, done, step_cycles, integrating, pred, err,
                    cnt) in ctx.tick().sample(
                 tr.valid, tr.layer, tr.group, tr.spikes, tr.membrane, dut.step_done, dut.step_cycles,
                 dut.integrating, dut.prediction, dut.error, dut.counts):
             state["cycles"] += 1
+            if done and state["done"] < total:
+                s, t = divmod(state["done"], n_steps)
+                cycles[s, t] = step_cycles
+                if t == n_steps - 1:
+                    prediction[s] = pred
+                    errors[s] = err
+                    counts[s] = [int(cnt[i]) for i in range(model.n_out)]
+                state["done"] += 1
+            # The step_done cycle already belongs to the next step (it may take the next first token).
             if state["done"] >= total:
                 continue
             s, t = divmod(state["done"], n_steps)
@@ -132,15 +140,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
                     spikes[layer][s, t, base + i] = (sp >> i) & 1
                     membranes[layer][s, t, base + i] = mem[i]
                     if base + i >= model.layers[layer].n_out and ((sp >> i) & 1 or mem[i]):
-                        padding_zero = False
-                state["padding"] = padding_zero
-            if done:
-                cycles[s, t] = step_cycles
-                if t == n_steps - 1:
-                    prediction[s] = pred
-                    errors[s] = err
-                    counts[s] = [int(cnt[i]) for i in range(model.n_out)]
-                state["done"] += 1
+                        state["padding_zero"] = False
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -160,5 +160,5 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
         cycles=cycles,
     )
     return RtlRun(result=result, stream_spikes=out, stream_ordered=state["ordered"], integrate_cycles=integ,
-                  trace_counts=trace_counts, padding_zero=state.get("padding", True), errors=errors,
+                  trace_counts=trace_counts, padding_zero=state["padding_zero"], errors=errors,
                   counts=counts, total_cycles=state["cycles"])

@@ -165,12 +165,17 @@ def cmd_stimuli(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from qlif.golden.train import TrainConfig, train
+    from qlif.golden.evaluate import evaluate
+    from qlif.golden.train import TrainConfig, save_checkpoint, train
 
-    config = TrainConfig(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed)
-    out = Path(args.out)
-    info = train(config, out=out)
-    print(f"train: float test accuracy {info['test_accuracy']:.2%} -> {out}")
+    settings = dict(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed)
+    try:
+        config = TrainConfig(**{k: v for k, v in settings.items() if v is not None})
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    net, history = train(config)
+    save_checkpoint(net, args.out, history=history)
+    print(f"train: {evaluate(net=net).summary()} in {history['seconds']:.0f} s -> {args.out}")
     return 0
 
 
@@ -178,10 +183,13 @@ def cmd_quantize(args) -> int:
     from qlif.golden.model import save_model
     from qlif.golden.quantize import quantize_checkpoint
 
+    if not Path(args.checkpoint).is_file():
+        raise CLIError(f"{args.checkpoint}: no such checkpoint file")
     model = quantize_checkpoint(Path(args.checkpoint), weight_bits=args.weight_bits,
-                                percentile=args.percentile)
+                                percentile=args.percentile, membrane_bits=args.membrane_bits)
     save_model(model, args.out)
-    print(f"quantize: {args.weight_bits}-bit weights, {len(model.layers)} layers -> {args.out}")
+    widths = ", ".join(f"{layer.weight_bits}b/{layer.membrane_bits}k" for layer in model.layers)
+    print(f"quantize: layers (weight bits/membrane bits) {widths} -> {args.out}")
     return 0
 
 
@@ -199,11 +207,13 @@ def cmd_eval(args) -> int:
         if y.shape != (x.shape[0],):
             raise CLIError(f"--labels: shape {y.shape} does not match {x.shape[0]} samples")
     else:
-        from qlif.golden.data import encode, load_digits_split
+        from qlif.golden.evaluate import evaluate
 
-        split = load_digits_split()
-        x, y = encode(split.x_test, model.timesteps), split.y_test
-        x = check_inputs(model, x)
+        if model.n_in != 64:
+            raise CLIError(f"the model has {model.n_in} inputs, the digits data 64: pass --inputs and --labels")
+        # The split (seed, test fraction) the model was trained on is in its metadata.
+        print(f"eval: {evaluate(model=model).summary()}")
+        return 0
     pred = run(model, x).prediction
     acc = float(np.mean(pred == y))
     print(f"eval: integer model accuracy {acc:.2%} on {len(y)} samples")
@@ -266,16 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", help="also write the labels .npy here")
 
     sp = add("train", cmd_train, "train the float LIF network (snntorch) on the digits data")
-    sp.add_argument("--hidden", type=_positive, default=128)
+    sp.add_argument("--hidden", type=_positive, default=None, help="hidden neurons (default 128)")
     sp.add_argument("--timesteps", type=_positive, default=None, help="T (default: the trainer's)")
     sp.add_argument("--epochs", type=_positive, default=None)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=None, help="seed of weights, batches and split (default 0)")
     sp.add_argument("--out", required=True, help="checkpoint .pt")
 
     sp = add("quantize", cmd_quantize, "post-training quantization of a checkpoint into a model file")
     sp.add_argument("checkpoint")
     sp.add_argument("--weight-bits", type=int, choices=(1, 2, 4, 8), default=4)
     sp.add_argument("--percentile", type=float, default=99.9, help="weight clipping percentile per layer")
+    sp.add_argument("--membrane-bits", type=int, default=None,
+                    help="k for every layer (default: calibrated on the training data)")
     sp.add_argument("--out", required=True)
 
     sp = add("eval", cmd_eval, "accuracy of the integer model (default: the digits test split)")

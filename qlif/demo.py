@@ -34,10 +34,11 @@ def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator",
     """Run the demo and write ``out_dir/report.md`` and ``out_dir/report.json``; return the report."""
     from qlif.boards.build import build
     from qlif.golden.data import encode, load_digits_split
+    from qlif.golden.evaluate import float_accuracy
     from qlif.golden.model import save_model
     from qlif.golden.quantize import quantize
     from qlif.golden.reference import run
-    from qlif.golden.train import TrainConfig, evaluate_float, save_checkpoint, train
+    from qlif.golden.train import TrainConfig, save_checkpoint, train
     from qlif.sim.runner import first_mismatch, run_rtl
 
     from .cli import write_text
@@ -51,7 +52,7 @@ def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator",
     t = _stage("training the float LIF network on the digits data")
     net, history = train(config, split=split)
     save_checkpoint(net, out_dir / "float.pt", history=history)
-    float_acc = evaluate_float(net, split)
+    float_acc = float_accuracy(net, encode(split.x_test, config.timesteps), split.y_test)
     seconds["train"] = _done("training", t, f"float test accuracy {float_acc:.2%}")
 
     t = _stage(f"quantizing to {weight_bits}-bit weights")

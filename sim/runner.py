@@ -52,6 +52,13 @@ _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1"]
 # `always @*` once never fires, and combinational outputs read X until one of their inputs changes.
 # Verilog-2005 rules (a later -g wins) make the initialiser an event at time 0.
 _ICARUS_ARGS = ["-g2005"]
+_ICARUS_DUMP = f"""module qlif_waves;
+initial begin
+    $dumpfile("{TOPLEVEL}.fst");
+    $dumpvars(0, {TOPLEVEL});
+end
+endmodule
+"""
 
 
 class SimulationError(RuntimeError):
@@ -138,9 +145,16 @@ def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
     stamp = where / "built.ok"
     with _verilator_on_path() if simulator == "verilator" else contextlib.nullcontext():
         if not stamp.exists():
+            sources, args = [source], list(_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS)
+            if simulator == "icarus" and waves:
+                # cocotb's own dump module is SystemVerilog, which -g2005 rejects; this one is plain.
+                dump = where / "qlif_waves.v"
+                dump.write_text(_ICARUS_DUMP)
+                sources.append(dump)
+                args += ["-s", "qlif_waves"]
             try:
-                runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=where / "build", waves=waves,
-                             build_args=_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS,
+                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=where / "build",
+                             waves=waves and simulator == "verilator", build_args=args,
                              timescale=("1ns", "1ps"), log_file=where / "build.log")
             except (RuntimeError, SystemExit) as e:
                 log = (where / "build.log").read_text()[-3000:] if (where / "build.log").exists() else ""

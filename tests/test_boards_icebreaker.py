@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qlif.boards.build import BUILD_ROOT, build, parse_reports, random_model, tool_env
-from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop
+from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
 from qlif.golden.reference import run
 
 #: A trimmed ``nextpnr-ice40 --report`` document (the real one has every bel type and full paths).
@@ -74,6 +74,36 @@ def test_pins_and_clock_constraint():
     for line in ("uart_0__rx__io 6", "uart_0__tx__io 9", "led_g_0__io 37", "led_r_0__io 11",
                  "clk12_0__io 35", "set_frequency clk12_0__io 12.0"):
         assert line in pcf
+
+
+@pytest.mark.parametrize("f_out, expect", [
+    # What `icepll -i 12 -o <MHz>` prints.
+    (24e6, PLLConfig(divr=0, divf=63, divq=5, filter_range=1, f_out=24e6)),
+    (40e6, PLLConfig(divr=0, divf=52, divq=4, filter_range=1, f_out=39.75e6)),
+    (48e6, PLLConfig(divr=0, divf=63, divq=4, filter_range=1, f_out=48e6)),
+])
+def test_pll_config(f_out, expect):
+    assert pll_config(f_in=12e6, f_out=f_out) == expect
+
+
+def test_pll_config_refuses():
+    with pytest.raises(ValueError, match="16..275 MHz"):
+        pll_config(f_in=12e6, f_out=12e6)
+    with pytest.raises(ValueError, match="nearest: none"):
+        pll_config(f_in=5e6, f_out=24e6)         # 5 MHz is below the phase detector's 10 MHz
+
+
+def test_pll_top():
+    """With clk_freq the sync clock comes from SB_PLL40_PAD on the clock pin (nextpnr derives its
+    constraint from the pin's, so the pin stays the only constrained clock)."""
+    model = random_model([8, 4], timesteps=2)
+    top = ICEBreakerTop(model=model, lanes=2, clk_freq=24e6)
+    assert top.clk_freq == 24e6
+    plan = ICEBreakerPlatform().build(top, name="top", do_build=False, debug_verilog=False)
+    rtlil = plan.files["top.il"]
+    assert "cell \\SB_PLL40_PAD" in rtlil and "parameter \\DIVF 7'0111111" in rtlil
+    constraints = [line for line in plan.files["top.pcf"].splitlines() if line.startswith("set_frequency")]
+    assert constraints == ["set_frequency clk12_0__io 12.0"]
 
 
 def test_build_checks_arguments():

@@ -75,13 +75,14 @@ def test_quantize_exports_known_model_and_round_trips(tmp_path):
     w0[0, 0] = -0.5                                  # max |W| = 8/16: scale 0.5/7
     w1 = rng.integers(-8, 8, size=(5, 3)) / 8
     w1[1, 2] = 1.0
-    cfg = TrainConfig(hidden=(5,), timesteps=4, leak_shift=2, threshold=1.0, seed=3, test_fraction=0.5)
+    cfg = TrainConfig(hidden=(5,), timesteps=4, leak_shift=2, threshold=(1.0, 2.0), seed=3, test_fraction=0.5)
     model = quantize(_net(cfg, [w0, w1]), weight_bits=4, percentile=100, membrane_bits=[9, 10])
     assert model.timesteps == 4 and len(model.layers) == 2
     l0, l1 = model.layers
     assert np.array_equal(l0.weights, np.clip(np.round(w0 / (0.5 / 7)), -8, 7))
     assert np.array_equal(l1.weights, np.clip(np.round(w1 / (1.0 / 7)), -8, 7))
-    assert (l0.threshold, l1.threshold) == (14, 7)   # round(1 / (0.5/7)), round(1 / (1/7))
+    assert (l0.threshold, l1.threshold) == (14, 14)  # round(1 / (0.5/7)), round(2 / (1/7))
+    assert model.metadata["float_thresholds"] == [1.0, 2.0]
     assert (l0.membrane_bits, l1.membrane_bits) == (9, 10)
     assert l0.leak_shift == l1.leak_shift == 2 and l0.reset == "subtract" and l0.weight_bits == 4
     assert model.metadata["seed"] == 3 and model.metadata["test_fraction"] == 0.5

@@ -77,8 +77,16 @@ def test_evaluate_checks_its_arguments(trained):
         evaluate(net=other, model=quantize(net, weight_bits=4))
 
 
+def test_config_accepts_command_line_forms():
+    cfg = TrainConfig(hidden=[64, 32], threshold=[1.0, 0.5, 2.0])
+    assert cfg.hidden == (64, 32) and cfg.thresholds == (1.0, 0.5, 2.0)
+    assert TrainConfig(hidden=128).hidden == (128,) and TrainConfig().thresholds == (1.0, 1.0)
+    assert SpikingMLP(64, 10, cfg).thresholds == [1.0, 0.5, 2.0]
+
+
 @pytest.mark.parametrize("bad", [
     {"hidden": ()}, {"hidden": (0,)}, {"timesteps": 0}, {"leak_shift": 16}, {"threshold": 0.0},
+    {"threshold": (1.0, 1.0, 1.0)}, {"threshold": (1.0, -1.0)},
 ])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
