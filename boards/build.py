@@ -67,10 +67,12 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
     Returns
     -------
     dict
-        ``utilization``: ``{name: {"used", "available"}}`` for ``lc`` (logic cells: LUT4 + FF + carry),
-        ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``, ``io``, ``global``, ``pll``;
+        ``resources``: ``{name: {"used", "available"}}`` (from nextpnr's ``utilization``) for ``lc``
+        (logic cells: LUT4 + FF + carry), ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``, ``io``,
+        ``global``, ``pll``;
         ``cells``: Yosys cell counts by type; ``fmax_mhz``: the lowest achieved Fmax over the clocks
-        and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``critical_path``: the slowest path
+        and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``timing_met``: every clock reaches its
+        constraint; ``critical_path``: the slowest path
         of the slowest clock as ``{"from", "to", "delay_ns", "logic_ns", "routing_ns", "sources"}``
         (``sources`` are the HDL source locations of the nets on the path, in order).
     """
@@ -89,9 +91,10 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         raise ValueError("nextpnr report has no clock in 'fmax': was the clock constrained?")
     slowest = min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
     return {
-        "utilization": util,
+        "resources": util,
         "cells": cells,
         "fmax_mhz": clocks[slowest]["fmax_mhz"],
+        "timing_met": all(c["fmax_mhz"] >= c["constraint_mhz"] for c in clocks.values()),
         "clocks": clocks,
         "critical_path": _critical_path(rep.get("critical_paths", []), slowest),
     }
@@ -123,23 +126,29 @@ def _run_plan(script: Path, cwd: Path, env: dict[str, str], stages: list[tuple[s
               progress: Callable[[str], None] | None) -> None:
     """Run the build script, reporting each stage (a stage is done when its output file appears)."""
     t0 = time.monotonic()
+
+    def advance(stage: int) -> int:
+        while stage < len(stages) and (cwd / stages[stage][1]).exists():
+            if progress:
+                progress(f"{stages[stage][0]} done ({time.monotonic() - t0:.0f} s)")
+                if stage + 1 < len(stages):
+                    progress(f"{stages[stage + 1][0]} ...")
+            stage += 1
+        return stage
+
     with subprocess.Popen(["sh", script.name], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
-        stage = 0
         if progress:
             progress(f"{stages[0][0]} ...")
+        stage = 0
         while proc.poll() is None:
             time.sleep(0.5)
-            while stage < len(stages) and (cwd / stages[stage][1]).exists():
-                if progress:
-                    progress(f"{stages[stage][0]} done ({time.monotonic() - t0:.0f} s)")
-                    if stage + 1 < len(stages):
-                        progress(f"{stages[stage + 1][0]} ...")
-                stage += 1
+            stage = advance(stage)
         output = proc.stdout.read()
+    stage = advance(stage)
     if proc.returncode:
-        raise RuntimeError(f"build failed in {stages[min(stage, len(stages) - 1)][0]} "
-                           f"(exit {proc.returncode}); see the logs in {cwd}:\n{output[-3000:]}")
+        failed = stages[min(stage, len(stages) - 1)][0]
+        raise RuntimeError(f"build failed in {failed} (exit {proc.returncode}); logs in {cwd}:\n{output[-3000:]}")
     if progress:
         progress(f"build done ({time.monotonic() - t0:.0f} s)")
 
@@ -178,9 +187,10 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     Returns
     -------
     dict
-        :func:`parse_reports` plus ``board``, ``device``, ``lanes``, ``baud``, ``clk_mhz`` (the clock the
-        design runs at, which is also the timing constraint), ``pll`` (bool), ``model`` (layer sizes,
-        timesteps, bit widths) and ``files`` (absolute paths of the bitstream, the two JSON reports and the logs).
+        :func:`parse_reports` plus ``bitstream`` (its absolute path), ``board``, ``device``, ``lanes``,
+        ``baud``, ``clk_mhz`` (the clock the design runs at, which is also the timing constraint), ``pll``
+        (bool), ``model`` (layer sizes, timesteps, bit widths) and ``files`` (absolute paths of the
+        bitstream, the two JSON reports and the logs).
     """
     if board not in BOARDS:
         raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
@@ -208,12 +218,14 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         top, name=name, do_build=False,
         debug_verilog=False,        # needs a native Yosys; the RTLIL is what gets synthesised
         script_after_synth=f"tee -q -o {name}.stat.json stat -json",
-        nextpnr_opts=f"--report {name}.report.json --seed {seed}",
+        # A design that misses its clock still gets its report (and timing_met says so).
+        nextpnr_opts=f"--report {name}.report.json --seed {seed} --timing-allow-fail",
     )
     plan.extract(out)
     _run_plan(out / f"{plan.script}.sh", out, tool_env(), stages, progress)
 
     report = {
+        "bitstream": str(files["bitstream"]),
         "board": board,
         "device": f"{platform.device}-{platform.package}",
         "lanes": lanes,
@@ -227,6 +239,9 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "files": {k: str(v) for k, v in files.items()},
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if progress and not report["timing_met"]:
+        progress(f"TIMING NOT MET: Fmax {report['fmax_mhz']:.2f} MHz < {report['clk_mhz']:.2f} MHz clock; "
+                 "the bitstream may not work")
     return report
 
 
@@ -273,19 +288,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="qlif")
     parser.add_argument("--out", help="build directory (inside build/)")
     args = parser.parse_args(argv)
-    if args.model:
-        model = load_model(args.model)
-    else:
-        model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
-                             weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
-    report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out, name=args.name,
-                   clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
-    util = report["utilization"]
+    try:
+        if args.model:
+            model = load_model(args.model)
+        else:
+            model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
+                                 weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
+        report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out,
+                       name=args.name, clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
+    except (ValueError, TypeError, RuntimeError) as e:     # ModelError is a ValueError
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 2
+    util = report["resources"]
     print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
                                               if k in ("lc", "ff", "ebr", "spram", "dsp")))
     print(f"Fmax {report['fmax_mhz']:.1f} MHz at a {report['clk_mhz']:.2f} MHz clock; "
           f"report {Path(report['files']['bitstream']).parent / 'report.json'}")
-    return 0
+    return 0 if report["timing_met"] else 1
 
 
 if __name__ == "__main__":

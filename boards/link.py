@@ -104,9 +104,11 @@ class TokenAssembler(wiring.Component):
 class HostLink(wiring.Component):
     """UART host protocol around a :class:`~qlif.hw.network.Network` (``docs/host-protocol.md``).
 
-    ``rx`` -> :class:`~.uart.UARTRX` -> byte FIFO (:data:`RX_FIFO_DEPTH`) -> :class:`TokenAssembler`
-    -> sequencer -> ``Network.events``; the network's output spikes are drained (only the counters
-    matter); after the ``T``-th ``step_done`` of a sample the reply byte goes to :class:`~.uart.UARTTX`.
+    ``rx`` -> :class:`~.uart.UARTRX` -> byte FIFO (:data:`RX_FIFO_DEPTH`, one block RAM) ->
+    :class:`TokenAssembler` -> sequencer -> a register stage -> ``Network.events``; the network's
+    output spikes are drained (only its counters matter); after the ``T``-th ``step_done`` of a sample
+    the reply byte goes to :class:`~.uart.UARTTX`. A ``CLEAR`` waits until the core is idle (ending an
+    open step with an eot first) and then pulses ``Network.clear``.
 
     Parameters
     ----------
@@ -205,7 +207,8 @@ class HostLink(wiring.Component):
             last = steps == self._model.timesteps - 1
             m.d.sync += steps.eq(Mux(last, 0, steps + 1))
             with m.If(last):
-                # The counters are final and prediction valid in this cycle (the core is idle).
+                # The step's spikes, eot last, were all consumed before step_done, so the counters and
+                # prediction are final in this cycle (and the core is idle; test_boards_link checks it).
                 errors = Cat(net.error, uart_error)
                 m.d.sync += [
                     reply.valid.eq(1),

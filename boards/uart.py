@@ -95,8 +95,8 @@ class UARTRX(_BaudParams, wiring.Component):
     rx : In(1)
         The serial line (idle high), asynchronous.
     data : Out(stream.Signature(8))
-        Received bytes. A byte is held until taken; ``valid`` rises 2 + 9.5 bit times after the start
-        edge (the synchroniser plus start and data bits, to the middle of the stop bit).
+        Received bytes. A byte is held until taken; ``valid`` rises 9.5 bit times plus 3 cycles after the
+        start edge (the middle of the stop bit, the synchroniser and the output register).
     error : Out(RxError)
         One-cycle pulses: ``frame`` when the stop bit is 0 (the byte is dropped; the receiver then waits
         for the line to go idle, so a break counts once), ``overrun`` when a byte completes while the
@@ -118,47 +118,49 @@ class UARTRX(_BaudParams, wiring.Component):
         rx = Signal(init=1)
         m.submodules.sync = FFSynchronizer(self.rx, rx, init=1, stages=2)
 
+        # The bit timers count up from 0 and restart at 0, so they map onto the iCE40 carry chain and the
+        # flip-flops' synchronous reset with nothing in between (a down-counter reloaded with a constant
+        # puts a multiplexer into the chain, and nextpnr then splits it into slow pieces).
         timer = Signal(range(self.divisor))
+        half_bit = timer == self.divisor // 2 - 1
+        full_bit = timer == self.divisor - 1
         bit = Signal(range(8))
         shreg = Signal(8)
 
         with m.If(self.data.ready):
             m.d.sync += self.data.valid.eq(0)
-        m.d.sync += self.error.eq(0)
+        m.d.sync += [self.error.eq(0), timer.eq(timer + 1)]
 
         with m.FSM():
             with m.State("IDLE"):
+                m.d.sync += timer.eq(0)
                 with m.If(~rx):
-                    m.d.sync += timer.eq(self.divisor // 2 - 1)
                     m.next = "START"
             with m.State("START"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(rx):
-                    m.next = "IDLE"     # a glitch, not a start bit
-                with m.Else():
-                    m.d.sync += [timer.eq(self.divisor - 1), bit.eq(0)]
-                    m.next = "DATA"
+                with m.If(half_bit):
+                    m.d.sync += [timer.eq(0), bit.eq(0)]
+                    with m.If(rx):
+                        m.next = "IDLE"     # a glitch, not a start bit
+                    with m.Else():
+                        m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Else():
+                with m.If(full_bit):
                     # LSB first: shift right, the new bit enters at the top.
-                    m.d.sync += [timer.eq(self.divisor - 1), shreg.eq(Cat(shreg[1:], rx)), bit.eq(bit + 1)]
+                    m.d.sync += [timer.eq(0), shreg.eq(Cat(shreg[1:], rx)), bit.eq(bit + 1)]
                     with m.If(bit == 7):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(~rx):
-                    m.d.sync += self.error.frame.eq(1)
-                    m.next = "BREAK"
-                with m.Else():
-                    with m.If(self.data.valid & ~self.data.ready):
-                        m.d.sync += self.error.overrun.eq(1)
+                with m.If(full_bit):
+                    m.d.sync += timer.eq(0)
+                    with m.If(~rx):
+                        m.d.sync += self.error.frame.eq(1)
+                        m.next = "BREAK"
                     with m.Else():
-                        m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
-                    m.next = "IDLE"
+                        with m.If(self.data.valid & ~self.data.ready):
+                            m.d.sync += self.error.overrun.eq(1)
+                        with m.Else():
+                            m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
+                        m.next = "IDLE"
             with m.State("BREAK"):
                 # Wait for the idle level, so that a held-low line is reported once, not every frame time.
                 with m.If(rx):
@@ -203,23 +205,25 @@ class UARTTX(_BaudParams, wiring.Component):
         shreg = Signal(9)
         left = Signal(range(11))
 
-        m.d.comb += self.data.ready.eq((left == 0) | ((left == 1) & (timer == 0)))
+        bit_end = timer == self.divisor - 1     # counting up from 0, as in UARTRX (the carry chain)
+
+        m.d.comb += self.data.ready.eq((left == 0) | ((left == 1) & bit_end))
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [
                 self.tx.eq(0),
                 shreg.eq(Cat(self.data.payload, 1)),
                 left.eq(10),
-                timer.eq(self.divisor - 1),
+                timer.eq(0),
             ]
         with m.Elif(left != 0):
-            with m.If(timer != 0):
-                m.d.sync += timer.eq(timer - 1)
+            with m.If(~bit_end):
+                m.d.sync += timer.eq(timer + 1)
             with m.Else():
                 m.d.sync += [
                     self.tx.eq(shreg[0]),
                     shreg.eq(Cat(shreg[1:], 1)),
                     left.eq(left - 1),
-                    timer.eq(self.divisor - 1),
+                    timer.eq(0),
                 ]
         return m
 

@@ -1,14 +1,14 @@
 """One fully connected LIF layer: synapse and membrane memories around a shared P-lane datapath.
 
-The layer does three kinds of pass, one P-wide neuron group per cycle, through a two-stage
-read-modify-write pipeline (stage A presents the memory addresses, stage B gets the synchronous read
-data one cycle later, runs :class:`qlif.hw.lif.LifDatapath` and writes the membrane word back):
+The layer does three kinds of pass, one P-wide neuron group per cycle, through a read-modify-write
+pipeline (stage A presents the memory addresses; stage B gets the synchronous read data one cycle
+later and runs :class:`qlif.hw.lif.LifDatapath`; stage C exists for fire passes only):
 
 * integrate: one input event ``j`` takes G cycles (groups ``g = 0 .. G-1``), back to back with the next
-  event, no bubbles;
-* fire: G cycles; stage B emits ``v`` and ``s`` of the group on ``out`` and stores
-  ``reset(leak(v), s)``, the next step's pre-integration value, so that no leak pass and no
-  previous-spike memory are needed;
+  event, no bubbles; stage B writes ``sat(u + w)`` back;
+* fire: G cycles plus two for the last group; stage B tests ``s = v > theta``, stage C emits ``v`` and
+  ``s`` on ``out`` and writes ``reset(leak(v), s)``, the next step's pre-integration value, so that no
+  leak pass and no previous-spike memory are needed;
 * clear: G cycles writing zeros (a fresh neuron, ``v = s = 0``, has pre-integration value 0).
 
 Memory map (see docs/architecture.md): synapse word ``j*G + g`` holds the P codes of input ``j`` to
@@ -80,14 +80,15 @@ class Layer(wiring.Component):
         Start a fire or clear pass in this cycle (group 0 in this cycle). Only while ``events.ready``
         is high and ``events.valid`` low (the network sequences this).
     busy : Out(1)
-        A pass or an event is in either pipeline stage.
+        A pass or an event is in a pipeline stage.
     fire_done : Out(1)
-        Stage B holds the last group of a fire pass (the pass's last busy cycle).
+        Stage C holds the last group of a fire pass (the pass's last busy cycle).
     out_valid, out_group, out_spikes, out_membrane : Out
-        Stage B of a fire pass: ``v`` (signed k-bit lanes) and ``s`` (P bits) of group ``out_group``;
-        lanes past ``n_out`` read 0.
+        Stage C of a fire pass (registers): ``v`` (signed k-bit lanes) and ``s`` (P bits) of group
+        ``out_group``; lanes past ``n_out`` read 0.
 
-    Latency: a pass or event issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 1``.
+    Latency: an event or clear issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 1``; a fire
+    pass emits and writes group ``g`` at ``c + g + 2``.
     Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
     Memory: synapse ``n_in * G`` words of ``P*b`` bits, membrane ``G`` words of ``P*k`` bits.
     """
@@ -147,6 +148,9 @@ class Layer(wiring.Component):
         # Stage B: what the read data belongs to.
         b_op = Signal(Op)
         b_group = Signal(range(G))
+        # Stage C: a fire pass's group whose next pre-integration value is written back.
+        c_valid = Signal()
+        c_group = Signal(range(G))
 
         # The read addresses depend on registers and the event address only, not on valid or on the
         # request kind: reading speculatively is harmless and keeps the handshake logic off the path
@@ -173,14 +177,17 @@ class Layer(wiring.Component):
         with m.If((issue_op == Op.NONE) | (issue_group == G - 1)):
             m.d.sync += a_op.eq(Op.NONE)
         with m.Else():
-            m.d.sync += [a_op.eq(issue_op), a_group.eq(issue_group + 1), a_syn.eq(syn_rd.addr + 1)]
+            m.d.sync += a_op.eq(issue_op)
+        # Loaded every cycle (they only matter while a_op is set): no enable from the handshake logic.
+        m.d.sync += [a_group.eq(mem_rd.addr + 1), a_syn.eq(syn_rd.addr + 1)]
         m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
         m.d.comb += [
-            self.busy.eq(cont | (b_op != Op.NONE)),
-            self.fire_done.eq((b_op == Op.FIRE) & (b_group == G - 1)),
+            self.busy.eq(cont | (b_op != Op.NONE) | c_valid),
+            self.fire_done.eq(c_valid & (c_group == G - 1)),
         ]
 
-        # Stage B: decode, add, fire, write back. Lanes past n_out in the last group are forced to 0.
+        # Stage B: integrate and write back, or test for spikes and emit v, s. Lanes past n_out in the
+        # last group are forced to 0.
         m.d.comb += [lif.codes.eq(syn_rd.data), lif.membrane.eq(mem_rd.data)]
         tail = layer.n_out - (G - 1) * P
         lane_ok = Signal(P)
@@ -188,18 +195,26 @@ class Layer(wiring.Component):
             m.d.comb += lane_ok.eq((1 << tail) - 1)
         with m.Else():
             m.d.comb += lane_ok.eq((1 << P) - 1)
-        m.d.comb += [mem_wr.addr.eq(b_group), mem_wr.en.eq(b_op != Op.NONE)]
-        with m.Switch(b_op):
-            with m.Case(Op.INTEGRATE):
+        fired_membrane = Signal.like(lif.membrane)
+        fired_spikes = Signal(P)
+        with m.If(b_op == Op.FIRE):
+            for i in range(P):
+                with m.If(lane_ok[i]):
+                    m.d.comb += [fired_membrane[i].eq(lif.membrane[i]), fired_spikes[i].eq(lif.spikes[i])]
+
+        # Stage C, fire only: emit v and s, and write reset(leak(v), s) back. A stage of its own keeps
+        # the fire test and the leak/reset arithmetic out of one block RAM to block RAM path, and the
+        # outputs come from registers. The write port is free: integrate and clear writes (stage B)
+        # never happen in the cycle after a fire pass's stage B.
+        m.d.sync += [c_valid.eq(b_op == Op.FIRE), c_group.eq(b_group),
+                     lif.fired_membrane.eq(fired_membrane), lif.fired_spikes.eq(fired_spikes)]
+        m.d.comb += [self.out_valid.eq(c_valid), self.out_group.eq(c_group),
+                     self.out_membrane.eq(lif.fired_membrane), self.out_spikes.eq(lif.fired_spikes)]
+        with m.If(c_valid):
+            m.d.comb += [mem_wr.addr.eq(c_group), mem_wr.en.eq(1), mem_wr.data.eq(lif.reset_next)]
+        with m.Else():
+            m.d.comb += [mem_wr.addr.eq(b_group), mem_wr.en.eq((b_op == Op.INTEGRATE) | (b_op == Op.CLEAR))]
+            with m.If(b_op == Op.INTEGRATE):
                 m.d.comb += mem_wr.data.eq(lif.integrated)
-            with m.Case(Op.FIRE):
-                for i in range(P):
-                    with m.If(lane_ok[i]):
-                        m.d.comb += [
-                            mem_wr.data[i].eq(lif.reset_next[i]),
-                            self.out_membrane[i].eq(lif.membrane[i]),
-                            self.out_spikes[i].eq(lif.spikes[i]),
-                        ]
-                m.d.comb += [self.out_valid.eq(1), self.out_group.eq(b_group)]
-            # CLEAR writes the default 0 of mem_wr.data; so do FIRE's masked lanes.
+            # CLEAR writes the default 0 of mem_wr.data.
         return m

@@ -47,11 +47,13 @@ def weight_shape(layer: Layer) -> Shape:
 class LifDatapath(wiring.Component):
     """P lanes of the integer LIF update of one layer (combinational, no state).
 
-    Lane ``i`` of every port belongs to the same neuron. With ``v`` the ``membrane`` input:
+    Lane ``i`` of every port belongs to the same neuron.
 
-    * ``integrated = sat(v + codebook[code])`` (contract step 3, one input event);
-    * ``spikes = v > theta`` and ``reset_next = reset(leak(v), spikes)`` (step 4 of this step, then
-      steps 1-2 of the next step, so the layer stores the next step's pre-integration value).
+    * ``integrated = sat(membrane + codebook[code])`` (contract step 3, one input event);
+    * ``spikes = membrane > theta`` (step 4);
+    * ``reset_next = reset(leak(fired_membrane), fired_spikes)``: steps 1-2 of the next step, so the
+      layer stores the next step's pre-integration value. Separate inputs, so that the layer can
+      register ``v`` and ``s`` between the fire test and this update (two pipeline stages).
 
     Parameters
     ----------
@@ -67,10 +69,13 @@ class LifDatapath(wiring.Component):
     membrane : In(ArrayLayout(signed(k), P))
     integrated : Out(ArrayLayout(signed(k), P))
     spikes : Out(P)
+    fired_membrane : In(ArrayLayout(signed(k), P))
+    fired_spikes : In(P)
     reset_next : Out(ArrayLayout(signed(k), P))
 
-    Latency 0 (combinational). Area: P adders of ``max(k, weight width) + 1`` bits, a codebook mux per
-    lane only for custom codebooks (the default ones decode as plain two's complement or ``2c - 1``).
+    Latency 0 (combinational). Area: per lane an adder of ``max(k, weight width) + 1`` bits, a
+    comparison with theta, the leak and reset subtractions, and a codebook mux only for custom codebooks
+    (the default ones decode as plain two's complement or ``2c - 1``).
     """
 
     def __init__(self, *, layer: Layer, lanes: int):
@@ -86,6 +91,8 @@ class LifDatapath(wiring.Component):
             "membrane": In(data.ArrayLayout(signed(k), lanes)),
             "integrated": Out(data.ArrayLayout(signed(k), lanes)),
             "spikes": Out(lanes),
+            "fired_membrane": In(data.ArrayLayout(signed(k), lanes)),
+            "fired_spikes": In(lanes),
             "reset_next": Out(data.ArrayLayout(signed(k), lanes)),
         })
 
@@ -120,8 +127,8 @@ class LifDatapath(wiring.Component):
             v = self.membrane[i]
             w = self._decode(m, self.codes[i * b:(i + 1) * b])
             m.d.comb += self.integrated[i].eq(saturate(v + w, k))
-            s = v > theta
-            m.d.comb += self.spikes[i].eq(s)
+            m.d.comb += self.spikes[i].eq(v > theta)
+            v, s = self.fired_membrane[i], self.fired_spikes[i]
             # Leak: v - (v >> lam), arithmetic shift; it moves v towards 0 so it never leaves k bits.
             u = v if layer.leak_shift is None else (v - (v >> layer.leak_shift))[:k].as_signed()
             if layer.reset == "subtract":

@@ -9,7 +9,7 @@ architecture and memory map: docs/architecture.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -148,19 +148,21 @@ class Network(wiring.Component):
 
         started = Signal()                    # a token of this step was accepted
         have_last = Signal()                  # an address of this step was accepted ...
-        last_addr = Signal(16)                # ... and this was the latest
+        addr_width = max(1, (model.n_in - 1).bit_length())
+        last_addr = Signal(addr_width)        # ... and this was the latest
         work = Signal()                       # this cycle counts towards step_cycles
         cycles = Signal(32)
         m.d.sync += [cycles.eq(cycles + work), self.step_done.eq(0)]
 
         best_count = Signal(self._count_width)
+        # best_count - 1 (mod 2^width), kept in a register of its own for a short argmax path.
+        below = Signal(self._count_width, init=(1 << self._count_width) - 1)
         # Output spikes are counted one cycle after they leave, off the queue-to-register path; the last
         # one is counted in the eot cycle, so prediction is final by step_done.
-        counted = Signal()
+        counted = Signal(model.n_out)               # one-hot: the neuron to count (decoded a cycle early)
         counted_addr = Signal(range(model.n_out))
         m.d.sync += counted.eq(0)
-        with m.If(counted):
-            self._count(m, counted_addr, best_count)
+        self._count(m, counted, counted_addr, best_count, below)
         start_clear = Signal()
 
         with m.FSM(init="INT0"):
@@ -177,8 +179,11 @@ class Network(wiring.Component):
                     if l == 0:
                         tok = self.events
                         addr = tok.payload.addr
-                        in_range = addr < model.n_in
-                        ascending = ~have_last | (addr > last_addr)
+                        # Compares of addr_width bits, not 16: the checks sit on the path from the
+                        # events port to the layer's pipeline registers.
+                        low = addr[:addr_width]
+                        in_range = (addr[addr_width:] == 0) & (low < model.n_in)
+                        ascending = ~have_last | (low > last_addr)
                         good = in_range & ascending
                         m.d.comb += [
                             self.idle.eq(~started),
@@ -197,9 +202,10 @@ class Network(wiring.Component):
                             with m.If(tok.payload.eot):
                                 m.d.sync += have_last.eq(0)
                             with m.Elif(good):
-                                m.d.sync += [have_last.eq(1), last_addr.eq(addr)]
+                                m.d.sync += [have_last.eq(1), last_addr.eq(low)]
                             with m.Else():
-                                m.d.sync += self.error.eq(self.error | ~ascending << 1 | ~in_range)
+                                # Out of range is not also "not ascending" (it is above every good address).
+                                m.d.sync += self.error.eq(self.error | (in_range & ~ascending) << 1 | ~in_range)
                     else:
                         tok = ser.tokens
                         m.d.comb += [
@@ -231,7 +237,8 @@ class Network(wiring.Component):
                                      started.eq(0)]
                         m.next = "INT0"
                     with m.Else():
-                        m.d.sync += [counted.eq(1), counted_addr.eq(addr)]
+                        m.d.sync += [counted[i].eq(addr == i) for i in range(model.n_out)]
+                        m.d.sync += counted_addr.eq(addr)
 
             with m.State("CLEAR"):
                 with m.If(~any_busy(layers)):
@@ -239,12 +246,13 @@ class Network(wiring.Component):
 
         with m.If(start_clear):
             m.d.comb += [layer.clear.eq(1) for layer in layers]
-            m.d.sync += [self.error.eq(0), self.counts.eq(0), best_count.eq(0), self.prediction.eq(0),
-                         cycles.eq(0), have_last.eq(0)]
+            m.d.sync += [self.error.eq(0), self.counts.eq(0), best_count.eq(0), below.eq(below.init),
+                         self.prediction.eq(0), cycles.eq(0), have_last.eq(0)]
         return m
 
-    def _count(self, m: Module, addr, best_count) -> None:
-        """Count an output spike of neuron ``addr`` and keep ``prediction`` its argmax (ties: lowest).
+    def _count(self, m: Module, hot, addr, best_count, below) -> None:
+        """Count an output spike of neuron ``addr`` (one-hot ``hot``, or none) and keep ``prediction``
+        its argmax (ties: lowest).
 
         Counts only ever grow by one, so the new maximum is either the old one or this neuron's count:
         no comparison tree over all counters is needed. Counter ``i`` becomes the argmax when it equals
@@ -253,21 +261,21 @@ class Network(wiring.Component):
         the address just selects one: a short path for the iCE40.
         """
         top = (1 << self._count_width) - 1
-        take = Signal()     # neuron addr becomes the argmax
-        grow = Signal()     # ... and the maximum grows
+        takes, grows = [], []       # per neuron: it becomes the argmax; and the maximum grows
         for i in range(self._model.n_out):
             count = self.counts[i]
-            with m.If(addr == i):
-                with m.If(count != top):
-                    m.d.sync += count.eq(count + 1)
-                    m.d.comb += [
-                        grow.eq(count == best_count),
-                        take.eq((count == best_count) | ((count + 1 == best_count) & (self.prediction > i))),
-                    ]
+            room = hot[i] & (count != top)
+            with m.If(room):
+                m.d.sync += count.eq(count + 1)
+            grows.append(room & (count == best_count))
+            takes.append(room & ((count == best_count) | ((count == below) & (self.prediction > i))))
+        # OR trees (one-hot select), not a priority chain of if-statements.
+        take, grow = Signal(), Signal()
+        m.d.comb += [take.eq(Cat(*takes).any()), grow.eq(Cat(*grows).any())]
         with m.If(take):
             m.d.sync += self.prediction.eq(addr)
         with m.If(grow):
-            m.d.sync += best_count.eq(best_count + 1)
+            m.d.sync += [best_count.eq(best_count + 1), below.eq(best_count)]
 
 
 def any_busy(layers):

@@ -11,6 +11,7 @@ Python objects):
 ``QLIF_SIM_GAPS``         ``1``: random events.valid gaps and spikes.ready backpressure
 ``QLIF_SIM_SEED``         seed of those random patterns
 ``QLIF_SIM_STRICT``       ``1``: fail the test at the first difference from the golden model
+``QLIF_SIM_BAD_TOKENS``   ``1``: also send invalid tokens, which must be dropped and flagged
 ========================  =====================================================================
 
 The ``.npz`` is written even when the test fails, so the runner can report the checker's message.
@@ -19,6 +20,7 @@ The ``.npz`` is written even when the test fails, so the runner can report the c
 from __future__ import annotations
 
 import os
+import random
 
 import cocotb
 import numpy as np
@@ -33,9 +35,11 @@ from .tb import CLOCK_NS, Model, Testbench
 @cocotb.test()
 async def network_matches_golden(dut: HierarchyObject) -> None:
     env = os.environ
+    seed = int(env.get("QLIF_SIM_SEED", "0"))
     model = Model(load_model(env["QLIF_SIM_MODEL"]), np.load(env["QLIF_SIM_INPUTS"]),
-                  lanes=int(env["QLIF_SIM_LANES"]))
-    tb = Testbench(dut, model, gaps=env.get("QLIF_SIM_GAPS") == "1", seed=int(env.get("QLIF_SIM_SEED", "0")),
+                  lanes=int(env["QLIF_SIM_LANES"]),
+                  bad_tokens=random.Random(seed + 2) if env.get("QLIF_SIM_BAD_TOKENS") == "1" else None)
+    tb = Testbench(dut, model, gaps=env.get("QLIF_SIM_GAPS") == "1", seed=seed,
                    strict=env.get("QLIF_SIM_STRICT") == "1")
     failure = ""
     tb.start()

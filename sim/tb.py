@@ -22,7 +22,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject, LogicObject
 from cocotb.task import Task
-from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.types import LogicArray
 
 from qlif.golden import reference
@@ -197,13 +197,21 @@ class SpikeMonitor(_Part):
                 await FallingEdge(clk)
                 continue
             if ready:
-                token = _uint(bus.payload)
-                if token & EOT:
-                    self.steps.append(self._current)
-                    self._current = []
-                else:
-                    self._current.append(token & (EOT - 1))
+                self._take(bus.payload.value)
             await FallingEdge(clk)
+
+    def _take(self, payload: LogicArray) -> None:
+        # LogicArray indices follow the Verilog range [16:0]: index 16 is eot, [15:0] the address.
+        eot = payload[16]
+        if not eot.is_resolvable:
+            raise ProtocolError(f"spikes token with an undefined eot bit: payload {payload}")
+        if eot:   # the address of an eot token is don't-care
+            self.steps.append(self._current)
+            self._current = []
+        elif not payload.is_resolvable:
+            raise ProtocolError(f"spikes token with an undefined address: payload {payload}")
+        else:
+            self._current.append(payload.to_unsigned() & (EOT - 1))
 
 
 class TraceMonitor(_Part):
@@ -226,7 +234,11 @@ class TraceMonitor(_Part):
         await FallingEdge(clk)
         while True:
             if valid.value:
-                self.entries.append(tuple(_uint(f) for f in fields))
+                try:
+                    self.entries.append(tuple(_uint(f) for f in fields))
+                except ValueError:   # X or Z bits: name them instead of cocotb's generic message
+                    raise ProtocolError("trace shows undefined bits: " + ", ".join(
+                        f"{f._name}={f.value}" for f in fields)) from None
                 await FallingEdge(clk)
             else:
                 await RisingEdge(valid)
@@ -248,25 +260,59 @@ class StepMonitor:
 
 
 class Model:
-    """The golden model of one run: expected results and the ``events`` tokens of every step."""
+    """The golden model of one run: expected results and the ``events`` tokens of every step.
 
-    def __init__(self, model: QlifModel, x: np.ndarray, *, lanes: int):
+    With ``bad_tokens`` (a seeded ``random.Random``), some steps also carry tokens the core must drop
+    and flag: an address ``>= n_in`` (error bit 0) or a repeat of the step's previous address (not
+    strictly ascending, bit 1). Dropped tokens change no state and no cycle count, so the expected
+    results stay those of the clean stimuli; :attr:`expected_error` holds the flags each sample must
+    end with.
+    """
+
+    def __init__(self, model: QlifModel, x: np.ndarray, *, lanes: int, bad_tokens: random.Random | None = None):
         self.model = model
         self.x = reference.check_inputs(model, x)
         self.lanes = lanes
         self.expected = reference.run(model, self.x, lanes=lanes)
+        self._tokens: list[list[int]] = []
+        self.expected_error: list[int] = []
+        for s in range(self.samples):
+            tokens, error = self._sample_tokens(s, bad_tokens)
+            self._tokens.append(tokens)
+            self.expected_error.append(error)
 
     @property
     def samples(self) -> int:
         return self.x.shape[0]
 
+    def _sample_tokens(self, s: int, rng: random.Random | None) -> tuple[list[int], int]:
+        out: list[int] = []
+        error = 0
+        n_in = self.model.n_in
+        # With 65536 inputs every 16-bit address is in range.
+        oor = rng is not None and n_in < EOT
+        for t in range(self.model.timesteps):
+            if oor and rng.random() < 0.1:
+                out.append(rng.randrange(n_in, min(n_in + 300, EOT)))   # before any address of the step
+                error |= 1
+            for a in (int(a) for a in np.flatnonzero(self.x[s, t])):
+                out.append(a)
+                if rng is not None and rng.random() < 0.15:
+                    if oor and rng.random() < 0.5:
+                        out.append(rng.randrange(n_in, min(n_in + 300, EOT)))
+                        error |= 1
+                    else:
+                        out.append(rng.randrange(0, a + 1))   # not above the previous address
+                        error |= 2
+            if oor and rng.random() < 0.1:
+                out.append(EOT - 1)   # the largest address, right before eot
+                error |= 1
+            out.append(EOT)
+        return out, error
+
     def tokens(self, s: int) -> list[int]:
         """All ``events`` tokens of sample ``s``: per step the ascending input addresses, then eot."""
-        out: list[int] = []
-        for t in range(self.model.timesteps):
-            out.extend(int(a) for a in np.flatnonzero(self.x[s, t]))
-            out.append(EOT)
-        return out
+        return self._tokens[s]
 
 
 class Scoreboard:
@@ -341,8 +387,9 @@ class Scoreboard:
         The counters must equal the output spikes the trace showed; the prediction is compared with the
         golden model.
         """
-        if error:
-            raise ProtocolError(f"sample {s}: error flags {error:#04b} raised on valid input")
+        if error != self._m.expected_error[s]:
+            raise ProtocolError(f"sample {s}: error flags {error:#04b}, expected {self._m.expected_error[s]:#04b} "
+                                f"from the invalid tokens sent")
         own = self.spikes[-1][s].sum(axis=0, dtype=np.int64)
         width = self._m.model.timesteps.bit_length()
         got = [(counts >> (width * i)) & ((1 << width) - 1) for i in range(len(own))]
@@ -431,8 +478,11 @@ class Testbench:
 
     async def _wait_idle(self) -> None:
         # A clear takes max G + 1 cycles; G <= the widest layer.
-        budget = (max(layer.n_out for layer in self.model.model.layers) + 100) * CLOCK_NS
-        await with_timeout(_until_high(self.clk, self.dut.idle), budget, "ns")
+        budget = max(layer.n_out for layer in self.model.model.layers) + 100
+        try:
+            await with_timeout(_until_high(self.clk, self.dut.idle), budget * CLOCK_NS, "ns")
+        except SimTimeoutError:
+            raise ProtocolError(f"idle did not come within {budget} cycles") from None
 
     async def clear(self) -> None:
         """Pulse ``clear`` for one cycle while idle (a new sample) and wait until idle again."""
@@ -446,12 +496,19 @@ class Testbench:
         """Run sample ``s`` to the end and score every step of it."""
         m, sb = self.model, self.scoreboard
         await self.clear()
-        self.trace.take()   # nothing may be traced while idle; drop what the clear might have left
+        stray = self.trace.take()
+        if stray:   # the trace belongs to steps: nothing may show between them, nor while clearing
+            layer, group, _, _ = stray[0]
+            raise ProtocolError(f"before sample {s}: trace valid outside a step (layer {layer}, group {group})")
         self.driver.send(m.tokens(s))
         for t in range(m.model.timesteps):
             # A generous watchdog: ten times the golden cycle count, plus room for gaps and backpressure.
-            budget = (10 * int(m.expected.cycles[s, t]) + 1000) * CLOCK_NS
-            cycles = await with_timeout(self.steps.next_step(), budget, "ns")
+            budget = 10 * int(m.expected.cycles[s, t]) + 1000
+            try:
+                cycles = await with_timeout(self.steps.next_step(), budget * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                raise ProtocolError(f"sample {s}, t {t}: no step_done within {budget} cycles (the golden "
+                                    f"cycle model says {int(m.expected.cycles[s, t])})") from None
             if not self.spikes.steps:
                 raise ProtocolError(f"sample {s}, t {t}: step_done before the spikes eot token")
             sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from qlif.boards.build import BUILD_ROOT, build, parse_reports, random_model, tool_env
+from qlif.boards.build import BUILD_ROOT, build, main, parse_reports, random_model, tool_env
 from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
 from qlif.golden.reference import run
 
@@ -41,13 +41,16 @@ YOSYS_STAT = {"design": {"num_cells": 1200, "num_cells_by_type": {
 
 def test_parse_reports(tmp_path):
     report = parse_reports(NEXTPNR_REPORT, YOSYS_STAT)
-    util = report["utilization"]
+    util = report["resources"]
     assert util["lc"] == {"used": 1148, "available": 5280}
     assert util["ebr"] == {"used": 1, "available": 30}
     assert util["ff"] == {"used": 74 + 92 + 196, "available": 5280}
     assert util["spram"]["used"] == util["dsp"]["used"] == 0
     assert "SB_I2C" not in util and report["cells"]["SB_LUT4"] == 873
     assert report["fmax_mhz"] == 24.16 and report["clocks"]["cd_sync.clk"]["constraint_mhz"] == 12.0
+    assert report["timing_met"]
+    slow = {**NEXTPNR_REPORT, "fmax": {"clk": {"achieved": 34.77, "constraint": 39.76}}}
+    assert not parse_reports(slow, YOSYS_STAT)["timing_met"]
     path = report["critical_path"]
     # The register-to-register path of the clock, not the (longer) path from an asynchronous input.
     assert (path["from"], path["to"]) == ("a_DFFLC", "b_LC")
@@ -116,6 +119,13 @@ def test_build_checks_arguments():
         build(model, name="a b")
 
 
+def test_command_line_errors(capsys):
+    assert main(["--random", "8,4", "--out", "/tmp/qlif-build"]) == 2
+    assert "must lie inside" in capsys.readouterr().err
+    assert main(["--model", "/nonexistent/model.json"]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
 def test_tool_env():
     env = tool_env({"YOSYS": "/opt/yosys"})
     assert env["YOSYS"] == "/opt/yosys"             # a user's choice wins
@@ -136,11 +146,11 @@ def test_up5k_build():
     """A real Yosys/nextpnr/icepack run for a 16-8-4 model: a bitstream, and sane figures."""
     model = random_model([16, 8, 4], timesteps=4, seed=3)
     report = build(model, lanes=4, out_dir=BUILD_ROOT / "test-synth-icebreaker", name="tiny", progress=None)
-    files = report["files"]
+    assert report["bitstream"] == report["files"]["bitstream"]
     # An iCE40 UP5K bitstream is always this long (the whole configuration memory).
-    with open(files["bitstream"], "rb") as f:
+    with open(report["bitstream"], "rb") as f:
         assert len(f.read()) == 104090
-    util = report["utilization"]
+    util = report["resources"]
     assert util["lc"]["available"] == 5280 and util["ebr"]["available"] == 30
     assert 100 < util["lc"]["used"] < util["lc"]["available"]
     assert 0 < util["ff"]["used"] <= util["lc"]["used"]
@@ -149,7 +159,7 @@ def test_up5k_build():
     # The design must meet the board's 12 MHz clock that it was constrained to.
     assert report["clocks"] and all(c["constraint_mhz"] == pytest.approx(12.0, rel=1e-3)
                                     for c in report["clocks"].values())
-    assert report["fmax_mhz"] > 12.0
+    assert report["fmax_mhz"] > 12.0 and report["timing_met"]
     assert report["critical_path"]["sources"]
     with open(BUILD_ROOT / "test-synth-icebreaker" / "report.json") as f:
-        assert json.load(f)["utilization"] == util
+        assert json.load(f)["resources"] == util

@@ -7,12 +7,15 @@ is the real byte protocol of docs/host-protocol.md against the real core; the re
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from qlif.boards.build import random_model
+from qlif.boards.host import BoardError, classify
 from qlif.boards.link import (
     CLEAR,
     EOT,
@@ -35,41 +38,69 @@ def _words(*words: int) -> bytes:
     return b"".join(w.to_bytes(2, "big") for w in words)
 
 
-def run_link(model, lanes: int, chunks: list[tuple[bytes, int]], n_replies: int) -> tuple[list[int], list]:
-    """Send ``chunks`` of (bytes, idle cycles after them) to a :class:`HostLink`; return the replies
-    and the (ok, fault) LEDs seen with each reply."""
-    m = Module()
-    m.submodules.link = link = HostLink(model=model, lanes=lanes, clk_freq=CLK, baud=BAUD, resync_cycles=RESYNC)
-    m.submodules.host_tx = host_tx = UARTTX(clk_freq=CLK, baud=BAUD)
-    m.submodules.host_rx = host_rx = UARTRX(clk_freq=CLK, baud=BAUD)
-    m.d.comb += [link.rx.eq(host_tx.tx), host_rx.rx.eq(link.tx)]
-    replies, leds = [], []
+class SimPort:
+    """A serial port onto a simulated :class:`HostLink`: host-side UART blocks drive its pins.
 
-    async def host(ctx):
-        for data, pause in chunks:
-            for byte in data:
-                ctx.set(host_tx.data.valid, 1)
-                ctx.set(host_tx.data.payload, byte)
-                await ctx.tick().until(host_tx.data.ready)
-            ctx.set(host_tx.data.valid, 0)
-            if pause:
-                await ctx.tick().repeat(pause)
+    ``write`` queues bytes; ``read(n)`` runs the simulation until ``n`` reply bytes came (or a cycle
+    budget ran out, like a port's timeout); ``idle(cycles)`` lets time pass with the line quiet.
+    """
 
-    async def listen(ctx):
-        ctx.set(host_rx.data.ready, 1)
-        while len(replies) < n_replies:
+    CHUNK = 2_000            # cycles simulated per step while waiting
+
+    def __init__(self, model, lanes: int, *, timeout_cycles: int = 200_000):
+        m = Module()
+        m.submodules.link = self.link = HostLink(model=model, lanes=lanes, clk_freq=CLK, baud=BAUD,
+                                                 resync_cycles=RESYNC)
+        m.submodules.host_tx = self._tx = UARTTX(clk_freq=CLK, baud=BAUD)
+        m.submodules.host_rx = self._rx = UARTRX(clk_freq=CLK, baud=BAUD)
+        m.d.comb += [self.link.rx.eq(self._tx.tx), self._rx.rx.eq(self.link.tx)]
+        self._out, self._in, self.leds = deque(), deque(), []
+        self._timeout = timeout_cycles
+        self._now = 0
+        self._sim = Simulator(m)
+        self._sim.add_clock(1 / CLK)
+        self._sim.add_testbench(self._send, background=True)
+        self._sim.add_testbench(self._receive, background=True)
+
+    async def _send(self, ctx):
+        tx = self._tx.data
+        while True:
+            if self._out:
+                ctx.set(tx.valid, 1)
+                ctx.set(tx.payload, self._out.popleft())
+                await ctx.tick().until(tx.ready)
+                ctx.set(tx.valid, 0)
+            else:
+                await ctx.tick()
+
+    async def _receive(self, ctx):
+        ctx.set(self._rx.data.ready, 1)
+        while True:
             await ctx.tick()
-            if ctx.get(host_rx.data.valid):
-                replies.append(ctx.get(host_rx.data.payload))
-                leds.append((ctx.get(link.ok), ctx.get(link.fault)))
+            if ctx.get(self._rx.data.valid):
+                self._in.append(ctx.get(self._rx.data.payload))
+                self.leds.append((ctx.get(self.link.ok), ctx.get(self.link.fault)))
 
-    sim = Simulator(m)
-    sim.add_clock(1 / CLK)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(listen)
-    n_bytes = sum(len(data) for data, _ in chunks)
-    sim.run_until((n_bytes * 10 * 8 + sum(p for _, p in chunks) + 20_000) / CLK)
-    return replies, leds
+    def _advance(self, cycles: int) -> None:
+        self._now += cycles
+        self._sim.run_until(self._now / CLK)
+
+    def write(self, data: bytes) -> int:
+        self._out.extend(data)
+        return len(data)
+
+    def read(self, size: int) -> bytes:
+        waited = 0
+        while len(self._in) < size and waited < self._timeout:
+            self._advance(self.CHUNK)
+            waited += self.CHUNK
+        return bytes(self._in.popleft() for _ in range(min(size, len(self._in))))
+
+    def idle(self, cycles: int) -> None:
+        """Let the queued bytes go out, then keep the line quiet for ``cycles``."""
+        while self._out:
+            self._advance(self.CHUNK // 10)
+        self._advance(cycles)
 
 
 @pytest.fixture(scope="module")
@@ -80,36 +111,63 @@ def small():
 
 
 def test_predictions_match_golden(small):
-    """Samples back to back, no pauses: every reply is the golden prediction."""
+    """Samples back to back through the host code that drives a board: every reply is golden."""
     model, x, golden = small
     assert len(set(golden.tolist())) > 1, "the stimuli should not all predict the same class"
-    data = b"".join(encode_sample(s) for s in x)
-    replies, leds = run_link(model, 4, [(data, 0)], len(x))
-    assert replies == golden.tolist()
-    assert leds == [(1, 0)] * len(x)
+    port = SimPort(model, 4)
+    assert classify(port, x).tolist() == golden.tolist()
+    assert port.leds == [(1, 0)] * len(x)
 
 
 def test_errors_flush_and_resync(small):
     model, x, golden = small
-    chunks = [
-        # Descending addresses: the second token is dropped and the sample answers with ERR_ORDER.
-        (_words(CLEAR, 5, 3, *[EOT] * model.timesteps), 0),
-        # An address >= n_in: ERR_ADDRESS, then a clean sample: the flags were cleared by CLEAR.
-        (_words(CLEAR, 16, *[EOT] * model.timesteps), 0),
-        (encode_sample(x[0]), 0),
-        # CLEAR in the middle of a step (events, no EOT): the link ends the step itself, clears, and
-        # the next sample is unaffected by the abandoned one.
-        (_words(CLEAR, 0, 1, 2, 3, 4, 5, 6, 7), 0),
-        (encode_sample(x[1]), 0),
-        # A lone byte (a host that lost a byte): after a pause longer than the resync time the next
-        # token is aligned again.
-        (b"\x00", 2 * RESYNC),
-        (encode_sample(x[2]), 0),
-    ]
-    replies, leds = run_link(model, 2, chunks, 5)
+    port = SimPort(model, 2)
+    # Descending addresses: the second token is dropped and the sample answers with ERR_ORDER.
+    port.write(_words(CLEAR, 5, 3, *[EOT] * model.timesteps))
+    # An address >= n_in: ERR_ADDRESS, then a clean sample: the flags were cleared by CLEAR.
+    port.write(_words(CLEAR, 16, *[EOT] * model.timesteps))
+    port.write(encode_sample(x[0]))
+    # CLEAR in the middle of a step (events, no EOT): the link ends the step itself, clears, and the
+    # next sample is unaffected by the abandoned one.
+    port.write(_words(CLEAR, 0, 1, 2, 3, 4, 5, 6, 7))
+    port.write(encode_sample(x[1]))
+    # A lone byte (a host that lost one): after a pause longer than the resync time the next token is
+    # aligned again.
+    port.write(b"\x00")
+    port.idle(2 * RESYNC)
+    port.write(encode_sample(x[2]))
+    replies = list(port.read(5))
     assert replies == [ERROR_FLAG | ERR_ORDER, ERROR_FLAG | ERR_ADDRESS, *golden[:3].tolist()]
-    assert leds == [(0, 1), (0, 1), (1, 0), (1, 0), (1, 0)]
+    assert port.leds == [(0, 1), (0, 1), (1, 0), (1, 0), (1, 0)]
     assert [decode_reply(r) for r in replies[:3]] == [(None, ERR_ORDER), (None, ERR_ADDRESS), (golden[0], 0)]
+    # The host code turns an error reply into an exception naming the sample and the error.
+    with pytest.raises(BoardError, match="sample 0: the board reported address >= n_in") as info:
+        classify(_OutOfRange(port, model.n_in), x[:2])
+    assert info.value.flags == ERR_ADDRESS
+
+
+class _OutOfRange:
+    """A port that adds input address ``n_in`` to the first step of the first sample it is sent."""
+
+    def __init__(self, port: SimPort, n_in: int):
+        self._port, self._n_in, self._done = port, n_in, False
+
+    def write(self, data: bytes) -> int:
+        if not self._done:
+            # CLEAR is bytes 0..1; the first step's tokens follow.
+            data = data[:2] + self._n_in.to_bytes(2, "big") + data[2:]
+            self._done = True
+        return self._port.write(data)
+
+    def read(self, size: int) -> bytes:
+        return self._port.read(size)
+
+
+def test_classify_times_out(small):
+    model, x, _ = small
+    port = SimPort(model, 4, timeout_cycles=4_000)
+    with pytest.raises(TimeoutError, match="0 of 1"):
+        classify(port, x[:1, :-1])     # one step short: the board never answers
 
 
 def test_token_assembler_timeout():

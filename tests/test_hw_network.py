@@ -145,6 +145,22 @@ def test_bad_tokens_are_dropped_and_flagged():
     assert list(rtl.errors) == [2]
     rtl = simulate_tokens(model, [[[8], [], []]], lanes=2)
     assert list(rtl.errors) == [1]
+    rtl = simulate_tokens(model, [[[5, 9], [], []]], lanes=2)    # out of range, not also out of order
+    assert list(rtl.errors) == [1]
+
+
+def test_prediction_ties_go_to_the_lowest_index():
+    """Output neurons 5, 4, 3 copy neurons 0, 1, 2, so every count is tied; the lower index must win."""
+    rng = np.random.default_rng(11)
+    half = rng.integers(-2, 8, size=(6, 3))
+    model = Model(timesteps=6, layers=(Layer(weights=np.concatenate([half[:, ::-1], half], axis=1),
+                                             weight_bits=4, membrane_bits=6, threshold=6, leak_shift=2,
+                                             reset="subtract"),))
+    x = random_inputs(11, model, samples=4, density=0.5)
+    gold = assert_same(model, x, lanes=2)
+    counts = gold.spikes[-1].sum(axis=1)
+    top = counts.max(axis=1, keepdims=True)
+    assert ((counts == top).sum(axis=1) > 1).all() and (top > 0).any()
 
 
 def test_clear_restores_fresh_state():

@@ -1,7 +1,7 @@
 """The generated Verilog equals the golden model every timestep, under Icarus and under Verilator.
 
-Builds are what costs time (a Verilator build is ~10 s once its runtime library is cached, ~50 s the
-first time), so the matrix of layer parameters is covered by few designs: each model's layers differ
+Builds are what costs time (a Verilator build is ~5-10 s once its runtime library is cached, ~20-50 s
+the first time), so the matrix of layer parameters is covered by few designs: each model's layers differ
 in weight bits, membrane bits, leak and reset, and each design runs several samples. Every run is
 scored step by step by the cocotb scoreboard (``check=True``) and the returned Result is compared
 again with :func:`first_mismatch`.
@@ -14,7 +14,7 @@ import pytest
 
 import qlif.hw.lif
 from qlif.golden import reference
-from qlif.golden.model import Layer, Model
+from qlif.golden.model import Layer, Model, default_codebook
 from qlif.sim.runner import RtlMismatch, SimulationError, first_mismatch, run_rtl
 
 SIMULATORS = ["icarus", "verilator"]
@@ -23,7 +23,7 @@ T = 8
 
 def _layer(rng, n_in, n_out, *, b, k, theta, leak, reset, codebook=None, tilt=0.0) -> Layer:
     """A random layer; ``tilt`` > 0 favours positive weights (so that a layer reaches its upper bound)."""
-    book = np.asarray(codebook or Layer(np.zeros((1, 1), np.int64), b, k, 0, None, reset).effective_codebook)
+    book = np.asarray(codebook or default_codebook(b))
     p = np.exp(tilt * np.sign(book))
     w = rng.choice(book.astype(np.int64), size=(n_in, n_out), p=p / p.sum())
     return Layer(w, b, k, theta, leak, reset, None if codebook is None else tuple(codebook))
@@ -84,7 +84,7 @@ def _assert_stimuli_exercise(name: str, x: np.ndarray) -> None:
 @pytest.mark.parametrize("lanes", [1, 4])
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("simulator", SIMULATORS)
-def test_rtl_equals_golden(simulator, name, lanes, tmp_path_factory):
+def test_rtl_equals_golden(simulator, name, lanes):
     model = MODELS[name]
     x = _stimuli(model)
     _assert_stimuli_exercise(name, x)
@@ -104,6 +104,16 @@ def test_rtl_equals_golden_with_gaps_and_backpressure(simulator):
     assert first_mismatch(ref, got) is None
     # The gaps and stalls really happened (the simulation ran longer) yet step_cycles did not count them.
     assert stalled["sim_cycles"] > free["sim_cycles"] + ref.cycles.size
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_invalid_tokens_are_dropped_and_flagged(simulator):
+    """Out-of-range and non-ascending tokens change neither state nor step_cycles, and raise the error
+    flags the scoreboard expects for each sample (it fails the run otherwise)."""
+    model = MODELS["mixed"]
+    x = _stimuli(model)
+    got = run_rtl(model, x, simulator=simulator, lanes=4, check=True, bad_tokens=True, gaps=True, seed=3)
+    assert first_mismatch(reference.run(model, x, lanes=4), got) is None
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -132,4 +142,58 @@ def test_broken_verilog_is_a_simulation_error(monkeypatch, tmp_path):
     monkeypatch.setattr(qlif.hw.verilog, "generate", lambda model, *, lanes, name: "module qlif_top(;\n")
     model = MODELS["mixed"]
     with pytest.raises(SimulationError, match="build"):
+        run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
+
+
+def _random_model(rng) -> Model:
+    """1-3 layers of random width (1-23), every parameter drawn from its whole legal range, sometimes a
+    custom codebook with the extreme entries -32768 and 32768."""
+    widths = [int(w) for w in rng.integers(1, 24, int(rng.integers(2, 5)))]
+    layers = []
+    for n_in, n_out in zip(widths, widths[1:], strict=False):
+        b, k = int(rng.choice([1, 2, 4, 8])), int(rng.integers(2, 17))
+        book = None
+        if rng.random() < 0.3:
+            book = [int(v) for v in rng.integers(-300, 300, 1 << b)]
+            if rng.random() < 0.3:
+                book[0], book[-1] = -32768, 32768
+        layers.append(_layer(rng, n_in, n_out, b=b, k=k, theta=int(rng.integers(0, min((1 << (k - 1)) - 1, 40))),
+                             leak=None if rng.random() < 0.3 else int(rng.integers(0, 16)),
+                             reset=str(rng.choice(["subtract", "zero"])), codebook=book,
+                             tilt=float(rng.uniform(0, 1))))
+    model = Model(timesteps=int(rng.integers(1, 7)), layers=tuple(layers))
+    model.validate()
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("simulator", "designs"), [("icarus", 24), ("verilator", 5)])
+def test_random_models(simulator, designs):
+    """Random models, lanes P in {1, 2, 4, 8, 16}, sometimes with gaps and backpressure."""
+    for seed in range(designs):
+        rng = np.random.default_rng(1000 + seed)
+        model = _random_model(rng)
+        x = (rng.random((2, model.timesteps, model.n_in)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
+        lanes = int(rng.choice([1, 2, 4, 8, 16]))
+        got = run_rtl(model, x, simulator=simulator, lanes=lanes, gaps=bool(rng.random() < 0.3), seed=seed)
+        msg = first_mismatch(reference.run(model, x, lanes=lanes), got)
+        assert msg is None, f"seed {1000 + seed}, P={lanes}: {msg}"
+
+
+def test_hang_is_caught_by_the_watchdog(monkeypatch, tmp_path):
+    """A design that never signals step_done ends in a SimulationError naming the step, not a hang."""
+    import re
+
+    import qlif.hw.verilog
+
+    real = qlif.hw.verilog.generate
+
+    def no_step_done(model, *, lanes, name):
+        text, n = re.subn(r"(\bstep_done <= )", r"\g<1>1'h0 & ", real(model, lanes=lanes, name=name))
+        assert n, "the generated Verilog no longer assigns step_done as this mutant expects"
+        return text
+
+    monkeypatch.setattr(qlif.hw.verilog, "generate", no_step_done)
+    model = MODELS["saturating"]
+    with pytest.raises(SimulationError, match=r"sample 0, t 0: no step_done within \d+ cycles"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
