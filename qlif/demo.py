@@ -41,7 +41,7 @@ def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator",
     from qlif.golden.train import TrainConfig, save_checkpoint, train
     from qlif.sim.runner import first_mismatch, run_rtl
 
-    from .cli import write_text
+    from .clitools import write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -222,7 +222,8 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     x = reference.check_inputs(model, x)
-    build_dir = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
+    # Absolute: the simulator runs in the run folder, where a relative path would point elsewhere.
+    build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = _waves()
     runner, where = _build(generate(model, lanes=lanes, name=TOPLEVEL), simulator, build_dir, waves)
 

@@ -197,3 +197,13 @@ def test_hang_is_caught_by_the_watchdog(monkeypatch, tmp_path):
     model = MODELS["saturating"]
     with pytest.raises(SimulationError, match=r"sample 0, t 0: no step_done within \d+ cycles"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
+
+
+def test_relative_build_dir(monkeypatch, tmp_path):
+    """A relative build folder works: the simulator runs in its own folder, the runner must not care."""
+    monkeypatch.chdir(tmp_path)
+    model = MODELS["mixed"]
+    x = _stimuli(model, 1)
+    got = run_rtl(model, x, simulator="icarus", build_dir="relative/sim")
+    assert first_mismatch(reference.run(model, x), got) is None
+    assert (tmp_path / "relative" / "sim" / "icarus").is_dir()
