@@ -10,6 +10,7 @@ command leaves no partial output behind (:mod:`qlif.clitools`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +28,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+#: Modules with a ``register(add)`` function adding their subcommands, in ``--help`` order.
+COMMAND_MODULES = (
+    "qlif.golden.commands",
+    "qlif.sim.commands",
+    "qlif.hw.commands",
+    "qlif.boards.commands",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from qlif.boards import commands as boards_commands
-    from qlif.golden import commands as golden_commands
-    from qlif.hw import commands as hw_commands
-    from qlif.sim import commands as sim_commands
     from qlif.sim.runner import SIMULATORS
 
     p = argparse.ArgumentParser(
@@ -45,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    for package in (golden_commands, sim_commands, hw_commands, boards_commands):
-        package.register(add)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(add)
 
     sp = add("demo", cmd_demo, "train, quantize, verify the RTL, build the UP5K bitstream, write a report")
     sp.add_argument("--out-dir", default="build/demo")
