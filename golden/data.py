@@ -16,10 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DIGITS_MAX", "Split", "load_digits_split", "encode"]
+__all__ = ["DIGITS_MAX", "DATASETS", "Split", "load_digits_split", "load_split", "encode"]
 
 #: Highest pixel value of ``load_digits`` (images hold 0..16).
 DIGITS_MAX = 16
+
+#: The data sets qlif trains and evaluates on: the embedded 8x8 digits, and MNIST from IDX files.
+DATASETS = ("digits", "mnist")
+
+#: Intensity denominators that :func:`encode` recognises and codes in exact integers: the digits' 16
+#: levels and MNIST's 255.
+_EXACT_LEVELS = (16, 255)
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,37 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.25) -> Split:
     return Split(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
 
 
+def load_split(dataset: str = "digits", *, data_dir=None, seed: int = 0, test_fraction: float = 0.25,
+               train_count: int | None = None, test_count: int | None = None) -> Split:
+    """Load a data set by name: ``"digits"`` (embedded) or ``"mnist"`` (IDX files in ``data_dir``).
+
+    ``seed`` and ``test_fraction`` choose the digits split; MNIST has its standard split (60000 train,
+    10000 test). ``train_count``/``test_count`` keep only the first samples of each part.
+    Raises ``ValueError`` (:class:`qlif.golden.mnist.DataError` for data files) naming what is wrong.
+    """
+    if dataset == "digits":
+        split = load_digits_split(seed, test_fraction)
+        if train_count is not None or test_count is not None:
+            split = Split(split.x_train[:train_count], split.y_train[:train_count],
+                          split.x_test[:test_count], split.y_test[:test_count])
+        return split
+    if dataset == "mnist":
+        from .mnist import DataError, load_mnist_split
+
+        if data_dir is None:
+            raise DataError("the mnist data set needs a data folder (--data-dir) with its IDX files")
+        return load_mnist_split(data_dir, train_count=train_count, test_count=test_count)
+    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+
+
 def encode(images: np.ndarray, timesteps: int) -> np.ndarray:
     """Deterministic rate coding of intensities into spike trains.
 
     Input ``j`` of sample ``s`` spikes at step ``t`` iff ``floor((t+1) p) > floor(t p)`` with
     ``p = images[s, j]``: ``floor(T p)`` spikes spread evenly over the ``T`` steps, no randomness.
-    Computed in exact integer arithmetic when ``p`` is a multiple of 1/16 (the digits data), so float
-    rounding cannot move a spike.
+    Computed in exact integer arithmetic when every ``p`` is a multiple of 1/16 (the digits data) or of
+    1/255 (MNIST, ``pixel / 255``: ``floor(t * pixel / 255)`` by integer division), so float rounding
+    cannot move a spike.
 
     Parameters
     ----------
@@ -111,11 +142,16 @@ def encode(images: np.ndarray, timesteps: int) -> np.ndarray:
     if p.size and (np.isnan(p).any() or p.min() < 0.0 or p.max() > 1.0):
         raise ValueError("images must hold intensities in [0, 1]")
     t = np.arange(timesteps + 1, dtype=np.float64)[None, :, None]
-    # Work in units of 1/DIGITS_MAX when that is exact (the digits data), else in floats; a tiny epsilon
-    # keeps e.g. 3 * (1/3) from flooring to 0.
-    q = p * DIGITS_MAX
-    if np.array_equal(q, np.round(q)):
-        counts = (t * np.round(q).astype(np.int64)[:, None, :]) // DIGITS_MAX
+    # Work in integer units of 1/16 (digits) or 1/255 (MNIST) when the intensities are such multiples,
+    # else in floats with a tiny epsilon that keeps e.g. 3 * (1/3) from flooring to 0. MNIST's
+    # float32 pixel/255 is within 2e-5 of its level, far inside the 1e-4 tolerance and far from the
+    # next level (1/255 away).
+    for levels in _EXACT_LEVELS:
+        q = p * levels
+        nearest = np.round(q)
+        if np.all(np.abs(q - nearest) <= (0 if levels == DIGITS_MAX else 1e-4)):
+            counts = (t.astype(np.int64) * nearest.astype(np.int64)[:, None, :]) // levels
+            break
     else:
         counts = np.floor(t * p[:, None, :] + 1e-9)
     return (np.diff(counts, axis=1) > 0).astype(np.uint8)
