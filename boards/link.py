@@ -122,6 +122,9 @@ class HostLink(wiring.Component):
         UART baud rate (8N1).
     resync_cycles : int or None
         Timeout of :class:`TokenAssembler`; ``None``: :data:`RESYNC_SECONDS` of ``clk_freq``.
+    wake_classes : iterable of int or None
+        The classes that raise ``wake``; ``None`` (the default): every class, so ``wake`` marks each
+        finished classification until a subset is configured.
 
     Members
     -------
@@ -133,6 +136,9 @@ class HostLink(wiring.Component):
         High after a prediction reply, until the next ``CLEAR`` (an LED: "answered").
     fault : Out(1)
         High after an error reply, until the next ``CLEAR``.
+    wake : Out(1)
+        High after a prediction reply whose class is in ``wake_classes``, until the next ``CLEAR`` (a
+        wake-up pin for a host processor).
 
     Latency: the reply starts one cycle after the ``T``-th step's ``step_done``. Throughput is set by
     the UART (two frame times per token) unless the core is slower; the FIFO absorbs the bytes that
@@ -140,9 +146,9 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
-                 resync_cycles: int | None = None):
+                 resync_cycles: int | None = None, wake_classes=None):
         try:
-            self._init(model, lanes, clk_freq, baud, resync_cycles)
+            self._init(model, lanes, clk_freq, baud, resync_cycles, wake_classes)
         except (TypeError, ValueError):
             self._MustUse__silence = True     # refused: no "never elaborated" warning
             raise
@@ -151,9 +157,10 @@ class HostLink(wiring.Component):
             "tx": Out(1, init=1),
             "ok": Out(1),
             "fault": Out(1),
+            "wake": Out(1),
         })
 
-    def _init(self, model, lanes, clk_freq, baud, resync_cycles) -> None:
+    def _init(self, model, lanes, clk_freq, baud, resync_cycles, wake_classes) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be a qlif.golden.model.Model, not {model!r}")
         if model.n_out > MAX_CLASSES:
@@ -162,6 +169,7 @@ class HostLink(wiring.Component):
         if model.n_in > CLEAR:
             raise ValueError(f"model must have at most {CLEAR} inputs (0x{CLEAR:04X} and up are commands), "
                              f"not {model.n_in!r}")
+        self._wake_mask = _wake_mask(model, wake_classes)
         self._model = model
         self._lanes = lanes
         self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
@@ -178,6 +186,10 @@ class HostLink(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+    @property
+    def wake_classes(self) -> frozenset[int]:
+        return frozenset(i for i in range(self._model.n_out) if self._wake_mask >> i & 1)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -198,6 +210,7 @@ class HostLink(wiring.Component):
         step_open = Signal()                          # an address of the current step went to the core
         uart_error = Signal()
         reply = tx.data
+        wake_mask = Signal(self._model.n_out, init=self._wake_mask)
 
         with m.If(rx.error.frame | rx.error.overrun):
             m.d.sync += uart_error.eq(1)
@@ -215,6 +228,7 @@ class HostLink(wiring.Component):
                     reply.payload.eq(Mux(errors != 0, ERROR_FLAG | errors, net.prediction)),
                     self.ok.eq(errors == 0),
                     self.fault.eq(errors != 0),
+                    self.wake.eq((errors == 0) & wake_mask.bit_select(net.prediction, 1)),
                 ]
 
         # The core's input is a register stage (valid and payload from flip-flops): the core's own
@@ -249,9 +263,24 @@ class HostLink(wiring.Component):
                 # eot until its step_done, so any step in flight (a flushed one too) ends before this.
                 with m.If(~ev.valid & net.idle & ~net.step_done):
                     m.d.comb += [net.clear.eq(1), tok.ready.eq(1)]
-                    m.d.sync += [steps.eq(0), uart_error.eq(0), self.ok.eq(0), self.fault.eq(0)]
+                    m.d.sync += [steps.eq(0), uart_error.eq(0), self.ok.eq(0), self.fault.eq(0),
+                                     self.wake.eq(0)]
                     m.next = "RUN"
         return m
+
+
+def _wake_mask(model, wake_classes) -> int:
+    """``wake_classes`` (None: all) checked against the model's classes, as a bit mask."""
+    if wake_classes is None:
+        return (1 << model.n_out) - 1
+    try:
+        classes = set(wake_classes)
+    except TypeError:
+        raise TypeError(f"wake_classes must be an iterable of class indices or None, not {wake_classes!r}") from None
+    bad = [c for c in classes if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < model.n_out]
+    if bad:
+        raise ValueError(f"wake_classes must be classes 0..{model.n_out - 1}, not {bad[0]!r}")
+    return sum(1 << c for c in classes)
 
 
 def encode_sample(x_sample, *, clear: bool = True) -> bytes:

@@ -47,14 +47,14 @@ class SimPort:
 
     CHUNK = 2_000            # cycles simulated per step while waiting
 
-    def __init__(self, model, lanes: int, *, timeout_cycles: int = 200_000):
+    def __init__(self, model, lanes: int, *, timeout_cycles: int = 200_000, wake_classes=None):
         m = Module()
         m.submodules.link = self.link = HostLink(model=model, lanes=lanes, clk_freq=CLK, baud=BAUD,
-                                                 resync_cycles=RESYNC)
+                                                 resync_cycles=RESYNC, wake_classes=wake_classes)
         m.submodules.host_tx = self._tx = UARTTX(clk_freq=CLK, baud=BAUD)
         m.submodules.host_rx = self._rx = UARTRX(clk_freq=CLK, baud=BAUD)
         m.d.comb += [self.link.rx.eq(self._tx.tx), self._rx.rx.eq(self.link.tx)]
-        self._out, self._in, self.leds = deque(), deque(), []
+        self._out, self._in, self.leds, self.wake = deque(), deque(), [], []
         self._timeout = timeout_cycles
         self._now = 0
         self._sim = Simulator(m)
@@ -80,6 +80,7 @@ class SimPort:
             if ctx.get(self._rx.data.valid):
                 self._in.append(ctx.get(self._rx.data.payload))
                 self.leds.append((ctx.get(self.link.ok), ctx.get(self.link.fault)))
+                self.wake.append(ctx.get(self.link.wake))
 
     def _advance(self, cycles: int) -> None:
         self._now += cycles
@@ -117,6 +118,17 @@ def test_predictions_match_golden(small):
     port = SimPort(model, 4)
     assert classify(port, x).tolist() == golden.tolist()
     assert port.leds == [(1, 0)] * len(x)
+    assert port.wake == [1] * len(x)          # by default every class wakes
+
+
+def test_wake_classes(small):
+    """``wake`` follows the prediction replies whose class is in ``wake_classes``."""
+    model, x, golden = small
+    chosen = {int(golden[0])}
+    port = SimPort(model, 2, wake_classes=chosen)
+    assert port.link.wake_classes == chosen
+    assert classify(port, x).tolist() == golden.tolist()
+    assert port.wake == [int(g in chosen) for g in golden.tolist()]
 
 
 def test_errors_flush_and_resync(small):
@@ -211,3 +223,7 @@ def test_bad_params(small):
         HostLink(model=random_model([4, 200], seed=0), lanes=1, clk_freq=CLK, baud=BAUD)
     with pytest.raises(ValueError, match="baud"):
         HostLink(model=model, lanes=1, clk_freq=CLK, baud=500_000)
+    with pytest.raises(ValueError, match="wake_classes"):
+        HostLink(model=model, lanes=1, clk_freq=CLK, baud=BAUD, wake_classes=[model.n_out])
+    with pytest.raises(TypeError, match="wake_classes"):
+        HostLink(model=model, lanes=1, clk_freq=CLK, baud=BAUD, wake_classes=3)
