@@ -44,39 +44,136 @@ def cmd_stimuli(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .evaluate import evaluate
-    from .train import TrainConfig, save_checkpoint, train
+def _load_split(dataset: str, data_dir, *, seed: int = 0, test_fraction: float = 0.25):
+    from .data import load_split
 
-    settings = dict(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed)
     try:
-        config = TrainConfig(**{k: v for k, v in settings.items() if v is not None})
+        return load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    net, history = train(config)
+
+
+def _train_config(args):
+    from dataclasses import replace
+
+    from .train import MNIST_CONFIG, TrainConfig
+
+    base = MNIST_CONFIG if args.dataset == "mnist" else TrainConfig()
+    settings = dict(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
+                    batch_size=args.batch_size, lr=args.lr)
+    try:
+        return replace(base, **{k: v for k, v in settings.items() if v is not None})
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _resume_path(out) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".resume")
+
+
+def _load_checkpoint_arg(path):
+    from .train import load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _qat_config(args):
+    from .qat import QATConfig
+
+    try:
+        return QATConfig(method=args.qat, weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def cmd_train(args) -> int:
+    from .evaluate import evaluate
+    from .train import save_checkpoint, set_determinism, train
+
+    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    _check_choice("--qat", args.qat, QAT_METHODS)
+    if args.qat is None and (args.weight_bits or args.membrane_bits):
+        raise CLIError("--weight-bits and --membrane-bits belong to --qat; a float network has neither "
+                       "(quantize it afterwards with qlif quantize)")
+    if args.qat is not None and args.teacher and not Path(args.teacher).is_file():
+        raise CLIError(f"--teacher {args.teacher}: no such checkpoint file")
+    config = _train_config(args)
+    qat = _qat_config(args) if args.qat else None
+    split = _load_split(config.dataset, args.data_dir, seed=config.seed, test_fraction=config.test_fraction)
+    resume = _resume_path(args.out)
+    if resume.is_file():
+        print(f"train: resuming from {resume}")
+    try:
+        if args.qat is None:
+            net, history = train(config, split=split, resume=resume)
+        else:
+            from .qat import train_qat
+
+            set_determinism(config.seed)
+            net, history = train_qat(config, qat, split=split, resume=resume,
+                                     teacher=_load_checkpoint_arg(args.teacher) if args.teacher else None)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     save_checkpoint(net, args.out, history=history)
-    print(f"train: {evaluate(net=net).summary()} in {history['seconds']:.0f} s -> {args.out}")
+    resume.unlink(missing_ok=True)
+    result = evaluate(net=net, split=split)
+    print(f"train: {result.summary()} in {history['seconds']:.0f} s -> {args.out}")
     return 0
 
 
 def cmd_quantize(args) -> int:
     from .model import save_model
-    from .quantize import quantize_checkpoint
+    from .qat import QuantSpikingMLP, export
+    from .quantize import METHODS, calibration_stimuli, quantize
 
+    _check_choice("--method", args.method, tuple(METHODS))
     if not Path(args.checkpoint).is_file():
         raise CLIError(f"{args.checkpoint}: no such checkpoint file")
-    model = quantize_checkpoint(Path(args.checkpoint), weight_bits=args.weight_bits,
-                                percentile=args.percentile, membrane_bits=args.membrane_bits)
+    net = _load_checkpoint_arg(args.checkpoint)
+    trained = net.qat.method if isinstance(net, QuantSpikingMLP) else None
+    method = args.method or trained or "ptq"
+    if method not in METHODS:
+        raise CLIError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    if trained is None and method != "ptq":
+        raise CLIError(f"{method} is quantization-aware training: run `qlif train --qat {method} "
+                       f"--teacher {args.checkpoint} ...`, then quantize that checkpoint")
+    if trained is not None and method != trained:
+        raise CLIError(f"{args.checkpoint} was trained with --qat {trained}; it exports as {trained}, "
+                       f"not {method}")
+    bits = args.weight_bits if args.weight_bits is not None else (4 if trained is None else net.qat.weight_bits)
+    if bits not in METHODS[method]:
+        raise CLIError(f"{method} gives {' or '.join(map(str, METHODS[method]))}-bit weights, not {bits}")
+    if args.membrane_bits is not None and not 2 <= args.membrane_bits <= 16:
+        raise CLIError(f"--membrane-bits must be 2..16, not {args.membrane_bits}")
+    try:
+        calibration = None
+        if args.membrane_bits is None:
+            calibration = calibration_stimuli(net, data_dir=args.data_dir)
+        if trained is None:
+            model = quantize(net, weight_bits=bits, percentile=args.percentile,
+                             membrane_bits=args.membrane_bits, calibration=calibration)
+        else:
+            if args.membrane_bits is not None and args.membrane_bits != net.qat.membrane_bits:
+                raise CLIError(f"{args.checkpoint} was trained for "
+                               f"{net.qat.membrane_bits or 'calibrated'}-bit membranes, not {args.membrane_bits}")
+            model = export(net, calibration=calibration)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     save_model(model, args.out)
     widths = ", ".join(f"{layer.weight_bits}b/{layer.membrane_bits}k" for layer in model.layers)
-    print(f"quantize: layers (weight bits/membrane bits) {widths} -> {args.out}")
+    print(f"quantize: {method}, layers (weight bits/membrane bits) {widths} -> {args.out}")
     return 0
 
 
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from .reference import check_inputs, run
+    from .fastrun import predict_fast
+    from .reference import check_inputs
 
     model = load_model_arg(args.model)
     if args.inputs:
@@ -86,18 +183,37 @@ def cmd_eval(args) -> int:
         y = load_inputs(args.labels)
         if y.shape != (x.shape[0],):
             raise CLIError(f"--labels: shape {y.shape} does not match {x.shape[0]} samples")
-    else:
-        from .evaluate import evaluate
-
-        if model.n_in != 64:
-            raise CLIError(f"the model has {model.n_in} inputs, the digits data 64: pass --inputs and --labels")
-        # The split (seed, test fraction) the model was trained on is in its metadata.
-        print(f"eval: {evaluate(model=model).summary()}")
+        acc = float(np.mean(predict_fast(model, x) == y))
+        print(f"eval: integer model accuracy {acc:.2%} on {len(y)} samples")
         return 0
-    pred = run(model, x).prediction
-    acc = float(np.mean(pred == y))
-    print(f"eval: integer model accuracy {acc:.2%} on {len(y)} samples")
+    from .evaluate import evaluate
+
+    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    dataset = args.dataset or str(model.metadata.get("dataset", "digits"))
+    meta = model.metadata
+    split = _load_split(dataset, args.data_dir, seed=int(meta.get("seed", 0)),
+                        test_fraction=float(meta.get("test_fraction", 0.25)))
+    if model.n_in != split.n_in:
+        raise CLIError(f"the model has {model.n_in} inputs, the {dataset} data {split.n_in}: "
+                       "choose --dataset, or pass --inputs and --labels")
+    # The split (seed, test fraction) the model was trained on is in its metadata.
+    print(f"eval: {evaluate(model=model, split=split, progress=True).summary()}")
     return 0
+
+
+#: Methods of quantization-aware training (``qlif train --qat``).
+QAT_METHODS = ("lsq", "binary", "ternary")
+
+
+def _check_choice(option: str, value, choices) -> None:
+    # Checked here rather than by argparse ``choices`` so that a bad value is one line, exit 2.
+    if value is not None and value not in choices:
+        raise CLIError(f"{option}: unknown value {value!r}, choose one of {', '.join(choices)}")
+
+
+def _data_args(sp) -> None:
+    sp.add_argument("--dataset", default="digits", help="digits (embedded, default) or mnist (IDX files in --data-dir)")
+    sp.add_argument("--data-dir", help="folder with the MNIST IDX files (gzipped or not)")
 
 
 def register(add: AddCommand) -> None:
@@ -115,22 +231,39 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--out", required=True)
     sp.add_argument("--labels", help="also write the labels .npy here")
 
-    sp = add("train", cmd_train, "train the float LIF network (snntorch) on the digits data")
-    sp.add_argument("--hidden", type=positive_arg, default=None, help="hidden neurons (default 128)")
-    sp.add_argument("--timesteps", type=positive_arg, default=None, help="T (default: the trainer's)")
+    sp = add("train", cmd_train, "train the float LIF network (snntorch), or a quantization-aware one (--qat)")
+    _data_args(sp)
+    sp.add_argument("--hidden", type=positive_arg, default=None,
+                    help="hidden neurons (default 128 on digits, 500 on mnist)")
+    sp.add_argument("--timesteps", type=positive_arg, default=None, help="T (default 16 on digits, 8 on mnist)")
     sp.add_argument("--epochs", type=positive_arg, default=None)
+    sp.add_argument("--batch-size", type=positive_arg, default=None)
+    sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None, help="seed of weights, batches and split (default 0)")
-    sp.add_argument("--out", required=True, help="checkpoint .pt")
+    sp.add_argument("--qat", default=None,
+                    help="quantization-aware training: lsq (learned step), binary (1-bit, k-bit membranes), "
+                         "ternary (asymmetric, spike calibration from --teacher)")
+    sp.add_argument("--weight-bits", type=int, default=None, help="b for --qat (lsq: 2, 4, 8)")
+    sp.add_argument("--membrane-bits", type=int, default=None, help="k for --qat, 2..16 (default 16)")
+    sp.add_argument("--teacher", help="float checkpoint: the initial weights of --qat and ternary's teacher")
+    sp.add_argument("--out", required=True,
+                    help="checkpoint .pt (progress is kept in OUT.resume: a killed run continues from there)")
 
-    sp = add("quantize", cmd_quantize, "post-training quantization of a checkpoint into a model file")
-    sp.add_argument("checkpoint")
-    sp.add_argument("--weight-bits", type=int, choices=(1, 2, 4, 8), default=4)
-    sp.add_argument("--percentile", type=float, default=99.9, help="weight clipping percentile per layer")
+    sp = add("quantize", cmd_quantize, "quantize a checkpoint into an integer model file (docs/quantization.md)")
+    sp.add_argument("checkpoint", help="float checkpoint (ptq) or one of qlif train --qat (its method)")
+    sp.add_argument("--method", help="ptq (default for a float checkpoint), or the --qat method the "
+                                     "checkpoint was trained with: lsq, binary, ternary")
+    sp.add_argument("--weight-bits", type=int, default=None, help="b (ptq: 1, 2, 4, 8; default 4)")
+    sp.add_argument("--percentile", type=float, default=99.9, help="ptq: weight clipping percentile per layer")
     sp.add_argument("--membrane-bits", type=int, default=None,
                     help="k for every layer (default: calibrated on the training data)")
+    sp.add_argument("--data-dir", help="MNIST folder, for a checkpoint trained on mnist (calibration data)")
     sp.add_argument("--out", required=True)
 
-    sp = add("eval", cmd_eval, "accuracy of the integer model (default: the digits test split)")
+    sp = add("eval", cmd_eval, "accuracy of the integer model (default: the test split of its data set)")
     sp.add_argument("model")
+    sp.add_argument("--dataset", default=None,
+                    help="default: the data set in the model's metadata (digits if none)")
+    sp.add_argument("--data-dir", help="folder with the MNIST IDX files")
     sp.add_argument("--inputs")
     sp.add_argument("--labels")

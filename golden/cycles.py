@@ -8,25 +8,26 @@ number of input events of every layer at that step and the number of output spik
 with ``E_l`` the input events (spikes) of layer ``l``, ``G_l = ceil(n_out_l / P)`` and ``Z`` the spikes of
 the output layer. Each event takes ``G_l`` cycles (one P-wide group per cycle); the cycle taking the
 end-of-step token (or, for ``l > 0``, noticing the queue is empty) also issues the first group of the
-fire pass, which takes ``G_l`` cycles plus two for its last group to pass the pipeline's stages B and C
-(the fire test, then the write-back and the spike mask); the output layer's spikes
-then leave one per cycle, followed by the eot token. The cocotb scoreboard compares this figure with
-the cycles the RTL counts, every timestep; they must be equal.
+fire pass, which takes ``G_l`` cycles plus three for its last group to pass the pipeline's stages B, C
+and D (memory read, fire test, write-back and spike mask); the output layer's spikes then leave one per
+cycle, followed by the eot token and one cycle in which the argmax pipeline settles. The cocotb
+scoreboard compares this figure with the cycles the RTL counts, every timestep; they must be equal.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LANES", "groups", "cycle_model"]
+__all__ = ["LANES", "LAYER_OVERHEAD", "STEP_OVERHEAD", "groups", "cycle_model"]
 
 #: Supported lane counts P (synapses per cycle). Powers of two, so a neuron address is {group, lane}.
-LANES = (1, 2, 4, 8, 16)
+LANES = (1, 2, 4, 8, 16, 32, 64)
 
-#: Fixed cycles per layer per step: the fire pipeline's last group in stages B and C (docs/architecture.md).
-LAYER_OVERHEAD = 2
-#: Fixed cycles per step: the eot token of the ``spikes`` stream.
-STEP_OVERHEAD = 1
+#: Fixed cycles per layer per step: the fire pipeline's last group in stages B, C and D
+#: (docs/architecture.md).
+LAYER_OVERHEAD = 3
+#: Fixed cycles per step: the eot token of the ``spikes`` stream and the argmax's last update.
+STEP_OVERHEAD = 2
 
 
 def groups(n_neurons: int, lanes: int) -> int:

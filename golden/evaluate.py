@@ -3,7 +3,8 @@
 The integer accuracy (:func:`qlif.golden.reference.run`) is the figure qlif reports: it is what the RTL
 computes bit for bit. The float accuracy and the per-layer spike agreement show what quantization cost.
 Both predictions use :func:`qlif.golden.reference.predict` (argmax of spike counts, ties to the lowest
-index), so they differ only through the spikes.
+index), so they differ only through the spikes. The integer model runs through
+:func:`qlif.golden.fastrun.run_fast`, which gives the reference's results exactly, faster.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import encode, load_digits_split
+from .data import Split, encode, load_split
+from .fastrun import run_fast
 from .model import Model
-from .reference import predict, run
+from .reference import predict
 from .train import SpikingMLP
 
 __all__ = ["Evaluation", "float_spikes", "float_accuracy", "integer_accuracy", "spike_agreement",
@@ -56,11 +58,18 @@ class Evaluation:
         return "  ".join(parts) + f"  ({self.n_test} test samples)"
 
 
-def float_spikes(net: SpikingMLP, x: np.ndarray) -> list[np.ndarray]:
-    """Every layer's spikes (uint8 [S, T, N_l]) of the float network on stimuli ``x`` (uint8 [S, T, n_in])."""
+def float_spikes(net: SpikingMLP, x: np.ndarray, *, batch: int = 1000) -> list[np.ndarray]:
+    """Every layer's spikes (uint8 [S, T, N_l]) of the float network on stimuli ``x`` (uint8 [S, T, n_in]).
+
+    ``net`` may also be a quantization-aware network (:class:`qlif.golden.qat.QuantSpikingMLP`).
+    """
+    x = np.asarray(x)
+    parts = []
     with torch.no_grad():
-        out = net(torch.from_numpy(np.asarray(x, dtype=np.float32)))
-    return [o.numpy().astype(np.uint8) for o in out]
+        for start in range(0, max(len(x), 1), batch):
+            out = net(torch.from_numpy(x[start:start + batch].astype(np.float32)))
+            parts.append([o.numpy().astype(np.uint8) for o in out])
+    return [np.concatenate(p) for p in zip(*parts, strict=True)]
 
 
 def float_accuracy(net: SpikingMLP, x: np.ndarray, labels: np.ndarray) -> float:
@@ -70,27 +79,29 @@ def float_accuracy(net: SpikingMLP, x: np.ndarray, labels: np.ndarray) -> float:
 
 def integer_accuracy(model: Model, x: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the integer model (:func:`qlif.golden.reference.run`) on stimuli ``x``."""
-    return float((run(model, x).prediction == labels).mean())
+    return float((run_fast(model, x)[2] == labels).mean())
 
 
 def spike_agreement(net: SpikingMLP, model: Model, x: np.ndarray) -> list[float]:
     """Per layer, the fraction of spikes on which float network and integer model agree."""
-    return _agreement(float_spikes(net, x), run(model, x).spikes)
+    return _agreement(float_spikes(net, x), run_fast(model, x)[0])
 
 
 def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
     return [float((sa == sb).mean()) for sa, sb in zip(a, b, strict=True)]
 
 
-def test_stimuli(timesteps: int, *, seed: int = 0, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """The rate-coded digits test split: (uint8 [S, T, 64] stimuli, int64 [S] labels)."""
-    split = load_digits_split(seed, test_fraction)
+def test_stimuli(timesteps: int, *, seed: int = 0, test_fraction: float = 0.25, dataset: str = "digits",
+                 data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """The rate-coded test split: (uint8 [S, T, n_in] stimuli, int64 [S] labels)."""
+    split = load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
     return encode(split.x_test, timesteps), split.y_test
 
 
 def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
-             seed: int | None = None, test_fraction: float | None = None) -> Evaluation:
-    """Measure the float network and/or the integer model on the digits test split.
+             seed: int | None = None, test_fraction: float | None = None, split: Split | None = None,
+             data_dir=None, progress: bool = False) -> Evaluation:
+    """Measure the float network and/or the integer model on the test split.
 
     Parameters
     ----------
@@ -99,8 +110,13 @@ def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
     model : Model, optional
         The integer model (e.g. :func:`qlif.golden.model.load_model`).
     seed, test_fraction : optional
-        The split; by default taken from the network's config, else the model's metadata (written by
-        :func:`qlif.golden.quantize.quantize`), else 0 and 0.25.
+        The digits split; by default taken from the network's config, else the model's metadata
+        (written by the quantizers), else 0 and 0.25.
+    split : Split, optional
+        The data (its test part is used); by default loaded from the data set the network's config or
+        the model's metadata names (``"digits"`` if neither does).
+    data_dir : path, optional
+        The MNIST folder when the data set is MNIST and no split is given.
 
     Returns
     -------
@@ -111,21 +127,23 @@ def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
     if net is not None and model is not None and net.config.timesteps != model.timesteps:
         raise ValueError(f"network has T={net.config.timesteps} but model has T={model.timesteps}")
     meta = model.metadata if model is not None else {}
-    if seed is None:
-        seed = net.config.seed if net is not None else int(meta.get("seed", 0))
-    if test_fraction is None:
-        test_fraction = net.config.test_fraction if net is not None else float(meta.get("test_fraction", 0.25))
     timesteps = net.config.timesteps if net is not None else model.timesteps
-    x, y = test_stimuli(timesteps, seed=seed, test_fraction=test_fraction)
+    if split is None:
+        if seed is None:
+            seed = net.config.seed if net is not None else int(meta.get("seed", 0))
+        if test_fraction is None:
+            test_fraction = net.config.test_fraction if net is not None else float(meta.get("test_fraction", 0.25))
+        dataset = net.config.dataset if net is not None else str(meta.get("dataset", "digits"))
+        split = load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
+    x, y = encode(split.x_test, timesteps), split.y_test
     f_spikes = float_spikes(net, x) if net is not None else None
-    i_result = run(model, x) if model is not None else None
+    i_spikes, _, i_pred = run_fast(model, x, progress=progress) if model is not None else (None, None, None)
     f_pred = predict(f_spikes[-1]) if f_spikes is not None else None
-    i_pred = i_result.prediction if i_result is not None else None
-    both = f_spikes is not None and i_result is not None
+    both = f_spikes is not None and i_spikes is not None
     return Evaluation(
         n_test=len(y),
         float_accuracy=None if f_pred is None else float((f_pred == y).mean()),
         integer_accuracy=None if i_pred is None else float((i_pred == y).mean()),
-        agreement=_agreement(f_spikes, i_result.spikes) if both else None,
+        agreement=_agreement(f_spikes, i_spikes) if both else None,
         prediction_agreement=float((f_pred == i_pred).mean()) if both else None,
     )

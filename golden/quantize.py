@@ -12,7 +12,12 @@ Per layer ``l`` (``docs/training.md``):
 * leak shift: the float network's ``beta = 1 - 2^-lam`` gives ``lam`` back exactly;
 * membrane bits ``k``: the fewest bits that hold every membrane value the integer model reaches on
   calibration stimuli (the training set) without saturating, plus ``margin_bits`` (1) of headroom,
-  and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead.
+  and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead; if
+  ``theta_int`` does not fit it (``theta_int <= 2^(k-1) - 2``), the layer's scale grows to
+  ``theta / (2^(k-1) - 1.5)`` (coarser weights) so that it does.
+
+The quantization methods (``ptq`` here, the quantization-aware ones in :mod:`qlif.golden.qat`) are
+listed in :data:`METHODS` with the weight bits each can produce; ``docs/quantization.md`` compares them.
 """
 
 from __future__ import annotations
@@ -23,13 +28,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .data import encode, load_digits_split
+from .data import encode, load_split
+from .fastrun import run_fast
 from .model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
-from .reference import run
 from .train import SpikingMLP, load_checkpoint
 
-__all__ = ["quantize_weights", "quantize_threshold", "leak_shift_of", "bits_for_range", "quantize",
-           "quantize_checkpoint"]
+__all__ = ["METHODS", "quantize_weights", "quantize_threshold", "leak_shift_of", "bits_for_range", "quantize",
+           "quantize_checkpoint", "weight_memory_bits", "CALIBRATION_SAMPLES"]
+
+#: Every quantization method and the weight bits it can produce. ``ptq`` is post-training
+#: (:func:`quantize`); the others are quantization-aware training (:mod:`qlif.golden.qat`).
+METHODS = {"ptq": (1, 2, 4, 8), "lsq": (2, 4, 8), "binary": (1,), "ternary": (2,)}
+
+#: Training samples the membrane-width calibration runs on (the first ones of the training split).
+CALIBRATION_SAMPLES = 5000
 
 
 def quantize_weights(weights: np.ndarray, bits: int, percentile: float = 99.9) -> tuple[np.ndarray, float]:
@@ -59,10 +71,9 @@ def quantize_weights(weights: np.ndarray, bits: int, percentile: float = 99.9) -
         raise ValueError("weights are all zero at this percentile; nothing to scale")
     if bits == 1:
         scale = float(np.abs(np.clip(w, -clip, clip)).mean())
-        return np.where(w >= 0, 1, -1).astype(np.int64), scale
-    top = (1 << (bits - 1)) - 1
-    scale = clip / top
-    return np.clip(np.round(w / scale), -top - 1, top).astype(np.int64), scale
+        return _requantize(w, bits, scale), scale
+    scale = clip / ((1 << (bits - 1)) - 1)
+    return _requantize(w, bits, scale), scale
 
 
 def quantize_threshold(threshold: float, scale: float) -> int:
@@ -88,9 +99,20 @@ def bits_for_range(lo: int, hi: int) -> int:
     return k
 
 
+def weight_memory_bits(model: Model) -> int:
+    """Weight memory of ``model`` in bits: ``n_weights * b`` per layer, plus 16 bits per entry of a
+    custom codebook (a default two's complement codebook needs no table)."""
+    total = 0
+    for layer in model.layers:
+        total += layer.weights.size * layer.weight_bits
+        if layer.codebook is not None:
+            total += 16 * len(layer.codebook)
+    return total
+
+
 def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentile: float = 99.9,
              membrane_bits: int | Sequence[int] | None = None, margin_bits: int = 1,
-             calibration: np.ndarray | None = None) -> Model:
+             calibration: np.ndarray | None = None, split=None, data_dir=None) -> Model:
     """Quantize a trained network into a validated integer :class:`Model`.
 
     Parameters
@@ -106,8 +128,9 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     margin_bits : int
         Extra bits above the calibrated range when ``membrane_bits`` is None.
     calibration : numpy.ndarray, optional
-        uint8 [S, T, n_in] stimuli for choosing k; default the rate-coded training split of the
-        network's config.
+        uint8 [S, T, n_in] stimuli for choosing k; default the first :data:`CALIBRATION_SAMPLES` of the
+        rate-coded training split (``split``, else the data set of the network's config, for MNIST
+        read from ``data_dir``).
 
     Returns
     -------
@@ -118,10 +141,18 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     cfg = net.config
     n_layers = len(net.fcs)
     bits = _per_layer(weight_bits, n_layers, "weight_bits")
+    forced = None if membrane_bits is None else _per_layer(membrane_bits, n_layers, "membrane_bits")
+    for k in forced or ():
+        if k not in MEMBRANE_BITS:
+            raise ValueError(f"membrane_bits must be 2..16, not {k!r}")
     lam = leak_shift_of(cfg.beta)
     ints, scales, thetas = [], [], []
-    for w, b, theta in zip(net.weights(), bits, net.thresholds, strict=True):
+    for l, (w, b, theta) in enumerate(zip(net.weights(), bits, net.thresholds, strict=True)):
         wi, s = quantize_weights(w, b, percentile)
+        if forced is not None and quantize_threshold(theta, s) > (1 << (forced[l] - 1)) - 2:
+            # The forced register cannot hold this threshold: a coarser scale so that it can.
+            s = theta / ((1 << (forced[l] - 1)) - 1.5)
+            wi = _requantize(w, b, s)
         ints.append(wi)
         scales.append(s)
         thetas.append(quantize_threshold(theta, s))
@@ -134,26 +165,43 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
             "created_by": "qlif.golden.quantize",
             "scales": scales,
             "float_thresholds": net.thresholds,
+            "method": "ptq",
             "percentile": percentile,
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,
+            "dataset": cfg.dataset,
         })
 
-    if membrane_bits is None:
+    if forced is None:
         if calibration is None:
-            split = load_digits_split(cfg.seed, cfg.test_fraction)
-            calibration = encode(split.x_train, cfg.timesteps)
+            calibration = calibration_stimuli(net, split=split, data_dir=data_dir)
         # At 16 bits nothing a well-trained layer reaches saturates; measure what each layer needs.
-        wide = run(build([max(MEMBRANE_BITS)] * n_layers), calibration)
+        wide = run_fast(build([max(MEMBRANE_BITS)] * n_layers), calibration, keep_membranes=True)[1]
         ks = []
-        for th, v in zip(thetas, wide.membranes, strict=True):
+        for th, v in zip(thetas, wide, strict=True):
             need = bits_for_range(int(v.min()), max(int(v.max()), th + 2)) + margin_bits
             ks.append(min(need, max(MEMBRANE_BITS)))
     else:
-        ks = _per_layer(membrane_bits, n_layers, "membrane_bits")
+        ks = forced
     model = build(ks)
     model.validate()
     return model
+
+
+def calibration_stimuli(net, *, split=None, data_dir=None) -> np.ndarray:
+    """The first :data:`CALIBRATION_SAMPLES` training samples of the network's data, rate-coded."""
+    cfg = net.config
+    if split is None:
+        split = load_split(cfg.dataset, data_dir=data_dir, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                           train_count=CALIBRATION_SAMPLES)
+    return encode(split.x_train[:CALIBRATION_SAMPLES], cfg.timesteps)
+
+
+def _requantize(w: np.ndarray, bits: int, scale: float) -> np.ndarray:
+    if bits == 1:
+        return np.where(w >= 0, 1, -1).astype(np.int64)
+    top = (1 << (bits - 1)) - 1
+    return np.clip(np.round(w / scale), -top - 1, top).astype(np.int64)
 
 
 def quantize_checkpoint(path: str | os.PathLike, **kwargs) -> Model:

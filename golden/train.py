@@ -9,11 +9,20 @@ step for step, the integer LIF contract of ``docs/semantics.md`` in real numbers
 (the integer model leaks by ``v - (v >> leak_shift)`` and saturates; the quantizer scales weights and
 threshold together so the two track each other). The loss is the cross entropy of the output spike
 counts, the quantity the hardware's argmax reads. Everything is seeded and deterministic.
+
+Each layer's synaptic currents ``W^T x[t]`` do not depend on its own state, so they are computed for all
+``T`` steps in one matrix product; only the neuron update loops over time. The training loop
+(:func:`fit`) is shared with quantization-aware training (:mod:`qlif.golden.qat`): it rate-codes each
+batch on the fly (the coded MNIST training set would take 750 MB), shows a progress bar over batches,
+and, given a ``resume`` path, saves its complete state after every epoch and continues from there, with
+results identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -25,9 +34,10 @@ from snntorch import surrogate
 from torch import nn
 from tqdm import tqdm
 
-from .data import Split, encode, load_digits_split
+from .data import DATASETS, Split, encode, load_split
 
-__all__ = ["TrainConfig", "SpikingMLP", "train", "save_checkpoint", "load_checkpoint", "set_determinism"]
+__all__ = ["TrainConfig", "SpikingMLP", "train", "fit", "save_checkpoint", "load_checkpoint", "set_determinism",
+           "MNIST_CONFIG"]
 
 #: Threads torch uses. The matrices are small (batch 64 x 128), so a second thread gains little, and on a
 #: shared, busy 2-core machine two threads were measured 25x slower than one (they spin waiting for each
@@ -58,6 +68,8 @@ class TrainConfig:
         Seeds torch (weights, batch order) and the data split.
     test_fraction : float
         Held-out fraction of the digits data (see :func:`qlif.golden.data.load_digits_split`).
+    dataset : str
+        ``"digits"`` (embedded) or ``"mnist"`` (IDX files; the folder is given when loading, not stored).
     """
 
     hidden: tuple[int, ...] = (128,)
@@ -70,6 +82,7 @@ class TrainConfig:
     slope: float = 10.0
     seed: int = 0
     test_fraction: float = 0.25
+    dataset: str = "digits"
 
     def __post_init__(self):
         # Accept what a command line or a loaded checkpoint gives (an int, lists) as the tuples above.
@@ -89,6 +102,12 @@ class TrainConfig:
             raise ValueError(f"threshold needs one value or {n_layers} (one per layer), not {self.threshold!r}")
         if not all(t > 0 for t in self.thresholds):
             raise ValueError(f"threshold must be positive, not {self.threshold!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -137,95 +156,208 @@ class SpikingMLP(nn.Module):
         return [float(lif.threshold) for lif in self.lifs]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Run on spikes ``x`` (float [B, T, n_in]); return every layer's spikes, each [B, T, N_l]."""
-        mems = [torch.zeros(x.shape[0], fc.out_features, dtype=x.dtype) for fc in self.fcs]
-        out: list[list[torch.Tensor]] = [[] for _ in self.fcs]
-        for t in range(x.shape[1]):
-            inp = x[:, t]
-            for l, (fc, lif) in enumerate(zip(self.fcs, self.lifs, strict=True)):
-                inp, mems[l] = lif(fc(inp), mems[l])
-                out[l].append(inp)
-        return [torch.stack(o, dim=1) for o in out]
+        """Run on spikes ``x`` (float [B, T, n_in]); return every layer's spikes, each [B, T, N_l].
+
+        Layer by layer: the currents of all ``T`` steps in one product, then the neurons step by step
+        (the same arithmetic as stepping the whole network per timestep, since a layer's input at ``t``
+        is the previous layer's spikes at ``t``).
+        """
+        out = []
+        inp = x
+        for fc, lif in zip(self.fcs, self.lifs, strict=True):
+            cur = fc(inp)
+            mem = torch.zeros(x.shape[0], fc.out_features, dtype=x.dtype)
+            spikes = []
+            for t in range(x.shape[1]):
+                s, mem = lif(cur[:, t], mem)
+                spikes.append(s)
+            inp = torch.stack(spikes, dim=1)
+            out.append(inp)
+        return out
 
     def weights(self) -> list[np.ndarray]:
         """Weights as float64 [n_in, n_out] arrays (row j = input j, the model file's layout)."""
         return [fc.weight.detach().double().numpy().T.copy() for fc in self.fcs]
 
 
-def _counts(net: SpikingMLP, x: torch.Tensor) -> torch.Tensor:
-    return net(x)[-1].sum(dim=1)
+#: The seed network of the MNIST experiments: 784-500-10, T = 8, 12 epochs of batch 100 (docs/training.md).
+MNIST_CONFIG = TrainConfig(hidden=(500,), timesteps=8, epochs=12, batch_size=100, lr=1e-3, dataset="mnist")
+
+#: ``loss_fn(net, x, y) -> (loss, output spike counts)``, as :func:`fit` calls it on every batch.
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def train(config: TrainConfig = TrainConfig(), *, split: Split | None = None,
-          progress: bool = True) -> tuple[SpikingMLP, dict]:
-    """Train a :class:`SpikingMLP` on the rate-coded digits.
+def _cross_entropy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = net(x)[-1].sum(dim=1)
+    # Spike counts are the logits: the hardware predicts by their argmax.
+    return nn.functional.cross_entropy(counts, y), counts
+
+
+def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = _cross_entropy,
+        lr: float | None = None, epochs: int | None = None, progress: bool = True,
+        resume: str | os.PathLike | None = None, identity: dict | None = None,
+        on_epoch: Callable[[int, dict], None] | None = None, desc: str = "train") -> dict:
+    """Optimise ``net`` on the rate-coded training split: Adam, cosine decay, seeded batch order.
+
+    Parameters
+    ----------
+    net : nn.Module
+        Returns every layer's spikes from float [B, T, n_in] spikes; trained in place.
+    config : TrainConfig
+        Timesteps, batch size, seed; ``lr`` and ``epochs`` unless given here.
+    split : Split
+        Training data (intensities; each batch is rate-coded when drawn).
+    loss_fn : callable
+        ``loss_fn(net, x, y) -> (loss, counts)``; default cross entropy of the output spike counts.
+    resume : path, optional
+        After every epoch the whole state (weights, optimiser, schedule, batch-order generator,
+        history) is written here atomically; if the file exists when training starts, training continues
+        after its last epoch and ends bit-identical to an uninterrupted run.
+    identity : dict, optional
+        What must match for a resume file to be used (default: the config); a mismatch is an error.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, history)`` after every epoch (and its resume file) is complete.
+
+    Returns
+    -------
+    dict
+        ``loss`` and ``train_acc`` per epoch, ``seconds`` of training (all sessions together) and
+        ``resumed_at`` (the epoch a resumed run started from, or 0).
+    """
+    lr = config.lr if lr is None else lr
+    epochs = config.epochs if epochs is None else epochs
+    identity = dict(identity if identity is not None else asdict(config), lr=lr, epochs=epochs,
+                    n_train=len(split.y_train))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: dict = {"loss": [], "train_acc": [], "seconds": 0.0, "resumed_at": 0}
+    start_epoch = 0
+    if resume is not None and Path(resume).is_file():
+        state = torch.load(Path(resume), map_location="cpu", weights_only=False)
+        if state.get("identity") != identity:
+            raise ValueError(f"{resume}: resume file of a different training run (settings differ); "
+                             "delete it or choose another output")
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        history = state["history"]
+        start_epoch = history["resumed_at"] = state["epoch"]
+    y_all = torch.from_numpy(split.y_train)
+    n_batches = -(-len(y_all) // config.batch_size)
+    bar = tqdm(total=epochs * n_batches, initial=start_epoch * n_batches, desc=desc, unit="batch",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        for epoch in range(start_epoch, epochs):
+            start = time.perf_counter()
+            net.train()
+            total, correct = 0.0, 0
+            for idx in torch.randperm(len(y_all), generator=gen).split(config.batch_size):
+                xb = torch.from_numpy(encode(split.x_train[idx.numpy()], config.timesteps)).float()
+                yb = y_all[idx]
+                loss, counts = loss_fn(net, xb, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                correct += int((counts.argmax(dim=1) == yb).sum())
+                bar.update(1)
+            sched.step()
+            history["loss"].append(total / len(y_all))
+            history["train_acc"].append(correct / len(y_all))
+            history["seconds"] += time.perf_counter() - start
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.3f}",
+                            acc=f"{history['train_acc'][-1]:.3f}")
+            if resume is not None:
+                _atomic_save({"identity": identity, "epoch": epoch + 1, "net": net.state_dict(),
+                              "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
+                              "torch_rng": torch.get_rng_state(), "history": history}, Path(resume))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, history)
+    finally:
+        bar.close()
+    net.eval()
+    return history
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig = TrainConfig(), *, split: Split | None = None, data_dir=None,
+          progress: bool = True, resume: str | os.PathLike | None = None,
+          on_epoch: Callable[[int, dict], None] | None = None) -> tuple[SpikingMLP, dict]:
+    """Train a :class:`SpikingMLP` on the rate-coded training split.
 
     Parameters
     ----------
     config : TrainConfig
         The run's settings.
     split : Split, optional
-        Data to train on; default ``load_digits_split(config.seed, config.test_fraction)``.
+        Data to train on; default ``load_split(config.dataset, data_dir=data_dir, seed=config.seed,
+        test_fraction=config.test_fraction)``.
+    data_dir : path, optional
+        The MNIST folder when ``config.dataset == "mnist"`` and no split is given.
     progress : bool
-        Show a tqdm bar over epochs.
+        Show a tqdm bar over batches.
+    resume, on_epoch
+        See :func:`fit`: a resume file makes a killed run continue from its last complete epoch.
 
     Returns
     -------
     (SpikingMLP, dict)
-        The trained network (in eval mode) and a history dict with ``loss`` and ``train_acc`` per
-        epoch and ``seconds`` of wall time.
+        The trained network (in eval mode) and the history of :func:`fit`.
     """
     set_determinism(config.seed)
     if split is None:
-        split = load_digits_split(config.seed, config.test_fraction)
-    x = torch.from_numpy(encode(split.x_train, config.timesteps)).float()
-    y = torch.from_numpy(split.y_train)
+        split = load_split(config.dataset, data_dir=data_dir, seed=config.seed, test_fraction=config.test_fraction)
     net = SpikingMLP(split.n_in, split.n_classes, config)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
-    gen = torch.Generator().manual_seed(config.seed)
-    history: dict = {"loss": [], "train_acc": []}
-    start = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
-    for _ in bar:
-        net.train()
-        total, correct = 0.0, 0
-        for idx in torch.randperm(len(y), generator=gen).split(config.batch_size):
-            counts = _counts(net, x[idx])
-            # Spike counts are the logits: the hardware predicts by their argmax.
-            loss = nn.functional.cross_entropy(counts, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            correct += int((counts.argmax(dim=1) == y[idx]).sum())
-        sched.step()
-        history["loss"].append(total / len(y))
-        history["train_acc"].append(correct / len(y))
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}")
-    history["seconds"] = time.perf_counter() - start
-    net.eval()
+    history = fit(net, config, split, progress=progress, resume=resume, on_epoch=on_epoch)
     return net, history
 
 
-def save_checkpoint(net: SpikingMLP, path: str | Path, *, history: dict | None = None) -> None:
-    """Write ``{"config", "n_in", "n_out", "state_dict", "history"}`` with ``torch.save``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = asdict(net.config)
-    torch.save({
-        "config": cfg,
+def save_checkpoint(net: nn.Module, path: str | Path, *, history: dict | None = None) -> None:
+    """Write ``{"config", "n_in", "n_out", "state_dict", "history"}`` with ``torch.save`` (atomically).
+
+    A quantization-aware network (:class:`qlif.golden.qat.QuantSpikingMLP`) adds ``"qat"``, its
+    quantization settings.
+    """
+    doc = {
+        "config": asdict(net.config),
         "n_in": net.fcs[0].in_features,
         "n_out": net.fcs[-1].out_features,
         "state_dict": net.state_dict(),
         "history": history or {},
-    }, path)
+    }
+    if hasattr(net, "qat"):
+        doc["qat"] = asdict(net.qat)
+    _atomic_save(doc, Path(path))
 
 
-def load_checkpoint(path: str | Path) -> SpikingMLP:
-    """Rebuild the network saved by :func:`save_checkpoint` (in eval mode)."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    net = SpikingMLP(int(ckpt["n_in"]), int(ckpt["n_out"]), TrainConfig(**ckpt["config"]))
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """Rebuild the network saved by :func:`save_checkpoint` (in eval mode).
+
+    A float checkpoint gives a :class:`SpikingMLP`, a quantization-aware one a
+    :class:`qlif.golden.qat.QuantSpikingMLP`. A file that is not a checkpoint raises ``ValueError``.
+    """
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        n_in, n_out, config = int(ckpt["n_in"]), int(ckpt["n_out"]), TrainConfig(**ckpt["config"])
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such checkpoint file") from None
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise ValueError(f"{path}: not a qlif checkpoint ({type(e).__name__}: {e})") from None
+    if "qat" in ckpt:
+        from .qat import QATConfig, QuantSpikingMLP
+
+        net = QuantSpikingMLP(n_in, n_out, config, QATConfig(**ckpt["qat"]))
+    else:
+        net = SpikingMLP(n_in, n_out, config)
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     return net
