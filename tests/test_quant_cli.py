@@ -1,0 +1,71 @@
+"""Quantization commands: bad methods, bit-widths and data folders are one line, exit 2, no output."""
+
+import numpy as np
+import pytest
+
+from qlif.cli import main
+from qlif.golden.mnist import MNIST_FILES, write_idx
+from qlif.golden.train import SpikingMLP, TrainConfig, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "float.pt"
+    save_checkpoint(SpikingMLP(64, 10, TrainConfig(hidden=(8,), timesteps=4)), path)
+    return path
+
+
+def _fails(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("qlif: error:"), err
+    assert words in err, err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["quantize", "{ckpt}", "--method", "xnor", "--out", "{out}"], "--method: unknown value 'xnor'"),
+    (["quantize", "{ckpt}", "--method", "ptq", "--weight-bits", "3", "--out", "{out}"], "ptq gives 1 or 2 or 4 or 8"),
+    (["quantize", "{ckpt}", "--method", "lsq", "--out", "{out}"], "qlif train --qat lsq"),
+    (["quantize", "{ckpt}", "--membrane-bits", "17", "--out", "{out}"], "--membrane-bits must be 2..16"),
+    (["quantize", "{missing}", "--out", "{out}"], "no such checkpoint file"),
+    (["train", "--qat", "xnor", "--out", "{out}"], "--qat: unknown value 'xnor'"),
+    (["train", "--qat", "lsq", "--weight-bits", "1", "--out", "{out}"], "lsq gives 2 or 4 or 8-bit weights, not 1"),
+    (["train", "--qat", "binary", "--weight-bits", "4", "--out", "{out}"], "binary gives 1-bit weights, not 4"),
+    (["train", "--qat", "ternary", "--weight-bits", "8", "--out", "{out}"], "ternary gives 2-bit weights, not 8"),
+    (["train", "--qat", "ternary", "--teacher", "{missing}", "--out", "{out}"], "no such checkpoint file"),
+    (["train", "--weight-bits", "4", "--out", "{out}"], "belong to --qat"),
+    (["train", "--dataset", "cifar", "--out", "{out}"], "--dataset: unknown value 'cifar'"),
+    (["train", "--dataset", "mnist", "--out", "{out}"], "--data-dir"),
+    (["train", "--dataset", "mnist", "--data-dir", "{missing}", "--out", "{out}"], "no such data folder"),
+    (["sweep-accuracy", "--methods", "ptq,xnor", "--out-dir", "{out}"], "--methods: unknown value 'xnor'"),
+    (["sweep-accuracy", "--weight-bits", "3", "--out-dir", "{out}"], "--weight-bits: 3 is not one of"),
+    (["sweep-accuracy", "--datasets", "mnist", "--out-dir", "{out}"], "--data-dir"),
+])
+def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys, ckpt, argv, words):
+    out = tmp_path / "out.json"
+    argv = [a.format(ckpt=ckpt, out=out, missing=tmp_path / "missing") for a in argv]
+    _fails(capsys, argv, words)
+    assert not out.exists()
+
+
+def test_truncated_mnist_is_one_line_exit_2(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for (split, kind), name in MNIST_FILES.items():
+        n = 6 if split == "train" else 4
+        a = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) if kind == "images" else np.zeros(n, np.uint8)
+        write_idx(tmp_path / f"{name}.gz", a)
+    raw = (tmp_path / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) - 40])
+    _fails(capsys, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "x.pt")],
+           "train-images-idx3-ubyte.gz")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_quantize_cli_ptq_and_eval(tmp_path, capsys, ckpt):
+    out = tmp_path / "m.json"
+    assert main(["quantize", str(ckpt), "--method", "ptq", "--weight-bits", "2", "--membrane-bits", "6",
+                 "--out", str(out)]) == 0
+    assert "ptq" in capsys.readouterr().out and out.is_file()
+    assert main(["eval", str(out)]) == 0
+    assert "integer" in capsys.readouterr().out
+    _fails(capsys, ["eval", str(out), "--dataset", "mnist", "--data-dir", str(tmp_path)], "MNIST")
