@@ -38,3 +38,19 @@ def test_run_fast_equals_the_reference(b, k, lam, reset, codebook):
         assert np.array_equal(a, c)
     assert np.array_equal(ref.prediction, pred) and np.array_equal(pred, predict_fast(model, x))
     assert 0 < ref.spikes[0].mean() < 1
+
+
+@pytest.mark.parametrize("rows", [1, 3, 200])      # few rows: row by row; many: input by input
+def test_saturating_rows_both_ways_are_the_contract(rows):
+    from qlif.golden.fastrun import _saturating_rows
+
+    rng = np.random.default_rng(rows)
+    w = rng.integers(-6, 7, size=(50, 9))
+    x = (rng.random((rows, 50)) < 0.4).astype(np.uint8)
+    u0 = rng.integers(-8, 8, size=(rows, 9))
+    got = _saturating_rows(u0.copy(), x, w, -8, 7)
+    for n in range(rows):
+        u = u0[n].copy()
+        for j in np.flatnonzero(x[n]):
+            u = np.clip(u + w[j], -8, 7)
+        assert got[n].tolist() == u.tolist()
