@@ -14,7 +14,7 @@ Per layer ``l`` (``docs/training.md``):
   calibration stimuli (the training set) without saturating, plus ``margin_bits`` (1) of headroom,
   and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead; if
   ``theta_int`` does not fit it (``theta_int <= 2^(k-1) - 2``), the layer's scale grows to
-  ``theta / (2^(k-1) - 1.5)`` (coarser weights) so that it does.
+  ``theta / (2^(k-1) - 2)`` (coarser weights; ``2 theta`` at k = 2) so that it does.
 
 The quantization methods (``ptq`` here, the quantization-aware ones in :mod:`qlif.golden.qat`) are
 listed in :data:`METHODS` with the weight bits each can produce; ``docs/quantization.md`` compares them.
@@ -149,13 +149,15 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     ints, scales, thetas = [], [], []
     for l, (w, b, theta) in enumerate(zip(net.weights(), bits, net.thresholds, strict=True)):
         wi, s = quantize_weights(w, b, percentile)
-        if forced is not None and quantize_threshold(theta, s) > (1 << (forced[l] - 1)) - 2:
-            # The forced register cannot hold this threshold: a coarser scale so that it can.
-            s = theta / ((1 << (forced[l] - 1)) - 1.5)
+        top = None if forced is None else (1 << (forced[l] - 1)) - 2     # the largest threshold k allows
+        if top is not None and quantize_threshold(theta, s) > top:
+            # The forced register cannot hold this threshold: a coarser scale so that it can
+            # (k = 2 allows only theta_int = 0: the unit is then 2 theta, so theta is half a unit).
+            s = theta / top if top else 2.0 * theta
             wi = _requantize(w, b, s)
         ints.append(wi)
         scales.append(s)
-        thetas.append(quantize_threshold(theta, s))
+        thetas.append(quantize_threshold(theta, s) if top is None else min(quantize_threshold(theta, s), top))
 
     def build(ks: Sequence[int]) -> Model:
         layers = tuple(

@@ -139,9 +139,11 @@ def test_exports_round_trip_with_codebooks(tmp_path):
 def test_ptq_forced_small_registers_rescale_the_threshold():
     rng = np.random.default_rng(5)
     net = _net(SpikingMLP, [rng.normal(0, 0.1, (64, 24)), rng.normal(0, 0.3, (24, 10))])
-    for k in (2, 4, 8):
-        model = quantize(net, weight_bits=4, membrane_bits=k)
-        assert all(layer.membrane_bits == k and layer.threshold <= theta_max(k) for layer in model.layers)
+    for b in (1, 2, 4, 8):
+        for k in (2, 4, 8, 9, 16):
+            model = quantize(net, weight_bits=b, membrane_bits=k)      # validates
+            assert all(layer.membrane_bits == k and layer.threshold <= theta_max(k) for layer in model.layers)
+    assert quantize(net, weight_bits=8, membrane_bits=8).layers[0].threshold == theta_max(8)   # 126: rescaled
 
 
 def test_integer_model_converges_to_the_float_spikes_with_fine_weights_and_wide_registers():
