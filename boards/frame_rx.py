@@ -70,12 +70,16 @@ class FrameReceiver(wiring.Component):
     """
 
     def __init__(self, *, n_in: int, n_out: int, timeout: int):
+        problem = None
         if not isinstance(n_in, int) or not 1 <= n_in <= 0xFFFF:
-            raise ValueError(f"n_in must be an integer 1..65535, not {n_in!r}")
-        if not isinstance(n_out, int) or not 1 <= n_out <= 8 * MAX_PAYLOAD:
-            raise ValueError(f"n_out must be an integer 1..{8 * MAX_PAYLOAD}, not {n_out!r}")
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 2:
-            raise ValueError(f"timeout must be an integer of at least 2 cycles, not {timeout!r}")
+            problem = f"n_in must be an integer 1..65535, not {n_in!r}"
+        elif not isinstance(n_out, int) or not 1 <= n_out <= 8 * MAX_PAYLOAD:
+            problem = f"n_out must be an integer 1..{8 * MAX_PAYLOAD}, not {n_out!r}"
+        elif not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 2:
+            problem = f"timeout must be an integer of at least 2 cycles, not {timeout!r}"
+        if problem:
+            self._MustUse__silence = True     # refused: no "never elaborated" warning
+            raise ValueError(problem)
         self._n_in, self._n_out, self._timeout = n_in, n_out, timeout
         self._arg_bytes = mask_bytes(n_out)
         super().__init__({

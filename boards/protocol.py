@@ -150,7 +150,8 @@ def encode_request(cmd: int, seq: int, payload: bytes = b"") -> bytes:
     """A request frame: ``SYNC CMD SEQ LEN PAYLOAD CRC``. Any CMD byte is allowed (the fuzzer sends bad ones)."""
     _check_byte("cmd", cmd)
     _check_byte("seq", seq)
-    body = bytes([cmd, seq, len(payload)]) + _check_payload(payload)
+    payload = _check_payload(payload)
+    body = bytes([cmd, seq, len(payload)]) + payload
     return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
 
 
@@ -159,7 +160,8 @@ def encode_reply(cmd: int, seq: int, status: int, payload: bytes = b"") -> bytes
     _check_byte("cmd", cmd)
     _check_byte("seq", seq)
     _check_byte("status", status)
-    body = bytes([cmd | REPLY_FLAG, seq, status, len(payload)]) + _check_payload(payload)
+    payload = _check_payload(payload)
+    body = bytes([cmd | REPLY_FLAG, seq, status, len(payload)]) + payload
     return bytes([SYNC]) + body + crc16(body).to_bytes(2, "big")
 
 

