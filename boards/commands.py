@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, write_npz
+from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, positive_arg, write_npz
 
 __all__ = ["register"]
 
@@ -103,18 +103,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _baud_arg(value: str) -> int:
-    import argparse
-
-    try:
-        baud = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"baud must be an integer, not {value!r}") from None
-    if baud <= 0:
-        raise argparse.ArgumentTypeError(f"baud must be positive, not {baud}")
-    return baud
-
-
 def _seconds_arg(value: str) -> float:
     import argparse
 
@@ -145,7 +133,7 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--inputs", required=True, help="stimuli .npy, uint8 [S, T, n_in] of 0/1")
     sp.add_argument("--labels", help="true classes .npy, int [S]: print the accuracy")
     sp.add_argument("--out", help="results .npz: prediction, counts, cycles, wake (and the golden ones)")
-    sp.add_argument("--baud", type=_baud_arg, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
+    sp.add_argument("--baud", type=positive_arg, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
     sp.add_argument("--timeout", type=_seconds_arg, default=DEFAULT_TIMEOUT,
                     help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT})")
     sp.add_argument("--retries", type=int, default=3, help="resends of a sample after a line error (default 3)")
