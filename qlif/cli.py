@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "qlif.sim.commands",
     "qlif.hw.commands",
     "qlif.boards.commands",
+    "qlif.boards.sweep",
 )
 
 

@@ -1,0 +1,699 @@
+"""``qlif sweep-hw``: resources, Fmax, latency, power and energy per inference across bit widths and boards.
+
+For every board x weight bits b x membrane bits k x lanes P the sweep
+
+1. builds the bitstream of a fixed network (``random_model``: the given layer sizes, uniform random
+   b-bit weights, k-bit membranes) with several nextpnr seeds, the clock constrained to a target above
+   what the design reaches, and takes the median Fmax over the seeds;
+2. measures the switching activity of the same core in RTL simulation of the workload (the first
+   test samples of the data set, rate coded; :mod:`qlif.sim.activity`), checked against the golden
+   model;
+3. counts cycles per inference with the golden cycle model over the whole test split;
+4. estimates power at Fmax and energy per inference (:mod:`qlif.boards.power`, docs/power.md).
+
+Builds and simulations are independent tasks run by a pool of worker processes, with a progress bar.
+Each finished task leaves a JSON record in the work folder keyed by its configuration and by a hash of
+the RTL and board sources, so an interrupted sweep resumes where it stopped and a changed design is
+rebuilt. Outputs: ``<name>.csv``, ``<name>.md`` and three PNG plots in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["WEIGHT_BITS", "MEMBRANE_BITS", "DEFAULT_TARGET_MHZ", "SweepConfig", "default_boards", "run_sweep",
+           "register"]
+
+WEIGHT_BITS = (1, 2, 4, 8)
+MEMBRANE_BITS = (4, 8, 12, 16)
+#: Clock constraint of the builds, by device family: above what the design reaches, so that nextpnr
+#: works for the highest Fmax (its Fmax depends on the constraint, see docs/boards.md).
+DEFAULT_TARGET_MHZ = {"ice40up": 60.0, "ecp5": 125.0}
+#: Bits of a UART frame that are not data (start and stop), for the I/O toggles of the replies.
+_UART_FRAME = 10
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep. Every field has a checked default; see :func:`run_sweep`."""
+
+    boards: tuple[str, ...] = ()
+    weight_bits: tuple[int, ...] = WEIGHT_BITS
+    membrane_bits: tuple[int, ...] = MEMBRANE_BITS
+    lanes: tuple[int, ...] = (4,)
+    seeds: tuple[int, ...] = (1, 2, 3)
+    sizes: tuple[int, ...] = (64, 128, 10)
+    timesteps: int = 16
+    samples: int = 8
+    model_seed: int = 0
+    dataset: str = "digits"
+    data_dir: str | None = None
+    target_mhz: dict = field(default_factory=dict)     # board -> MHz; default by family
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        from qlif.golden.cycles import LANES
+        from qlif.golden.model import MEMBRANE_BITS as K_RANGE
+        from qlif.golden.model import WEIGHT_BITS as B_ALLOWED
+
+        from .build import BOARDS
+
+        def ints(name, values, allowed):
+            if not values:
+                raise ValueError(f"{name}: give at least one value")
+            for v in values:
+                if v not in allowed:
+                    raise ValueError(f"{name}: {v!r} is not one of {', '.join(map(str, allowed))}")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: {list(values)} repeats a value")
+
+        if not self.boards:
+            raise ValueError("boards: give at least one board")
+        for board in self.boards:
+            if board not in BOARDS:
+                raise ValueError(f"boards: {board!r} is not one of {', '.join(sorted(BOARDS))}")
+        ints("weight bits", self.weight_bits, B_ALLOWED)
+        ints("membrane bits", self.membrane_bits, list(K_RANGE))
+        ints("lanes", self.lanes, LANES)
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds) \
+                or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: must be distinct non-negative integers, not {list(self.seeds)}")
+        if len(self.sizes) < 2 or any(n < 1 for n in self.sizes):
+            raise ValueError(f"sizes: need the inputs and at least one layer, all positive, not {list(self.sizes)}")
+        if self.timesteps < 1 or self.samples < 1:
+            raise ValueError("timesteps and samples must be positive")
+        for board, mhz in self.target_mhz.items():
+            if board not in self.boards:
+                raise ValueError(f"clock target for {board!r}, which is not swept")
+            if not mhz > 0:
+                raise ValueError(f"clock target for {board!r} must be positive, not {mhz!r}")
+        n_in = {"digits": 64, "mnist": 784}.get(self.dataset)
+        if n_in is None:
+            raise ValueError(f"dataset must be digits or mnist, not {self.dataset!r}")
+        if self.sizes[0] != n_in:
+            raise ValueError(f"sizes: the {self.dataset} workload has {n_in} inputs, so sizes must start "
+                             f"with {n_in}, not {self.sizes[0]}")
+
+    def target(self, board: str) -> float:
+        """Clock constraint (MHz) of ``board``'s builds."""
+        if board in self.target_mhz:
+            return float(self.target_mhz[board])
+        from .power import family_of
+
+        return DEFAULT_TARGET_MHZ[family_of(_device(board)).family]
+
+
+def _device(board: str) -> str:
+    from .build import BOARDS
+
+    platform = BOARDS[board][0]
+    return str(platform.device)
+
+
+def default_boards() -> tuple[str, ...]:
+    """The iCE40 UP5K board and every ECP5-85F board of :data:`qlif.boards.build.BOARDS`, as they exist."""
+    from .build import BOARDS
+
+    up5k = [b for b in BOARDS if _device(b).upper().startswith("ICE40UP5K")]
+    ecp5 = [b for b in BOARDS if _device(b).upper().startswith(("LFE5U-85", "LFE5UM-85", "LFE5UM5G-85"))]
+    return tuple(up5k[:1] + ecp5[:1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tasks (run in worker processes; arguments and results are plain data).
+
+#: Package of each top-level source folder (pyproject.toml's package-dir).
+_PACKAGES = {"qlif.hw": "hw", "qlif.boards": "boards", "qlif.golden": "golden", "qlif.sim": "sim", "qlif": "qlif"}
+#: What builds and activity runs depend on: the board flow, the RTL, the activity measurement and the
+#: cocotb test it runs (named by a string in the runner, so listed here).
+_HASH_ROOTS = ("boards/build.py", "hw/verilog.py", "sim/activity.py", "sim/cocotb_network.py")
+
+
+def _module_file(module: str) -> Path | None:
+    for package in sorted(_PACKAGES, key=len, reverse=True):
+        if module == package or module.startswith(package + "."):
+            rest = module[len(package):].lstrip(".").split(".") if module != package else []
+            base = _ROOT / _PACKAGES[package] / Path(*rest) if rest else _ROOT / _PACKAGES[package]
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    return candidate
+            return None
+    return None
+
+
+def source_closure(roots: Iterable[str] = _HASH_ROOTS) -> list[Path]:
+    """The project's source files that ``roots`` import, directly or not (read with ``ast``, so the
+    answer does not depend on what this process happens to have imported)."""
+    import ast
+
+    seen: set[Path] = set()
+    todo = [_ROOT / r for r in roots]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        package = next(p for p, d in _PACKAGES.items() if path.parent == _ROOT / d)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            for name in names:
+                found = _module_file(name) if name.startswith("qlif") else None
+                if found is not None:
+                    todo.append(found)
+    return sorted(seen)
+
+
+def hash_files(paths: Iterable[Path]) -> str:
+    """Content hash of files (names relative to the project, and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def design_hash() -> str:
+    """Hash of every source a build or an activity run depends on (:func:`source_closure`): a change to
+    the RTL, a board top or the testbench invalidates the sweep's records, and nothing else does."""
+    return hash_files(source_closure())
+
+
+def _model(cfg: dict, b: int, k: int):
+    from .build import random_model
+
+    return random_model(list(cfg["sizes"]), timesteps=cfg["timesteps"], weight_bits=b, membrane_bits=k,
+                        seed=cfg["model_seed"])
+
+
+def _stimuli(cfg: dict):
+    from qlif.golden.data import encode, load_split
+
+    split = load_split(cfg["dataset"], data_dir=cfg["data_dir"])
+    return encode(split.x_test, cfg["timesteps"])
+
+
+def _build_task(cfg: dict, work: str, board: str, b: int, k: int, lanes: int, seed: int, target_mhz: float) -> dict:
+    from .build import build
+
+    report = build(_model(cfg, b, k), board=board, lanes=lanes, clk_freq=target_mhz * 1e6,
+                   out_dir=Path(work) / "builds" / f"{board}-w{b}-k{k}-p{lanes}-s{seed}", name="qlif",
+                   seed=seed, progress=None)
+    return {"report": report}
+
+
+def _activity_task(cfg: dict, work: str, b: int, k: int, lanes: int) -> dict:
+    from qlif.golden.reference import run
+    from qlif.sim.activity import measure_activity
+
+    model = _model(cfg, b, k)
+    x = _stimuli(cfg)
+    golden = run(model, x, lanes=lanes)
+    # Verilator builds go to the shared build/sim folder: they are keyed by the Verilog text, and the
+    # compiled Verilator runtime there is reused by every build.
+    act = measure_activity(model, x[:cfg["samples"]], lanes=lanes,
+                           workload=f"first {cfg['samples']} {cfg['dataset']} test samples, rate coded, "
+                                    f"T = {cfg['timesteps']}")
+    cycles = golden.cycles.sum(axis=1)
+    return {"activity": act.to_json(), "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()),
+            "samples_for_cycles": int(len(cycles)),
+            "output_spikes_mean": float(golden.spikes[-1].sum(axis=(1, 2)).mean())}
+
+
+def _run_task(kind: str, args: tuple) -> tuple[dict | None, str | None, float]:
+    """Run one task in a worker; never raises (a failure is reported, the sweep goes on)."""
+    start = time.monotonic()
+    try:
+        result = (_build_task if kind == "build" else _activity_task)(*args)
+        return result, None, time.monotonic() - start
+    except Exception as e:          # noqa: BLE001 - every failure becomes a row in the report
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return None, f"{type(e).__name__}: {first}"[:300], time.monotonic() - start
+
+
+@dataclass
+class _Task:
+    kind: str               # "build" or "activity"
+    key: str
+    args: tuple
+    record: Path
+
+
+def _plan(config: SweepConfig, work: Path, cfg: dict) -> list[_Task]:
+    tasks = []
+    for b in config.weight_bits:
+        for k in config.membrane_bits:
+            for p in config.lanes:
+                key = f"w{b}-k{k}-p{p}"
+                tasks.append(_Task("activity", key, (cfg, str(work), b, k, p),
+                                   work / "records" / f"activity-{key}.json"))
+                for board in config.boards:
+                    for seed in config.seeds:
+                        bkey = f"{board}-w{b}-k{k}-p{p}-s{seed}"
+                        tasks.append(_Task("build", bkey, (cfg, str(work), board, b, k, p, seed, config.target(board)),
+                                           work / "records" / f"build-{bkey}.json"))
+    return tasks
+
+
+def _load_record(task: _Task, stamp: dict) -> dict | None:
+    try:
+        doc = json.loads(task.record.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if doc.get("stamp") == stamp and doc.get("result") is not None else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The sweep.
+
+def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str | os.PathLike | None = None,
+              name: str = "hw-sweep", jobs: int = 2, progress: bool = True,
+              log: Callable[[str], None] | None = None) -> list[dict]:
+    """Run (or resume) the sweep and write ``<name>.csv``, ``<name>.md`` and the plots into ``out_dir``.
+
+    Returns the table rows (dicts, the CSV's columns). Failed tasks leave rows with an ``error``; the
+    outputs are written all the same. Raises ``ValueError`` for a bad configuration before any work.
+    """
+    from qlif.clitools import write_text
+
+    from .build import BUILD_ROOT
+
+    config.check()
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ValueError(f"name must be letters, digits, - and _, not {name!r}")
+    work = Path(work_dir) if work_dir is not None else BUILD_ROOT / "sweep-hw"
+    work = work.resolve()
+    if not work.is_relative_to(BUILD_ROOT.resolve()):
+        raise ValueError(f"work folder must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(work)!r}")
+    out = Path(out_dir)
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    cfg = {"sizes": list(config.sizes), "timesteps": config.timesteps, "samples": config.samples,
+           "model_seed": config.model_seed, "dataset": config.dataset, "data_dir": config.data_dir}
+    if config.dataset == "mnist":
+        _stimuli(cfg)               # a missing or broken data folder fails now, not in every task
+    stamp = {"design": design_hash(), "cfg": cfg}
+    tasks = _plan(config, work, cfg)
+    results: dict[str, tuple[dict | None, str | None]] = {}
+    todo = []
+    for task in tasks:
+        doc = _load_record(task, {**stamp, "args": _jsonable(task.args[2:])})
+        if doc is not None:
+            results[task.key] = (doc["result"], None)
+        else:
+            todo.append(task)
+    (work / "records").mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    if len(todo) < len(tasks):
+        log(f"sweep-hw: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {work} (resuming)")
+    _execute(todo, jobs, results, stamp, progress, log)
+    seconds = time.monotonic() - start
+
+    rows = _rows(config, results)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / f"{name}.csv", _csv(rows))
+    plots = _plots(rows, out, name)
+    power_doc = Path(os.path.relpath(_ROOT / "docs" / "power.md", out.resolve())).as_posix()
+    write_text(out / f"{name}.md", _markdown(config, rows, plots, seconds, jobs, len(todo), len(tasks),
+                                             power_doc=power_doc))
+    failed = [r for r in rows if r["error"]]
+    log(f"sweep-hw: {len(rows)} rows ({len(failed)} with errors) in {seconds:.0f} s -> "
+        f"{out / (name + '.md')}, {out / (name + '.csv')}, {len(plots)} plots")
+    return rows
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress: bool,
+             log: Callable[[str], None]) -> None:
+    if not todo:
+        return
+    from tqdm import tqdm
+
+    # In plan order, configuration by configuration, so that an interrupted sweep has whole rows.
+    bar = tqdm(total=len(todo), desc="sweep-hw", unit="task", disable=not progress, file=sys.stderr)
+    # "spawn": workers start clean (no copy of this process's threads or open files).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        running = {pool.submit(_run_task, task.kind, task.args): task for task in todo}
+        try:
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    try:
+                        result, error, seconds = future.result()
+                    except Exception as e:      # noqa: BLE001 - a worker died (out of memory, killed)
+                        result, error, seconds = None, f"worker failed: {type(e).__name__}: {e}"[:300], 0.0
+                    results[task.key] = (result, error)
+                    if error is None:
+                        record = {"stamp": {**stamp, "args": _jsonable(task.args[2:])}, "seconds": seconds,
+                                  "result": result}
+                        tmp = task.record.with_suffix(".part")
+                        tmp.write_text(json.dumps(record) + "\n")
+                        os.replace(tmp, task.record)
+                    else:
+                        bar.write(f"sweep-hw: {task.key} failed: {error}")
+                    bar.set_postfix_str(f"{task.key} {seconds:.0f} s", refresh=False)
+                    bar.update()
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            bar.close()
+            log("sweep-hw: interrupted; finished tasks are kept, run the same command again to resume")
+            raise
+    bar.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows, CSV, Markdown, plots.
+
+#: Resource names in the reports (iCE40 / ECP5 may name the logic count differently).
+_LOGIC_KEYS = ("lc", "lut", "comb", "slice")
+
+COLUMNS = [
+    "board", "device", "weight_bits", "membrane_bits", "lanes",
+    "logic_used", "logic_available", "logic_unit", "ff_used", "ff_available", "ebr_used", "ebr_available",
+    "spram_used", "spram_available", "dsp_used", "dsp_available",
+    "fmax_median_mhz", "fmax_min_mhz", "fmax_max_mhz", "seeds", "target_mhz",
+    "cycles_mean", "cycles_max", "latency_us",
+    "ff_rate", "logic_rate", "ebr_read_rate", "ebr_write_rate",
+    "static_mw", "dynamic_mw", "power_mw", "energy_uj", "error",
+]
+
+
+def _rows(config: SweepConfig, results: dict) -> list[dict]:
+    from qlif.sim.activity import Activity
+
+    from .power import Resources, estimate_power, family_of
+
+    rows = []
+    for board in config.boards:
+        device = _device(board)
+        for b in config.weight_bits:
+            for k in config.membrane_bits:
+                for p in config.lanes:
+                    row = dict.fromkeys(COLUMNS, "")
+                    row.update(board=board, device=device, weight_bits=b, membrane_bits=k, lanes=p,
+                               target_mhz=config.target(board))
+                    errors = []
+                    act_res, act_err = results.get(f"w{b}-k{k}-p{p}", (None, "not run"))
+                    if act_err:
+                        errors.append(f"activity: {act_err}")
+                    reports = []
+                    for seed in config.seeds:
+                        res, err = results.get(f"{board}-w{b}-k{k}-p{p}-s{seed}", (None, "not run"))
+                        if err:
+                            errors.append(f"seed {seed}: {err}")
+                        else:
+                            reports.append(res["report"])
+                    if reports:
+                        rep = reports[0]
+                        row["device"] = rep.get("device", device)
+                        util = rep["resources"]
+                        logic = next((key for key in _LOGIC_KEYS if key in util), None)
+                        if logic:
+                            row.update(logic_used=util[logic]["used"], logic_available=util[logic]["available"],
+                                       logic_unit=logic.upper())
+                        for key in ("ff", "ebr", "spram", "dsp"):
+                            if key in util:
+                                row[f"{key}_used"] = util[key]["used"]
+                                row[f"{key}_available"] = util[key]["available"]
+                        fmax = [r["fmax_mhz"] for r in reports]
+                        row.update(fmax_median_mhz=round(statistics.median(fmax), 2), fmax_min_mhz=round(min(fmax), 2),
+                                   fmax_max_mhz=round(max(fmax), 2), seeds=len(fmax))
+                    if act_res:
+                        act = Activity.from_json(act_res["activity"])
+                        row.update(cycles_mean=round(act_res["cycles_mean"], 1), cycles_max=act_res["cycles_max"],
+                                   ff_rate=round(act.ff_rate, 4), logic_rate=round(act.logic_rate, 4))
+                        geometry = family_of(row["device"]).ebr_geometry
+                        rd, wr = act.memory_rates(block_width=geometry[0], block_depth=geometry[1])
+                        row.update(ebr_read_rate=round(rd, 4), ebr_write_rate=round(wr, 4))
+                    if reports and act_res:
+                        f = row["fmax_median_mhz"] * 1e6
+                        cycles = act_res["cycles_mean"]
+                        inferences_per_s = f / cycles
+                        # One reply byte per inference on the UART: about half of its frame's bits change.
+                        power = estimate_power(device=row["device"], resources=Resources.from_report(reports[0]),
+                                               activity=act, clk_hz=f, pll=True,
+                                               io_toggles_per_s=inferences_per_s * _UART_FRAME / 2)
+                        row.update(latency_us=round(cycles / f * 1e6, 2), static_mw=round(power.static_w * 1e3, 3),
+                                   dynamic_mw=round((power.total_w - power.static_w) * 1e3, 3),
+                                   power_mw=round(power.total_w * 1e3, 3),
+                                   energy_uj=round(power.energy_per_inference(cycles) * 1e6, 4))
+                    row["error"] = "; ".join(errors)
+                    rows.append(row)
+    return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _fmt(value, digits: int = 1) -> str:
+    if value == "" or value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: float, jobs: int, ran: int,
+              total: int, *, power_doc: str = "../power.md") -> str:
+    sizes = "-".join(map(str, config.sizes))
+    lines = [
+        "# Hardware sweep: resources, Fmax, latency, power and energy per bit width",
+        "",
+        f"Written by `qlif sweep-hw` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, design "
+        f"{design_hash()}). Network {sizes}, T = {config.timesteps}, random uniform weights of each width "
+        f"(`random_model`, seed {config.model_seed}), leak shift 3, subtract reset, P = "
+        f"{', '.join(map(str, config.lanes))} lanes, inside the board top with its UART host link. Fmax: "
+        f"nextpnr, median over seeds {', '.join(map(str, config.seeds))}, clock constrained to the target "
+        "column. Cycles: golden cycle model, mean over the whole "
+        f"{config.dataset} test split (rate coded). Latency = cycles / Fmax.",
+        "",
+        "**Power and energy are estimates, not measurements**: device static power from the data sheet, "
+        "dynamic power from the switching activity measured in RTL simulation of the workload (first "
+        f"{config.samples} test samples) times per-resource coefficients, each with its source in "
+        f"[docs/power.md]({power_doc}), at the median Fmax with the clock from the PLL. The ECP5 "
+        "coefficients are engineering estimates (docs/power.md says which), so compare ECP5 figures with "
+        "each other more than with the UP5K's.",
+        "",
+        f"Run: {ran} of {total} tasks in {seconds / 60:.1f} min with {jobs} worker(s) on this machine "
+        "(shared CPU: other work ran at the same time).",
+        "",
+    ]
+    for board in config.boards:
+        mine = [r for r in rows if r["board"] == board]
+        device = mine[0]["device"] if mine else _device(board)
+        unit = next((r["logic_unit"] for r in mine if r["logic_unit"]), "LC")
+        avail = next((r for r in mine if r["logic_available"] != ""), None)
+        lines += [f"## {board} ({device})", ""]
+        if avail:
+            lines += [f"Available: {avail['logic_available']} {unit}, {avail['ff_available']} FF, "
+                      f"{avail['ebr_available']} EBR, {_fmt(avail['spram_available'])} SPRAM, "
+                      f"{_fmt(avail['dsp_available'])} DSP.", ""]
+        lines += [f"| b | k | P | {unit} | FF | EBR | SPRAM | DSP | Fmax MHz (min-max) | cycles/inf | latency us "
+                  "| a_ff | a_logic | power mW (static) | energy uJ/inf |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in mine:
+            if r["error"] and r["fmax_median_mhz"] == "":
+                lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | failed: "
+                             f"{r['error'][:120]} |||||||||||||")
+                continue
+            fmax = (f"{_fmt(r['fmax_median_mhz'])} ({_fmt(r['fmax_min_mhz'])}-{_fmt(r['fmax_max_mhz'])})"
+                    if r["fmax_median_mhz"] != "" else "-")
+            lines.append(
+                f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | {_fmt(r['logic_used'])} "
+                f"| {_fmt(r['ff_used'])} | {_fmt(r['ebr_used'])} | {_fmt(r['spram_used'])} | {_fmt(r['dsp_used'])} "
+                f"| {fmax} | {_fmt(r['cycles_mean'], 0)} | {_fmt(r['latency_us'])} | {_fmt(r['ff_rate'], 3)} "
+                f"| {_fmt(r['logic_rate'], 3)} | {_fmt(r['power_mw'], 2)} ({_fmt(r['static_mw'], 2)}) "
+                f"| {_fmt(r['energy_uj'], 3)} |")
+        lines.append("")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        lines += ["## Errors", ""] + [f"- {r['board']} b={r['weight_bits']} k={r['membrane_bits']} "
+                                      f"P={r['lanes']}: {r['error']}" for r in failed] + [""]
+    lines += [
+        "## Reading the table",
+        "",
+        "- b: weight bits, k: membrane bits, P: lanes. Resources are those of the first seed's build "
+        "(placement does not change what synthesis uses). EBR counts include the host link's byte FIFO.",
+        "- a_ff, a_logic: measured toggles per flip-flop bit and per logic net bit per cycle "
+        "(`qlif.sim.activity`).",
+        "- Energy per inference = power at Fmax x latency. Published FPGA SNN results on MNIST (Xilinx, "
+        "vendor tools) use 1,600-7,600 logic cells, 0.5-1.1 ms and 111-180 mW per inference, i.e. about "
+        "55-200 uJ per inference; note their networks are larger than this digits network.",
+        "",
+    ]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def _plots(rows: list[dict], out: Path, name: str) -> list[str]:
+    """Resources, Fmax and energy vs weight bits (one line per membrane width), one panel per board."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    boards = list(dict.fromkeys(r["board"] for r in rows))
+    lanes = sorted({r["lanes"] for r in rows})
+    written = []
+
+    def panel(fname: str, title: str, series: list[tuple[str, str]], errorbars: bool = False):
+        fig, axes = plt.subplots(len(series), len(boards), figsize=(5.5 * len(boards), 3.6 * len(series)),
+                                 squeeze=False)
+        for col, board in enumerate(boards):
+            for row_i, (key, label) in enumerate(series):
+                ax = axes[row_i][col]
+                for p in lanes:
+                    for k in sorted({r["membrane_bits"] for r in rows}):
+                        pts = [r for r in rows if r["board"] == board and r["membrane_bits"] == k
+                               and r["lanes"] == p and r[key] != ""]
+                        if not pts:
+                            continue
+                        xs = [r["weight_bits"] for r in pts]
+                        ys = [r[key] for r in pts]
+                        lbl = f"k={k}" + (f", P={p}" if len(lanes) > 1 else "")
+                        if errorbars:
+                            lo = [r[key] - r["fmax_min_mhz"] for r in pts]
+                            hi = [r["fmax_max_mhz"] - r[key] for r in pts]
+                            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=lbl)
+                        else:
+                            ax.plot(xs, ys, marker="o", label=lbl)
+                ax.set_xscale("log", base=2)
+                ax.set_xticks([1, 2, 4, 8], labels=["1", "2", "4", "8"])
+                ax.set_xlabel("weight bits")
+                ax.set_ylabel(label)
+                device = next((r["device"] for r in rows if r["board"] == board), board)
+                ax.set_title(f"{board} ({device})", fontsize=9)
+                ax.grid(True, alpha=0.3)
+                if ax.lines:
+                    ax.legend(fontsize=7)
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = out / fname
+        tmp = path.with_name(f".{path.name}.part")
+        fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(fname)
+
+    if any(r["logic_used"] != "" for r in rows):
+        panel(f"{name}-resources.png", "Resources vs weight bits",
+              [("logic_used", "logic cells / LUTs"), ("ebr_used", "block RAMs")])
+    if any(r["fmax_median_mhz"] != "" for r in rows):
+        panel(f"{name}-fmax.png", "Fmax (median over seeds, min-max bars) vs weight bits",
+              [("fmax_median_mhz", "Fmax (MHz)")], errorbars=True)
+    if any(r["energy_uj"] != "" for r in rows):
+        panel(f"{name}-energy.png", "Estimated energy per inference at Fmax vs weight bits",
+              [("energy_uj", "energy per inference (uJ)"), ("power_mw", "power at Fmax (mW)")])
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line.
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, not {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("must list at least one integer")
+    return values
+
+
+def _targets(items: Iterable[str]) -> dict:
+    out = {}
+    for item in items:
+        board, sep, mhz = item.partition("=")
+        try:
+            out[board] = float(mhz)
+        except ValueError:
+            sep = ""
+        if not sep or not board:
+            raise ValueError(f"--clk-mhz takes BOARD=MHZ, not {item!r}")
+    return out
+
+
+def cmd_sweep_hw(args) -> int:
+    from qlif.clitools import CLIError
+
+    boards = tuple(b for b in args.boards.split(",") if b) if args.boards else default_boards()
+    try:
+        config = SweepConfig(boards=boards, weight_bits=args.weight_bits, membrane_bits=args.membrane_bits,
+                             lanes=args.lanes, seeds=tuple(range(1, args.seeds + 1)), sizes=args.sizes,
+                             timesteps=args.timesteps, samples=args.samples, dataset=args.dataset,
+                             data_dir=args.data_dir, target_mhz=_targets(args.clk_mhz or []))
+        config.check()
+        if not args.boards and not any(_device(b).upper().startswith("LFE5") for b in boards):
+            print("sweep-hw: no ECP5-85F board in qlif.boards.build.BOARDS yet; sweeping "
+                  f"{', '.join(boards)} only", file=sys.stderr)
+        rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
+                         progress=not args.no_progress)
+    except ValueError as e:
+        raise CLIError(f"sweep-hw: {e}") from None
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+def register(add) -> None:
+    """Add ``sweep-hw`` to the ``qlif`` parser."""
+    from qlif.clitools import positive_arg
+
+    sp = add("sweep-hw", cmd_sweep_hw,
+             "build every weight x membrane width on each board: resources, Fmax, latency, estimated power and "
+             "energy per inference (table, CSV, plots)")
+    sp.add_argument("--boards", help="comma-separated board names (default: the UP5K board and an ECP5-85F board "
+                                     "when one exists)")
+    sp.add_argument("--weight-bits", type=_int_list, default=WEIGHT_BITS, metavar="LIST", help="default 1,2,4,8")
+    sp.add_argument("--membrane-bits", type=_int_list, default=MEMBRANE_BITS, metavar="LIST",
+                    help="default 4,8,12,16")
+    sp.add_argument("--lanes", type=_int_list, default=(4,), metavar="LIST", help="lanes P (default 4)")
+    sp.add_argument("--seeds", type=positive_arg, default=3, help="nextpnr seeds per build, Fmax is their median")
+    sp.add_argument("--sizes", type=_int_list, default=(64, 128, 10), metavar="LIST", help="layer sizes")
+    sp.add_argument("--timesteps", type=positive_arg, default=16)
+    sp.add_argument("--samples", type=positive_arg, default=8, help="test samples simulated for the activity")
+    sp.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    sp.add_argument("--data-dir", help="MNIST IDX folder (with --dataset mnist)")
+    sp.add_argument("--clk-mhz", action="append", metavar="BOARD=MHZ",
+                    help="clock constraint of a board's builds (default: 60 for iCE40, 125 for ECP5)")
+    sp.add_argument("--jobs", type=positive_arg, default=2, help="parallel builds and simulations")
+    sp.add_argument("--out-dir", default="docs/results", help="where the table, CSV and plots go")
+    sp.add_argument("--work-dir", help="builds and the resume records (inside build/; default build/sweep-hw)")
+    sp.add_argument("--name", default="hw-sweep", help="base name of the outputs")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+if __name__ == "__main__":      # pragma: no cover - `qlif sweep-hw` is the entry point
+    sys.exit("use: qlif sweep-hw --help")

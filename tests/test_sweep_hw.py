@@ -1,0 +1,160 @@
+"""`qlif sweep-hw`: option checks, the table arithmetic on known task results, and one small real sweep
+(two UP5K builds and two activity simulations) that also resumes from its records."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from qlif.boards import sweep
+from qlif.boards.build import BUILD_ROOT
+from qlif.boards.sweep import SweepConfig, default_boards, run_sweep
+from qlif.cli import main
+from qlif.sim.activity import Activity, MemoryActivity
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weight-bits", "3"], "weight bits: 3 is not one of 1, 2, 4, 8"),
+    (["--membrane-bits", "4,17"], "membrane bits: 17 is not one of"),
+    (["--membrane-bits", "8,8"], "repeats a value"),
+    (["--lanes", "3"], "lanes: 3 is not one of"),
+    (["--boards", "nope"], "boards: 'nope' is not one of"),
+    (["--sizes", "10,4"], "must start with 64"),
+    (["--clk-mhz", "icebreaker"], "--clk-mhz takes BOARD=MHZ"),
+    (["--clk-mhz", "ulx9=50"], "clock target for 'ulx9', which is not swept"),
+    (["--work-dir", "/tmp/qlif-sweep"], "must lie inside"),
+    (["--name", "a/b"], "name must be"),
+])
+def test_bad_options_exit_2_in_one_line(argv, message, capsys, tmp_path):
+    out = tmp_path / "results"
+    assert main(["sweep-hw", "--boards", "icebreaker", *argv, "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qlif: error: sweep-hw: ") and message in err[0]
+    assert not out.exists()                  # nothing written
+
+
+def test_malformed_list_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep-hw", "--weight-bits", "1,x"])
+    assert e.value.code == 2 and "comma-separated list of integers" in capsys.readouterr().err
+
+
+def test_default_boards_follow_the_board_table():
+    boards = default_boards()
+    assert boards[0] == "icebreaker"
+    # An ECP5-85F board is swept as soon as the board table has one (none is required).
+    assert all(b in ("icebreaker",) or sweep._device(b).upper().startswith("LFE5U") for b in boards)
+
+
+def test_config_targets():
+    config = SweepConfig(boards=("icebreaker",), target_mhz={"icebreaker": 33.0})
+    config.check()
+    assert config.target("icebreaker") == 33.0
+    assert SweepConfig(boards=("icebreaker",)).target("icebreaker") == sweep.DEFAULT_TARGET_MHZ["ice40up"]
+
+
+def _report(lc: int, fmax: float) -> dict:
+    return {
+        "device": "iCE40UP5K-SG48", "fmax_mhz": fmax,
+        "resources": {"lc": {"used": lc, "available": 5280}, "ff": {"used": 600, "available": 5280},
+                      "ebr": {"used": 14, "available": 30}, "spram": {"used": 0, "available": 4},
+                      "dsp": {"used": 0, "available": 8}},
+        "cells": {"SB_LUT4": lc - 400, "SB_CARRY": 300, "SB_DFFE": 600},
+    }
+
+
+def test_rows_from_known_results():
+    """Median Fmax over seeds, latency = cycles / Fmax, energy = power x latency, errors kept."""
+    config = SweepConfig(boards=("icebreaker",), weight_bits=(4, 8), membrane_bits=(8,), seeds=(1, 2, 3))
+    act = Activity(cycles=10_000, ff_bits=300, ff_toggles=300_000, logic_bits=1000, logic_toggles=500_000,
+                   memories=(MemoryActivity("layer0.syn", 16, 2048, 10_000, 0, 1, 0),))
+    results = {
+        "w4-k8-p4": ({"activity": act.to_json(), "cycles_mean": 12_000.0, "cycles_max": 15_000}, None),
+        "icebreaker-w4-k8-p4-s1": ({"report": _report(1500, 40.0)}, None),
+        "icebreaker-w4-k8-p4-s2": ({"report": _report(1500, 44.0)}, None),
+        "icebreaker-w4-k8-p4-s3": ({"report": _report(1500, 41.0)}, None),
+        "w8-k8-p4": ({"activity": act.to_json(), "cycles_mean": 12_000.0, "cycles_max": 15_000}, None),
+        "icebreaker-w8-k8-p4-s1": (None, "RuntimeError: build failed in nextpnr"),
+    }
+    rows = sweep._rows(config, results)
+    ok, bad = rows
+    assert (ok["fmax_median_mhz"], ok["fmax_min_mhz"], ok["fmax_max_mhz"], ok["seeds"]) == (41.0, 40.0, 44.0, 3)
+    assert ok["logic_used"] == 1500 and ok["logic_unit"] == "LC" and ok["ebr_available"] == 30
+    assert ok["latency_us"] == pytest.approx(12_000 / 41.0, abs=0.01)
+    assert ok["ff_rate"] == pytest.approx(0.1) and ok["logic_rate"] == pytest.approx(0.05)
+    assert ok["energy_uj"] == pytest.approx(ok["power_mw"] * ok["latency_us"] / 1000, rel=1e-3)
+    assert ok["power_mw"] == pytest.approx(ok["static_mw"] + ok["dynamic_mw"], abs=2e-3)
+    assert ok["error"] == ""
+    assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
+    assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
+    text = sweep._csv(rows)
+    parsed = list(csv.DictReader(text.splitlines()))
+    assert list(parsed[0]) == sweep.COLUMNS and parsed[0]["fmax_median_mhz"] == "41.0"
+    md = sweep._markdown(config, rows, [], 60.0, 2, 5, 8)
+    assert "| 4 | 8 | 4 | 1500 | 600 | 14 |" in md and "41.0 (40.0-44.0)" in md
+    assert "estimates, not measurements" in md and "failed: " in md and "## Errors" in md
+
+
+def test_records_are_keyed_by_the_sources_builds_depend_on():
+    files = {p.relative_to(BUILD_ROOT.parent).as_posix() for p in sweep.source_closure()}
+    assert {"boards/build.py", "boards/icebreaker.py", "hw/network.py", "hw/layer.py", "golden/model.py",
+            "sim/runner.py", "sim/tb.py", "sim/cocotb_network.py"} <= files
+    assert not {"boards/sweep.py", "boards/power.py", "golden/train.py"} & files
+    tmp = Path(tempfile.mkdtemp(prefix="test-hash-", dir=BUILD_ROOT))
+    try:
+        (tmp / "a.py").write_text("x = 1\n")
+        first = sweep.hash_files([tmp / "a.py"])
+        assert sweep.hash_files([tmp / "a.py"]) == first
+        (tmp / "a.py").write_text("x = 2\n")
+        assert sweep.hash_files([tmp / "a.py"]) != first
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.synth
+def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
+    """Two weight widths x one membrane width x one seed on the UP5K, really built and simulated; then the
+    same sweep again comes entirely from its records."""
+    # Other work may edit the RTL while this runs; the resume must not depend on that.
+    monkeypatch.setattr(sweep, "design_hash", lambda: "fixed")
+    config = SweepConfig(boards=("icebreaker",), weight_bits=(2, 8), membrane_bits=(8,), lanes=(4,), seeds=(1,),
+                         sizes=(64, 16, 10), timesteps=2, samples=1)
+    work = Path(tempfile.mkdtemp(prefix="test-sweep-hw-", dir=BUILD_ROOT))
+    try:
+        lines: list[str] = []
+        rows = run_sweep(config, out_dir=tmp_path, work_dir=work, jobs=2, progress=False, log=lines.append)
+        assert [r["error"] for r in rows] == ["", ""]
+        w2, w8 = rows
+        for r in rows:
+            assert r["device"] == "iCE40UP5K-SG48" and r["logic_available"] == 5280
+            assert 100 < r["logic_used"] < 5280 and r["ebr_used"] >= 2      # synapses in block RAM, + link FIFO
+            assert 12 < r["fmax_median_mhz"] < 200 and r["seeds"] == 1
+            assert r["cycles_mean"] > 0 and r["latency_us"] == pytest.approx(
+                r["cycles_mean"] / r["fmax_median_mhz"], rel=1e-2)
+            assert 0 < r["ff_rate"] < 1 and 0 < r["logic_rate"] < 1 and r["ebr_read_rate"] > 0
+            assert r["static_mw"] == pytest.approx(0.095, abs=1e-3) and r["power_mw"] > r["static_mw"]
+            assert r["energy_uj"] > 0
+        # 8-bit synapses are four times as wide as 2-bit ones: more logic to decode and add them.
+        assert w8["logic_used"] > w2["logic_used"] and w8["ebr_used"] >= w2["ebr_used"]
+        table = list(csv.DictReader((tmp_path / "hw-sweep.csv").read_text().splitlines()))
+        assert [(t["weight_bits"], t["membrane_bits"]) for t in table] == [("2", "8"), ("8", "8")]
+        md = (tmp_path / "hw-sweep.md").read_text()
+        assert "## icebreaker (iCE40UP5K-SG48)" in md and "estimates, not measurements" in md
+        link = md.split("[docs/power.md](")[1].split(")")[0]
+        assert (tmp_path / link).resolve() == Path(sweep.__file__).resolve().parent.parent / "docs" / "power.md"
+        for plot in ("resources", "fmax", "energy"):
+            assert (tmp_path / f"hw-sweep-{plot}.png").read_bytes().startswith(PNG)
+            assert f"hw-sweep-{plot}.png" in md
+        # Resume: every task comes from its record, nothing is rebuilt.
+        lines.clear()
+        again = run_sweep(config, out_dir=tmp_path, work_dir=work, jobs=2, progress=False, log=lines.append)
+        assert any("4 of 4 tasks already done" in line for line in lines)
+        assert again == rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
