@@ -3,21 +3,30 @@
 Builds every weight width {1,2,4,8} x membrane width {4,8,12,16} on the UP5K board and on an ECP5-85F
 board when the board table has one, three nextpnr seeds each, measures the activity, and writes
 docs/results/hw-sweep.{md,csv} and the plots. Takes hours on two shared cores; an interrupted run
-resumes from build/sweep-hw. Extra arguments go to `qlif sweep-hw` (e.g. `--jobs 2 --seeds 1`).
+resumes from its work folder. Other arguments go to `qlif sweep-hw` (e.g. `--jobs 2 --seeds 1`).
 
-    .venv/bin/python benchmarks/bench_sweep_hw.py [qlif sweep-hw options]
+    .venv/bin/python benchmarks/bench_sweep_hw.py [--rev REV] [qlif sweep-hw options]
+
+``--rev REV`` sweeps a committed revision instead of the working tree: ``git archive`` extracts it
+under build/snapshots/<commit>, and the sweep runs on that copy (its own build/ folder, records and
+caches), so edits made to the shared tree meanwhile cannot mix into the results. The report names the
+commit.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import os
+import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
-from qlif.cli import main
-
 ROOT = Path(__file__).resolve().parent.parent
+#: Top-level source folders and the package each is (pyproject.toml's package-dir).
+PACKAGES = {"hw": "hw", "boards": "boards", "golden": "golden", "sim": "sim"}
 
 
 def _summary(path: Path) -> None:
@@ -36,10 +45,47 @@ def _summary(path: Path) -> None:
               f"{float(best['power_mw']):.2f} mW, estimated)")
 
 
+def snapshot(rev: str) -> tuple[Path, str]:
+    """Extract ``rev`` into build/snapshots/<commit> with an importable ``qlif`` package; return the
+    folder to put on PYTHONPATH and the short commit."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", f"{rev}^{{commit}}"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    snap = ROOT / "build" / "snapshots" / sha
+    if not (snap / "tree" / "boards" / "build.py").exists():
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", sha], check=True,
+                                 capture_output=True).stdout
+        (snap / "tree").mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(snap / "tree", filter="data")
+    # qlif/ holds the CLI; the other packages are folders at the top (package-dir), linked in.
+    pkg = snap / "path" / "qlif"
+    pkg.mkdir(parents=True, exist_ok=True)
+    for item in (snap / "tree" / "qlif").iterdir():
+        if not (pkg / item.name).exists():
+            (pkg / item.name).symlink_to(item)
+    for folder, package in PACKAGES.items():
+        if not (pkg / package).exists():
+            (pkg / package).symlink_to(snap / "tree" / folder, target_is_directory=True)
+    return snap / "path", sha
+
+
 def run(argv: list[str]) -> int:
     out = ROOT / "docs" / "results"
-    start = time.monotonic()
-    status = main(["sweep-hw", "--out-dir", str(out), *argv])
+    if "--rev" in argv:
+        i = argv.index("--rev")
+        rev, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+        path, sha = snapshot(rev)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))}
+        # The snapshot's own code runs the sweep (a fresh interpreter imports it first on the path).
+        cmd = [sys.executable, "-m", "qlif.cli", "sweep-hw", "--out-dir", str(out), "--label", f"commit {sha}",
+               *argv]
+        start = time.monotonic()
+        status = subprocess.run(cmd, env=env).returncode
+    else:
+        from qlif.cli import main
+
+        start = time.monotonic()
+        status = main(["sweep-hw", "--out-dir", str(out), *argv])
     print(f"sweep-hw: exit {status}, {(time.monotonic() - start) / 60:.1f} min wall time")
     name = argv[argv.index("--name") + 1] if "--name" in argv else "hw-sweep"
     if (out / f"{name}.csv").exists():

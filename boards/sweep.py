@@ -289,11 +289,12 @@ def _load_record(task: _Task, stamp: dict) -> dict | None:
 
 def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str | os.PathLike | None = None,
               name: str = "hw-sweep", jobs: int = 2, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> list[dict]:
+              log: Callable[[str], None] | None = None, label: str = "") -> list[dict]:
     """Run (or resume) the sweep and write ``<name>.csv``, ``<name>.md`` and the plots into ``out_dir``.
 
     Returns the table rows (dicts, the CSV's columns). Failed tasks leave rows with an ``error``; the
-    outputs are written all the same. Raises ``ValueError`` for a bad configuration before any work.
+    outputs are written all the same. ``label`` names the design in the report (e.g. a commit). Raises
+    ``ValueError`` for a bad configuration before any work.
     """
     from qlif.clitools import write_text
 
@@ -336,9 +337,12 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / f"{name}.csv", _csv(rows))
     plots = _plots(rows, out, name)
-    power_doc = Path(os.path.relpath(_ROOT / "docs" / "power.md", out.resolve())).as_posix()
+    # Link the power model's page: the docs folder the output lies in, else this project's.
+    docs = next((d for d in (out.resolve(), *out.resolve().parents) if d.name == "docs" and (d / "power.md").exists()),
+                _ROOT / "docs")
+    power_doc = Path(os.path.relpath(docs / "power.md", out.resolve())).as_posix()
     write_text(out / f"{name}.md", _markdown(config, rows, plots, seconds, jobs, len(todo), len(tasks),
-                                             power_doc=power_doc))
+                                             power_doc=power_doc, label=label))
     failed = [r for r in rows if r["error"]]
     log(f"sweep-hw: {len(rows)} rows ({len(failed)} with errors) in {seconds:.0f} s -> "
         f"{out / (name + '.md')}, {out / (name + '.csv')}, {len(plots)} plots")
@@ -487,13 +491,14 @@ def _fmt(value, digits: int = 1) -> str:
 
 
 def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: float, jobs: int, ran: int,
-              total: int, *, power_doc: str = "../power.md") -> str:
+              total: int, *, power_doc: str = "../power.md", label: str = "") -> str:
     sizes = "-".join(map(str, config.sizes))
     lines = [
         "# Hardware sweep: resources, Fmax, latency, power and energy per bit width",
         "",
         f"Written by `qlif sweep-hw` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, design "
-        f"{design_hash()}). Network {sizes}, T = {config.timesteps}, random uniform weights of each width "
+        f"{design_hash()}{', ' + label if label else ''}). Network {sizes}, T = {config.timesteps}, random "
+        "uniform weights of each width "
         f"(`random_model`, seed {config.model_seed}), leak shift 3, subtract reset, P = "
         f"{', '.join(map(str, config.lanes))} lanes, inside the board top with its UART host link. Fmax: "
         f"nextpnr, median over seeds {', '.join(map(str, config.seeds))}, clock constrained to the target "
@@ -661,7 +666,7 @@ def cmd_sweep_hw(args) -> int:
             print("sweep-hw: no ECP5-85F board in qlif.boards.build.BOARDS yet; sweeping "
                   f"{', '.join(boards)} only", file=sys.stderr)
         rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, label=args.label)
     except ValueError as e:
         raise CLIError(f"sweep-hw: {e}") from None
     return 1 if any(r["error"] for r in rows) else 0
@@ -692,6 +697,7 @@ def register(add) -> None:
     sp.add_argument("--out-dir", default="docs/results", help="where the table, CSV and plots go")
     sp.add_argument("--work-dir", help="builds and the resume records (inside build/; default build/sweep-hw)")
     sp.add_argument("--name", default="hw-sweep", help="base name of the outputs")
+    sp.add_argument("--label", default="", help="names the design in the report, e.g. a commit")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
