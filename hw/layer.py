@@ -1,17 +1,22 @@
 """One fully connected LIF layer: synapse and membrane memories around a shared P-lane datapath.
 
 The layer does three kinds of pass, one P-wide neuron group per cycle, through a read-modify-write
-pipeline (stage A presents the memory addresses; stage B gets the synchronous read data one cycle
-later and runs :class:`qlif.hw.lif.LifDatapath`; stage C exists for fire passes only):
+pipeline of four stages: A presents the memory addresses; B is the synchronous read, whose data is
+registered (nothing but wires between a block RAM's output and a flip-flop); C runs
+:class:`qlif.hw.lif.LifDatapath` on the registered data; D exists for fire passes only.
 
 * integrate: one input event ``j`` takes G cycles (groups ``g = 0 .. G-1``), back to back with the next
-  event, no bubbles; stage B writes ``sat(u + w)`` back;
-* fire: G cycles plus two for the last group; stage B tests ``s = v > theta``, stage C emits ``v`` and
+  event, no bubbles; stage C writes ``sat(u + w)`` back;
+* fire: G cycles plus three for the last group; stage C tests ``s = v > theta``, stage D emits ``v`` and
   ``s`` on ``out`` and writes ``reset(leak(v), s)``, the next step's pre-integration value, so that no
   leak pass and no previous-spike memory are needed;
 * clear: G cycles writing zeros (a fresh neuron, ``v = s = 0``, has pre-integration value 0).
 
-Memory map (see docs/architecture.md): synapse word ``j*G + g`` holds the P codes of input ``j`` to
+A membrane value written in stage C is read again by the same group's next op G cycles after that op
+was issued; with G <= 2 that read happens before (or at) the write, so the value is forwarded to the
+stage C registers instead (see :meth:`Layer.elaborate`).
+
+Memory map (see docs/architecture.md): synapse word ``g*n_in + j`` holds the P codes of input ``j`` to
 neurons ``g*P .. g*P+P-1`` (lane ``i`` in bits ``[i*b, (i+1)*b)``); membrane word ``g`` holds their
 membranes (lane ``i`` in bits ``[i*k, (i+1)*k)``).
 """
@@ -45,15 +50,17 @@ def _width(n: int) -> int:
 
 
 def synapse_words(layer: ModelLayer, lanes: int) -> list[int]:
-    """Synapse memory init: word ``j*G + g`` packs the codes of weights ``W[j][g*P + i]``, lane ``i``.
+    """Synapse memory init: word ``g*n_in + j`` packs the codes of weights ``W[j][g*P + i]``, lane ``i``.
 
     Lanes past ``n_out`` (last group) hold code 0; their neurons are masked out of every result.
+    Group-major order makes group 0 of event ``j`` word ``j``: the event address is the read address,
+    with no multiplication on the path from the events port into the block RAM.
     """
     b, g_count = layer.weight_bits, groups(layer.n_out, lanes)
     codes = layer.codes().astype(int)
     words = []
-    for j in range(layer.n_in):
-        for g in range(g_count):
+    for g in range(g_count):
+        for j in range(layer.n_in):
             word = 0
             for i, c in enumerate(codes[j, g * lanes:(g + 1) * lanes]):
                 word |= int(c) << (i * b)
@@ -82,13 +89,14 @@ class Layer(wiring.Component):
     busy : Out(1)
         A pass or an event is in a pipeline stage.
     fire_done : Out(1)
-        Stage C holds the last group of a fire pass (the pass's last busy cycle).
-    out_valid, out_group, out_spikes, out_membrane : Out
-        Stage C of a fire pass (registers): ``v`` (signed k-bit lanes) and ``s`` (P bits) of group
-        ``out_group``; lanes past ``n_out`` read 0.
+        Stage D holds the last group of a fire pass (the pass's last busy cycle).
+    out_valid, out_group, out_spikes, out_any, out_membrane : Out
+        Stage D of a fire pass (flip-flops, all zero outside one): ``v`` (signed k-bit lanes) and ``s``
+        (P bits) of group ``out_group``, ``out_any`` when any of them is set; lanes past ``n_out``
+        read 0.
 
-    Latency: an event or clear issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 1``; a fire
-    pass emits and writes group ``g`` at ``c + g + 2``.
+    Latency: an event or clear issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 2``; a fire
+    pass emits and writes group ``g`` at ``c + g + 3``.
     Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
     Memory: synapse ``n_in * G`` words of ``P*b`` bits, membrane ``G`` words of ``P*k`` bits.
     """
@@ -111,6 +119,7 @@ class Layer(wiring.Component):
             "out_valid": Out(1),
             "out_group": Out(unsigned(_width(self._groups))),
             "out_spikes": Out(lanes),
+            "out_any": Out(1),
             "out_membrane": Out(data.ArrayLayout(signed(k), lanes)),
         })
 
@@ -129,37 +138,45 @@ class Layer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, P, G = self._layer, self._lanes, self._groups
-        k = layer.membrane_bits
+        n_in, k = layer.n_in, layer.membrane_bits
 
         m.submodules.syn = syn = Memory(
-            shape=unsigned(P * layer.weight_bits), depth=layer.n_in * G, init=synapse_words(layer, P))
+            shape=unsigned(P * layer.weight_bits), depth=n_in * G, init=synapse_words(layer, P))
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[])
         m.submodules.lif = lif = LifDatapath(layer=layer, lanes=P)
         syn_rd = syn.read_port()
         mem_wr = mem.write_port()
-        # With G = 1 the next event reads group 0 in the cycle its predecessor writes it back.
-        mem_rd = mem.read_port(transparent_for=(mem_wr,) if G == 1 else ())
+        mem_rd = mem.read_port()
 
         # Stage A: the op in flight past its first group (the first group is issued straight from the
         # request, so a new event or pass costs no extra cycle) and the addresses of its next group.
         a_op = Signal(Op)
         a_group = Signal(range(G))
-        a_syn = Signal(range(layer.n_in * G))
+        a_syn = Signal(range(n_in * G))
         # Stage B: what the read data belongs to.
         b_op = Signal(Op)
         b_group = Signal(range(G))
-        # Stage C: a fire pass's group whose next pre-integration value is written back.
-        c_valid = Signal()
+        # Stage C: the registered read data and its op.
+        c_op = Signal(Op)
         c_group = Signal(range(G))
+        c_codes = Signal.like(syn_rd.data)
+        c_membrane = Signal.like(mem_rd.data)
+        # Stage D: the value to write back before its reset (``pending``), the lanes to reset (the
+        # spikes of a fire pass, else none), and for the outputs v and s of a fire pass.
+        d_op = Signal(Op)
+        d_group = Signal(range(G))
+        d_pending = Signal.like(c_membrane)
+        d_resets = Signal(P)
+        d_membrane = Signal.like(c_membrane)
+        d_any = Signal()
 
         # The read addresses depend on registers and the event address only, not on valid or on the
         # request kind: reading speculatively is harmless and keeps the handshake logic off the path
-        # into the block RAM address (the slowest path otherwise).
-        cont = a_op != Op.NONE
-        addr = self.events.payload
-        # j*G as a shift where G is a power of two, else a constant multiply.
-        event_base = addr << (G.bit_length() - 1) if G & (G - 1) == 0 else addr * G
-        m.d.comb += [syn_rd.addr.eq(Mux(cont, a_syn, event_base)), mem_rd.addr.eq(Mux(cont, a_group, 0))]
+        # into the block RAM address.
+        # cont: stage A continues an op (a flip-flop of its own: events.ready fans out widely).
+        cont = Signal()
+        m.d.comb += [syn_rd.addr.eq(Mux(cont, a_syn, self.events.payload)),
+                     mem_rd.addr.eq(Mux(cont, a_group, 0))]
 
         issue_op = Signal(Op)
         issue_group = Signal(range(G))
@@ -175,46 +192,73 @@ class Layer(wiring.Component):
                 m.d.comb += issue_op.eq(Op.INTEGRATE)
 
         with m.If((issue_op == Op.NONE) | (issue_group == G - 1)):
-            m.d.sync += a_op.eq(Op.NONE)
+            m.d.sync += [a_op.eq(Op.NONE), cont.eq(0)]
         with m.Else():
-            m.d.sync += a_op.eq(issue_op)
+            m.d.sync += [a_op.eq(issue_op), cont.eq(1)]
         # Loaded every cycle (they only matter while a_op is set): no enable from the handshake logic.
-        m.d.sync += [a_group.eq(mem_rd.addr + 1), a_syn.eq(syn_rd.addr + 1)]
+        m.d.sync += [a_group.eq(mem_rd.addr + 1), a_syn.eq(syn_rd.addr + n_in)]
         m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
+        m.d.sync += [c_op.eq(b_op), c_group.eq(b_group), c_codes.eq(syn_rd.data)]
         m.d.comb += [
-            self.busy.eq(cont | (b_op != Op.NONE) | c_valid),
-            self.fire_done.eq(c_valid & (c_group == G - 1)),
+            self.busy.eq(cont | (b_op != Op.NONE) | (c_op != Op.NONE) | (d_op != Op.NONE)),
+            self.fire_done.eq((d_op == Op.FIRE) & (d_group == G - 1)),
         ]
 
-        # Stage B: integrate and write back, or test for spikes and emit v, s. Lanes past n_out in the
-        # last group are forced to 0.
-        m.d.comb += [lif.codes.eq(syn_rd.data), lif.membrane.eq(mem_rd.data)]
+        # Stage C: integrate (sat(u + w)), clear (0), or fire: the spike test, and the leak of the value
+        # that the reset in stage D turns into the next step's pre-integration value. Lanes past n_out
+        # in the last group are forced to 0 in the outputs.
+        m.d.comb += [lif.codes.eq(c_codes), lif.membrane.eq(c_membrane)]
         tail = layer.n_out - (G - 1) * P
         lane_ok = Signal(P)
-        with m.If(b_group == G - 1):
+        with m.If(c_group == G - 1):
             m.d.comb += lane_ok.eq((1 << tail) - 1)
         with m.Else():
             m.d.comb += lane_ok.eq((1 << P) - 1)
-        fired_membrane = Signal.like(lif.membrane)
+        c_pending = Signal.like(c_membrane)
+        fired_membrane = Signal.like(c_membrane)
         fired_spikes = Signal(P)
-        with m.If(b_op == Op.FIRE):
-            for i in range(P):
-                with m.If(lane_ok[i]):
-                    m.d.comb += [fired_membrane[i].eq(lif.membrane[i]), fired_spikes[i].eq(lif.spikes[i])]
+        with m.Switch(c_op):
+            with m.Case(Op.INTEGRATE):
+                m.d.comb += c_pending.eq(lif.integrated)
+            with m.Case(Op.FIRE):
+                m.d.comb += c_pending.eq(lif.leaked)
+                for i in range(P):
+                    with m.If(lane_ok[i]):
+                        m.d.comb += [fired_membrane[i].eq(lif.membrane[i]), fired_spikes[i].eq(lif.spikes[i])]
+            # CLEAR: c_pending stays 0.
+        # The outputs are flip-flops, zero outside a fire pass (the network ORs them over the layers).
+        d_fire = Signal()
+        d_out_group = Signal.like(d_group)
+        m.d.sync += [d_op.eq(c_op), d_group.eq(c_group), d_pending.eq(c_pending), d_resets.eq(fired_spikes),
+                     d_membrane.eq(fired_membrane), d_any.eq((c_op == Op.FIRE) & fired_spikes.any()),
+                     d_fire.eq(c_op == Op.FIRE), d_out_group.eq(Mux(c_op == Op.FIRE, c_group, 0))]
 
-        # Stage C, fire only: emit v and s, and write reset(leak(v), s) back. A stage of its own keeps
-        # the fire test and the leak/reset arithmetic out of one block RAM to block RAM path, and the
-        # outputs come from registers. The write port is free: integrate and clear writes (stage B)
-        # never happen in the cycle after a fire pass's stage B.
-        m.d.sync += [c_valid.eq(b_op == Op.FIRE), c_group.eq(b_group),
-                     lif.fired_membrane.eq(fired_membrane), lif.fired_spikes.eq(fired_spikes)]
-        m.d.comb += [self.out_valid.eq(c_valid), self.out_group.eq(c_group),
-                     self.out_membrane.eq(lif.fired_membrane), self.out_spikes.eq(lif.fired_spikes)]
-        with m.If(c_valid):
-            m.d.comb += [mem_wr.addr.eq(c_group), mem_wr.en.eq(1), mem_wr.data.eq(lif.reset_next)]
-        with m.Else():
-            m.d.comb += [mem_wr.addr.eq(b_group), mem_wr.en.eq((b_op == Op.INTEGRATE) | (b_op == Op.CLEAR))]
-            with m.If(b_op == Op.INTEGRATE):
-                m.d.comb += mem_wr.data.eq(lif.integrated)
-            # CLEAR writes the default 0 of mem_wr.data.
+        # Stage D: every kind of pass writes reset(pending, resets) back (pending itself unless a fire
+        # pass spiked): one write path, no multiplexer between kinds of pass after the arithmetic. A
+        # fire pass also emits v and s, from registers.
+        m.d.comb += [lif.pending.eq(d_pending), lif.resets.eq(d_resets),
+                     mem_wr.addr.eq(d_group), mem_wr.en.eq(d_op != Op.NONE), mem_wr.data.eq(lif.reset_next)]
+        m.d.comb += [self.out_valid.eq(d_fire), self.out_group.eq(d_out_group),
+                     self.out_membrane.eq(d_membrane), self.out_spikes.eq(d_resets), self.out_any.eq(d_any)]
+
+        # Forwarding. Stage B's data was read at the clock edge that ended its op's stage A cycle, so
+        # it misses the writes (stage D) of that cycle (a read during a write returns the old word) and
+        # of the two before it: the ops issued 1, 2 and 3 cycles earlier. A group's next op is issued
+        # at least G cycles after its previous one, so only the distances >= G need forwarding, and
+        # none for G >= 4. Only integrate and clear writes are forwarded: a fire pass's writes are read
+        # again in the next step only.
+        c_writes = (c_op == Op.INTEGRATE) | (c_op == Op.CLEAR)
+        d_writes = (d_op == Op.INTEGRATE) | (d_op == Op.CLEAR)
+        w_valid = Signal()                        # the write of the last cycle, registered
+        w_group = Signal(range(G))
+        w_value = Signal.like(c_membrane)
+        membrane = mem_rd.data
+        if G <= 3:
+            m.d.sync += [w_valid.eq(d_writes), w_group.eq(d_group), w_value.eq(d_pending)]
+            membrane = Mux(w_valid & (w_group == b_group), w_value, membrane)
+        if G <= 2:
+            membrane = Mux(d_writes & (d_group == b_group), d_pending, membrane)
+        if G == 1:
+            membrane = Mux(c_writes, c_pending, membrane)
+        m.d.sync += c_membrane.eq(membrane)
         return m

@@ -51,9 +51,13 @@ class LifDatapath(wiring.Component):
 
     * ``integrated = sat(membrane + codebook[code])`` (contract step 3, one input event);
     * ``spikes = membrane > theta`` (step 4);
-    * ``reset_next = reset(leak(fired_membrane), fired_spikes)``: steps 1-2 of the next step, so the
-      layer stores the next step's pre-integration value. Separate inputs, so that the layer can
-      register ``v`` and ``s`` between the fire test and this update (two pipeline stages).
+    * ``leaked = leak(membrane)`` (step 1 of the next step);
+    * ``reset_next = reset(pending, resets)`` (step 2 of the next step, lane by lane where ``resets``
+      is set; ``pending`` unchanged elsewhere), so the layer stores the next step's pre-integration
+      value. Separate inputs, so that the layer can register ``leaked`` and ``spikes`` between the
+      fire test and leak on one side and the reset on the other (two pipeline stages, one subtraction
+      each). With ``resets`` all 0 it passes ``pending`` through, so one write-back path serves every
+      kind of pass.
 
     Parameters
     ----------
@@ -69,8 +73,9 @@ class LifDatapath(wiring.Component):
     membrane : In(ArrayLayout(signed(k), P))
     integrated : Out(ArrayLayout(signed(k), P))
     spikes : Out(P)
-    fired_membrane : In(ArrayLayout(signed(k), P))
-    fired_spikes : In(P)
+    leaked : Out(ArrayLayout(signed(k), P))
+    pending : In(ArrayLayout(signed(k), P))
+    resets : In(P)
     reset_next : Out(ArrayLayout(signed(k), P))
 
     Latency 0 (combinational). Area: per lane an adder of ``max(k, weight width) + 1`` bits, a
@@ -91,8 +96,9 @@ class LifDatapath(wiring.Component):
             "membrane": In(data.ArrayLayout(signed(k), lanes)),
             "integrated": Out(data.ArrayLayout(signed(k), lanes)),
             "spikes": Out(lanes),
-            "fired_membrane": In(data.ArrayLayout(signed(k), lanes)),
-            "fired_spikes": In(lanes),
+            "leaked": Out(data.ArrayLayout(signed(k), lanes)),
+            "pending": In(data.ArrayLayout(signed(k), lanes)),
+            "resets": In(lanes),
             "reset_next": Out(data.ArrayLayout(signed(k), lanes)),
         })
 
@@ -128,10 +134,11 @@ class LifDatapath(wiring.Component):
             w = self._decode(m, self.codes[i * b:(i + 1) * b])
             m.d.comb += self.integrated[i].eq(saturate(v + w, k))
             m.d.comb += self.spikes[i].eq(v > theta)
-            v, s = self.fired_membrane[i], self.fired_spikes[i]
             # Leak: v - (v >> lam), arithmetic shift; it moves v towards 0 so it never leaves k bits.
-            u = v if layer.leak_shift is None else (v - (v >> layer.leak_shift))[:k].as_signed()
+            m.d.comb += self.leaked[i].eq(v if layer.leak_shift is None else v - (v >> layer.leak_shift))
+            u, s = self.pending[i], self.resets[i]
             if layer.reset == "subtract":
+                # theta is a constant, so s & theta[i] is s or 0: no logic in front of the carry chain.
                 u = saturate(u - Mux(s, theta, 0), k)
             else:
                 u = Mux(s, 0, u)

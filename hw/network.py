@@ -9,7 +9,7 @@ architecture and memory map: docs/architecture.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -136,146 +136,222 @@ class Network(wiring.Component):
         depth = max(layer.groups for layer in layers)
         m.submodules.ser = ser = Serializer(lanes=P, depth=depth, addr_width=16)
 
-        # Fire results: to the trace (registered) and, when any lane spiked, to the spike queue.
+        # Fire results: to the trace (registered) and, when any lane spiked, to the spike queue. One layer
+        # fires at a time, so the queue's inputs are ORs of the layers' (zero when idle) outputs.
         m.d.sync += self.trace.valid.eq(0)
+        push_valid, push_group, push_mask = 0, 0, 0
         for l, layer in enumerate(layers):
             with m.If(layer.out_valid):
                 m.d.sync += [self.trace.valid.eq(1), self.trace.layer.eq(l), self.trace.group.eq(layer.out_group),
                              self.trace.spikes.eq(layer.out_spikes)]
                 m.d.sync += [self.trace.membrane[i].eq(layer.out_membrane[i]) for i in range(P)]
-                m.d.comb += [ser.push_valid.eq(layer.out_spikes != 0), ser.push_group.eq(layer.out_group),
-                             ser.push_mask.eq(layer.out_spikes)]
+            # All zero outside a fire pass's stage D.
+            push_valid = push_valid | layer.out_any
+            push_group = push_group | layer.out_group
+            push_mask = push_mask | layer.out_spikes
+        m.d.comb += [ser.push_valid.eq(push_valid), ser.push_group.eq(push_group), ser.push_mask.eq(push_mask)]
 
         started = Signal()                    # a token of this step was accepted
-        have_last = Signal()                  # an address of this step was accepted ...
         addr_width = max(1, (model.n_in - 1).bit_length())
-        last_addr = Signal(addr_width)        # ... and this was the latest
+        # The lowest address the next token may have: the step's last good address plus one, or 0.
+        next_addr = Signal(addr_width + 1)
+        # The input queue: tokens taken from ``events`` wait here, already checked, for layer 0 (two
+        # entries, so that ``events.ready`` can be a flip-flop at full throughput). The checks (two
+        # comparisons) end in flip-flops, not in layer 0's pipeline registers.
+        entry = data.StructLayout({"valid": 1, "eot": 1, "good": 1, "addr": addr_width})
+        queue = [Signal(entry, name="in0"), Signal(entry, name="in1")]
+        # events.ready: the queue has room and the step's eot has not been taken yet (``closed``).
+        accepting = Signal(init=1)
+        closed = Signal()
         work = Signal()                       # this cycle counts towards step_cycles
+        # Counted a cycle later, from a flip-flop: the decision and the 32-bit carry chain stay apart.
+        worked = Signal()
         cycles = Signal(32)
-        m.d.sync += [cycles.eq(cycles + work), self.step_done.eq(0)]
+        m.d.sync += [worked.eq(work), cycles.eq(cycles + worked), self.step_done.eq(0)]
 
-        best_count = Signal(self._count_width)
-        # best_count - 1 (mod 2^width), kept in a register of its own for a short argmax path.
-        below = Signal(self._count_width, init=(1 << self._count_width) - 1)
-        # Output spikes are counted one cycle after they leave, off the queue-to-register path; the last
-        # one is counted in the eot cycle, so prediction is final by step_done.
-        counted = Signal(model.n_out)               # one-hot: the neuron to count (decoded a cycle early)
-        counted_addr = Signal(range(model.n_out))
-        m.d.sync += counted.eq(0)
-        self._count(m, counted, counted_addr, best_count, below)
+        # Output spikes are counted off the queue-to-register path: one cycle after they leave (``hot``,
+        # the neuron decoded one-hot) the counter grows and the argmax tests are registered, one cycle
+        # later the argmax is updated (see _count).
+        hot = Signal(model.n_out)
+        hot_addr = Signal(range(model.n_out))
+        m.d.sync += hot.eq(0)
+        self._count(m, hot, hot_addr)
         start_clear = Signal()
+        clearing = Signal()
 
-        with m.FSM(init="INT0"):
-            for l, layer in enumerate(layers):
-                last = l == len(layers) - 1
-                with m.State(f"INT{l}"):
-                    # Starting the fire pass in the cycle that takes eot costs no extra cycle: stage A
-                    # is free then, and the last event's write-back (stage B) is to another group or
-                    # visible through the transparent membrane read port when G = 1.
-                    fire = Signal(name=f"fire{l}")
-                    m.d.comb += [layer.fire.eq(fire), ser.restart.eq(fire)]
-                    with m.If(fire):
-                        m.next = f"FIRE{l}"
-                    if l == 0:
-                        tok = self.events
-                        addr = tok.payload.addr
-                        # Compares of addr_width bits, not 16: the checks sit on the path from the
-                        # events port to the layer's pipeline registers.
-                        low = addr[:addr_width]
-                        in_range = (addr[addr_width:] == 0) & (low < model.n_in)
-                        ascending = ~have_last | (low > last_addr)
-                        good = in_range & ascending
-                        m.d.comb += [
-                            self.idle.eq(~started),
-                            start_clear.eq(self.clear & ~started),
-                            tok.ready.eq(layer.events.ready & ~start_clear),
-                            layer.events.valid.eq(tok.valid & ~tok.payload.eot & good & ~start_clear),
-                            layer.events.payload.eq(addr),
-                            fire.eq(tok.valid & tok.ready & tok.payload.eot),
-                            # Busy with the later groups of an event, or taking a good token.
-                            work.eq(~layer.events.ready | (tok.valid & tok.ready & (tok.payload.eot | good))),
-                        ]
-                        with m.If(start_clear):
-                            m.next = "CLEAR"
-                        with m.If(tok.valid & tok.ready):
-                            m.d.sync += started.eq(1)
-                            with m.If(tok.payload.eot):
-                                m.d.sync += have_last.eq(0)
-                            with m.Elif(good):
-                                m.d.sync += [have_last.eq(1), last_addr.eq(low)]
-                            with m.Else():
-                                # Out of range is not also "not ascending" (it is above every good address).
-                                m.d.sync += self.error.eq(self.error | (in_range & ~ascending) << 1 | ~in_range)
-                    else:
-                        tok = ser.tokens
-                        m.d.comb += [
-                            tok.ready.eq(layer.events.ready),
-                            layer.events.valid.eq(~tok.payload.eot),
-                            layer.events.payload.eq(tok.payload.addr),
-                            fire.eq(tok.ready & tok.payload.eot),
-                            work.eq(1),
-                        ]
-                    m.d.comb += self.integrating.eq(work)
+        # The state machine, one-hot: a flip-flop per state (INT{l}, FIRE{l}, OUT, DONE, CLEAR), so that
+        # no state decoding sits in front of the many signals that depend on the state. A state's
+        # flip-flop clears when one of its exits is taken and sets when an entry into it is.
+        names = [f"{kind}{l}" for l in range(len(layers)) for kind in ("INT", "FIRE")] + ["OUT", "DONE", "CLEAR"]
+        state = {name: Signal(name=f"st_{name}", init=name == "INT0") for name in names}
+        moves = []                            # (from, to, condition)
 
-                with m.State(f"FIRE{l}"):
-                    m.d.comb += work.eq(1)
-                    with m.If(layer.fire_done):
-                        m.next = "OUT" if last else f"INT{l + 1}"
+        # The serializer's reader: layer l in INT{l} (l > 0), the spikes port in OUT.
+        ser_ready = self.spikes.ready & state["OUT"]
+        for l in range(1, len(layers)):
+            ser_ready = ser_ready | (state[f"INT{l}"] & layers[l].events.ready)
+        m.d.comb += ser.tokens.ready.eq(ser_ready)
 
-            with m.State("OUT"):
-                tok = ser.tokens
-                addr = tok.payload.addr
-                m.d.comb += [
-                    self.spikes.valid.eq(1),
-                    self.spikes.payload.eq(tok.payload),
-                    tok.ready.eq(self.spikes.ready),
-                    work.eq(self.spikes.ready),
-                ]
-                with m.If(self.spikes.ready):
-                    with m.If(tok.payload.eot):
-                        m.d.sync += [self.step_done.eq(1), self.step_cycles.eq(cycles + 1), cycles.eq(0),
-                                     started.eq(0)]
-                        m.next = "INT0"
-                    with m.Else():
-                        m.d.sync += [counted[i].eq(addr == i) for i in range(model.n_out)]
-                        m.d.sync += counted_addr.eq(addr)
+        for l, layer in enumerate(layers):
+            following = "OUT" if l == len(layers) - 1 else f"INT{l + 1}"
+            # Starting the fire pass in the cycle that takes eot costs no extra cycle: stage A is free
+            # then, and the last event's write-back is to another group, or forwarded.
+            fire = Signal(name=f"fire{l}")
+            m.d.comb += layer.fire.eq(fire)
+            moves.append((f"INT{l}", f"FIRE{l}", fire))
+            with m.If(state[f"INT{l}"]):
+                if l == 0:
+                    self._input(m, layer, fire, start_clear, work, started, next_addr,
+                                queue, accepting, closed)
+                else:
+                    tok = ser.tokens
+                    m.d.comb += [
+                        layer.events.valid.eq(~tok.payload.eot),
+                        layer.events.payload.eq(tok.payload.addr),
+                        fire.eq(layer.events.ready & tok.payload.eot),
+                        work.eq(1),
+                    ]
+                m.d.comb += self.integrating.eq(work)
+            with m.If(state[f"FIRE{l}"]):
+                m.d.comb += work.eq(1)
+            moves.append((f"FIRE{l}", following, state[f"FIRE{l}"] & layer.fire_done))
+        moves.append(("INT0", "CLEAR", start_clear))
 
-            with m.State("CLEAR"):
-                with m.If(~any_busy(layers)):
-                    m.next = "INT0"
+        tok = ser.tokens
+        addr = tok.payload.addr
+        out_eot = Signal()
+        with m.If(state["OUT"]):
+            m.d.comb += [
+                self.spikes.valid.eq(1),
+                self.spikes.payload.eq(tok.payload),
+                work.eq(self.spikes.ready),
+                out_eot.eq(self.spikes.ready & tok.payload.eot),
+            ]
+            with m.If(self.spikes.ready & ~tok.payload.eot):
+                m.d.sync += [hot[i].eq(addr == i) for i in range(model.n_out)]
+                m.d.sync += hot_addr.eq(addr)
+        moves.append(("OUT", "DONE", out_eot))
 
+        with m.If(state["DONE"]):
+            # The last spike's argmax update happens in this cycle, so prediction is final with
+            # step_done. This cycle counts (the 1), and so may the one before (``worked``).
+            m.d.sync += [self.step_done.eq(1), self.step_cycles.eq(cycles + worked + 1), cycles.eq(0),
+                         started.eq(0), closed.eq(0), accepting.eq(1)]
+        moves.append(("DONE", "INT0", state["DONE"]))
+
+        cleared = state["CLEAR"] & ~clearing & ~any_busy(layers)
+        with m.If(cleared):
+            m.d.sync += accepting.eq(1)
+        moves.append(("CLEAR", "INT0", cleared))
+
+        for name, flag in state.items():
+            leave = [cond for src, _, cond in moves if src == name]
+            enter = [cond for _, dst, cond in moves if dst == name]
+            m.d.sync += flag.eq((flag & ~Cat(*leave).any()) | Cat(*enter).any())
+
+        # The layers start their clear pass one cycle after the request, from a flip-flop.
+        m.d.sync += clearing.eq(start_clear)
+        m.d.comb += [layer.clear.eq(clearing) for layer in layers]
         with m.If(start_clear):
-            m.d.comb += [layer.clear.eq(1) for layer in layers]
-            m.d.sync += [self.error.eq(0), self.counts.eq(0), best_count.eq(0), below.eq(below.init),
-                         self.prediction.eq(0), cycles.eq(0), have_last.eq(0)]
+            m.d.sync += [self.error.eq(0), cycles.eq(0), next_addr.eq(0), accepting.eq(0)]
         return m
 
-    def _count(self, m: Module, hot, addr, best_count, below) -> None:
-        """Count an output spike of neuron ``addr`` (one-hot ``hot``, or none) and keep ``prediction``
-        its argmax (ties: lowest).
+    def _input(self, m: Module, layer: Layer, fire, start_clear, work, started, next_addr,
+               queue, accepting, closed) -> None:
+        """State ``INT0``: take ``events`` tokens into the input queue, check them, feed layer 0."""
+        model = self._model
+        tok = self.events
+        addr = tok.payload.addr
+        head, second = queue
+        addr_width = len(head.addr)
+        # Compares of addr_width bits, not 16 (the upper bits must be zero anyway).
+        low = addr[:addr_width]
+        in_range = (addr[addr_width:] == 0) & (low < model.n_in)
+        # One comparison (a carry chain) and no flag: next_addr is 0 at the start of a step.
+        ascending = low >= next_addr
+        good = in_range & ascending
+        take = tok.valid & accepting
+        # The head leaves when layer 0 takes its event or eot (stage A is free), or when it is dropped.
+        issue = head.valid & layer.events.ready & (head.eot | head.good)
+        leaves = issue | (head.valid & ~head.eot & ~head.good)
+        m.d.comb += [
+            self.idle.eq(~started),
+            # A clear is taken while idle, unless a token is taken in the same cycle.
+            start_clear.eq(self.clear & ~started & ~take),
+            tok.ready.eq(accepting),
+            layer.events.valid.eq(head.valid & ~head.eot & head.good),
+            layer.events.payload.eq(head.addr),
+            fire.eq(head.valid & head.eot & layer.events.ready),
+            # Busy with the later groups of an event, or issuing an event or the eot.
+            work.eq(~layer.events.ready | issue),
+        ]
+        new = Signal.like(head)
+        m.d.comb += [new.valid.eq(1), new.eot.eq(tok.payload.eot), new.good.eq(good), new.addr.eq(low)]
+        # A two-entry queue in registers; ``accepting`` for the next cycle is computed from its next
+        # state, so events.ready is a flip-flop.
+        head_next, second_next = Signal.like(head), Signal.like(head)
+        with m.If(leaves):
+            m.d.comb += [head_next.eq(Mux(second.valid, second, Mux(take, new, 0))),
+                         second_next.eq(Mux(second.valid & take, new, 0))]
+        with m.Else():
+            m.d.comb += [head_next.eq(Mux(head.valid, head, Mux(take, new, 0))),
+                         second_next.eq(Mux(head.valid & take, new, second))]
+        closing = take & tok.payload.eot
+        m.d.sync += [head.eq(head_next), second.eq(second_next), closed.eq(closed | closing),
+                     accepting.eq(~closed & ~closing & ~second_next.valid)]
+        # The handshake alone enables these registers; the comparisons only select their new values
+        # (two short paths instead of one long one).
+        with m.If(take):
+            eot = tok.payload.eot
+            m.d.sync += [
+                started.eq(1),
+                next_addr.eq(Mux(eot, 0, Mux(good, low + 1, next_addr))),
+                # Out of range is not also "not ascending" (it is above every good address).
+                self.error.eq(self.error | Mux(eot, 0, (in_range & ~ascending) << 1 | ~in_range)),
+            ]
+
+    def _count(self, m: Module, hot, hot_addr) -> None:
+        """Count an output spike of neuron ``hot_addr`` (one-hot ``hot``, or none) and keep ``prediction``
+        its argmax (ties: lowest), in two pipeline stages.
 
         Counts only ever grow by one, so the new maximum is either the old one or this neuron's count:
-        no comparison tree over all counters is needed. Counter ``i`` becomes the argmax when it equals
-        the maximum (it overtakes) or is one below it with ``i`` below the current argmax (a tie won).
-        These tests use equalities and constants only, computed beside every counter in parallel, and
-        the address just selects one: a short path for the iCE40.
+        no comparison tree over all counters is needed. Neuron ``i`` becomes the argmax when its count
+        equals the maximum (it overtakes, the maximum grows) or is one below it with ``i`` below the
+        current argmax (it wins a tie). Stage 1 (the cycle ``hot`` is set) counts and registers the two
+        tests, computed beside every counter in parallel and selected by ``hot``; stage 2 updates the
+        argmax. Stage 1 of a spike may run in the same cycle as stage 2 of the previous one, and so see
+        the maximum and argmax before that update. Spikes of a step come in ascending neuron order, so
+        that update can only be: none (the tests stand), a tie won by a lower neuron (this one can
+        only still overtake), or an overtake (this one can no longer win, not even a tie).
         """
         top = (1 << self._count_width) - 1
-        takes, grows = [], []       # per neuron: it becomes the argmax; and the maximum grows
+        best = Signal(self._count_width)
+        # best - 1 (mod 2^width), kept in a register of its own for a short path.
+        below = Signal(self._count_width, init=top)
+        overtakes, ties = [], []
         for i in range(self._model.n_out):
             count = self.counts[i]
             room = hot[i] & (count != top)
             with m.If(room):
                 m.d.sync += count.eq(count + 1)
-            grows.append(room & (count == best_count))
-            takes.append(room & ((count == best_count) | ((count == below) & (self.prediction > i))))
+            overtakes.append(room & (count == best))
+            ties.append(room & (count == below) & (self.prediction > i))
+        # Stage 2's inputs (the tests of every neuron, all zero but the counted one's), and its results
+        # of the last cycle.
+        s2_overtakes, s2_ties, s2_addr = Signal(len(overtakes)), Signal(len(ties)), Signal.like(hot_addr)
+        took, grew = Signal(), Signal()
+        m.d.sync += [s2_overtakes.eq(Cat(*overtakes)), s2_ties.eq(Cat(*ties)), s2_addr.eq(hot_addr)]
         # OR trees (one-hot select), not a priority chain of if-statements.
-        take, grow = Signal(), Signal()
-        m.d.comb += [take.eq(Cat(*takes).any()), grow.eq(Cat(*grows).any())]
+        grow = s2_overtakes.any() & ~grew
+        take = grow | (s2_ties.any() & ~took)
+        m.d.sync += [took.eq(take), grew.eq(grow)]
         with m.If(take):
-            m.d.sync += self.prediction.eq(addr)
+            m.d.sync += self.prediction.eq(s2_addr)
         with m.If(grow):
-            m.d.sync += [best_count.eq(best_count + 1), below.eq(best_count)]
+            m.d.sync += [best.eq(best + 1), below.eq(best)]
+        with m.If(self.clear & self.idle):
+            m.d.sync += [self.counts.eq(0), best.eq(0), below.eq(below.init), self.prediction.eq(0),
+                         s2_overtakes.eq(0), s2_ties.eq(0), took.eq(0), grew.eq(0)]
 
 
 def any_busy(layers):

@@ -4,11 +4,17 @@ A fire pass pushes one entry ``{group, mask}`` for every neuron group with at le
 ascending group order. The serializer then pops the entries and emits the address ``group*P + lane``
 of every set lane, lowest lane first, so addresses come out strictly ascending, one per cycle, with no
 bubble between entries, followed by an end-of-train token.
+
+The network never pushes and pops at the same time (a layer's fire pass ends before the next layer
+reads its spikes), and the serializer relies on it: the first two entries of a train go to two
+registers (the head, being emitted, and the next one), later ones to a block RAM ring that is read at
+a registered address into a third (prefetch) register whenever there is room. So the output token
+comes from registers, the block RAM's read data only feeds registers, and its address is a register.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,16 +43,18 @@ class Serializer(wiring.Component):
 
     Members
     -------
-    restart : In(1)
-        Empty the queue (both pointers to 0). Not in the same cycle as a push.
     push_valid, push_group, push_mask : In
-        Append ``{group, mask}`` (no backpressure; ``mask`` nonzero, groups ascending).
+        Append ``{group, mask}`` (no backpressure; ``mask`` nonzero, groups ascending, at most
+        ``depth`` entries per train). Only while the queue is empty or being filled: a train is pushed
+        completely before its first token is read, and read completely (up to its eot) before the next
+        train is pushed.
     tokens : Out(stream.Signature(AddrToken(addr_width)))
         Always valid: the next address, or ``eot`` once every pushed lane has been sent (and then
-        forever until ``restart``).
+        until the next push).
 
     Latency: an entry pushed in cycle ``c`` can be emitted from cycle ``c + 1``.
-    Throughput: one address per cycle. Memory: ``depth`` words of ``ceil(log2 depth) + P`` bits.
+    Throughput: one address per cycle. Memory: a ring of the power of two above ``depth - 2`` words of
+    ``ceil(log2 depth) + P + 1`` bits (none when ``depth <= 2``), and three entries in flip-flops.
     """
 
     def __init__(self, *, lanes: int, depth: int, addr_width: int):
@@ -58,9 +66,8 @@ class Serializer(wiring.Component):
             raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
         self._lanes = lanes
         self._depth = depth
-        self._entry = data.StructLayout({"group": range(depth), "mask": lanes})
+        self._entry = data.StructLayout({"group": range(depth), "mask": lanes, "single": 1})
         super().__init__({
-            "restart": In(1),
             "push_valid": In(1),
             "push_group": In(range(depth)),
             "push_mask": In(lanes),
@@ -70,45 +77,109 @@ class Serializer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self._lanes
-        m.submodules.queue = queue = Memory(shape=self._entry, depth=self._depth, init=[])
-        wr = queue.write_port()
-        # Transparent: the last entry of a fire pass may be pushed in the cycle before it is read.
-        rd = queue.read_port(transparent_for=(wr,))
+        entry = self._entry
+        push = Signal(entry)
+        m.d.comb += [push.group.eq(self.push_group), push.mask.eq(self.push_mask),
+                     push.single.eq(_at_most_one(self.push_mask))]
 
-        wr_ptr = Signal(range(self._depth + 1))
-        rd_ptr = Signal(range(self._depth + 1))
-        rd_ptr_next = Signal.like(rd_ptr)
-        sent = Signal(P)      # lanes of the head entry already emitted
+        # Three entries in registers, in queue order: the head (its lanes not yet sent), the next one
+        # and a prefetched one; valid bits form a prefix. ``single`` marks an entry with one lane left,
+        # so that the decision to move on is a flip-flop, not a function of the mask.
+        slots = [Signal(entry, name=n) for n in ("head", "nxt", "pf")]
+        valid = [Signal(name=f"{n}_valid") for n in ("head", "nxt", "pf")]
+        head = slots[0]
 
-        m.d.comb += [wr.addr.eq(wr_ptr), wr.data.group.eq(self.push_group), wr.data.mask.eq(self.push_mask),
-                     wr.en.eq(self.push_valid)]
-        with m.If(self.push_valid):
-            m.d.sync += wr_ptr.eq(wr_ptr + 1)
-
-        # The read address is the pointer's next value, so rd.data always holds entry rd_ptr.
-        m.d.comb += rd.addr.eq(rd_ptr_next)
-        left = Signal(P)
+        # Lowest lane left in the head (explicit logic, not mask & -mask: a carry chain on FPGAs).
         low = Signal(P)
         lane = Signal(range(P))
-        m.d.comb += [left.eq(rd.data.mask & ~sent), low.eq(left & -left)]
-        for i in reversed(range(P)):
-            with m.If(left[i]):
+        for i in range(P):
+            m.d.comb += low[i].eq(head.mask[i] & ~head.mask[:i].any() if i else head.mask[0])
+            with m.If(low[i]):
                 m.d.comb += lane.eq(i)
-        empty = rd_ptr == wr_ptr
+        rest = head.mask & ~low
         m.d.comb += [
             self.tokens.valid.eq(1),
-            self.tokens.payload.eot.eq(empty),
-            self.tokens.payload.addr.eq(Cat(lane, rd.data.group) if P > 1 else rd.data.group),
-            rd_ptr_next.eq(rd_ptr),
+            self.tokens.payload.eot.eq(~valid[0]),
+            self.tokens.payload.addr.eq(Cat(lane, head.group) if P > 1 else head.group),
         ]
-        with m.If(self.restart):
-            m.d.comb += rd_ptr_next.eq(0)
-            m.d.sync += [wr_ptr.eq(0), sent.eq(0)]
-        with m.Elif(self.tokens.ready & ~empty):
-            with m.If(left == low):
-                m.d.comb += rd_ptr_next.eq(rd_ptr + 1)
-                m.d.sync += sent.eq(0)
-            with m.Else():
-                m.d.sync += sent.eq(sent | low)
-        m.d.sync += rd_ptr.eq(rd_ptr_next)
+        take = self.tokens.ready & valid[0]
+        pop = take & head.single
+
+        # The entry joining the registers this cycle: a block RAM read issued last cycle (``landing``),
+        # or a push while the head or the next slot is free.
+        new, new_valid = Signal(entry), Signal()
+        to_slots = self.push_valid & ~(valid[0] & valid[1])
+
+        # Entries past the ones in registers: a power-of-two ring in block RAM, larger than the most
+        # entries it holds (so ``ra == wr_ptr`` means empty), read at a registered address (``ra``) one
+        # entry ahead whenever the registers will have room for it. The pointers wrap by themselves,
+        # and no restart is needed between trains (the queue is empty when a train's eot was read).
+        depth = 1 << (self._depth - 2).bit_length() if self._depth > 2 else 0
+        landing = C(0, 1)
+        if depth > 0:
+            m.submodules.queue = queue = Memory(shape=entry, depth=depth, init=[])
+            wr = queue.write_port()
+            rd = queue.read_port()
+            wr_ptr = Signal(range(depth))
+            ra = Signal(range(depth))
+            ra_inc = Signal(range(depth), init=1)         # ra + 1
+            ram_nonempty = Signal()
+            landing = Signal()                            # rd.data is the entry read last cycle
+            to_ram = self.push_valid & ~to_slots
+            m.d.comb += [rd.addr.eq(ra), wr.addr.eq(wr_ptr), wr.data.eq(push), wr.en.eq(to_ram)]
+            # Room: a read lands next cycle, in a free register even if nothing is popped then. All
+            # three registers are taken after this cycle only if they hold three entries with the one
+            # landing now and none is popped. (A push never goes to the ring in the same cycle as the
+            # entry it writes is read: ram_nonempty rises only after the write.)
+            three = Signal()
+            m.d.comb += three.eq(sum(Cat(*valid, landing)) == 3)
+            issue = ram_nonempty & (~three | pop)
+            m.d.sync += [landing.eq(issue),
+                         ram_nonempty.eq(to_ram | (ram_nonempty & ~(issue & (ra_inc == wr_ptr))))]
+            with m.If(to_ram):
+                m.d.sync += wr_ptr.eq(wr_ptr + 1)
+            with m.If(issue):
+                m.d.sync += [ra.eq(ra_inc), ra_inc.eq(ra_inc + 1)]
+            m.d.comb += new.eq(Mux(landing, rd.data, push))
+        else:
+            m.d.comb += new.eq(push)
+        m.d.comb += new_valid.eq(landing | to_slots)
+
+        # The registers after this cycle, computed for both outcomes of ``take`` (which depends on the
+        # consumer's ready, the latest signal) and selected by it last. Not taken, or taken without
+        # a pop: the new entry fills the first free slot. Popped: the entries move up by one and the
+        # new entry follows them.
+        kept_slots = [Signal(entry, name=f"kept{i}") for i in range(3)]
+        kept_valid = Signal(3)
+        taken_slots = [Signal(entry, name=f"taken{i}") for i in range(3)]
+        taken_valid = Signal(3)
+        fill = [new_valid & ~valid[0], new_valid & valid[0] & ~valid[1], new_valid & valid[1]]
+        for i in range(3):
+            m.d.comb += [kept_slots[i].eq(Mux(fill[i], new, slots[i])), kept_valid[i].eq(valid[i] | fill[i])]
+        # Taken with lanes left: the head loses its lowest lane; otherwise (single) it pops.
+        rest_head = Signal(entry)
+        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest),
+                     rest_head.single.eq(_at_most_one(rest))]
+        moved = [Mux(valid[i + 1], slots[i + 1], new) for i in range(2)] + [new]
+        moved_valid = [valid[1] | new_valid, valid[2] | (valid[1] & new_valid), valid[2] & new_valid]
+        with m.If(head.single):
+            for i in range(3):
+                m.d.comb += [taken_slots[i].eq(moved[i]), taken_valid[i].eq(moved_valid[i])]
+        with m.Else():
+            m.d.comb += [taken_slots[0].eq(rest_head), taken_valid.eq(kept_valid)]
+            for i in (1, 2):
+                m.d.comb += taken_slots[i].eq(kept_slots[i])
+        for i in range(3):
+            m.d.sync += [slots[i].eq(Mux(take, taken_slots[i], kept_slots[i])),
+                         valid[i].eq(Mux(take, taken_valid[i], kept_valid[i]))]
         return m
+
+
+def _at_most_one(bits) -> Value:
+    """At most one bit of ``bits`` is set (a LUT tree: no adder, no carry chain)."""
+    n = len(bits)
+    if n <= 1:
+        return C(1, 1)
+    half = n // 2
+    lo, hi = bits[:half], bits[half:]
+    return (~lo.any() & _at_most_one(hi)) | (~hi.any() & _at_most_one(lo))

@@ -63,8 +63,8 @@ def test_lanes_match_reference(b, k, theta, leak, reset, book):
                 c2 = (c * 5 + 1) % (1 << b)
                 ctx.set(dut.membrane, [v, other])
                 ctx.set(dut.codes, c | c2 << b)
-                ctx.set(dut.fired_membrane, [v, other])
-                ctx.set(dut.fired_spikes, ctx.get(dut.spikes))
+                ctx.set(dut.pending, [ctx.get(dut.leaked[0]), ctx.get(dut.leaked[1])])
+                ctx.set(dut.resets, ctx.get(dut.spikes))
                 for lane, (vv, cc) in enumerate([(v, c), (other, c2)]):
                     sat, s, nxt = expect[vv][cc]
                     assert ctx.get(dut.integrated[lane]) == sat, (vv, cc)
