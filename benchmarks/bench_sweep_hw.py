@@ -10,7 +10,7 @@ resumes from its work folder. Other arguments go to `qlif sweep-hw` (e.g. `--job
 ``--rev REV`` sweeps a committed revision instead of the working tree: ``git archive`` extracts it
 under build/snapshots/<commit>, and the sweep runs on that copy (its own build/ folder, records and
 caches), so edits made to the shared tree meanwhile cannot mix into the results. The report names the
-commit.
+commit. Relative paths in the other options are then relative to the snapshot's folder.
 """
 
 from __future__ import annotations
@@ -76,11 +76,14 @@ def run(argv: list[str]) -> int:
         rev, argv = argv[i + 1], argv[:i] + argv[i + 2:]
         path, sha = snapshot(rev)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))}
-        # The snapshot's own code runs the sweep (a fresh interpreter imports it first on the path).
+        # The compiled WebAssembly tools do not depend on the revision: share this tree's cache.
+        env.setdefault("YOWASP_CACHE_DIR", str(ROOT / "build" / "yowasp-cache"))
+        # The snapshot's own code runs the sweep: run from its folder, since Python puts the working
+        # folder first on the path (from the repository it would find the working tree's qlif/).
         cmd = [sys.executable, "-m", "qlif.cli", "sweep-hw", "--out-dir", str(out), "--label", f"commit {sha}",
                *argv]
         start = time.monotonic()
-        status = subprocess.run(cmd, env=env).returncode
+        status = subprocess.run(cmd, env=env, cwd=path).returncode
     else:
         from qlif.cli import main
 
