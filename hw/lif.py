@@ -138,8 +138,9 @@ class LifDatapath(wiring.Component):
             m.d.comb += self.leaked[i].eq(v if layer.leak_shift is None else v - (v >> layer.leak_shift))
             u, s = self.pending[i], self.resets[i]
             if layer.reset == "subtract":
-                # theta is a constant, so s & theta[i] is s or 0: no logic in front of the carry chain.
-                u = saturate(u - Mux(s, theta, 0), k)
+                # No saturation: a reset lane spiked, v > theta >= 0, so its leaked value u is >= 0 and
+                # u - theta >= -theta > -2^(k-1). A constant subtraction, then a 2:1 mux.
+                u = Mux(s, (u - theta)[:k].as_signed(), u)
             else:
                 u = Mux(s, 0, u)
             m.d.comb += self.reset_next[i].eq(u)

@@ -190,7 +190,8 @@ class Network(wiring.Component):
         ser_ready = self.spikes.ready & state["OUT"]
         for l in range(1, len(layers)):
             ser_ready = ser_ready | (state[f"INT{l}"] & layers[l].events.ready)
-        m.d.comb += ser.tokens.ready.eq(ser_ready)
+        m.d.comb += [ser.tokens.ready.eq(ser_ready),
+                     ser.reading.eq(Cat(state["OUT"], *(state[f"INT{l}"] for l in range(1, len(layers)))).any())]
 
         for l, layer in enumerate(layers):
             following = "OUT" if l == len(layers) - 1 else f"INT{l + 1}"

@@ -48,6 +48,9 @@ class Serializer(wiring.Component):
         ``depth`` entries per train). Only while the queue is empty or being filled: a train is pushed
         completely before its first token is read, and read completely (up to its eot) before the next
         train is pushed.
+    reading : In(1)
+        High from the end of a train's pushes until its eot has been read, low during pushes: the
+        block RAM is read ahead only meanwhile.
     tokens : Out(stream.Signature(AddrToken(addr_width)))
         Always valid: the next address, or ``eot`` once every pushed lane has been sent (and then
         until the next push).
@@ -68,6 +71,7 @@ class Serializer(wiring.Component):
         self._depth = depth
         self._entry = data.StructLayout({"group": range(depth), "mask": lanes, "single": 1})
         super().__init__({
+            "reading": In(1),
             "push_valid": In(1),
             "push_group": In(range(depth)),
             "push_mask": In(lanes),
@@ -105,17 +109,15 @@ class Serializer(wiring.Component):
         take = self.tokens.ready & valid[0]
         pop = take & head.single
 
-        # The entry joining the registers this cycle: a block RAM read issued last cycle (``landing``),
-        # or a push while the head or the next slot is free.
-        new, new_valid = Signal(entry), Signal()
-        to_slots = self.push_valid & ~(valid[0] & valid[1])
-
         # Entries past the ones in registers: a power-of-two ring in block RAM, larger than the most
         # entries it holds (so ``ra == wr_ptr`` means empty), read at a registered address (``ra``) one
-        # entry ahead whenever the registers will have room for it. The pointers wrap by themselves,
-        # and no restart is needed between trains (the queue is empty when a train's eot was read).
+        # entry ahead, while ``reading``, whenever the registers will have room for it (``landing``:
+        # the read data of last cycle's read joins the registers). The pointers wrap by themselves, and
+        # no restart is needed between trains (the queue is empty when a train's eot was read).
         depth = 1 << (self._depth - 2).bit_length() if self._depth > 2 else 0
         landing = C(0, 1)
+        ram_data = push
+        to_ram = 0
         if depth > 0:
             m.submodules.queue = queue = Memory(shape=entry, depth=depth, init=[])
             wr = queue.write_port()
@@ -124,54 +126,48 @@ class Serializer(wiring.Component):
             ra = Signal(range(depth))
             ra_inc = Signal(range(depth), init=1)         # ra + 1
             ram_nonempty = Signal()
-            landing = Signal()                            # rd.data is the entry read last cycle
-            to_ram = self.push_valid & ~to_slots
-            m.d.comb += [rd.addr.eq(ra), wr.addr.eq(wr_ptr), wr.data.eq(push), wr.en.eq(to_ram)]
+            landing = Signal()
+            to_ram = valid[1]                             # a push goes to the ring when both are taken
+            m.d.comb += [rd.addr.eq(ra), wr.addr.eq(wr_ptr), wr.data.eq(push),
+                         wr.en.eq(self.push_valid & to_ram)]
             # Room: a read lands next cycle, in a free register even if nothing is popped then. All
             # three registers are taken after this cycle only if they hold three entries with the one
-            # landing now and none is popped. (A push never goes to the ring in the same cycle as the
-            # entry it writes is read: ram_nonempty rises only after the write.)
+            # landing now and none is popped.
             three = Signal()
             m.d.comb += three.eq(sum(Cat(*valid, landing)) == 3)
-            issue = ram_nonempty & (~three | pop)
+            issue = self.reading & ram_nonempty & (~three | pop)
             m.d.sync += [landing.eq(issue),
-                         ram_nonempty.eq(to_ram | (ram_nonempty & ~(issue & (ra_inc == wr_ptr))))]
-            with m.If(to_ram):
+                         ram_nonempty.eq((self.push_valid & to_ram) | (ram_nonempty & ~(issue & (ra_inc == wr_ptr))))]
+            with m.If(self.push_valid & to_ram):
                 m.d.sync += wr_ptr.eq(wr_ptr + 1)
             with m.If(issue):
                 m.d.sync += [ra.eq(ra_inc), ra_inc.eq(ra_inc + 1)]
-            m.d.comb += new.eq(Mux(landing, rd.data, push))
-        else:
-            m.d.comb += new.eq(push)
-        m.d.comb += new_valid.eq(landing | to_slots)
+            ram_data = rd.data
 
-        # The registers after this cycle, computed for both outcomes of ``take`` (which depends on the
-        # consumer's ready, the latest signal) and selected by it last. Not taken, or taken without
-        # a pop: the new entry fills the first free slot. Popped: the entries move up by one and the
-        # new entry follows them.
-        kept_slots = [Signal(entry, name=f"kept{i}") for i in range(3)]
-        kept_valid = Signal(3)
-        taken_slots = [Signal(entry, name=f"taken{i}") for i in range(3)]
-        taken_valid = Signal(3)
-        fill = [new_valid & ~valid[0], new_valid & valid[0] & ~valid[1], new_valid & valid[1]]
-        for i in range(3):
-            m.d.comb += [kept_slots[i].eq(Mux(fill[i], new, slots[i])), kept_valid[i].eq(valid[i] | fill[i])]
+        # The registers after this cycle. Pushes (never while reading) fill the head, the next one,
+        # then the ring. While reading, the registers are computed for both outcomes of ``take``
+        # (which depends on the consumer's ready, the latest signal) and selected by it last: not
+        # taken, or taken without a pop, the landing entry fills the first free slot; popped, the
+        # entries move up by one and the landing entry follows them.
+        pushed_slots = [Mux(~valid[0], push, slots[0]), Mux(valid[0] & ~valid[1], push, slots[1]), slots[2]]
+        pushed_valid = [1, valid[1] | valid[0], valid[2]]
+        fill = [landing & ~valid[0], landing & valid[0] & ~valid[1], landing & valid[1]]
+        kept_slots = [Mux(fill[i], ram_data, slots[i]) for i in range(3)]
+        kept_valid = [valid[i] | fill[i] for i in range(3)]
         # Taken with lanes left: the head loses its lowest lane; otherwise (single) it pops.
         rest_head = Signal(entry)
-        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest),
-                     rest_head.single.eq(_at_most_one(rest))]
-        moved = [Mux(valid[i + 1], slots[i + 1], new) for i in range(2)] + [new]
-        moved_valid = [valid[1] | new_valid, valid[2] | (valid[1] & new_valid), valid[2] & new_valid]
-        with m.If(head.single):
-            for i in range(3):
-                m.d.comb += [taken_slots[i].eq(moved[i]), taken_valid[i].eq(moved_valid[i])]
-        with m.Else():
-            m.d.comb += [taken_slots[0].eq(rest_head), taken_valid.eq(kept_valid)]
-            for i in (1, 2):
-                m.d.comb += taken_slots[i].eq(kept_slots[i])
+        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest), rest_head.single.eq(_at_most_one(rest))]
+        moved = [Mux(valid[i + 1], slots[i + 1], ram_data) for i in range(2)] + [ram_data]
+        moved_valid = [valid[1] | landing, valid[2] | (valid[1] & landing), valid[2] & landing]
+        taken_slots = [Mux(head.single, moved[0], rest_head)] + [
+            Mux(head.single, moved[i], kept_slots[i]) for i in (1, 2)]
+        taken_valid = [Mux(head.single, moved_valid[i], kept_valid[i]) for i in range(3)]
         for i in range(3):
-            m.d.sync += [slots[i].eq(Mux(take, taken_slots[i], kept_slots[i])),
-                         valid[i].eq(Mux(take, taken_valid[i], kept_valid[i]))]
+            with m.If(self.push_valid):
+                m.d.sync += [slots[i].eq(pushed_slots[i]), valid[i].eq(pushed_valid[i])]
+            with m.Else():
+                m.d.sync += [slots[i].eq(Mux(take, taken_slots[i], kept_slots[i])),
+                             valid[i].eq(Mux(take, taken_valid[i], kept_valid[i]))]
         return m
 
 
