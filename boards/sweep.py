@@ -276,12 +276,17 @@ def _plan(config: SweepConfig, work: Path, cfg: dict) -> list[_Task]:
     return tasks
 
 
-def _load_record(task: _Task, stamp: dict) -> dict | None:
+def _load_record(task: _Task, stamp: dict, *, any_design: bool = False) -> dict | None:
+    """The task's record if it was made for ``stamp`` (with ``any_design``: for any design hash)."""
     try:
         doc = json.loads(task.record.read_text())
     except (OSError, ValueError):
         return None
-    return doc if doc.get("stamp") == stamp and doc.get("result") is not None else None
+    if doc.get("result") is None or not isinstance(doc.get("stamp"), dict):
+        return None
+    if any_design:
+        return doc if {**doc["stamp"], "design": stamp["design"]} == stamp else None
+    return doc if doc["stamp"] == stamp else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,12 +294,14 @@ def _load_record(task: _Task, stamp: dict) -> dict | None:
 
 def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str | os.PathLike | None = None,
               name: str = "hw-sweep", jobs: int = 2, progress: bool = True,
-              log: Callable[[str], None] | None = None, label: str = "") -> list[dict]:
+              log: Callable[[str], None] | None = None, label: str = "", table_only: bool = False) -> list[dict]:
     """Run (or resume) the sweep and write ``<name>.csv``, ``<name>.md`` and the plots into ``out_dir``.
 
     Returns the table rows (dicts, the CSV's columns). Failed tasks leave rows with an ``error``; the
-    outputs are written all the same. ``label`` names the design in the report (e.g. a commit). Raises
-    ``ValueError`` for a bad configuration before any work.
+    outputs are written all the same. ``label`` names the design in the report (e.g. a commit).
+    ``table_only``: build and simulate nothing; write the outputs from the records in the work folder,
+    whatever design they were made for (they must all be of one design, which the report names).
+    Raises ``ValueError`` for a bad configuration before any work.
     """
     from qlif.clitools import write_text
 
@@ -320,17 +327,34 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
     tasks = _plan(config, work, cfg)
     results: dict[str, tuple[dict | None, str | None]] = {}
     todo = []
+    designs = set()
+    worker_seconds = 0.0
     for task in tasks:
-        doc = _load_record(task, {**stamp, "args": _jsonable(task.args[2:])})
+        doc = _load_record(task, {**stamp, "args": _jsonable(task.args[2:])}, any_design=table_only)
         if doc is not None:
             results[task.key] = (doc["result"], None)
+            designs.add(doc["stamp"]["design"])
+            worker_seconds += float(doc.get("seconds", 0.0))
         else:
             todo.append(task)
-    (work / "records").mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    if len(todo) < len(tasks):
-        log(f"sweep-hw: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {work} (resuming)")
-    _execute(todo, jobs, results, stamp, progress, log)
+    if table_only:
+        if len(designs) > 1:
+            raise ValueError(f"the records in {work} are of {len(designs)} different designs "
+                             f"({', '.join(sorted(designs))}); rerun the sweep to make them agree")
+        if not designs:
+            raise ValueError(f"no records of this sweep's configuration in {work}")
+        stamp["design"] = designs.pop()
+        log(f"sweep-hw: table from {len(tasks) - len(todo)} of {len(tasks)} records of design {stamp['design']} "
+            f"in {work}")
+        for task in todo:
+            results[task.key] = (None, "no record")
+        todo = []
+    else:
+        (work / "records").mkdir(parents=True, exist_ok=True)
+        if len(todo) < len(tasks):
+            log(f"sweep-hw: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {work} (resuming)")
+        worker_seconds += _execute(todo, jobs, results, stamp, progress, log)
     seconds = time.monotonic() - start
 
     rows = _rows(config, results)
@@ -342,7 +366,8 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
                 _ROOT / "docs")
     power_doc = Path(os.path.relpath(docs / "power.md", out.resolve())).as_posix()
     write_text(out / f"{name}.md", _markdown(config, rows, plots, seconds, jobs, len(todo), len(tasks),
-                                             power_doc=power_doc, label=label))
+                                             power_doc=power_doc, label=label, design=stamp["design"],
+                                             worker_seconds=worker_seconds))
     failed = [r for r in rows if r["error"]]
     log(f"sweep-hw: {len(rows)} rows ({len(failed)} with errors) in {seconds:.0f} s -> "
         f"{out / (name + '.md')}, {out / (name + '.csv')}, {len(plots)} plots")
@@ -354,9 +379,11 @@ def _jsonable(value):
 
 
 def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress: bool,
-             log: Callable[[str], None]) -> None:
+             log: Callable[[str], None]) -> float:
+    """Run the tasks in a worker pool; return the seconds the finished ones took (summed)."""
     if not todo:
-        return
+        return 0.0
+    busy = 0.0
     from tqdm import tqdm
 
     # In plan order, configuration by configuration, so that an interrupted sweep has whole rows.
@@ -375,6 +402,7 @@ def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress:
                     except Exception as e:      # noqa: BLE001 - a worker died (out of memory, killed)
                         result, error, seconds = None, f"worker failed: {type(e).__name__}: {e}"[:300], 0.0
                     results[task.key] = (result, error)
+                    busy += seconds
                     if error is None:
                         record = {"stamp": {**stamp, "args": _jsonable(task.args[2:])}, "seconds": seconds,
                                   "result": result}
@@ -391,6 +419,7 @@ def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress:
             log("sweep-hw: interrupted; finished tasks are kept, run the same command again to resume")
             raise
     bar.close()
+    return busy
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,7 +432,7 @@ COLUMNS = [
     "board", "device", "weight_bits", "membrane_bits", "lanes",
     "logic_used", "logic_available", "logic_unit", "ff_used", "ff_available", "ebr_used", "ebr_available",
     "spram_used", "spram_available", "dsp_used", "dsp_available",
-    "fmax_median_mhz", "fmax_min_mhz", "fmax_max_mhz", "seeds", "target_mhz",
+    "fmax_median_mhz", "fmax_min_mhz", "fmax_max_mhz", "seeds", "target_mhz", "critical_path",
     "cycles_mean", "cycles_max", "latency_us",
     "ff_rate", "logic_rate", "ebr_read_rate", "ebr_write_rate",
     "static_mw", "dynamic_mw", "power_mw", "energy_uj", "error",
@@ -448,8 +477,10 @@ def _rows(config: SweepConfig, results: dict) -> list[dict]:
                                 row[f"{key}_used"] = util[key]["used"]
                                 row[f"{key}_available"] = util[key]["available"]
                         fmax = [r["fmax_mhz"] for r in reports]
-                        row.update(fmax_median_mhz=round(statistics.median(fmax), 2), fmax_min_mhz=round(min(fmax), 2),
-                                   fmax_max_mhz=round(max(fmax), 2), seeds=len(fmax))
+                        median = statistics.median(fmax)
+                        row.update(fmax_median_mhz=round(median, 2), fmax_min_mhz=round(min(fmax), 2),
+                                   fmax_max_mhz=round(max(fmax), 2), seeds=len(fmax),
+                                   critical_path=_critical(min(reports, key=lambda r: abs(r["fmax_mhz"] - median))))
                     if act_res:
                         act = Activity.from_json(act_res["activity"])
                         row.update(cycles_mean=round(act_res["cycles_mean"], 1), cycles_max=act_res["cycles_max"],
@@ -474,6 +505,22 @@ def _rows(config: SweepConfig, results: dict) -> list[dict]:
     return rows
 
 
+def _critical(report: dict) -> str:
+    """Where the critical path of a build starts and ends in the project's sources (``boards/link.py:252 ->
+    hw/network.py:310``), from nextpnr's path report."""
+    import re
+
+    path = report.get("critical_path") or {}
+    places = []
+    for src in path.get("sources", []):
+        match = re.search(r"(?:^|/)((?:hw|boards|golden|sim)/\w+\.py:\d+)", src)
+        if match and match.group(1) not in places:
+            places.append(match.group(1))
+    if not places:
+        return ""
+    return places[0] if len(places) == 1 else f"{places[0]} -> {places[-1]}"
+
+
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -491,13 +538,14 @@ def _fmt(value, digits: int = 1) -> str:
 
 
 def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: float, jobs: int, ran: int,
-              total: int, *, power_doc: str = "../power.md", label: str = "") -> str:
+              total: int, *, power_doc: str = "../power.md", label: str = "", design: str = "",
+              worker_seconds: float = 0.0) -> str:
     sizes = "-".join(map(str, config.sizes))
     lines = [
         "# Hardware sweep: resources, Fmax, latency, power and energy per bit width",
         "",
         f"Written by `qlif sweep-hw` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, design "
-        f"{design_hash()}{', ' + label if label else ''}). Network {sizes}, T = {config.timesteps}, random "
+        f"{design or design_hash()}{', ' + label if label else ''}). Network {sizes}, T = {config.timesteps}, random "
         "uniform weights of each width "
         f"(`random_model`, seed {config.model_seed}), leak shift 3, subtract reset, P = "
         f"{', '.join(map(str, config.lanes))} lanes, inside the board top with its UART host link. Fmax: "
@@ -512,8 +560,9 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
         "coefficients are engineering estimates (docs/power.md says which), so compare ECP5 figures with "
         "each other more than with the UP5K's.",
         "",
-        f"Run: {ran} of {total} tasks in {seconds / 60:.1f} min with {jobs} worker(s) on this machine "
-        "(shared CPU: other work ran at the same time).",
+        f"Run: {total} tasks (builds and activity simulations) took {worker_seconds / 3600:.1f} h of worker time; "
+        f"this invocation ran {ran} of them in {seconds / 60:.1f} min with {jobs} worker(s) on a 2-core machine "
+        "shared with other work (builds there are slower than on an idle machine).",
         "",
     ]
     for board in config.boards:
@@ -527,12 +576,12 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                       f"{avail['ebr_available']} EBR, {_fmt(avail['spram_available'])} SPRAM, "
                       f"{_fmt(avail['dsp_available'])} DSP.", ""]
         lines += [f"| b | k | P | {unit} | FF | EBR | SPRAM | DSP | Fmax MHz (min-max) | cycles/inf | latency us "
-                  "| a_ff | a_logic | power mW (static) | energy uJ/inf |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| a_ff | a_logic | power mW (static) | energy uJ/inf | critical path (median build) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mine:
             if r["error"] and r["fmax_median_mhz"] == "":
                 lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | failed: "
-                             f"{r['error'][:120]} |||||||||||||")
+                             f"{r['error'][:120]} ||||||||||||||")
                 continue
             fmax = (f"{_fmt(r['fmax_median_mhz'])} ({_fmt(r['fmax_min_mhz'])}-{_fmt(r['fmax_max_mhz'])})"
                     if r["fmax_median_mhz"] != "" else "-")
@@ -541,7 +590,7 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                 f"| {_fmt(r['ff_used'])} | {_fmt(r['ebr_used'])} | {_fmt(r['spram_used'])} | {_fmt(r['dsp_used'])} "
                 f"| {fmax} | {_fmt(r['cycles_mean'], 0)} | {_fmt(r['latency_us'])} | {_fmt(r['ff_rate'], 3)} "
                 f"| {_fmt(r['logic_rate'], 3)} | {_fmt(r['power_mw'], 2)} ({_fmt(r['static_mw'], 2)}) "
-                f"| {_fmt(r['energy_uj'], 3)} |")
+                f"| {_fmt(r['energy_uj'], 3)} | {r['critical_path'] or '-'} |")
         lines.append("")
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -666,7 +715,7 @@ def cmd_sweep_hw(args) -> int:
             print("sweep-hw: no ECP5-85F board in qlif.boards.build.BOARDS yet; sweeping "
                   f"{', '.join(boards)} only", file=sys.stderr)
         rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
-                         progress=not args.no_progress, label=args.label)
+                         progress=not args.no_progress, label=args.label, table_only=args.table_only)
     except ValueError as e:
         raise CLIError(f"sweep-hw: {e}") from None
     return 1 if any(r["error"] for r in rows) else 0
@@ -698,6 +747,9 @@ def register(add) -> None:
     sp.add_argument("--work-dir", help="builds and the resume records (inside build/; default build/sweep-hw)")
     sp.add_argument("--name", default="hw-sweep", help="base name of the outputs")
     sp.add_argument("--label", default="", help="names the design in the report, e.g. a commit")
+    sp.add_argument("--table-only", action="store_true",
+                    help="build nothing: write the outputs from the records in the work folder (of one design, "
+                         "whichever it is)")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

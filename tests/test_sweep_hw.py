@@ -62,6 +62,8 @@ def test_config_targets():
 def _report(lc: int, fmax: float) -> dict:
     return {
         "device": "iCE40UP5K-SG48", "fmax_mhz": fmax,
+        "critical_path": {"sources": [f"/somewhere/qlif/boards/link.py:{int(fmax)}", "/share/ice40/cells_map.v:4",
+                                      "/work/main/hw/network.py:310.5-312.7"]},
         "resources": {"lc": {"used": lc, "available": 5280}, "ff": {"used": 600, "available": 5280},
                       "ebr": {"used": 14, "available": 30}, "spram": {"used": 0, "available": 4},
                       "dsp": {"used": 0, "available": 8}},
@@ -69,12 +71,13 @@ def _report(lc: int, fmax: float) -> dict:
     }
 
 
-def test_rows_from_known_results():
-    """Median Fmax over seeds, latency = cycles / Fmax, energy = power x latency, errors kept."""
-    config = SweepConfig(boards=("icebreaker",), weight_bits=(4, 8), membrane_bits=(8,), seeds=(1, 2, 3))
+KNOWN_CONFIG = SweepConfig(boards=("icebreaker",), weight_bits=(4, 8), membrane_bits=(8,), seeds=(1, 2, 3))
+
+
+def _known_results() -> dict:
     act = Activity(cycles=10_000, ff_bits=300, ff_toggles=300_000, logic_bits=1000, logic_toggles=500_000,
                    memories=(MemoryActivity("layer0.syn", 16, 2048, 10_000, 0, 1, 0),))
-    results = {
+    return {
         "w4-k8-p4": ({"activity": act.to_json(), "cycles_mean": 12_000.0, "cycles_max": 15_000}, None),
         "icebreaker-w4-k8-p4-s1": ({"report": _report(1500, 40.0)}, None),
         "icebreaker-w4-k8-p4-s2": ({"report": _report(1500, 44.0)}, None),
@@ -82,7 +85,12 @@ def test_rows_from_known_results():
         "w8-k8-p4": ({"activity": act.to_json(), "cycles_mean": 12_000.0, "cycles_max": 15_000}, None),
         "icebreaker-w8-k8-p4-s1": (None, "RuntimeError: build failed in nextpnr"),
     }
-    rows = sweep._rows(config, results)
+
+
+def test_rows_from_known_results():
+    """Median Fmax over seeds, latency = cycles / Fmax, energy = power x latency, errors kept."""
+    config = KNOWN_CONFIG
+    rows = sweep._rows(config, _known_results())
     ok, bad = rows
     assert (ok["fmax_median_mhz"], ok["fmax_min_mhz"], ok["fmax_max_mhz"], ok["seeds"]) == (41.0, 40.0, 44.0, 3)
     assert ok["logic_used"] == 1500 and ok["logic_unit"] == "LC" and ok["ebr_available"] == 30
@@ -91,6 +99,7 @@ def test_rows_from_known_results():
     assert ok["energy_uj"] == pytest.approx(ok["power_mw"] * ok["latency_us"] / 1000, rel=1e-3)
     assert ok["power_mw"] == pytest.approx(ok["static_mw"] + ok["dynamic_mw"], abs=2e-3)
     assert ok["error"] == ""
+    assert ok["critical_path"] == "boards/link.py:41 -> hw/network.py:310"      # of the median build
     assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
     assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
     text = sweep._csv(rows)
@@ -115,6 +124,39 @@ def test_records_are_keyed_by_the_sources_builds_depend_on():
         assert sweep.hash_files([tmp / "a.py"]) != first
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_table_only_from_records(tmp_path):
+    """--table-only writes the outputs from the records of one design, whichever, and refuses a mix."""
+    work = Path(tempfile.mkdtemp(prefix="test-sweep-records-", dir=BUILD_ROOT))
+    try:
+        with pytest.raises(ValueError, match="no records"):
+            run_sweep(KNOWN_CONFIG, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
+        config = KNOWN_CONFIG
+        cfg = {"sizes": list(config.sizes), "timesteps": config.timesteps, "samples": config.samples,
+               "model_seed": config.model_seed, "dataset": config.dataset, "data_dir": config.data_dir}
+        known = _known_results()
+        (work / "records").mkdir()
+        for task in sweep._plan(config, work, cfg):
+            result, error = known.get(task.key, (None, "no record"))
+            if error is None:
+                stamp = {"design": "0123abcd", "cfg": cfg, "args": sweep._jsonable(task.args[2:])}
+                task.record.write_text(sweep.json.dumps({"stamp": stamp, "seconds": 100.0, "result": result}))
+        rows = run_sweep(config, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
+        expected = sweep._rows(config, {**known, "icebreaker-w8-k8-p4-s1": (None, "no record")})
+        assert [r["fmax_median_mhz"] for r in rows] == [41.0, ""]
+        assert rows[0] == expected[0] and "seed 1: no record" in rows[1]["error"]
+        md = (tmp_path / "hw-sweep.md").read_text()
+        assert "design 0123abcd" in md and "took 0.1 h of worker time" in md
+        # A record of another design: refused.
+        task = sweep._plan(config, work, cfg)[1]
+        doc = sweep.json.loads(task.record.read_text())
+        doc["stamp"]["design"] = "ffff0000"
+        task.record.write_text(sweep.json.dumps(doc))
+        with pytest.raises(ValueError, match="2 different designs"):
+            run_sweep(config, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.synth
