@@ -42,8 +42,16 @@ MEMBRANE_BITS = (4, 8, 12, 16)
 #: Clock constraint of the builds, by device family: above what the design reaches, so that nextpnr
 #: works for the highest Fmax (its Fmax depends on the constraint, see docs/boards.md).
 DEFAULT_TARGET_MHZ = {"ice40up": 60.0, "ecp5": 125.0}
-#: Bits of a UART frame that are not data (start and stop), for the I/O toggles of the replies.
+#: Line bits per UART byte (start, 8 data, stop), for the I/O toggles of the replies.
 _UART_FRAME = 10
+#: Host protocol v1 (docs/host-protocol.md): a STEP reply per timestep is 7 bytes, the RESULT reply
+#: 8 bytes plus one count per class of ceil(bits(T) / 8) bytes.
+_STEP_REPLY, _RESULT_REPLY = 7, 8
+
+
+def _reply_bytes(timesteps: int, n_out: int) -> int:
+    """UART bytes the board sends per inference (the only outputs that toggle)."""
+    return timesteps * _STEP_REPLY + _RESULT_REPLY + n_out * -(-timesteps.bit_length() // 8)
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -435,7 +443,7 @@ COLUMNS = [
     "fmax_median_mhz", "fmax_min_mhz", "fmax_max_mhz", "seeds", "target_mhz", "critical_path",
     "cycles_mean", "cycles_max", "latency_us",
     "ff_rate", "logic_rate", "ebr_read_rate", "ebr_write_rate",
-    "static_mw", "dynamic_mw", "power_mw", "energy_uj", "error",
+    "static_mw", "dynamic_mw", "power_mw", "energy_uj", "osc_mhz", "power_osc_mw", "energy_osc_uj", "error",
 ]
 
 
@@ -491,18 +499,32 @@ def _rows(config: SweepConfig, results: dict) -> list[dict]:
                     if reports and act_res:
                         f = row["fmax_median_mhz"] * 1e6
                         cycles = act_res["cycles_mean"]
-                        inferences_per_s = f / cycles
-                        # One reply byte per inference on the UART: about half of its frame's bits change.
-                        power = estimate_power(device=row["device"], resources=Resources.from_report(reports[0]),
-                                               activity=act, clk_hz=f, pll=True,
-                                               io_toggles_per_s=inferences_per_s * _UART_FRAME / 2)
+                        # The replies on the UART, about half of each byte's line bits changing.
+                        toggles = _reply_bytes(config.timesteps, config.sizes[-1]) * _UART_FRAME / 2
+                        res = Resources.from_report(reports[0])
+                        # At Fmax, from the PLL.
+                        power = estimate_power(device=row["device"], resources=res, activity=act, clk_hz=f, pll=True,
+                                               io_toggles_per_s=toggles * f / cycles)
                         row.update(latency_us=round(cycles / f * 1e6, 2), static_mw=round(power.static_w * 1e3, 3),
                                    dynamic_mw=round((power.total_w - power.static_w) * 1e3, 3),
                                    power_mw=round(power.total_w * 1e3, 3),
                                    energy_uj=round(power.energy_per_inference(cycles) * 1e6, 4))
+                        # At the board's oscillator, no PLL (when the design is fast enough for it).
+                        osc = _oscillator_hz(board)
+                        if osc <= f:
+                            slow = estimate_power(device=row["device"], resources=res, activity=act, clk_hz=osc,
+                                                  pll=False, io_toggles_per_s=toggles * osc / cycles)
+                            row.update(osc_mhz=round(osc / 1e6, 3), power_osc_mw=round(slow.total_w * 1e3, 3),
+                                       energy_osc_uj=round(slow.energy_per_inference(cycles) * 1e6, 4))
                     row["error"] = "; ".join(errors)
                     rows.append(row)
     return rows
+
+
+def _oscillator_hz(board: str) -> float:
+    from .build import BOARDS
+
+    return float(BOARDS[board][0]().default_clk_frequency)
 
 
 def _critical(report: dict) -> str:
@@ -576,12 +598,13 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                       f"{avail['ebr_available']} EBR, {_fmt(avail['spram_available'])} SPRAM, "
                       f"{_fmt(avail['dsp_available'])} DSP.", ""]
         lines += [f"| b | k | P | {unit} | FF | EBR | SPRAM | DSP | Fmax MHz (min-max) | cycles/inf | latency us "
-                  "| a_ff | a_logic | power mW (static) | energy uJ/inf | critical path (median build) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| a_ff | a_logic | power mW (static) | energy uJ/inf | at the oscillator: mW, uJ/inf "
+                  "| critical path (median build) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mine:
             if r["error"] and r["fmax_median_mhz"] == "":
                 lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | failed: "
-                             f"{r['error'][:120]} ||||||||||||||")
+                             f"{r['error'][:120]} |||||||||||||||")
                 continue
             fmax = (f"{_fmt(r['fmax_median_mhz'])} ({_fmt(r['fmax_min_mhz'])}-{_fmt(r['fmax_max_mhz'])})"
                     if r["fmax_median_mhz"] != "" else "-")
@@ -590,7 +613,8 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                 f"| {_fmt(r['ff_used'])} | {_fmt(r['ebr_used'])} | {_fmt(r['spram_used'])} | {_fmt(r['dsp_used'])} "
                 f"| {fmax} | {_fmt(r['cycles_mean'], 0)} | {_fmt(r['latency_us'])} | {_fmt(r['ff_rate'], 3)} "
                 f"| {_fmt(r['logic_rate'], 3)} | {_fmt(r['power_mw'], 2)} ({_fmt(r['static_mw'], 2)}) "
-                f"| {_fmt(r['energy_uj'], 3)} | {r['critical_path'] or '-'} |")
+                f"| {_fmt(r['energy_uj'], 3)} | {_fmt(r['power_osc_mw'], 2)}, {_fmt(r['energy_osc_uj'], 3)} "
+                f"| {r['critical_path'] or '-'} |")
         lines.append("")
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -603,7 +627,11 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
         "(placement does not change what synthesis uses). EBR counts include the host link's byte FIFO.",
         "- a_ff, a_logic: measured toggles per flip-flop bit and per logic net bit per cycle "
         "(`qlif.sim.activity`).",
-        "- Energy per inference = power at Fmax x latency. Published FPGA SNN results on MNIST (Xilinx, "
+        "- Energy per inference = power x latency, at Fmax (clock from the PLL) and at the board's oscillator "
+        "(no PLL; the latency is then cycles / oscillator frequency). On the UP5K, whose static power is tiny, "
+        "the slower clock without the PLL can cost less energy per inference; on the ECP5 the static power "
+        "makes the fastest clock the cheapest.",
+        "- Published FPGA SNN results on MNIST (Xilinx, "
         "vendor tools) use 1,600-7,600 logic cells, 0.5-1.1 ms and 111-180 mW per inference, i.e. about "
         "55-200 uJ per inference; note their networks are larger than this digits network.",
         "",

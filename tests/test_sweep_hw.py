@@ -100,6 +100,10 @@ def test_rows_from_known_results():
     assert ok["power_mw"] == pytest.approx(ok["static_mw"] + ok["dynamic_mw"], abs=2e-3)
     assert ok["error"] == ""
     assert ok["critical_path"] == "boards/link.py:41 -> hw/network.py:310"      # of the median build
+    # At the 12 MHz oscillator without the PLL: less power, latency cycles / 12 MHz.
+    assert ok["osc_mhz"] == 12.0 and ok["power_osc_mw"] < ok["power_mw"]
+    assert ok["energy_osc_uj"] == pytest.approx(ok["power_osc_mw"] * 12_000 / 12.0 / 1000, rel=1e-3)
+    assert sweep._reply_bytes(16, 10) == 16 * 7 + 8 + 10 and sweep._reply_bytes(300, 2) == 300 * 7 + 8 + 2 * 2
     assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
     assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
     text = sweep._csv(rows)
