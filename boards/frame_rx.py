@@ -49,14 +49,16 @@ class FrameReceiver(wiring.Component):
     Members
     -------
     bytes : In(stream.Signature(8))
-        From the receive FIFO. Taken one per cycle, except while a frame is presented.
+        From the receive FIFO into an input register. Taken one per cycle, except while a frame is
+        presented (then one more byte waits in the register).
     frame : Out(stream.Signature(FrameInfo))
-        Offered two cycles after the frame's last byte (one cycle for the verdict) and held until
+        Offered three cycles after the frame's last byte is taken (the input register, the CRC, the
+        verdict) and held until
         accepted; the consumer accepts it when it has finished with the frame (with ``words`` and
         ``arg``), and only then does the receiver take the next byte.
     words : Out(stream.Signature(16))
-        While a good ``SPIKES``/``STEP`` frame is presented: its ``LEN / 2`` addresses, in order, one per
-        cycle (from the buffer, a 128 x 16 memory).
+        While a good ``SPIKES``/``STEP`` frame is presented: its ``LEN / 2`` addresses, in order, one every
+        two cycles at most (from the buffer, a 128 x 16 memory addressed by a register).
     arg : Out(8 * ceil(n_out / 8))
         The last ``ceil(n_out / 8)`` payload bytes, the first of them in the low bits: the ``SET_WAKE``
         mask (valid while the frame is presented).
@@ -66,7 +68,8 @@ class FrameReceiver(wiring.Component):
     junk : Out(1)
         One-cycle pulse for each byte dropped while looking for ``SYNC``.
 
-    Latency: the verdict two cycles after the last byte. Throughput: one byte per cycle.
+    Latency: the verdict three cycles after the last byte is taken. Throughput: one byte per cycle. The
+    timeout counts from when a byte leaves the input register, so it never ends a frame early.
     """
 
     def __init__(self, *, n_in: int, n_out: int, timeout: int):
@@ -110,7 +113,18 @@ class FrameReceiver(wiring.Component):
         rd = buf.read_port()
 
         info = self.frame.payload
-        byte = self.bytes.payload
+        # An input register stage: the byte and its SYNC test come from flip-flops, so the FIFO's block
+        # RAM output only drives this register. Full rate: it refills in the cycle its byte is taken.
+        in_valid = Signal()
+        byte = Signal(8)
+        is_sync = Signal()
+        accept = Signal()                   # the state machine takes a byte in this state
+        take = in_valid & accept
+        m.d.comb += self.bytes.ready.eq(~in_valid | take)
+        with m.If(self.bytes.valid & self.bytes.ready):
+            m.d.sync += [in_valid.eq(1), byte.eq(self.bytes.payload), is_sync.eq(self.bytes.payload == SYNC)]
+        with m.Elif(take):
+            m.d.sync += in_valid.eq(0)
         crc = Signal(16, init=CRC_INIT)
         count = Signal(8)                   # payload bytes taken so far
         high = Signal(8)                    # first byte of the address being received
@@ -123,28 +137,50 @@ class FrameReceiver(wiring.Component):
         n_words = info.length[1:]
         ridx = Signal(range(MAX_WORDS + 1))
 
+        crc_next = Signal(16)               # one CRC datapath, shared by every state
+        m.d.comb += crc_next.eq(crc16_next(crc, byte))
         m.d.sync += self.junk.eq(0)
         with m.If(self.frame.ready):
             m.d.sync += self.frame.valid.eq(0)
 
-        # Replay: the read port is addressed with the index's next value, so rd.data always holds the
-        # word at ridx (a first-word-fall-through stream, one word per cycle, no bubble).
+        # Replay: the read port is addressed by the ridx register alone (no handshake logic on the block
+        # RAM's address), so after a word is taken the next one shows a cycle later: one word per two
+        # cycles, far faster than words arrive on the line. ``pending``: words left (set by the verdict).
         is_words = (info.cmd == Cmd.SPIKES) | (info.cmd == Cmd.STEP)
+        pending = Signal()
+        loaded = Signal()                   # rd.data holds the word at ridx
+        take_word = self.words.valid & self.words.ready
         m.d.comb += [
-            self.words.valid.eq(self.frame.valid & is_words & (info.error == Err.OK) & (ridx < n_words)),
+            self.words.valid.eq(self.frame.valid & pending & loaded),
             self.words.payload.eq(rd.data),
-            rd.addr.eq(Mux(self.words.valid & self.words.ready, ridx + 1, ridx)),
+            rd.addr.eq(ridx),
             wr.addr.eq(count[1:]),
             wr.data.eq(word),
         ]
-        with m.If(self.words.valid & self.words.ready):
+        m.d.sync += loaded.eq(~take_word)
+
+        # An address is checked the cycle after its second byte, against n_in and the address before it
+        # (of this frame, or of the open step): from registers, off the path from the FIFO's block RAM.
+        # The next address is at least two bytes away, the verdict three.
+        checked = Signal(16)
+        check = Signal()
+        m.d.sync += check.eq(0)
+        with m.If(check):
+            m.d.sync += [prev.eq(checked), have_prev.eq(1)]
+            with m.If(checked >= self._n_in):
+                m.d.sync += addr_err.eq(1)
+            with m.If(have_prev & (checked <= prev)):
+                m.d.sync += order_err.eq(1)
+        with m.If(take_word):
             m.d.sync += ridx.eq(ridx + 1)
+            with m.If(ridx + 1 == n_words):
+                m.d.sync += pending.eq(0)
 
         def open_frame(next_state):
             """A byte of an open frame moves on to ``next_state``; silence ends the frame (TIMEOUT)."""
-            m.d.comb += self.bytes.ready.eq(1)
-            with m.If(self.bytes.valid):
-                m.d.sync += [crc.eq(crc16_next(crc, byte)), idle.eq(0)]
+            m.d.comb += accept.eq(1)
+            with m.If(in_valid):
+                m.d.sync += [crc.eq(crc_next), idle.eq(0)]
                 if next_state is not None:
                     m.next = next_state
             with m.Else():
@@ -155,26 +191,27 @@ class FrameReceiver(wiring.Component):
 
         with m.FSM():
             with m.State("HUNT"):
-                m.d.comb += self.bytes.ready.eq(1)
-                with m.If(self.bytes.valid):
-                    with m.If(byte == SYNC):
+                m.d.comb += accept.eq(1)
+                with m.If(in_valid):
+                    with m.If(is_sync):
                         m.d.sync += [info.cmd.eq(0), info.seq.eq(0), info.length.eq(0), crc.eq(CRC_INIT),
                                      count.eq(0), idle.eq(0), ridx.eq(0), addr_err.eq(0), order_err.eq(0),
+                                     pending.eq(0),
                                      have_prev.eq(self.last.valid), prev.eq(self.last.addr)]
                         m.next = "CMD"
                     with m.Else():
                         m.d.sync += self.junk.eq(1)
             with m.State("CMD"):
                 open_frame("SEQ")
-                with m.If(self.bytes.valid):
+                with m.If(in_valid):
                     m.d.sync += info.cmd.eq(byte)
             with m.State("SEQ"):
                 open_frame("LEN")
-                with m.If(self.bytes.valid):
+                with m.If(in_valid):
                     m.d.sync += info.seq.eq(byte)
             with m.State("LEN"):
                 open_frame(None)
-                with m.If(self.bytes.valid):
+                with m.If(in_valid):
                     m.d.sync += info.length.eq(byte)
                     with m.If(byte == 0):
                         m.next = "CRC1"
@@ -182,17 +219,12 @@ class FrameReceiver(wiring.Component):
                         m.next = "DATA"
             with m.State("DATA"):
                 open_frame(None)
-                with m.If(self.bytes.valid):
+                with m.If(in_valid):
                     m.d.sync += [count.eq(count + 1), self.arg.eq(Cat(self.arg[8:], byte))]
                     with m.If(count[0]):
-                        # The second byte of an address: store it and check it against n_in and the
-                        # address before it (of this frame, or of the open step).
+                        # The second byte of an address: store it; check it next cycle (below).
                         m.d.comb += wr.en.eq(1)
-                        m.d.sync += [prev.eq(word), have_prev.eq(1)]
-                        with m.If(word >= self._n_in):
-                            m.d.sync += addr_err.eq(1)
-                        with m.If(have_prev & (word <= prev)):
-                            m.d.sync += order_err.eq(1)
+                        m.d.sync += [checked.eq(word), check.eq(1)]
                     with m.Else():
                         m.d.sync += high.eq(byte)
                     with m.If(count + 1 == info.length):
@@ -221,7 +253,7 @@ class FrameReceiver(wiring.Component):
                 with m.Elif(wake & arg_bad):
                     m.d.sync += info.error.eq(Err.BAD_ARG)
                 with m.Else():
-                    m.d.sync += info.error.eq(Err.OK)
+                    m.d.sync += [info.error.eq(Err.OK), pending.eq(is_words & (n_words != 0))]
                 m.d.sync += self.frame.valid.eq(1)
                 m.next = "PRESENT"
             with m.State("PRESENT"):

@@ -24,15 +24,16 @@ class FrameSender(wiring.Component):
     Members
     -------
     header : In(stream.Signature(ReplyHeader))
-        Taken when the sender is idle and its output register free; ``SYNC`` is offered the next cycle.
+        Taken when the sender is idle and its output register empty; ``SYNC`` is offered the next cycle.
     payload : In(stream.Signature(8))
         Exactly ``header.length`` bytes, taken one at a time straight into the output register (so a
-        payload byte is taken only when the consumer has taken the byte before it).
+        payload byte is taken only after the consumer has taken the byte before it).
     bytes : Out(stream.Signature(8))
         The frame, from a register (held until taken).
 
-    Latency: one cycle from header to ``SYNC``. Throughput: one byte per cycle while ``bytes.ready``
-    stays high; behind a UART, one byte per UART frame.
+    Latency: one cycle from header to ``SYNC``. Throughput: one byte per two cycles while ``bytes.ready``
+    stays high; behind a UART, one byte per UART frame (the UART takes the next byte in the last cycle
+    of a stop bit, and has a whole start bit to wait for it).
     """
 
     def __init__(self):
@@ -48,25 +49,35 @@ class FrameSender(wiring.Component):
         crc = Signal(16, init=CRC_INIT)
         sent = Signal(8)                               # payload bytes sent
         out = self.bytes
-        free = ~out.valid | out.ready                  # the output register can take a byte this cycle
+        # The output register takes a byte only when empty: nothing here depends on the consumer's ready
+        # combinationally (a UART's ready is a compare of its bit timer). One byte per two cycles at most.
+        free = ~out.valid
 
         with m.If(out.ready):
             m.d.sync += out.valid.eq(0)
 
-        def emit(value, next_state, *, checked=True):
-            """Load ``value`` into the output register when it is free, then go to ``next_state``."""
+        # One CRC datapath: every state picks the byte it loads, the CRC follows the loaded byte.
+        load = Signal()                                # a byte goes into the output register
+        byte = Signal(8)                               # ... this one
+        checked = Signal()                             # ... and it counts towards the CRC
+        with m.If(load):
+            m.d.sync += [out.payload.eq(byte), out.valid.eq(1)]
+            with m.If(checked):
+                m.d.sync += crc.eq(crc16_next(crc, byte))
+
+        def emit(value, next_state, *, check=True):
+            """Load ``value`` when the output register is free, then go to ``next_state``."""
+            m.d.comb += [byte.eq(value), checked.eq(check)]
             with m.If(free):
-                m.d.sync += [out.payload.eq(value), out.valid.eq(1)]
-                if checked:
-                    m.d.sync += crc.eq(crc16_next(crc, value))
+                m.d.comb += load.eq(1)
                 m.next = next_state
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.header.ready.eq(free)
                 with m.If(self.header.valid & free):
-                    m.d.sync += [hdr.eq(self.header.payload), crc.eq(CRC_INIT), sent.eq(0),
-                                 out.payload.eq(SYNC), out.valid.eq(1)]
+                    m.d.comb += [byte.eq(SYNC), load.eq(1)]
+                    m.d.sync += [hdr.eq(self.header.payload), crc.eq(CRC_INIT), sent.eq(0)]
                     m.next = "CMD"
             with m.State("CMD"):
                 emit(hdr.cmd | REPLY_FLAG, "SEQ")
@@ -87,7 +98,7 @@ class FrameSender(wiring.Component):
                         with m.If(sent + 1 == hdr.length):
                             m.next = "CRC_HI"
             with m.State("CRC_HI"):
-                emit(crc[8:], "CRC_LO", checked=False)
+                emit(crc[8:], "CRC_LO", check=False)
             with m.State("CRC_LO"):
-                emit(crc[:8], "IDLE", checked=False)
+                emit(crc[:8], "IDLE", check=False)
         return m

@@ -8,8 +8,9 @@ module) -> ``Network``; replies: sequencer -> :class:`~.frame_tx.FrameSender` ->
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from qlif.golden.cycles import LANES
@@ -203,19 +204,25 @@ class HostLink(wiring.Component):
         wiring.connect(m, rx_fifo.r_stream, recv.bytes)
         wiring.connect(m, send.bytes, utx.data)
 
-        # -- counters: 16 bits, saturating (frames_ok wraps) --------------------------------------
-        counters = {name: Signal(16, name=f"count_{name}") for name in COUNTERS}
-        bump = {name: Signal(name=f"bump_{name}") for name in COUNTERS}
+        # -- counters ------------------------------------------------------------------------------
+        # frames_ok and the seven frame-error counters live in a memory addressed by the verdict (0 is
+        # OK): at most one of them changes per frame, so one incrementer serves them all (read in the
+        # cycle the frame is taken, written back in the next). junk and the UART counters change at any
+        # time and have flip-flops of their own. All 16 bits, saturating; frames_ok wraps.
+        m.submodules.frame_counts = frame_counts = Memory(shape=16, depth=8, init=[])
+        fc_rd = frame_counts.read_port()
+        fc_wr = frame_counts.write_port()
+        events = {"junk": recv.junk, "uart_frame": urx.error.frame, "uart_overrun": urx.error.overrun}
+        counters = {name: Signal(16, name=f"count_{name}") for name in events}
         clear_counters = Signal()
         for name, counter in counters.items():
             with m.If(clear_counters):
-                m.d.sync += counter.eq(bump[name])     # an event in that very cycle is not lost
-            with m.Elif(bump[name] & ((counter != 0xFFFF) | (name == "frames_ok"))):
+                m.d.sync += counter.eq(events[name])      # an event in that very cycle is not lost
+            with m.Elif(events[name] & (counter != 0xFFFF)):
                 m.d.sync += counter.eq(counter + 1)
-        m.d.comb += [bump["junk"].eq(recv.junk), bump["uart_frame"].eq(urx.error.frame),
-                     bump["uart_overrun"].eq(urx.error.overrun)]
         # The UART counters change at any time; STATUS reports them as of its start, so that a 16-bit
-        # value is never read half before and half after an increment.
+        # value is never read half before and half after an increment. (junk only changes while the
+        # receiver runs, and it waits for the reply.)
         snap = {name: Signal(16, name=f"snap_{name}") for name in ("uart_frame", "uart_overrun")}
 
         # -- sample state --------------------------------------------------------------------------
@@ -230,78 +237,101 @@ class HostLink(wiring.Component):
                      self.ok.eq(done), self.fault.eq(fault)]
         m.d.sync += self.wake.eq(done & mask.bit_select(net.prediction, 1))
 
-        # -- reply payloads ------------------------------------------------------------------------
+        # -- reply payloads: byte tables, one registered byte at a time -------------------------------
+        hdr = send.header.payload
+        kind = Signal(range(3))
+        index = Signal(8)                    # payload byte being sent
         flags = Cat(step_open, done, self.wake, fault, net.error != 0, Const(0, 3))
+        fc_first = 17                        # STATUS offset of the memory's counters (2 bytes each)
+        fc_byte = Signal(8)                  # the memory half named by the index (its word is read below)
+        m.d.comb += fc_byte.eq(Mux((index - fc_first)[0], fc_rd.data[:8], fc_rd.data[8:]))
         status_fields = [
             (VERSION, 1), (flags, 1), (model_id(model), 4), (model.n_in, 2), (model.n_out, 2),
             (model.timesteps, 2), (self._lanes, 1), (RX_FIFO_DEPTH, 2), (min(self.divisor, 0xFFFF), 2),
-            *((snap.get(name, counters[name]), 2) for name in COUNTERS),
         ]
         status_bytes = [b for value, n in status_fields for b in _bytes(value, n)]
-        assert len(status_bytes) == STATUS_LEN
+        assert len(status_bytes) == fc_first
+        status_bytes += [fc_byte] * 16
+        status_bytes += [b for name in COUNTERS[8:] for b in _bytes(snap.get(name, counters.get(name)), 2)]
+        assert len(status_bytes) == STATUS_LEN and list(COUNTERS[:8]) == ["frames_ok", *ERR_COUNTER.values()]
         cb = count_bytes(model.timesteps)
         result_bytes = [*_bytes(flags, 1), *_bytes(net.prediction, 1), *_bytes(steps, 2), *_bytes(cycles, 4),
                         *(b for i in range(model.n_out) for b in _bytes(net.counts[i], cb))]
         assert len(result_bytes) == result_len(model.n_out, model.timesteps)
         n_mask = mask_bytes(model.n_out)
-        mask_bytes_ = _bytes(mask, n_mask)[::-1]       # little-endian: class 0 in byte 0
-        tables = {_KIND_STATUS: status_bytes, _KIND_RESULT: result_bytes, _KIND_MASK: mask_bytes_}
-
-        hdr = send.header.payload
-        kind = Signal(range(len(tables)))
-        index = Signal(8)
-        with m.Switch(kind):
-            for k, table in tables.items():
-                with m.Case(k):
-                    m.d.comb += send.payload.payload.eq(Array(table)[index])
+        mask_table = _bytes(mask, n_mask)[::-1]           # little-endian: class 0 in byte 0
+        tables = {_KIND_STATUS: status_bytes, _KIND_RESULT: result_bytes, _KIND_MASK: mask_table}
+        # Two register stages between the index and the transmitter: each table's byte, then the kind's.
+        table_regs = {k: Signal(8, name=f"table{k}_byte") for k in tables}
+        phase = Signal(2)                    # 0: the counter memory reads; 1: the tables; 2: the byte
 
         # -- the core's input: a register stage (the core's accept logic is long) -----------------
+        # A token enters only when the stage is empty, so nothing here depends on the core's ready
+        # combinationally: at most one token per two cycles, against one per G0 >= 1 cycles that the
+        # core takes and one per 20 bit times that the line brings.
         ev = net.events
-        ev_free = ~ev.valid | ev.ready
+        ev_free = ~ev.valid
         with m.If(ev.ready):
             m.d.sync += ev.valid.eq(0)
 
         frame, info = recv.frame, recv.frame.payload
-        fed = Signal(8)                       # words of this frame handed to the core
+        go = {c: Signal(name=f"go_{c.name.lower()}") for c in Cmd}   # a good frame of this command
+        left = Signal(7)                      # words of this frame still to hand to the core ...
+        none_left = Signal()                  # ... and whether that is none (a register, for a short path)
+        zero = Signal(3)                      # CLEAR_COUNTERS: the memory word being zeroed
+        m.d.comb += [fc_rd.addr.eq(info.error), fc_wr.addr.eq(info.error), fc_wr.data.eq(
+            Mux((fc_rd.data != 0xFFFF) | (info.error == Err.OK), fc_rd.data + 1, fc_rd.data))]
 
         with m.FSM():
             with m.State("IDLE"):
+                # The frame's counter is read now (its address is the verdict) and written back next.
                 with m.If(frame.valid):
                     m.d.sync += [hdr.cmd.eq(info.cmd), hdr.seq.eq(info.seq), hdr.status.eq(info.error),
-                                 hdr.length.eq(0), index.eq(0), fed.eq(0)]
+                                 hdr.length.eq(0), index.eq(0), phase.eq(0),
+                                 left.eq(info.length[1:]), none_left.eq(info.length[1:] == 0)]
+                    # The command decoded into flags, so that TAKE's choices come from flip-flops.
+                    m.d.sync += [go[c].eq((info.error == Err.OK) & (info.cmd == c)) for c in Cmd]
+                    m.next = "TAKE"
+
+            with m.State("TAKE"):
+                m.d.comb += fc_wr.en.eq(1)
+                m.next = "REPLY"
+                with m.If(info.error != Err.OK):
+                    m.d.sync += fault.eq(1)
+                with m.If(go[Cmd.STATUS]):
+                    m.d.sync += [hdr.length.eq(STATUS_LEN), kind.eq(_KIND_STATUS)]
+                    m.d.sync += [snap[name].eq(counters[name]) for name in snap]
+                with m.If(go[Cmd.RESET]):
+                    m.next = "FLUSH"
+                with m.If(go[Cmd.SPIKES] | go[Cmd.STEP]):
+                    m.next = "FEED"
+                with m.If(go[Cmd.RESULT]):
+                    m.d.sync += [hdr.length.eq(len(result_bytes)), kind.eq(_KIND_RESULT)]
+                with m.If(go[Cmd.SET_WAKE]):
+                    m.d.sync += mask.eq(recv.arg[:model.n_out])
+                with m.If(go[Cmd.GET_WAKE]):
+                    m.d.sync += [hdr.length.eq(n_mask), kind.eq(_KIND_MASK)]
+                with m.If(go[Cmd.CLEAR_COUNTERS]):
+                    m.d.comb += [clear_counters.eq(1), fc_wr.en.eq(0)]
+                    m.d.sync += zero.eq(0)
+                    m.next = "ZERO"
+
+            with m.State("ZERO"):
+                # CLEAR_COUNTERS: the eight memory counters, one per cycle.
+                m.d.comb += [fc_wr.addr.eq(zero), fc_wr.data.eq(0), fc_wr.en.eq(1)]
+                m.d.sync += zero.eq(zero + 1)
+                with m.If(zero == 7):
                     m.next = "REPLY"
-                    with m.Switch(info.error):
-                        for err, name in ERR_COUNTER.items():
-                            with m.Case(err):
-                                m.d.comb += bump[name].eq(1)
-                                m.d.sync += fault.eq(1)
-                        with m.Case(Err.OK):
-                            m.d.comb += bump["frames_ok"].eq(info.cmd != Cmd.CLEAR_COUNTERS)
-                            with m.Switch(info.cmd):
-                                with m.Case(Cmd.STATUS):
-                                    m.d.sync += [hdr.length.eq(STATUS_LEN), kind.eq(_KIND_STATUS)]
-                                    m.d.sync += [snap[name].eq(counters[name]) for name in snap]
-                                with m.Case(Cmd.RESET):
-                                    m.next = "FLUSH"
-                                with m.Case(Cmd.SPIKES, Cmd.STEP):
-                                    m.next = "FEED"
-                                with m.Case(Cmd.RESULT):
-                                    m.d.sync += [hdr.length.eq(len(result_bytes)), kind.eq(_KIND_RESULT)]
-                                with m.Case(Cmd.SET_WAKE):
-                                    m.d.sync += mask.eq(recv.arg[:model.n_out])
-                                with m.Case(Cmd.GET_WAKE):
-                                    m.d.sync += [hdr.length.eq(n_mask), kind.eq(_KIND_MASK)]
-                                with m.Case(Cmd.CLEAR_COUNTERS):
-                                    m.d.comb += clear_counters.eq(1)
 
             with m.State("FEED"):
                 # The frame's addresses to the core, one per cycle as fast as it takes them.
                 m.d.comb += recv.words.ready.eq(ev_free)
                 with m.If(recv.words.valid & ev_free):
                     m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(recv.words.payload), ev.payload.eot.eq(0),
-                                 step_open.eq(1), last_addr.eq(recv.words.payload), fed.eq(fed + 1)]
-                with m.Elif(fed == info.length[1:]):
-                    with m.If(info.cmd == Cmd.SPIKES):
+                                 step_open.eq(1), last_addr.eq(recv.words.payload), left.eq(left - 1),
+                                 none_left.eq(left == 1)]
+                with m.Elif(none_left):
+                    with m.If(go[Cmd.SPIKES]):
                         m.next = "REPLY"
                     with m.Elif(ev_free):
                         m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
@@ -343,11 +373,23 @@ class HostLink(wiring.Component):
                         m.next = "FINISH"
 
             with m.State("DATA"):
-                m.d.comb += send.payload.valid.eq(1)
-                with m.If(send.payload.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index + 1 == hdr.length):
-                        m.next = "FINISH"
+                # Per byte: a cycle for the counter memory to read the word of the index, one for each
+                # table's byte, one for the kind's; then it waits for the transmitter (a UART frame).
+                m.d.comb += fc_rd.addr.eq((index - fc_first)[1:4])
+                payload = send.payload
+                with m.If(payload.valid):
+                    with m.If(payload.ready):
+                        m.d.sync += [payload.valid.eq(0), phase.eq(0), index.eq(index + 1)]
+                        with m.If(index + 1 == hdr.length):
+                            m.next = "FINISH"
+                with m.Elif(phase == 0):
+                    m.d.sync += phase.eq(1)
+                with m.Elif(phase == 1):
+                    m.d.sync += [reg.eq(Array(tables[k])[index]) for k, reg in table_regs.items()]
+                    m.d.sync += phase.eq(2)
+                with m.Else():
+                    m.d.sync += [payload.payload.eq(Array(table_regs[k] for k in sorted(tables))[kind]),
+                                 payload.valid.eq(1)]
 
             with m.State("FINISH"):
                 # Release the frame: the receiver goes on with the next one.
