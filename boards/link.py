@@ -112,8 +112,8 @@ class HostLink(wiring.Component):
 
     Latency: a request's reply starts a few cycles after its last byte (a STEP: after the core's
     ``step_done``). Throughput: one received byte per cycle into the FIFO side; the UART sets the pace
-    (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8) and the frame buffer
-    (128 x 16), one block RAM each on an iCE40.
+    (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8), the frame buffer
+    (128 x 16) and the frame counters (8 x 16), one block RAM each on an iCE40.
     """
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
@@ -324,7 +324,7 @@ class HostLink(wiring.Component):
                     m.next = "REPLY"
 
             with m.State("FEED"):
-                # The frame's addresses to the core, one per cycle as fast as it takes them.
+                # The frame's addresses to the core, one per two cycles at most (the stage fills when empty).
                 m.d.comb += recv.words.ready.eq(ev_free)
                 with m.If(recv.words.valid & ev_free):
                     m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(recv.words.payload), ev.payload.eot.eq(0),
