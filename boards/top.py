@@ -1,0 +1,132 @@
+"""The board top shared by every board: :class:`~qlif.boards.link.HostLink` on the board's UART, its three
+status outputs on LEDs or header pins, and the ``sync`` clock from the board oscillator or the PLL.
+
+A board file subclasses :class:`BoardTop` with its platform, pins and PLL; :data:`qlif.boards.build.BOARDS`
+lists the boards by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.build import Platform
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
+
+from qlif.golden.model import Model
+
+from .link import HostLink
+
+__all__ = ["DEFAULT_BAUD", "Pin", "BoardTop"]
+
+#: 115200 baud: at 12 MHz 104.2 cycles per bit, 0.16 % off, well inside a UART's tolerance.
+DEFAULT_BAUD = 115_200
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A platform resource (``name``, ``number``), or one subsignal of it (an RGB LED's ``g``)."""
+
+    name: str
+    number: int = 0
+    subsignal: str | None = None
+
+    def request(self, platform: Platform):
+        res = platform.request(self.name, self.number, dir="-")
+        return res if self.subsignal is None else getattr(res, self.subsignal)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.number}" + (f" ({self.subsignal})" if self.subsignal else "")
+
+
+class BoardTop(Elaboratable):
+    """The host link on a board.
+
+    Subclasses set :attr:`platform_cls` (an ``amaranth-boards`` platform), :attr:`uart` (the UART
+    resource), :attr:`outputs` (a :class:`Pin` for each of HostLink's ``ok``, ``fault`` and ``wake``)
+    and implement :meth:`pll_config` and :meth:`pll_domain`.
+
+    Parameters
+    ----------
+    model : qlif.golden.model.Model
+        The network, baked into the bitstream.
+    lanes : int
+        P of the core.
+    baud : int
+        UART baud rate (8N1); :func:`qlif.boards.uart.baud_divisor` checks it against the clock.
+    clk_freq : float or None
+        ``None``: run from the board oscillator. Otherwise the PLL's output frequency in Hz, within 1 %
+        of a reachable one; :attr:`clk_freq` is the exact one.
+    """
+
+    platform_cls: type[Platform]
+    uart: Pin = Pin("uart")
+    outputs: dict[str, Pin]
+
+    def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None):
+        osc = self.osc_freq()
+        self._pll = None if clk_freq is None else self.pll_config(f_in=osc, f_out=clk_freq)
+        self._clk_freq = osc if self._pll is None else self._pll.f_out
+        # Built here, not in elaborate(), so that a bad model, lane count or baud rate fails at once.
+        self._link = HostLink(model=model, lanes=lanes, clk_freq=self._clk_freq, baud=baud)
+        self._model = model
+        self._lanes = lanes
+        self._baud = baud
+
+    @classmethod
+    def osc_freq(cls) -> float:
+        """The board oscillator (the platform's default clock) in Hz."""
+        return cls.platform_cls().default_clk_frequency
+
+    @classmethod
+    def pins(cls) -> dict[str, str]:
+        """Signal -> board resource, for reports and documentation."""
+        return {"uart": str(cls.uart), **{name: str(pin) for name, pin in cls.outputs.items()}}
+
+    def pll_config(self, *, f_in: float, f_out: float):
+        raise NotImplementedError
+
+    def pll_domain(self, m: Module, platform: Platform) -> None:
+        raise NotImplementedError
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def baud(self) -> int:
+        return self._baud
+
+    @property
+    def clk_freq(self) -> float:
+        """The ``sync`` clock in Hz."""
+        return self._clk_freq
+
+    @property
+    def pll(self):
+        """The PLL settings, or ``None`` when the design runs from the oscillator."""
+        return self._pll
+
+    @property
+    def link(self) -> HostLink:
+        return self._link
+
+    def elaborate(self, platform: Platform) -> Module:
+        if not isinstance(platform, self.platform_cls):
+            raise TypeError(f"platform must be a {self.platform_cls.__name__}, not {platform!r}")
+        m = Module()
+        if self._pll is not None:
+            self.pll_domain(m, platform)
+        m.submodules.link = link = self._link
+        uart = self.uart.request(platform)
+        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx_buf.i), tx_buf.o.eq(link.tx)]
+        for name, pin in self.outputs.items():
+            m.submodules[f"{name}_buf"] = buf = io.Buffer("o", pin.request(platform))
+            m.d.comb += buf.o.eq(getattr(link, name))
+        return m
