@@ -362,20 +362,29 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
         (work / "records").mkdir(parents=True, exist_ok=True)
         if len(todo) < len(tasks):
             log(f"sweep-hw: {len(tasks) - len(todo)} of {len(tasks)} tasks already done in {work} (resuming)")
-        worker_seconds += _execute(todo, jobs, results, stamp, progress, log)
-    seconds = time.monotonic() - start
 
-    rows = _rows(config, results)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / f"{name}.csv", _csv(rows))
-    plots = _plots(rows, out, name)
     # Link the power model's page: the docs folder the output lies in, else this project's.
     docs = next((d for d in (out.resolve(), *out.resolve().parents) if d.name == "docs" and (d / "power.md").exists()),
                 _ROOT / "docs")
     power_doc = Path(os.path.relpath(docs / "power.md", out.resolve())).as_posix()
-    write_text(out / f"{name}.md", _markdown(config, rows, plots, seconds, jobs, len(todo), len(tasks),
-                                             power_doc=power_doc, label=label, design=stamp["design"],
-                                             worker_seconds=worker_seconds))
+
+    def write_outputs(busy: float, missing: int) -> tuple[list[dict], list[str]]:
+        rows = _rows(config, results)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / f"{name}.csv", _csv(rows))
+        plots = _plots(rows, out, name)
+        write_text(out / f"{name}.md", _markdown(config, rows, plots, time.monotonic() - start, jobs, len(todo),
+                                                 len(tasks), power_doc=power_doc, label=label,
+                                                 design=stamp["design"], worker_seconds=worker_seconds + busy,
+                                                 missing=missing))
+        return rows, plots
+
+    if not table_only:
+        # Long sweeps write their outputs now and then, so that a stopped one leaves partial results.
+        worker_seconds += _execute(todo, jobs, results, stamp, progress, log,
+                                   checkpoint=lambda busy, left: write_outputs(busy, left))
+    seconds = time.monotonic() - start
+    rows, plots = write_outputs(0.0, 0)
     failed = [r for r in rows if r["error"]]
     log(f"sweep-hw: {len(rows)} rows ({len(failed)} with errors) in {seconds:.0f} s -> "
         f"{out / (name + '.md')}, {out / (name + '.csv')}, {len(plots)} plots")
@@ -386,12 +395,18 @@ def _jsonable(value):
     return json.loads(json.dumps(value))
 
 
+#: Partial outputs are written after this many finished tasks (and at the end).
+CHECKPOINT_TASKS = 8
+
+
 def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress: bool,
-             log: Callable[[str], None]) -> float:
-    """Run the tasks in a worker pool; return the seconds the finished ones took (summed)."""
+             log: Callable[[str], None], checkpoint: Callable[[float, int], object] | None = None) -> float:
+    """Run the tasks in a worker pool; return the seconds the finished ones took (summed).
+    ``checkpoint(busy seconds, tasks left)`` is called every :data:`CHECKPOINT_TASKS` finished tasks."""
     if not todo:
         return 0.0
     busy = 0.0
+    finished = 0
     from tqdm import tqdm
 
     # In plan order, configuration by configuration, so that an interrupted sweep has whole rows.
@@ -421,6 +436,9 @@ def _execute(todo: list[_Task], jobs: int, results: dict, stamp: dict, progress:
                         bar.write(f"sweep-hw: {task.key} failed: {error}")
                     bar.set_postfix_str(f"{task.key} {seconds:.0f} s", refresh=False)
                     bar.update()
+                    finished += 1
+                    if checkpoint is not None and running and finished % CHECKPOINT_TASKS == 0:
+                        checkpoint(busy, len(running))
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             bar.close()
@@ -543,6 +561,11 @@ def _critical(report: dict) -> str:
     return places[0] if len(places) == 1 else f"{places[0]} -> {places[-1]}"
 
 
+def _only_unrun(error: str) -> bool:
+    """Every part of a row's error says its task has not run (yet)."""
+    return all(part.endswith("not run") for part in error.split("; "))
+
+
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -561,7 +584,7 @@ def _fmt(value, digits: int = 1) -> str:
 
 def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: float, jobs: int, ran: int,
               total: int, *, power_doc: str = "../power.md", label: str = "", design: str = "",
-              worker_seconds: float = 0.0) -> str:
+              worker_seconds: float = 0.0, missing: int = 0) -> str:
     sizes = "-".join(map(str, config.sizes))
     lines = [
         "# Hardware sweep: resources, Fmax, latency, power and energy per bit width",
@@ -582,6 +605,8 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
         "coefficients are engineering estimates (docs/power.md says which), so compare ECP5 figures with "
         "each other more than with the UP5K's.",
         "",
+        *([f"**Partial results**, written while the sweep runs: {missing} of {total} tasks are not finished "
+           "(rows marked *not run yet*).", ""] if missing else []),
         f"Run: {total} tasks (builds and activity simulations) took {worker_seconds / 3600:.1f} h of worker time; "
         f"this invocation ran {ran} of them in {seconds / 60:.1f} min with {jobs} worker(s) on a 2-core machine "
         "shared with other work (builds there are slower than on an idle machine).",
@@ -603,8 +628,8 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mine:
             if r["error"] and r["fmax_median_mhz"] == "":
-                lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | failed: "
-                             f"{r['error'][:120]} |||||||||||||||")
+                what = "not run yet" if _only_unrun(r["error"]) else f"failed: {r['error'][:120]}"
+                lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | {what} |||||||||||||||")
                 continue
             fmax = (f"{_fmt(r['fmax_median_mhz'])} ({_fmt(r['fmax_min_mhz'])}-{_fmt(r['fmax_max_mhz'])})"
                     if r["fmax_median_mhz"] != "" else "-")
@@ -616,7 +641,7 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                 f"| {_fmt(r['energy_uj'], 3)} | {_fmt(r['power_osc_mw'], 2)}, {_fmt(r['energy_osc_uj'], 3)} "
                 f"| {r['critical_path'] or '-'} |")
         lines.append("")
-    failed = [r for r in rows if r["error"]]
+    failed = [r for r in rows if r["error"] and not _only_unrun(r["error"])]
     if failed:
         lines += ["## Errors", ""] + [f"- {r['board']} b={r['weight_bits']} k={r['membrane_bits']} "
                                       f"P={r['lanes']}: {r['error']}" for r in failed] + [""]

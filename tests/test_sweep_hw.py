@@ -130,6 +130,16 @@ def test_records_are_keyed_by_the_sources_builds_depend_on():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_partial_outputs_say_so():
+    rows = sweep._rows(KNOWN_CONFIG, {k: v for k, v in _known_results().items() if k.startswith(("w4", "ice"))})
+    md = sweep._markdown(KNOWN_CONFIG, rows, [], 60.0, 2, 5, 8, missing=3)
+    assert "**Partial results**" in md and "3 of 8 tasks are not finished" in md
+    assert "| 8 | 8 | 4 | failed: activity: not run; seed 1: RuntimeError" in md    # a real failure stays one
+    unrun = sweep._rows(KNOWN_CONFIG, {})
+    assert sweep._only_unrun(unrun[0]["error"]) and not sweep._only_unrun(rows[1]["error"])
+    assert "| 4 | 8 | 4 | not run yet |" in sweep._markdown(KNOWN_CONFIG, unrun, [], 1.0, 2, 8, 8, missing=8)
+
+
 def test_table_only_from_records(tmp_path):
     """--table-only writes the outputs from the records of one design, whichever, and refuses a mix."""
     work = Path(tempfile.mkdtemp(prefix="test-sweep-records-", dir=BUILD_ROOT))
