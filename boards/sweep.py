@@ -269,14 +269,17 @@ class _Task:
 
 
 def _plan(config: SweepConfig, work: Path, cfg: dict) -> list[_Task]:
+    """Every task, board by board and configuration by configuration (each configuration's activity run
+    comes with the first board), so that a stopped sweep has whole rows, the first board's first."""
     tasks = []
-    for b in config.weight_bits:
-        for k in config.membrane_bits:
-            for p in config.lanes:
-                key = f"w{b}-k{k}-p{p}"
-                tasks.append(_Task("activity", key, (cfg, str(work), b, k, p),
-                                   work / "records" / f"activity-{key}.json"))
-                for board in config.boards:
+    for i, board in enumerate(config.boards):
+        for b in config.weight_bits:
+            for k in config.membrane_bits:
+                for p in config.lanes:
+                    key = f"w{b}-k{k}-p{p}"
+                    if i == 0:
+                        tasks.append(_Task("activity", key, (cfg, str(work), b, k, p),
+                                           work / "records" / f"activity-{key}.json"))
                     for seed in config.seeds:
                         bkey = f"{board}-w{b}-k{k}-p{p}-s{seed}"
                         tasks.append(_Task("build", bkey, (cfg, str(work), board, b, k, p, seed, config.target(board)),
