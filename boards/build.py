@@ -24,6 +24,8 @@ from amaranth.build import Platform
 from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
 
 from qlif.golden.model import Layer, Model, default_codebook, load_model
+from qlif.hw.flash import DEFAULT_OFFSET as FLASH_OFFSET
+from qlif.hw.memory import spram_image
 
 from . import ecpix5, ulx3s
 from .icebreaker import ICEBreakerPlatform, ICEBreakerTop
@@ -263,14 +265,19 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
     spec = BOARDS[board]
     fam = family(spec.platform)
-    top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq)
+    top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq, device=spec.platform.device)
     platform = spec.platform()
+    plan = top.memory
 
     ext = "bin" if fam == "ice40" else "bit"
     files = {"bitstream": out / f"{name}.{ext}", "nextpnr_report": out / f"{name}.report.json",
              "yosys_stat": out / f"{name}.stat.json", "yosys_log": out / f"{name}.rpt",
              "nextpnr_log": out / f"{name}.tim", "report_json": out / "report.json",
              "report_md": out / "report.md"}
+    if plan.uses_spram:
+        # SPRAM is not in the bitstream: its weights go to the flash, loaded by the core at start-up.
+        files["weights"] = out / f"{name}.weights.bin"
+        files["flash_image"] = out / f"{name}.flash.bin"
     stages = [(stage, product.format(name=name)) for stage, product in _STAGES[fam]]
     # No stale product may pass for a fresh one (the stage outputs also mark progress).
     for path in [*files.values(), *(out / product for _, product in stages)]:
@@ -285,13 +292,20 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     }
     if fam == "ecp5":
         options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
-    plan = platform.build(top, name=name, do_build=False,
-                          debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
-                          **options)
-    plan.extract(out)
+    build_plan = platform.build(top, name=name, do_build=False,
+                                debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
+                                **options)
+    build_plan.extract(out)
     t0 = time.monotonic()
-    _run_plan(out / f"{plan.script}.sh", out, tool_env(), stages, progress)
+    _run_plan(out / f"{build_plan.script}.sh", out, tool_env(), stages, progress)
     wall = time.monotonic() - t0
+    if plan.uses_spram:
+        weights = spram_image(model, lanes, plan)
+        bitstream = files["bitstream"].read_bytes()
+        if len(bitstream) > FLASH_OFFSET:
+            raise RuntimeError(f"the bitstream ({len(bitstream)} bytes) overlaps the weights at {FLASH_OFFSET:#x}")
+        files["weights"].write_bytes(weights)
+        files["flash_image"].write_bytes(bitstream + b"\xff" * (FLASH_OFFSET - len(bitstream)) + weights)
 
     report = {
         "bitstream": str(files["bitstream"]),
@@ -304,6 +318,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "pll": clk_freq is not None,
         "seed": seed,
         "pins": top.pins(),
+        "memory": plan.to_json(),
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
                   "weight_bits": [layer.weight_bits for layer in model.layers],
                   "membrane_bits": [layer.membrane_bits for layer in model.layers]},
@@ -345,6 +360,16 @@ def write_markdown(report: dict) -> str:
     for key, v in report["resources"].items():
         pct = 100 * v["used"] / v["available"] if v["available"] else 0.0
         lines.append(f"| {key} | {v['used']} | {v['available']} | {pct:.1f} |")
+    mem = report.get("memory")
+    if mem and mem.get("memories"):
+        lines += ["", "## Memory map (estimated blocks; the resources above are the real ones)", "",
+                  "| memory | words x bits | kind | blocks |", "|---|---|---|---|"]
+        lines += [f"| {x['name']} | {x['depth']} x {x['width']} | {x['kind']} | {x['blocks']} |"
+                  for x in mem["memories"]]
+    if "flash_image" in report["files"]:
+        lines += ["", f"Synapses in SPRAM are loaded from the SPI flash at start-up (16 clock cycles per byte): "
+                  f"program `{Path(report['files']['flash_image']).name}` (the bitstream, then the weights at "
+                  f"{FLASH_OFFSET:#x}), e.g. `iceprog {Path(report['files']['flash_image']).name}`."]
     if report.get("pins"):
         lines += ["", "## Pins", "", "| signal | resource |", "|---|---|"]
         lines += [f"| {sig} | {pin} |" for sig, pin in report["pins"].items()]

@@ -14,6 +14,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
 from qlif.golden.model import Model
+from qlif.hw.memory import MemoryPlan, plan_memories
 
 from .link import HostLink
 
@@ -57,13 +58,21 @@ class BoardTop(Elaboratable):
     clk_freq : float or None
         ``None``: run from the board oscillator. Otherwise the PLL's output frequency in Hz, within 1 %
         of a reachable one; :attr:`clk_freq` is the exact one.
+    device : str or None
+        The FPGA (``platform.device``), when the top's platform class stands for several: the memory
+        plan (:func:`qlif.hw.memory.plan_memories`) is made for it here, so that a model that fits
+        nowhere is refused at once (``MemoryFitError``, with the numbers).
     """
 
     platform_cls: type[Platform]
     uart: Pin = Pin("uart")
     outputs: dict[str, Pin]
 
-    def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None):
+    def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None,
+                 device: str | None = None):
+        device = device if device is not None else getattr(self.platform_cls, "device", None)
+        # The core makes the same plan when elaborated for the platform; this one fails early.
+        self._memory = plan_memories(model, lanes, device)
         osc = self.osc_freq()
         self._pll = None if clk_freq is None else self.pll_config(f_in=osc, f_out=clk_freq)
         self._clk_freq = osc if self._pll is None else self._pll.f_out
@@ -114,6 +123,11 @@ class BoardTop(Elaboratable):
     @property
     def link(self) -> HostLink:
         return self._link
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """Where the synapse memories go on this board's device."""
+        return self._memory
 
     def elaborate(self, platform: Platform) -> Module:
         if not isinstance(platform, self.platform_cls):

@@ -23,7 +23,9 @@ membranes (lane ``i`` in bits ``[i*k, (i+1)*k)``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,9 +33,19 @@ from amaranth.lib.wiring import In, Out
 from qlif.golden.cycles import LANES, groups
 from qlif.golden.model import Layer as ModelLayer
 
+from .flash import WriteSignature
 from .lif import LifDatapath
+from .spram import SpramStore
 
 __all__ = ["Op", "Layer", "synapse_words"]
+
+
+@dataclass(frozen=True)
+class _ReadPort:
+    """The address and data of a synchronous read port that is not a ``Memory`` port."""
+
+    addr: Value
+    data: Value
 
 
 class Op(enum.Enum, shape=2):
@@ -77,9 +89,14 @@ class Layer(wiring.Component):
         Weights (baked into the synapse memory init) and neuron parameters.
     lanes : int
         P in :data:`qlif.golden.cycles.LANES`.
+    synapses : str
+        ``"ebr"`` (default): the synapse memory is a block RAM with the weights as init values;
+        ``"spram"``: a :class:`~qlif.hw.spram.SpramStore`, written through ``load`` before use.
 
     Members
     -------
+    load : In(WriteSignature(P*b, n_in*G))
+        Only with ``synapses="spram"``: writes synapse words (:class:`~qlif.hw.flash.FlashLoader`).
     events : In(stream.Signature(unsigned(ceil(log2 n_in))))
         Input spike addresses. ``ready`` is high when stage A is free; the accepting cycle already
         processes group 0, so an event costs exactly G cycles and events stream back to back.
@@ -98,19 +115,27 @@ class Layer(wiring.Component):
     Latency: an event or clear issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 2``; a fire
     pass emits and writes group ``g`` at ``c + g + 3``.
     Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
-    Memory: synapse ``n_in * G`` words of ``P*b`` bits, membrane ``G`` words of ``P*k`` bits.
+    Memory: synapse ``n_in * G`` words of ``P*b`` bits (a block RAM initialised with the weights, or with
+    ``synapses="spram"`` an iCE40 SPRAM loaded through ``load``), membrane ``G`` words of ``P*k`` bits.
     """
 
-    def __init__(self, *, layer: ModelLayer, lanes: int):
+    def __init__(self, *, layer: ModelLayer, lanes: int, synapses: str = "ebr"):
         if not isinstance(layer, ModelLayer):
             raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
         if lanes not in LANES:
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        if synapses not in ("ebr", "spram"):
+            raise ValueError(f"synapses must be 'ebr' or 'spram', not {synapses!r}")
         self._layer = layer
         self._lanes = lanes
         self._groups = groups(layer.n_out, lanes)
+        self._synapses = synapses
         k = layer.membrane_bits
+        load = {}
+        if synapses == "spram":
+            load = {"load": In(WriteSignature(lanes * layer.weight_bits, layer.n_in * self._groups))}
         super().__init__({
+            **load,
             "events": In(stream.Signature(unsigned(_width(layer.n_in)))),
             "fire": In(1),
             "clear": In(1),
@@ -135,16 +160,28 @@ class Layer(wiring.Component):
     def groups(self) -> int:
         return self._groups
 
+    @property
+    def synapses(self) -> str:
+        """Where the synapse memory is: ``"ebr"`` (block RAM, weights in the bitstream) or ``"spram"``."""
+        return self._synapses
+
     def elaborate(self, platform):
         m = Module()
         layer, P, G = self._layer, self._lanes, self._groups
         n_in, k = layer.n_in, layer.membrane_bits
 
-        m.submodules.syn = syn = Memory(
-            shape=unsigned(P * layer.weight_bits), depth=n_in * G, init=synapse_words(layer, P))
+        if self._synapses == "ebr":
+            m.submodules.syn = syn = Memory(
+                shape=unsigned(P * layer.weight_bits), depth=n_in * G, init=synapse_words(layer, P))
+            syn_rd = syn.read_port()
+        else:
+            # Loaded once at start-up through ``load``; the read port behaves as a block RAM's.
+            m.submodules.syn = syn = SpramStore(width=P * layer.weight_bits, depth=n_in * G)
+            syn_rd = _ReadPort(addr=syn.read_addr, data=syn.read_data)
+            m.d.comb += [syn.write_addr.eq(self.load.addr), syn.write_data.eq(self.load.data),
+                         syn.write_en.eq(self.load.en)]
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[])
         m.submodules.lif = lif = LifDatapath(layer=layer, lanes=P)
-        syn_rd = syn.read_port()
         mem_wr = mem.write_port()
         mem_rd = mem.read_port()
 

@@ -10,16 +10,18 @@ architecture and memory map: docs/architecture.md.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from qlif.golden.cycles import LANES
 from qlif.golden.model import Model
 
+from .flash import DEFAULT_OFFSET, FlashLoader
 from .layer import Layer
+from .memory import MemoryPlan, plan_memories
 from .serializer import Serializer
 
-__all__ = ["Token", "TraceSignature", "Network"]
+__all__ = ["Token", "TraceSignature", "FlashSignature", "Network"]
 
 #: A spike address (``addr``) or the end of a timestep's spike train (``eot``, ``addr`` ignored).
 Token = data.StructLayout({"addr": 16, "eot": 1})
@@ -45,6 +47,13 @@ class TraceSignature(wiring.Signature):
         })
 
 
+class FlashSignature(wiring.Signature):
+    """An SPI flash, controller side: ``sck``, ``cs`` (active high), ``copi`` out, ``cipo`` in."""
+
+    def __init__(self):
+        super().__init__({"sck": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1)})
+
+
 class Network(wiring.Component):
     """Event-driven LIF network core (one bitstream per model: weights are memory init values).
 
@@ -54,9 +63,20 @@ class Network(wiring.Component):
         The network; validated here (``ModelError`` if broken).
     lanes : int
         P, neurons updated per cycle, in :data:`qlif.golden.cycles.LANES`.
+    memory : MemoryPlan or None
+        Where the synapse memories go (:func:`qlif.hw.memory.plan_memories`). ``None`` (default): planned
+        when elaborated, for the platform's device (the generic plan in simulation and for Verilog:
+        block RAM with the weights as init values). An explicit plan that puts synapses in SPRAM adds
+        the ``flash`` port; with the default, a plan that does takes the platform's ``spi_flash_1x``.
+    flash_offset : int
+        Byte address of the weight image in the SPI flash (only used with SPRAM).
 
     Members
     -------
+    flash : Out(FlashSignature())
+        Only with an explicit ``memory`` plan that uses SPRAM: the SPI flash the synapse weights are
+        loaded from after reset (:class:`~qlif.hw.flash.FlashLoader`); meanwhile ``idle`` and
+        ``events.ready`` stay low.
     events : In(stream.Signature(Token))
         Layer-0 input spikes of one step, strictly ascending, then one ``eot`` token.
     spikes : Out(stream.Signature(Token))
@@ -89,7 +109,8 @@ class Network(wiring.Component):
     per cycle. Memory: per layer, see :class:`qlif.hw.layer.Layer`; a queue of ``max G`` entries.
     """
 
-    def __init__(self, *, model: Model, lanes: int):
+    def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,
+                 flash_offset: int = DEFAULT_OFFSET):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a qlif.golden.model.Model, not {model!r}")
         if lanes not in LANES:
@@ -101,10 +122,18 @@ class Network(wiring.Component):
             if max(layer.n_in, layer.n_out) > 1 << 16:
                 raise ValueError(f"layers[{l}] must have at most 65536 inputs and neurons, not "
                                  f"{layer.n_in} x {layer.n_out}")
+        if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
+            raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
+        if not isinstance(flash_offset, int) or not 0 <= flash_offset < 1 << 24:
+            raise ValueError(f"flash_offset must be a 24-bit byte address, not {flash_offset!r}")
         self._model = model
         self._lanes = lanes
+        self._memory = memory
+        self._flash_offset = flash_offset
         self._count_width = model.timesteps.bit_length()
+        flash = {"flash": Out(FlashSignature())} if memory is not None and memory.uses_spram else {}
         super().__init__({
+            **flash,
             "events": In(stream.Signature(Token)),
             "spikes": Out(stream.Signature(Token)),
             "trace": Out(TraceSignature(lanes)),
@@ -127,12 +156,25 @@ class Network(wiring.Component):
     def lanes(self) -> int:
         return self._lanes
 
+    @property
+    def memory(self) -> MemoryPlan | None:
+        """The explicit memory plan, or ``None`` (planned for the platform when elaborated)."""
+        return self._memory
+
     def elaborate(self, platform):
         m = Module()
         model, P = self._model, self._lanes
-        layers = [Layer(layer=layer, lanes=P) for layer in model.layers]
+        plan = self._memory
+        if plan is None:
+            plan = plan_memories(model, P, getattr(platform, "device", None))
+        layers = [Layer(layer=layer, lanes=P, synapses=kind) for layer, kind in zip(model.layers, plan.synapses,
+                                                                                   strict=True)]
         for l, layer in enumerate(layers):
             m.submodules[f"layer{l}"] = layer
+        # Synapses in SPRAM are loaded from the flash first; until then the core takes no token.
+        loading = Signal(init=plan.uses_spram)
+        if plan.uses_spram:
+            self._load(m, platform, layers, loading)
         depth = max(layer.groups for layer in layers)
         m.submodules.ser = ser = Serializer(lanes=P, depth=depth, addr_width=16)
 
@@ -203,7 +245,7 @@ class Network(wiring.Component):
             with m.If(state[f"INT{l}"]):
                 if l == 0:
                     self._input(m, layer, fire, start_clear, work, started, next_addr,
-                                queue, accepting, closed)
+                                queue, accepting, closed, loading)
                 else:
                     tok = ser.tokens
                     m.d.comb += [
@@ -258,7 +300,7 @@ class Network(wiring.Component):
         return m
 
     def _input(self, m: Module, layer: Layer, fire, start_clear, work, started, next_addr,
-               queue, accepting, closed) -> None:
+               queue, accepting, closed, loading) -> None:
         """State ``INT0``: take ``events`` tokens into the input queue, check them, feed layer 0."""
         model = self._model
         tok = self.events
@@ -271,15 +313,15 @@ class Network(wiring.Component):
         # One comparison (a carry chain) and no flag: next_addr is 0 at the start of a step.
         ascending = low >= next_addr
         good = in_range & ascending
-        take = tok.valid & accepting
+        take = tok.valid & accepting & ~loading
         # The head leaves when layer 0 takes its event or eot (stage A is free), or when it is dropped.
         issue = head.valid & layer.events.ready & (head.eot | head.good)
         leaves = issue | (head.valid & ~head.eot & ~head.good)
         m.d.comb += [
-            self.idle.eq(~started),
+            self.idle.eq(~started & ~loading),
             # A clear is taken while idle, unless a token is taken in the same cycle.
-            start_clear.eq(self.clear & ~started & ~take),
-            tok.ready.eq(accepting),
+            start_clear.eq(self.clear & ~started & ~loading & ~take),
+            tok.ready.eq(accepting & ~loading),
             layer.events.valid.eq(head.valid & ~head.eot & head.good),
             layer.events.payload.eq(head.addr),
             fire.eq(head.valid & head.eot & layer.events.ready),
@@ -310,6 +352,34 @@ class Network(wiring.Component):
                 # Out of range is not also "not ascending" (it is above every good address).
                 self.error.eq(self.error | Mux(eot, 0, (in_range & ~ascending) << 1 | ~in_range)),
             ]
+
+    def _load(self, m: Module, platform, layers: list[Layer], loading: Signal) -> None:
+        """Fill the SPRAM synapse memories from the flash after reset, then clear ``loading``."""
+        spram = [layer for layer in layers if layer.synapses == "spram"]
+        m.submodules.loader = loader = FlashLoader(
+            targets=[(self._lanes * layer.layer.weight_bits, layer.layer.n_in * layer.groups) for layer in spram],
+            offset=self._flash_offset)
+        for i, layer in enumerate(spram):
+            wiring.connect(m, getattr(loader, f"t{i}"), layer.load)
+        with m.If(loader.done):
+            m.d.sync += loading.eq(0)
+        if "flash" in self.signature.members:
+            m.d.comb += [self.flash.sck.eq(loader.sck), self.flash.cs.eq(loader.cs), self.flash.copi.eq(loader.copi),
+                         loader.cipo.eq(self.flash.cipo)]
+            return
+        # Planned for the platform: its configuration flash (the pins are free after configuration).
+        # Plain buffers, no I/O registers: the loader samples cipo at the end of SCK's high half, a bit
+        # period after the flash changed it, which a round trip through I/O registers would exceed.
+        pins = platform.request("spi_flash_1x", 0, dir="-")
+        for name, value in (("cs", loader.cs), ("clk", loader.sck), ("copi", loader.copi)):
+            m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
+            m.d.comb += buf.o.eq(value)
+        for name in ("wp", "hold"):       # active low: driven inactive (the resource inverts)
+            if hasattr(pins, name):
+                m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
+                m.d.comb += buf.o.eq(0)
+        m.submodules.flash_cipo = buf = io.Buffer("i", pins.cipo)
+        m.d.comb += loader.cipo.eq(buf.i)
 
     def _count(self, m: Module, hot, hot_addr) -> None:
         """Count an output spike of neuron ``hot_addr`` (one-hot ``hot``, or none) and keep ``prediction``

@@ -18,9 +18,11 @@ from qlif.golden.cycles import groups
 from qlif.golden.model import Model
 from qlif.golden.reference import Result, check_inputs
 
+from .flash import READ, RELEASE_POWER_DOWN
+from .memory import MemoryPlan, spram_image
 from .network import Network
 
-__all__ = ["RtlRun", "simulate", "simulate_tokens"]
+__all__ = ["RtlRun", "simulate", "simulate_tokens", "spi_flash"]
 
 
 @dataclass
@@ -38,23 +40,25 @@ class RtlRun:
     total_cycles: int               # simulated clock cycles, waits included
 
 
-def simulate(model: Model, x: np.ndarray, *, lanes: int, stall: float = 0.0, seed: int = 0) -> RtlRun:
+def simulate(model: Model, x: np.ndarray, *, lanes: int, stall: float = 0.0, seed: int = 0,
+             memory: MemoryPlan | None = None) -> RtlRun:
     """Simulate stimuli ``x`` (uint8 [S, T, n_in]); ``stall`` is the chance per cycle of a gap on
-    ``events.valid`` and of ``spikes.ready`` low."""
+    ``events.valid`` and of ``spikes.ready`` low. With a ``memory`` plan that puts synapses in SPRAM,
+    a model of the SPI flash serves their weights to the core's loader first."""
     x = check_inputs(model, x)
     samples = [[list(np.flatnonzero(step)) for step in sample] for sample in x]
-    return simulate_tokens(model, samples, lanes=lanes, stall=stall, seed=seed)
+    return simulate_tokens(model, samples, lanes=lanes, stall=stall, seed=seed, memory=memory)
 
 
 def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int, stall: float = 0.0,
-                    seed: int = 0) -> RtlRun:
+                    seed: int = 0, memory: MemoryPlan | None = None) -> RtlRun:
     """Simulate raw address lists ``samples[s][t]`` (they may break the rules, to test ``error``).
 
     Every sample starts with a ``clear``; every step ends with an eot token.
     """
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be in [0, 1), not {stall!r}")
-    dut = Network(model=model, lanes=lanes)
+    dut = Network(model=model, lanes=lanes, memory=memory)
     rng = np.random.default_rng(seed)
     n_samples = len(samples)
     n_steps = len(samples[0]) if samples else 0
@@ -144,6 +148,9 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    if memory is not None and memory.uses_spram:
+        sim.add_testbench(spi_flash(dut.flash, spram_image(model, lanes, memory), offset=dut._flash_offset),
+                          background=True)
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
     sim.add_testbench(monitor, background=True)
@@ -162,3 +169,39 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     return RtlRun(result=result, stream_spikes=out, stream_ordered=state["ordered"], integrate_cycles=integ,
                   trace_counts=trace_counts, padding_zero=state["padding_zero"], errors=errors,
                   counts=counts, total_cycles=state["cycles"])
+
+
+def spi_flash(port, image: bytes, *, offset: int):
+    """An Amaranth testbench: a SPI NOR flash (mode 0) on ``port`` (:class:`~qlif.hw.network.FlashSignature`)
+    holding ``image`` at byte ``offset``, answering the read (``0x03``) and release-from-power-down
+    (``0xAB``) commands the loader sends; any other command or another start address fails."""
+
+    async def testbench(ctx):
+        prev_sck, prev_cs = 0, 0
+        bits = shift = data_bit = 0
+        address = None
+        while True:
+            # Values after the clock edge: the flash reacts to SCK within the cycle, as a real one does
+            # (its output delay is a fraction of a clock period).
+            await ctx.tick()
+            sck, cs, copi = ctx.get(port.sck), ctx.get(port.cs), ctx.get(port.copi)
+            if cs and not prev_cs:               # selected: a new command
+                bits, shift, address, data_bit = 0, 0, None, 0
+            if cs and sck and not prev_sck and address is None:   # rising SCK: copi sampled
+                bits += 1
+                shift = (shift << 1) | copi
+                if bits == 8 and shift not in (READ, RELEASE_POWER_DOWN):
+                    raise AssertionError(f"flash: unknown command {shift:#04x}")
+                if bits == 32 and shift >> 24 == READ:
+                    address = shift & 0xFFFFFF
+                    if address != offset:
+                        raise AssertionError(f"flash: read from {address:#x}, image at {offset:#x}")
+            if cs and prev_sck and not sck and address is not None:   # falling SCK: the next bit out
+                byte_index, bit = divmod(data_bit, 8)
+                # Past the image an erased flash reads ones (the SCK fall after the last bit gets here).
+                byte = image[byte_index] if byte_index < len(image) else 0xFF
+                ctx.set(port.cipo, (byte >> (7 - bit)) & 1)
+                data_bit += 1
+            prev_sck, prev_cs = sck, cs
+
+    return testbench
