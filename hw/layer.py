@@ -92,6 +92,9 @@ class Layer(wiring.Component):
     synapses : str
         ``"ebr"`` (default): the synapse memory is a block RAM with the weights as init values;
         ``"spram"``: a :class:`~qlif.hw.spram.SpramStore`, written through ``load`` before use.
+    slice_width : int or None
+        Block RAM only: build the synapse memory from bit slices of this width (each one block deep,
+        :meth:`qlif.hw.memory.DeviceMemory.slice_width`) instead of one inferred memory.
 
     Members
     -------
@@ -119,13 +122,16 @@ class Layer(wiring.Component):
     ``synapses="spram"`` an iCE40 SPRAM loaded through ``load``), membrane ``G`` words of ``P*k`` bits.
     """
 
-    def __init__(self, *, layer: ModelLayer, lanes: int, synapses: str = "ebr"):
+    def __init__(self, *, layer: ModelLayer, lanes: int, synapses: str = "ebr", slice_width: int | None = None):
         if not isinstance(layer, ModelLayer):
             raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
         if lanes not in LANES:
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
         if synapses not in ("ebr", "spram"):
             raise ValueError(f"synapses must be 'ebr' or 'spram', not {synapses!r}")
+        if slice_width is not None and (not isinstance(slice_width, int) or slice_width < 1):
+            raise ValueError(f"slice_width must be a positive integer or None, not {slice_width!r}")
+        self._slice = slice_width
         self._layer = layer
         self._lanes = lanes
         self._groups = groups(layer.n_out, lanes)
@@ -170,10 +176,22 @@ class Layer(wiring.Component):
         layer, P, G = self._layer, self._lanes, self._groups
         n_in, k = layer.n_in, layer.membrane_bits
 
-        if self._synapses == "ebr":
-            m.submodules.syn = syn = Memory(
-                shape=unsigned(P * layer.weight_bits), depth=n_in * G, init=synapse_words(layer, P))
+        width = P * layer.weight_bits
+        if self._synapses == "ebr" and (self._slice is None or self._slice >= width):
+            m.submodules.syn = syn = Memory(shape=unsigned(width), depth=n_in * G, init=synapse_words(layer, P))
             syn_rd = syn.read_port()
+        elif self._synapses == "ebr":
+            # Bit slices, each one block RAM deep: the read data goes from the blocks straight to the
+            # stage C register, with no multiplexer over rows of blocks.
+            words = synapse_words(layer, P)
+            syn_addr, syn_data = Signal(range(n_in * G)), Signal(width)
+            for i, lo in enumerate(range(0, width, self._slice)):
+                w = min(self._slice, width - lo)
+                m.submodules[f"syn{i}"] = part = Memory(shape=unsigned(w), depth=n_in * G,
+                                                        init=[(x >> lo) & ((1 << w) - 1) for x in words])
+                rd = part.read_port()
+                m.d.comb += [rd.addr.eq(syn_addr), syn_data[lo:lo + w].eq(rd.data)]
+            syn_rd = _ReadPort(addr=syn_addr, data=syn_data)
         else:
             # Loaded once at start-up through ``load``; the read port behaves as a block RAM's.
             m.submodules.syn = syn = SpramStore(width=P * layer.weight_bits, depth=n_in * G)

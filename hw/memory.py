@@ -49,6 +49,11 @@ class DeviceMemory:
     def spram_bits(self) -> int:
         return self.spram_shape[0] * self.spram_shape[1]
 
+    def slice_width(self, depth: int) -> int | None:
+        """The widest block shape holding ``depth`` words in one block, or ``None`` if none does."""
+        fits = [w for w, d in self.ebr_shapes if d >= depth]
+        return max(fits) if fits else None
+
 
 _ICE40_EBR = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 _ECP5_EBR = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
@@ -103,13 +108,16 @@ class MemoryFitError(ValueError):
 class MemoryPlan:
     """Where each layer's synapse memory goes, with the estimated block use.
 
-    ``synapses[l]`` is ``"ebr"`` or ``"spram"``; ``memories`` lists every core memory as
-    ``{"name", "width", "depth", "bits", "kind", "blocks"}``. ``device`` is ``None`` for the generic
-    plan (simulation, Verilog): everything in inferred memories, no limits.
+    ``synapses[l]`` is ``"ebr"`` or ``"spram"``; ``slices[l]``, for a block RAM synapse memory, the
+    width of the bit slices it is built from (each one block deep, so that no multiplexer sits between
+    the block RAMs and the read data's register), or ``None`` for one inferred memory. ``memories`` lists
+    every core memory as ``{"name", "width", "depth", "bits", "kind", "blocks"}``. ``device`` is ``None``
+    for the generic plan (simulation, Verilog): everything in inferred memories, no limits.
     """
 
     device: str | None
     synapses: tuple[str, ...]
+    slices: tuple[int | None, ...] = ()
     memories: tuple[dict, ...] = field(default_factory=tuple)
     ebr_used: int = 0
     ebr_available: int | None = None
@@ -121,7 +129,8 @@ class MemoryPlan:
         return "spram" in self.synapses
 
     def to_json(self) -> dict:
-        return {"device": self.device, "synapses": list(self.synapses), "memories": [dict(m) for m in self.memories],
+        return {"device": self.device, "synapses": list(self.synapses), "slices": list(self.slices),
+                "memories": [dict(m) for m in self.memories],
                 "ebr": {"used": self.ebr_used, "available": self.ebr_available},
                 "spram": {"used": self.spram_used, "available": self.spram_available}}
 
@@ -168,7 +177,7 @@ def plan_memories(model: Model, lanes: int, device: str | None, *, spram: bool |
     dev = device_memory(device)
     n = len(model.layers)
     if dev is None:
-        return MemoryPlan(device=None, synapses=("ebr",) * n,
+        return MemoryPlan(device=None, synapses=("ebr",) * n, slices=(None,) * n,
                           memories=tuple({**m, "kind": "ebr", "blocks": None} for m in mems))
     if spram and not dev.spram:
         raise ValueError(f"spram: the {dev.device} has no SPRAM")
@@ -193,11 +202,27 @@ def plan_memories(model: Model, lanes: int, device: str | None, *, spram: bool |
                 kinds[syn[name]] = "spram"
     if ebr_used() > ebr_free:
         raise MemoryFitError(_refusal(model, lanes, dev, mems, ebr, sp, ebr_free))
+    # Bit slices one block deep for the block RAM synapse memories, where the blocks they cost on top
+    # still fit: a deep memory built by Yosys from rows of blocks has a multiplexer on its read data
+    # (the slowest path of a big model on the ECP5).
+    slices = [None] * n
+    sliced = dict(ebr)
+    for l in range(n):
+        m = next(x for x in mems if x["name"] == f"layer{l}.syn")
+        w = dev.slice_width(m["depth"])
+        if kinds[l] == "ebr" and w is not None and m["depth"] >= LOGIC_DEPTH:
+            slices[l] = w
+            sliced[m["name"]] = -(-m["width"] // w)
+    if sum(b for name, b in sliced.items() if name not in syn or kinds[syn[name]] == "ebr") <= ebr_free:
+        ebr = sliced
+    else:
+        slices = [None] * n
     memories = tuple({**m, "kind": kinds[syn[m["name"]]] if m["name"] in syn else "ebr",
                       "blocks": sp[m["name"]] if m["name"] in syn and kinds[syn[m["name"]]] == "spram"
                       else ebr[m["name"]]} for m in mems)
-    return MemoryPlan(device=dev.device, synapses=tuple(kinds), memories=memories, ebr_used=ebr_used(),
-                      ebr_available=ebr_free, spram_used=spram_used(), spram_available=dev.spram)
+    return MemoryPlan(device=dev.device, synapses=tuple(kinds), slices=tuple(slices), memories=memories,
+                      ebr_used=ebr_used(), ebr_available=ebr_free, spram_used=spram_used(),
+                      spram_available=dev.spram)
 
 
 def _refusal(model: Model, lanes: int, dev: DeviceMemory, mems: list[dict], ebr: dict, sp: dict,

@@ -167,8 +167,9 @@ class Network(wiring.Component):
         plan = self._memory
         if plan is None:
             plan = plan_memories(model, P, getattr(platform, "device", None))
-        layers = [Layer(layer=layer, lanes=P, synapses=kind) for layer, kind in zip(model.layers, plan.synapses,
-                                                                                   strict=True)]
+        slices = plan.slices or (None,) * len(model.layers)
+        layers = [Layer(layer=layer, lanes=P, synapses=kind, slice_width=w)
+                  for layer, kind, w in zip(model.layers, plan.synapses, slices, strict=True)]
         for l, layer in enumerate(layers):
             m.submodules[f"layer{l}"] = layer
         # Synapses in SPRAM are loaded from the flash first; until then the core takes no token.

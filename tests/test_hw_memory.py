@@ -126,3 +126,18 @@ def test_wrong_weights_in_flash_are_caught():
     finally:
         sim_module.spram_image = real
     assert not np.array_equal(rtl.result.membranes[0], run(model, x, lanes=2).membranes[0])
+
+
+@pytest.mark.parametrize("device, lanes, n_in, width", [("LFE5U-85F", 4, 600, 4), ("iCE40UP5K", 2, 150, 2)])
+def test_sliced_block_ram_matches(device, lanes, n_in, width):
+    """A deep synapse memory built from bit slices one block deep (4 x 4096 x 4 on the ECP5, 4 x 2048 x 2
+    on the iCE40, as the device plans choose) computes the same."""
+    model = random_model([n_in, 24, 6], timesteps=3, weight_bits=4, membrane_bits=8, seed=2)
+    plan = plan_memories(model, lanes, device)
+    assert plan.slices[0] == width
+    x = (np.random.default_rng(1).random((2, 3, n_in)) < 0.2).astype(np.uint8)
+    gold = run(model, x, lanes=lanes)
+    rtl = simulate(model, x, lanes=lanes, memory=plan)
+    for l in range(2):
+        np.testing.assert_array_equal(rtl.result.membranes[l], gold.membranes[l], err_msg=f"layer {l} v")
+    np.testing.assert_array_equal(rtl.result.cycles, gold.cycles)
