@@ -85,7 +85,8 @@ def _qat_config(args):
     from .qat import QATConfig
 
     try:
-        return QATConfig(method=args.qat, weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
+        extra = {} if args.rate_target is None else {"rate_target": args.rate_target}
+        return QATConfig(method=args.qat, weight_bits=args.weight_bits, membrane_bits=args.membrane_bits, **extra)
     except ValueError as e:
         raise CLIError(str(e)) from None
 
@@ -99,6 +100,8 @@ def cmd_train(args) -> int:
     if args.qat is None and (args.weight_bits or args.membrane_bits):
         raise CLIError("--weight-bits and --membrane-bits belong to --qat; a float network has neither "
                        "(quantize it afterwards with qlif quantize)")
+    if args.rate_target is not None and args.qat != "binary":
+        raise CLIError("--rate-target belongs to --qat binary (its firing-rate regulariser)")
     if args.qat is not None and args.teacher and not Path(args.teacher).is_file():
         raise CLIError(f"--teacher {args.teacher}: no such checkpoint file")
     config = _train_config(args)
@@ -151,7 +154,8 @@ def cmd_quantize(args) -> int:
         raise CLIError(f"--membrane-bits must be 2..16, not {args.membrane_bits}")
     try:
         calibration = None
-        if args.membrane_bits is None:
+        if args.membrane_bits is None or (trained is None and bits == 1):
+            # calibrated k, and 1-bit PTQ's error feedback, run on training data
             calibration = calibration_stimuli(net, data_dir=args.data_dir)
         if trained is None:
             model = quantize(net, weight_bits=bits, percentile=args.percentile,
@@ -172,8 +176,8 @@ def cmd_quantize(args) -> int:
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from .fastrun import predict_fast
-    from .reference import check_inputs
+    from .evaluate import integer_spikes
+    from .reference import check_inputs, predict
 
     model = load_model_arg(args.model)
     if args.inputs:
@@ -183,7 +187,7 @@ def cmd_eval(args) -> int:
         y = load_inputs(args.labels)
         if y.shape != (x.shape[0],):
             raise CLIError(f"--labels: shape {y.shape} does not match {x.shape[0]} samples")
-        acc = float(np.mean(predict_fast(model, x) == y))
+        acc = float(np.mean(predict(integer_spikes(model, x, progress=True)[-1]) == y))
         print(f"eval: integer model accuracy {acc:.2%} on {len(y)} samples")
         return 0
     from .evaluate import evaluate
@@ -292,6 +296,9 @@ def register(add: AddCommand) -> None:
                          "ternary (asymmetric, spike calibration from --teacher)")
     sp.add_argument("--weight-bits", type=int, default=None, help="b for --qat (lsq: 2, 4, 8)")
     sp.add_argument("--membrane-bits", type=int, default=None, help="k for --qat, 2..16 (default 16)")
+    sp.add_argument("--rate-target", type=float, default=None,
+                    help="--qat binary: hidden firing rate of the regulariser (default 0.5, as Q-SNN; 0.05 is "
+                         "better with small membrane registers, docs/quantization.md)")
     sp.add_argument("--teacher", help="float checkpoint: the initial weights of --qat and ternary's teacher")
     sp.add_argument("--out", required=True,
                     help="checkpoint .pt (progress is kept in OUT.resume: a killed run continues from there)")

@@ -9,12 +9,13 @@ gives integer codes ``q`` and a *unit* ``u`` (the float value of one integer ste
 the state is ``v = u * v_int``. The integer threshold is ``theta_int = min(round(theta / u), theta_max)``
 with ``theta_max = 2^(k-1) - 2``, the largest the format allows.
 
-The forward pass saturates after every addition in ascending input order, as the hardware does (rows
-that cannot saturate take a matrix product); the backward pass treats a step's integration as one sum
-saturated once. So the network trains on the spikes the hardware will produce: with 4-bit registers
-and hundreds of inputs a step, the in-order saturation is what the neuron computes, and a model trained
-with saturation after the sum lost half its accuracy on the hardware (digits, binary, k = 4: 96% in
-training, 44% as integer model). The exported model is evaluated with the integer reference.
+The forward pass saturates after every addition in ascending input order, as the hardware does
+(:func:`qlif.golden.saturating.saturating_sum`, a compiled loop equal to the reference's); the backward
+pass treats a step's integration as one sum saturated once (a straight-through estimate: the gradient of
+``clamp(v + sum_j W[j] x[j], lo, hi)``). So the network trains on the spikes the hardware will produce:
+with 4-bit registers and hundreds of inputs a step, the in-order saturation is what the neuron computes,
+and a model trained with saturation after the sum lost half its accuracy on the hardware (digits, binary,
+k = 4: 96% in training, 44% as integer model). The exported model is evaluated with the integer reference.
 
 Methods (``docs/quantization.md``):
 
@@ -25,8 +26,9 @@ Methods (``docs/quantization.md``):
 ``binary``
     b = 1: ``q = sign((W - mean W) / std W)`` per layer (0 counts as +1; straight-through gradient clipped
     to ``|z| <= 1``), weights ``a * q``; ``u = a`` is fixed when training starts so that ``theta / a`` fits
-    the k-bit register. Loss adds ``rate_reg * sum_l (f_l - 0.5)^2`` over hidden layers (f_l: mean firing
-    rate).
+    the k-bit register. Loss adds ``rate_reg * sum_l (f_l - rate_target)^2`` over hidden layers (f_l: mean
+    firing rate; Q-SNN's target is 0.5, the default; with small registers a low target is better: a hidden
+    spike is an event the next layer's register must absorb, docs/quantization.md).
 ``ternary``
     b = 2: ``q in {-1, 0, +1}`` with ``|w| > delta * mean|W|`` (TWN, delta = 0.7); values ``+a_p`` and
     ``-a_n`` with learned, different positive and negative scales (TTQ), exported as integers ``+P`` and
@@ -49,6 +51,7 @@ from torch import nn
 from .data import Split
 from .model import MEMBRANE_BITS, Layer, Model
 from .quantize import bits_for_range, leak_shift_of, quantize_weights
+from .saturating import saturating_sum
 from .train import SpikingMLP, TrainConfig, fit
 
 __all__ = ["QAT_METHODS", "QAT_WEIGHT_BITS", "QATConfig", "QuantSpikingMLP", "train_qat", "export"]
@@ -76,7 +79,9 @@ class QATConfig:
     distill : float
         Weight of ternary's spike-calibration loss (cosine distance of firing rates to the teacher).
     rate_reg : float
-        Weight of binary's firing-rate regulariser ``sum (f_l - 0.5)^2``.
+        Weight of binary's firing-rate regulariser ``sum (f_l - rate_target)^2``.
+    rate_target : float
+        The hidden firing rate binary's regulariser pulls towards (0.5 as in Q-SNN).
     delta : float
         Ternary: weights with ``|w| <= delta * mean|W|`` become 0.
     levels : int
@@ -90,6 +95,7 @@ class QATConfig:
     membrane_bits: int | None = None
     distill: float = 1.0
     rate_reg: float = 1.0
+    rate_target: float = 0.5
     delta: float = 0.7
     levels: int = 16
     lr: float | None = None
@@ -106,6 +112,8 @@ class QATConfig:
                              f"not {self.weight_bits!r}")
         if self.membrane_bits is not None and self.membrane_bits not in MEMBRANE_BITS:
             raise ValueError(f"membrane bits must be 2..16, not {self.membrane_bits!r}")
+        if not 0.0 <= self.rate_target <= 1.0:
+            raise ValueError(f"rate target must lie in [0, 1], not {self.rate_target!r}")
         if not self.levels >= 1:
             raise ValueError(f"levels must be a positive integer, not {self.levels!r}")
 
@@ -128,27 +136,6 @@ def _ste(exact: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
 
 def _grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
     return _ste(x, x * scale)
-
-
-@torch.no_grad()
-def _saturating_sum(v: torch.Tensor, x: torch.Tensor, w: torch.Tensor, w_pos: torch.Tensor, w_neg: torch.Tensor,
-                    lo: int, hi: int) -> torch.Tensor:
-    """``v + x @ w`` saturated to [lo, hi] after every addition in ascending input order (contract step 3).
-
-    v: [B, N] integers, x: [B, n_in] 0/1, w: [n_in, N] integers. Rows whose partial sums cannot leave
-    the range (bounded by the sums of the positive and of the negative weights) take the matrix product;
-    the others add input by input, vectorised over those rows.
-    """
-    hi_sum, lo_sum = v + x @ w_pos, v + x @ w_neg
-    risky = ((hi_sum > hi) | (lo_sum < lo)).any(dim=1)
-    out = torch.clamp(v + x @ w, lo, hi)   # exact where nothing can saturate
-    if risky.any():
-        rows = risky.nonzero().squeeze(1)
-        vr, xr = v[rows], x[rows]
-        for j in xr.any(dim=0).nonzero().squeeze(1).tolist():
-            vr = torch.where(xr[:, j:j + 1] > 0, torch.clamp(vr + w[j], lo, hi), vr)
-        out[rows] = vr
-    return out
 
 
 def _fast_sigmoid_integral(z: torch.Tensor, slope: float) -> torch.Tensor:
@@ -275,8 +262,8 @@ class QuantSpikingMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Run on spikes ``x`` (float [B, T, n_in]); return every layer's spikes [B, T, N_l].
 
-        The spikes (and the integer state) are those of the integer model, except that saturation is
-        applied after each step's whole integration.
+        The spikes (and the integer state) are those of the integer model, bit for bit; gradients are
+        straight-through estimates (module docstring).
         """
         out = []
         inp = x
@@ -288,8 +275,8 @@ class QuantSpikingMLP(nn.Module):
             theta = self.integer_threshold(l, u)
             cur = torch.matmul(inp, q.t())                          # integer-valued currents [B, T, N]
             batch, steps, n = cur.shape
-            q_exact = q.detach().t().contiguous()                   # [n_in, N]
-            q_pos, q_neg = q_exact.clamp(min=0), q_exact.clamp(max=0)
+            q_int = np.ascontiguousarray(np.rint(q.detach().numpy().T), dtype=np.int32)  # [n_in, N] integers
+            x_int = inp.detach().numpy().astype(np.uint8)           # [B, T, n_in], 0/1
             v = torch.zeros(batch, n, dtype=x.dtype)                # integer membrane (float tensor)
             s_prev = torch.zeros(batch, n, dtype=x.dtype)
             spikes = []
@@ -300,7 +287,8 @@ class QuantSpikingMLP(nn.Module):
                 v = torch.clamp(v - theta * s_prev, v_lo, v_hi)     # reset by the previous spike
                 # integrate with k-bit saturation: forward exactly as the hardware (after every addition,
                 # ascending inputs), backward as one saturation after the sum
-                v = _ste(_saturating_sum(v.detach(), inp[:, t].detach(), q_exact, q_pos, q_neg, v_lo, v_hi),
+                exact = saturating_sum(v.detach().numpy(), x_int[:, t], q_int, v_lo, v_hi)
+                v = _ste(torch.from_numpy(exact).to(x.dtype),
                          torch.clamp(v + cur[:, t], v_lo, v_hi))
                 # fire: v > theta exactly; surrogate centred between theta and theta + 1, in float units
                 z = (v - (theta + 0.5)) * u
@@ -337,7 +325,7 @@ def _loss_fn(qat: QATConfig, teacher: nn.Module | None):
         counts = spikes[-1].sum(dim=1)
         loss = nn.functional.cross_entropy(counts, y)
         if qat.method == "binary" and qat.rate_reg:
-            loss = loss + qat.rate_reg * sum((s.mean() - 0.5) ** 2 for s in spikes[:-1])
+            loss = loss + qat.rate_reg * sum((s.mean() - qat.rate_target) ** 2 for s in spikes[:-1])
         if qat.method == "ternary" and teacher is not None and qat.distill:
             with torch.no_grad():
                 target = teacher(x)
@@ -399,7 +387,7 @@ def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margi
     With ``membrane_bits`` None the k of every layer is calibrated on ``calibration`` stimuli as in
     :func:`qlif.golden.quantize.quantize` (required then); otherwise the trained k is used.
     """
-    from .fastrun import run_fast
+    from .reference import run
 
     cfg, qat = net.config, net.qat
     layers = net.integer_layers()
@@ -423,7 +411,7 @@ def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margi
     if qat.membrane_bits is None:
         if calibration is None:
             raise ValueError("export needs calibration stimuli to choose the membrane bits")
-        wide = run_fast(build([max(MEMBRANE_BITS)] * len(layers)), calibration, keep_membranes=True)[1]
+        wide = run(build([max(MEMBRANE_BITS)] * len(layers)), calibration).membranes
         ks = [min(bits_for_range(int(v.min()), max(int(v.max()), d["threshold"] + 2)) + margin_bits,
                   max(MEMBRANE_BITS)) for d, v in zip(layers, wide, strict=True)]
     else:

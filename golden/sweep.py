@@ -4,7 +4,7 @@ For each data set one float network is trained (or reused), then every row is pr
 commands (recorded in the table) would produce it: ``ptq`` quantizes the float network; ``lsq``,
 ``binary`` and ``ternary`` fine-tune a quantization-aware network from it (ternary distils from it).
 Accuracy is measured on the whole test split for the float network and for the exported integer
-model (:func:`qlif.golden.fastrun.run_fast`, equal to the reference). Rows are cached in
+model (the integer reference, :mod:`qlif.golden.reference`). Rows are cached in
 ``WORK/DATASET/rows.json``, so an interrupted sweep continues where it stopped.
 
 PTQ's clipping percentile is chosen per row on training data (the first 2000 samples, never the test

@@ -34,6 +34,8 @@ def _fails(capsys, argv, words):
     (["train", "--qat", "ternary", "--weight-bits", "8", "--out", "{out}"], "ternary gives 2-bit weights, not 8"),
     (["train", "--qat", "ternary", "--teacher", "{missing}", "--out", "{out}"], "no such checkpoint file"),
     (["train", "--weight-bits", "4", "--out", "{out}"], "belong to --qat"),
+    (["train", "--qat", "lsq", "--rate-target", "0.1", "--out", "{out}"], "--rate-target belongs to --qat binary"),
+    (["train", "--qat", "binary", "--rate-target", "2", "--out", "{out}"], "rate target must lie in [0, 1]"),
     (["train", "--dataset", "cifar", "--out", "{out}"], "--dataset: unknown value 'cifar'"),
     (["train", "--dataset", "mnist", "--out", "{out}"], "--data-dir"),
     (["train", "--dataset", "mnist", "--data-dir", "{missing}", "--out", "{out}"], "no such data folder"),

@@ -7,7 +7,7 @@ import torch
 from qlif.golden.data import Split, encode, load_digits_split
 from qlif.golden.evaluate import evaluate, float_spikes
 from qlif.golden.model import Layer, Model, load_model, save_model
-from qlif.golden.qat import QATConfig, QuantSpikingMLP, _saturating_sum, export, theta_max, train_qat
+from qlif.golden.qat import QATConfig, QuantSpikingMLP, export, theta_max, train_qat
 from qlif.golden.quantize import METHODS, quantize, weight_memory_bits
 from qlif.golden.reference import run, run_layer
 from qlif.golden.train import SpikingMLP, TrainConfig, set_determinism, train
@@ -75,21 +75,6 @@ def test_ternary_codes_scales_and_codebook():
     assert layer["codebook"] == (0, 8, 0, -8)
     assert layer["weights"].tolist() == [[8, 0], [0, -8], [8, 0]]
     assert layer["threshold"] == round(1.0 / 0.075)
-
-
-def test_saturating_sum_is_the_contract_in_ascending_order():
-    rng = np.random.default_rng(0)
-    w = rng.integers(-5, 6, size=(30, 7))
-    x = (rng.random((40, 30)) < 0.5).astype(np.float32)
-    v0 = rng.integers(-8, 8, size=(40, 7))
-    got = _saturating_sum(torch.tensor(v0, dtype=torch.float32), torch.from_numpy(x),
-                          torch.tensor(w, dtype=torch.float32), torch.tensor(np.maximum(w, 0), dtype=torch.float32),
-                          torch.tensor(np.minimum(w, 0), dtype=torch.float32), -8, 7).numpy()
-    for s in range(40):
-        u = v0[s].copy()
-        for j in np.flatnonzero(x[s]):
-            u = np.clip(u + w[j], -8, 7)
-        assert got[s].tolist() == u.tolist()
 
 
 @pytest.mark.parametrize("method, bits, k", [("lsq", 4, 9), ("lsq", 2, 5), ("binary", 1, 4), ("ternary", 2, 10)])
