@@ -3,17 +3,17 @@
 The layer does three kinds of pass, one P-wide neuron group per cycle, through a read-modify-write
 pipeline of four stages: A presents the memory addresses; B is the synchronous read, whose data is
 registered (nothing but wires between a block RAM's output and a flip-flop); C runs
-:class:`qlif.hw.lif.LifDatapath` on the registered data; D exists for fire passes only.
+:class:`qlif.hw.lif.LifDatapath` on the registered data; D writes the result back.
 
 * integrate: one input event ``j`` takes G cycles (groups ``g = 0 .. G-1``), back to back with the next
-  event, no bubbles; stage C writes ``sat(u + w)`` back;
-* fire: G cycles plus three for the last group; stage C tests ``s = v > theta``, stage D emits ``v`` and
-  ``s`` on ``out`` and writes ``reset(leak(v), s)``, the next step's pre-integration value, so that no
-  leak pass and no previous-spike memory are needed;
+  event, no bubbles; stage C computes ``sat(u + w)``, stage D writes it;
+* fire: G cycles plus three for the last group; stage C tests ``s = v > theta`` and leaks ``v``, stage D
+  emits ``v`` and ``s`` on ``out`` and writes ``reset(leak(v), s)``, the next step's pre-integration
+  value, so that no leak pass and no previous-spike memory are needed;
 * clear: G cycles writing zeros (a fresh neuron, ``v = s = 0``, has pre-integration value 0).
 
-A membrane value written in stage C is read again by the same group's next op G cycles after that op
-was issued; with G <= 2 that read happens before (or at) the write, so the value is forwarded to the
+A membrane value written in stage D is read again by the same group's next op G cycles after that op
+was issued; with G <= 3 that read happens before (or at) the write, so the value is forwarded to the
 stage C registers instead (see :meth:`Layer.elaborate`).
 
 Memory map (see docs/architecture.md): synapse word ``g*n_in + j`` holds the P codes of input ``j`` to
@@ -115,8 +115,8 @@ class Layer(wiring.Component):
         (P bits) of group ``out_group``, ``out_any`` when any of them is set; lanes past ``n_out``
         read 0.
 
-    Latency: an event or clear issued at cycle ``c`` writes group ``g`` at cycle ``c + g + 2``; a fire
-    pass emits and writes group ``g`` at ``c + g + 3``.
+    Latency: an op issued at cycle ``c`` writes group ``g`` back at cycle ``c + g + 3`` (stage D); a fire
+    pass also emits it then.
     Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
     Memory: synapse ``n_in * G`` words of ``P*b`` bits (a block RAM initialised with the weights, or with
     ``synapses="spram"`` an iCE40 SPRAM loaded through ``load``), membrane ``G`` words of ``P*k`` bits.

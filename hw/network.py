@@ -78,24 +78,28 @@ class Network(wiring.Component):
         loaded from after reset (:class:`~qlif.hw.flash.FlashLoader`); meanwhile ``idle`` and
         ``events.ready`` stay low.
     events : In(stream.Signature(Token))
-        Layer-0 input spikes of one step, strictly ascending, then one ``eot`` token.
+        Layer-0 input spikes of one step, strictly ascending, then one ``eot`` token. Checked as they are
+        taken (``ready`` is a flip-flop), they wait in a two-entry queue for layer 0. No token of the
+        next step is taken before ``step_done``.
     spikes : Out(stream.Signature(Token))
         Output-layer spike addresses of the step, ascending, then one ``eot`` token.
     trace : Out(TraceSignature(P))
         New ``v`` and ``s`` of every neuron group of every layer at every step, one cycle after the
         group's fire pipeline stage.
     step_done : Out(1)
-        One-cycle pulse in the cycle after the ``spikes`` eot token was accepted.
+        One-cycle pulse two cycles after the ``spikes`` eot token was accepted (``prediction`` and
+        ``counts`` are final then).
     step_cycles : Out(32)
         Cycles the step took (valid with ``step_done``), counted from the cycle the step's first
-        ``events`` token was accepted up to and including the spikes eot handshake, leaving out cycles
-        spent waiting for ``events.valid``, cycles that accepted a dropped token and cycles waiting for
-        ``spikes.ready``. Equal to :func:`qlif.golden.cycles.cycle_model`.
+        ``events`` token left the input queue (the cycle after it was taken, when the core was idle) up
+        to the cycle after the spikes eot handshake, leaving out cycles spent waiting for
+        ``events.valid``, cycles that dropped a token and cycles waiting for ``spikes.ready``. Equal to
+        :func:`qlif.golden.cycles.cycle_model`.
     clear : In(1)
-        While ``idle``: zero all neuron state, the counters and the error flags (``max G + 1``
-        cycles, ``idle`` low meanwhile).
+        While ``idle`` and unless a token is taken in the same cycle: zero all neuron state, the counters
+        and the error flags (``max G + 4`` cycles, ``idle`` low meanwhile).
     idle : Out(1)
-        Waiting for the first token of a step (and not clearing).
+        Waiting for the first token of a step (and not clearing, nor loading SPRAM weights).
     error : Out(2)
         Sticky: bit 0, an events address ``>= n_in``; bit 1, an address not strictly ascending within
         the step. The token is dropped and no state changes.
@@ -106,7 +110,8 @@ class Network(wiring.Component):
         spikes are counted, valid whenever ``idle``.
 
     Latency and throughput: see :func:`qlif.golden.cycles.cycle_model`; a layer integrates P synapses
-    per cycle. Memory: per layer, see :class:`qlif.hw.layer.Layer`; a queue of ``max G`` entries.
+    per cycle. Memory: per layer, see :class:`qlif.hw.layer.Layer`; a queue of ``max G`` entries; where
+    they go on a device, :mod:`qlif.hw.memory`.
     """
 
     def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,

@@ -14,6 +14,7 @@ import pytest
 
 import qlif.hw.lif
 from qlif.golden import reference
+from qlif.golden.cycles import LANES
 from qlif.golden.model import Layer, Model, default_codebook
 from qlif.sim.runner import RtlMismatch, SimulationError, first_mismatch, run_rtl
 
@@ -169,12 +170,12 @@ def _random_model(rng) -> Model:
 @pytest.mark.slow
 @pytest.mark.parametrize(("simulator", "designs"), [("icarus", 24), ("verilator", 5)])
 def test_random_models(simulator, designs):
-    """Random models, lanes P in {1, 2, 4, 8, 16}, sometimes with gaps and backpressure."""
+    """Random models, lanes P in {1, 2, 4, 8, 16, 32, 64}, sometimes with gaps and backpressure."""
     for seed in range(designs):
         rng = np.random.default_rng(1000 + seed)
         model = _random_model(rng)
         x = (rng.random((2, model.timesteps, model.n_in)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
-        lanes = int(rng.choice([1, 2, 4, 8, 16]))
+        lanes = int(rng.choice(LANES))
         got = run_rtl(model, x, simulator=simulator, lanes=lanes, gaps=bool(rng.random() < 0.3), seed=seed)
         msg = first_mismatch(reference.run(model, x, lanes=lanes), got)
         assert msg is None, f"seed {1000 + seed}, P={lanes}: {msg}"
