@@ -376,8 +376,8 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / f"{name}.csv", _csv(rows))
         plots = _plots(rows, out, name)
-        write_text(out / f"{name}.md", _markdown(config, rows, plots, time.monotonic() - start, jobs, len(todo),
-                                                 len(tasks), power_doc=power_doc, label=label,
+        write_text(out / f"{name}.md", _markdown(config, rows, plots, time.monotonic() - start, jobs,
+                                                 len(todo) - missing, len(tasks), power_doc=power_doc, label=label,
                                                  design=stamp["design"], worker_seconds=worker_seconds + busy,
                                                  missing=missing))
         return rows, plots
@@ -559,6 +559,13 @@ def _critical(report: dict) -> str:
         match = re.search(r"(?:^|/)((?:hw|boards|golden|sim)/\w+\.py:\d+)", src)
         if match and match.group(1) not in places:
             places.append(match.group(1))
+    if not places:
+        # No source locations (nets of library code): the cells' hierarchical names, less the suffixes
+        # that packing adds (``link.sender.fsm_state_SB_DFFESR_Q_2_D_SB_LUT4_O_LC`` -> ``link.sender.fsm_state``).
+        for key in ("from", "to"):
+            name = re.split(r"_(?:SB_|TRELLIS|DFF|LUT4|CCU2|DP16|PFUMX|L6MUX|MULT)|\$", path.get(key) or "")[0]
+            if name and name not in places:
+                places.append(name)
     if not places:
         return ""
     return places[0] if len(places) == 1 else f"{places[0]} -> {places[-1]}"

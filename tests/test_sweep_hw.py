@@ -103,6 +103,10 @@ def test_rows_from_known_results():
     # At the 12 MHz oscillator without the PLL: less power, latency cycles / 12 MHz.
     assert ok["osc_mhz"] == 12.0 and ok["power_osc_mw"] < ok["power_mw"]
     assert ok["energy_osc_uj"] == pytest.approx(ok["power_osc_mw"] * 12_000 / 12.0 / 1000, rel=1e-3)
+    no_sources = {"critical_path": {"from": "link.sender.fsm_state_SB_DFFESR_Q_2_D_SB_LUT4_O_LC",
+                                    "to": "link.sender.bytes__valid_SB_DFFESR_Q_DFFLC", "sources": []}}
+    assert sweep._critical(no_sources) == "link.sender.fsm_state -> link.sender.bytes__valid"
+    assert sweep._critical({}) == ""
     assert sweep._reply_bytes(16, 10) == 16 * 7 + 8 + 10 and sweep._reply_bytes(300, 2) == 300 * 7 + 8 + 2 * 2
     assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
     assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
