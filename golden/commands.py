@@ -218,7 +218,7 @@ def _int_list(option: str, text: str, allowed) -> tuple[int, ...]:
 
 def cmd_sweep(args) -> int:
     from .quantize import METHODS
-    from .sweep import sweep, write_results
+    from .sweep import missing, sweep, write_results
 
     datasets = tuple(args.datasets.split(","))
     for d in datasets:
@@ -235,11 +235,12 @@ def cmd_sweep(args) -> int:
         if not Path(path).is_file():
             raise CLIError(f"--float-checkpoint {item}: no such checkpoint file")
         floats[name] = path
-    if "mnist" in datasets:
+    if "mnist" in datasets and not args.cached_only:
         _load_split("mnist", args.data_dir)   # a missing or bad data folder fails here, before any work
     try:
         rows = sweep(datasets=datasets, methods=methods, weight_bits=weight_bits, membrane_bits=membrane_bits,
-                     work_dir=args.work_dir, data_dir=args.data_dir, float_checkpoints=floats)
+                     work_dir=args.work_dir, data_dir=args.data_dir, float_checkpoints=floats,
+                     cached_only=args.cached_only)
     except ValueError as e:
         raise CLIError(str(e)) from None
     header = ("# Accuracy per quantization method, weight bits b and membrane bits k\n\n"
@@ -247,8 +248,12 @@ def cmd_sweep(args) -> int:
               "[docs/quantization.md](../quantization.md). Accuracy is that of the integer model on the whole test "
               "split; weight memory is n_weights x b bits plus 16 bits per custom codebook entry; compression "
               "is against 32-bit float weights.\n")
-    paths = write_results(rows, args.out_dir, header=header)
-    print(f"sweep-accuracy: {len(rows)} rows -> " + ", ".join(map(str, paths)))
+    if not rows:
+        raise CLIError(f"no rows measured yet in {args.work_dir} (run without --cached-only)")
+    absent = missing(rows, datasets=datasets, methods=methods, weight_bits=weight_bits, membrane_bits=membrane_bits)
+    paths = write_results(rows, args.out_dir, header=header, absent=absent)
+    print(f"sweep-accuracy: {len(rows)} rows ({len(absent)} of the grid not measured) -> "
+          + ", ".join(map(str, paths)))
     return 0
 
 
@@ -324,6 +329,8 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--float-checkpoint", action="append", metavar="DATASET=PATH",
                     help="reuse this float network for DATASET instead of training one")
     sp.add_argument("--work-dir", default="build/sweep", help="checkpoints, models and the row cache")
+    sp.add_argument("--cached-only", action="store_true",
+                    help="measure nothing: write the results from the rows already cached, naming the missing ones")
     sp.add_argument("--out-dir", default="docs/results", help="where accuracy.md/.csv/.png go")
 
     sp = add("eval", cmd_eval, "accuracy of the integer model (default: the test split of its data set)")

@@ -1,0 +1,61 @@
+"""qlif sweep-accuracy: rows measured once and cached, resumed, reported with their commands and gaps."""
+
+import csv
+
+import pytest
+
+from qlif.golden import sweep as sweep_mod
+from qlif.golden.model import load_model
+from qlif.golden.sweep import missing, sweep, write_results
+from qlif.golden.train import TrainConfig, save_checkpoint, set_determinism, train
+
+SMALL = TrainConfig(hidden=(16,), timesteps=4, epochs=3, lr=1e-2)
+
+
+@pytest.fixture(scope="module")
+def float_ckpt(tmp_path_factory):
+    set_determinism(0)
+    net, history = train(SMALL, progress=False)
+    path = tmp_path_factory.mktemp("sweep") / "float.pt"
+    save_checkpoint(net, path, history=history)
+    return path
+
+
+def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
+    monkeypatch.setitem(sweep_mod.QAT_SCHEDULE, "digits", {"lsq": (1, 2e-3), "binary": (1, 2e-3)})
+    grid = dict(datasets=("digits",), methods=("ptq", "binary"), weight_bits=(1, 4), membrane_bits=(8,))
+    rows = sweep(**grid, work_dir=tmp_path, float_checkpoints={"digits": float_ckpt}, progress=False,
+                 log=lambda *_: None)
+    assert [(r.method, r.weight_bits, r.membrane_bits) for r in rows] == [("ptq", 1, 8), ("ptq", 4, 8),
+                                                                           ("binary", 1, 8)]
+    for r in rows:
+        model = load_model(tmp_path / "digits" / f"{r.method}_b{r.weight_bits}_k{r.membrane_bits}.json")
+        assert [layer.membrane_bits for layer in model.layers] == [8, 8]
+        assert 0.0 <= r.integer_accuracy <= 1.0 and r.n_test == 450
+        assert r.compression == pytest.approx(32 / r.weight_bits)
+    assert "--rate-target 0.05" in rows[2].commands[1] and "--percentile" in rows[0].commands[1]
+
+    # A second run takes every row from the cache: nothing is trained or quantized again.
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached row was measured again")
+
+    monkeypatch.setattr(sweep_mod, "quantize", boom)
+    monkeypatch.setattr("qlif.golden.qat.train_qat", boom)
+    again = sweep(**grid, work_dir=tmp_path, float_checkpoints={"digits": float_ckpt}, progress=False,
+                  log=lambda *_: None)
+    assert [r.integer_accuracy for r in again] == [r.integer_accuracy for r in rows]
+
+    # --cached-only over a larger grid: the cached rows, and the others named with their command.
+    wider = dict(grid, methods=("ptq", "lsq", "binary"), weight_bits=(1, 2, 4), membrane_bits=(4, 8))
+    cached = sweep(**wider, work_dir=tmp_path, cached_only=True, log=lambda *_: None)
+    assert len(cached) == 3
+    absent = missing(cached, **wider)
+    assert ("digits", "lsq", 2, 4) in absent and ("digits", "ptq", 4, 8) not in absent
+    assert ("digits", "binary", 2, 4) not in absent           # binary cannot do 2 bits: not part of the grid
+    paths = write_results(cached, tmp_path / "out", absent=absent)
+    md = paths[1].read_text()
+    assert "Not measured yet" in md and "--methods lsq --weight-bits 2 --membrane-bits 4" in md
+    assert "qlif train --qat binary --weight-bits 1 --membrane-bits 8" in md
+    with open(paths[0]) as f:
+        assert len(list(csv.DictReader(f))) == 3
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
