@@ -217,7 +217,7 @@ def _stderr(line: str) -> None:
 
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
           clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
-          seed: int = 1, progress: Callable[[str], None] | None = _stderr) -> dict:
+          seed: int = 1, progress: Callable[[str], None] | None = _stderr, synth_opts: str = "") -> dict:
     """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json`` and
     ``report.md`` in the build directory).
 
@@ -243,6 +243,8 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         nextpnr placer seed (builds are reproducible for a given seed).
     progress : callable or None
         Called with one line per stage (default: printed to stderr); ``None`` is silent.
+    synth_opts : str
+        Extra options of Yosys' ``synth_ice40`` / ``synth_ecp5`` (e.g. ``-nolutram``).
 
     Returns
     -------
@@ -286,6 +288,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes}, "
                  f"{top.clk_freq / 1e6:.2f} MHz)")
     options = {
+        "synth_opts": synth_opts,
         "script_after_synth": f"tee -q -o {name}.stat.json stat -json",
         # A design that misses its clock still gets its report (and timing_met says so).
         "nextpnr_opts": f"--report {name}.report.json --seed {seed} --timing-allow-fail",
@@ -317,6 +320,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "clk_mhz": top.clk_freq / 1e6,
         "pll": clk_freq is not None,
         "seed": seed,
+        "synth_opts": synth_opts,
         "pins": top.pins(),
         "memory": plan.to_json(),
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,

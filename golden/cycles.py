@@ -8,9 +8,9 @@ number of input events of every layer at that step and the number of output spik
 with ``E_l`` the input events (spikes) of layer ``l``, ``G_l = ceil(n_out_l / P)`` and ``Z`` the spikes of
 the output layer. Each event takes ``G_l`` cycles (one P-wide group per cycle); the cycle taking the
 end-of-step token (or, for ``l > 0``, noticing the queue is empty) also issues the first group of the
-fire pass, which takes ``G_l`` cycles plus three for its last group to pass the pipeline's stages B, C
-and D (memory read, fire test, write-back and spike mask); the output layer's spikes then leave one per
-cycle, followed by the eot token and one cycle in which the argmax pipeline settles. The cocotb
+fire pass, which takes ``G_l`` cycles plus four for its last group to pass the pipeline's stages B, C,
+D and E (memory read, fire test, write-back, spike mask out); the output layer's spikes then leave one
+per cycle, followed by the eot token and one cycle in which the argmax pipeline settles. The cocotb
 scoreboard compares this figure with the cycles the RTL counts, every timestep; they must be equal.
 """
 
@@ -23,9 +23,9 @@ __all__ = ["LANES", "LAYER_OVERHEAD", "STEP_OVERHEAD", "groups", "cycle_model"]
 #: Supported lane counts P (synapses per cycle). Powers of two, so a neuron address is {group, lane}.
 LANES = (1, 2, 4, 8, 16, 32, 64)
 
-#: Fixed cycles per layer per step: the fire pipeline's last group in stages B, C and D
+#: Fixed cycles per layer per step: the fire pipeline's last group in stages B, C, D and E
 #: (docs/architecture.md).
-LAYER_OVERHEAD = 3
+LAYER_OVERHEAD = 4
 #: Fixed cycles per step: the eot token of the ``spikes`` stream and the argmax's last update.
 STEP_OVERHEAD = 2
 

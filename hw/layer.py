@@ -7,9 +7,9 @@ registered (nothing but wires between a block RAM's output and a flip-flop); C r
 
 * integrate: one input event ``j`` takes G cycles (groups ``g = 0 .. G-1``), back to back with the next
   event, no bubbles; stage C computes ``sat(u + w)``, stage D writes it;
-* fire: G cycles plus three for the last group; stage C tests ``s = v > theta`` and leaks ``v``, stage D
-  emits ``v`` and ``s`` on ``out`` and writes ``reset(leak(v), s)``, the next step's pre-integration
-  value, so that no leak pass and no previous-spike memory are needed;
+* fire: G cycles plus four for the last group; stage C tests ``s = v > theta`` and leaks ``v``, stage D
+  writes ``reset(leak(v), s)``, the next step's pre-integration value (so that no leak pass and no
+  previous-spike memory are needed), stage E emits ``v`` and ``s`` on ``out``;
 * clear: G cycles writing zeros (a fresh neuron, ``v = s = 0``, has pre-integration value 0).
 
 A membrane value written in stage D is read again by the same group's next op G cycles after that op
@@ -35,6 +35,7 @@ from qlif.golden.model import Layer as ModelLayer
 
 from .flash import WriteSignature
 from .lif import LifDatapath
+from .memory import LOGIC_DEPTH
 from .spram import SpramStore
 
 __all__ = ["Op", "Layer", "synapse_words"]
@@ -109,14 +110,14 @@ class Layer(wiring.Component):
     busy : Out(1)
         A pass or an event is in a pipeline stage.
     fire_done : Out(1)
-        Stage D holds the last group of a fire pass (the pass's last busy cycle).
+        Stage E holds the last group of a fire pass (the pass's last busy cycle).
     out_valid, out_group, out_spikes, out_any, out_membrane : Out
-        Stage D of a fire pass (flip-flops, all zero outside one): ``v`` (signed k-bit lanes) and ``s``
+        Stage E of a fire pass (flip-flops, all zero outside one): ``v`` (signed k-bit lanes) and ``s``
         (P bits) of group ``out_group``, ``out_any`` when any of them is set; lanes past ``n_out``
         read 0.
 
     Latency: an op issued at cycle ``c`` writes group ``g`` back at cycle ``c + g + 3`` (stage D); a fire
-    pass also emits it then.
+    pass emits it at ``c + g + 4`` (stage E).
     Throughput: P synapses per cycle while integrating (one group per cycle, no bubbles).
     Memory: synapse ``n_in * G`` words of ``P*b`` bits (a block RAM initialised with the weights, or with
     ``synapses="spram"`` an iCE40 SPRAM loaded through ``load``), membrane ``G`` words of ``P*k`` bits.
@@ -177,8 +178,12 @@ class Layer(wiring.Component):
         n_in, k = layer.n_in, layer.membrane_bits
 
         width = P * layer.weight_bits
+        # Block RAM, not distributed RAM, whose read data comes through a multiplexer tree (the memory
+        # planner counts these as blocks; tiny ones are left to Yosys).
+        attrs = {"ram_style": "block"} if n_in * G >= LOGIC_DEPTH else None
         if self._synapses == "ebr" and (self._slice is None or self._slice >= width):
-            m.submodules.syn = syn = Memory(shape=unsigned(width), depth=n_in * G, init=synapse_words(layer, P))
+            m.submodules.syn = syn = Memory(shape=unsigned(width), depth=n_in * G, init=synapse_words(layer, P),
+                                            attrs=attrs)
             syn_rd = syn.read_port()
         elif self._synapses == "ebr":
             # Bit slices, each one block RAM deep: the read data goes from the blocks straight to the
@@ -187,7 +192,7 @@ class Layer(wiring.Component):
             syn_addr, syn_data = Signal(range(n_in * G)), Signal(width)
             for i, lo in enumerate(range(0, width, self._slice)):
                 w = min(self._slice, width - lo)
-                m.submodules[f"syn{i}"] = part = Memory(shape=unsigned(w), depth=n_in * G,
+                m.submodules[f"syn{i}"] = part = Memory(shape=unsigned(w), depth=n_in * G, attrs=attrs,
                                                         init=[(x >> lo) & ((1 << w) - 1) for x in words])
                 rd = part.read_port()
                 m.d.comb += [rd.addr.eq(syn_addr), syn_data[lo:lo + w].eq(rd.data)]
@@ -198,7 +203,10 @@ class Layer(wiring.Component):
             syn_rd = _ReadPort(addr=syn.read_addr, data=syn.read_data)
             m.d.comb += [syn.write_addr.eq(self.load.addr), syn.write_data.eq(self.load.data),
                          syn.write_en.eq(self.load.en)]
-        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[])
+        # A read during a write of the same group returns don't-care: forwarding replaces that data (no
+        # collision logic from Yosys on the read path).
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[],
+                                        attrs={"no_rw_check": 1})
         m.submodules.lif = lif = LifDatapath(layer=layer, lanes=P)
         mem_wr = mem.write_port()
         mem_rd = mem.read_port()
@@ -223,7 +231,6 @@ class Layer(wiring.Component):
         d_pending = Signal.like(c_membrane)
         d_resets = Signal(P)
         d_membrane = Signal.like(c_membrane)
-        d_any = Signal()
 
         # The read addresses depend on registers and the event address only, not on valid or on the
         # request kind: reading speculatively is harmless and keeps the handshake logic off the path
@@ -255,8 +262,8 @@ class Layer(wiring.Component):
         m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
         m.d.sync += [c_op.eq(b_op), c_group.eq(b_group), c_codes.eq(syn_rd.data)]
         m.d.comb += [
-            self.busy.eq(cont | (b_op != Op.NONE) | (c_op != Op.NONE) | (d_op != Op.NONE)),
-            self.fire_done.eq((d_op == Op.FIRE) & (d_group == G - 1)),
+            self.busy.eq(cont | (b_op != Op.NONE) | (c_op != Op.NONE) | (d_op != Op.NONE) | self.out_valid),
+            self.fire_done.eq(self.out_valid & (self.out_group == G - 1)),
         ]
 
         # Stage C: integrate (sat(u + w)), clear (0), or fire: the spike test, and the leak of the value
@@ -281,20 +288,27 @@ class Layer(wiring.Component):
                     with m.If(lane_ok[i]):
                         m.d.comb += [fired_membrane[i].eq(lif.membrane[i]), fired_spikes[i].eq(lif.spikes[i])]
             # CLEAR: c_pending stays 0.
-        # The outputs are flip-flops, zero outside a fire pass (the network ORs them over the layers).
-        d_fire = Signal()
-        d_out_group = Signal.like(d_group)
         m.d.sync += [d_op.eq(c_op), d_group.eq(c_group), d_pending.eq(c_pending), d_resets.eq(fired_spikes),
-                     d_membrane.eq(fired_membrane), d_any.eq((c_op == Op.FIRE) & fired_spikes.any()),
-                     d_fire.eq(c_op == Op.FIRE), d_out_group.eq(Mux(c_op == Op.FIRE, c_group, 0))]
+                     d_membrane.eq(fired_membrane)]
 
         # Stage D: every kind of pass writes reset(pending, resets) back (pending itself unless a fire
-        # pass spiked): one write path, no multiplexer between kinds of pass after the arithmetic. A
-        # fire pass also emits v and s, from registers.
+        # pass spiked): one write path, no multiplexer between kinds of pass after the arithmetic.
         m.d.comb += [lif.pending.eq(d_pending), lif.resets.eq(d_resets),
                      mem_wr.addr.eq(d_group), mem_wr.en.eq(d_op != Op.NONE), mem_wr.data.eq(lif.reset_next)]
-        m.d.comb += [self.out_valid.eq(d_fire), self.out_group.eq(d_out_group),
-                     self.out_membrane.eq(d_membrane), self.out_spikes.eq(d_resets), self.out_any.eq(d_any)]
+
+        # Stage E, fire only: v and s leave on ``out``, from flip-flops that are zero outside a fire pass
+        # (the network ORs them over the layers). A stage of its own: the spike test, the lane mask and
+        # the OR over P lanes do not fit one cycle with it at 100 MHz on an ECP5 (P = 32).
+        e_fire = Signal()
+        e_group = Signal.like(d_group)
+        e_spikes = Signal(P)
+        e_any = Signal()
+        e_membrane = Signal.like(d_membrane)
+        d_fire = d_op == Op.FIRE
+        m.d.sync += [e_fire.eq(d_fire), e_group.eq(Mux(d_fire, d_group, 0)), e_spikes.eq(d_resets),
+                     e_any.eq(d_resets.any()), e_membrane.eq(d_membrane)]
+        m.d.comb += [self.out_valid.eq(e_fire), self.out_group.eq(e_group), self.out_membrane.eq(e_membrane),
+                     self.out_spikes.eq(e_spikes), self.out_any.eq(e_any)]
 
         # Forwarding. Stage B's data was read at the clock edge that ended its op's stage A cycle, so
         # it misses the writes (stage D) of that cycle (a read during a write returns the old word) and

@@ -14,7 +14,7 @@ memory             per layer ``l`` (``G = ceil(n_out / P)``)
 =================  ===============================================================================
 ``layer{l}.syn``   ``n_in * G`` words of ``P * b`` bits (weight codes), EBR or SPRAM
 ``layer{l}.mem``   ``G`` words of ``P * k`` bits (membranes), EBR (flip-flops when tiny)
-``ser.queue``      the spike queue ring, ``2^ceil(log2(G_max - 1))`` words of ``ceil(log2 G_max) + P + 1`` bits
+``ser.queue``      the spike queue ring, ``2^ceil(log2(G_max - 1))`` words of ``ceil(log2 G_max) + P + 1 + log2 P`` bits
 =================  ===============================================================================
 """
 
@@ -143,8 +143,8 @@ def _core_memories(model: Model, lanes: int) -> list[dict]:
         out.append({"name": f"layer{l}.syn", "width": lanes * layer.weight_bits, "depth": layer.n_in * g})
         out.append({"name": f"layer{l}.mem", "width": lanes * layer.membrane_bits, "depth": g})
     if g_max > 2:
-        out.append({"name": "ser.queue", "width": max(1, (g_max - 1).bit_length()) + lanes + 1,
-                    "depth": 1 << (g_max - 2).bit_length()})
+        width = max(1, (g_max - 1).bit_length()) + lanes + 1 + (lanes - 1).bit_length()
+        out.append({"name": "ser.queue", "width": width, "depth": 1 << (g_max - 2).bit_length()})
     for mem in out:
         mem["bits"] = mem["width"] * mem["depth"]
     return out

@@ -57,7 +57,8 @@ class Serializer(wiring.Component):
 
     Latency: an entry pushed in cycle ``c`` can be emitted from cycle ``c + 1``.
     Throughput: one address per cycle. Memory: a ring of the power of two above ``depth - 2`` words of
-    ``ceil(log2 depth) + P + 1`` bits (none when ``depth <= 2``), and three entries in flip-flops.
+    ``ceil(log2 depth) + P + 1 + log2 P`` bits (none when ``depth <= 2``), and three entries in
+    flip-flops.
     """
 
     def __init__(self, *, lanes: int, depth: int, addr_width: int):
@@ -69,7 +70,7 @@ class Serializer(wiring.Component):
             raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
         self._lanes = lanes
         self._depth = depth
-        self._entry = data.StructLayout({"group": range(depth), "mask": lanes, "single": 1})
+        self._entry = data.StructLayout({"group": range(depth), "mask": lanes, "single": 1, "lane": range(lanes)})
         super().__init__({
             "reading": In(1),
             "push_valid": In(1),
@@ -84,7 +85,7 @@ class Serializer(wiring.Component):
         entry = self._entry
         push = Signal(entry)
         m.d.comb += [push.group.eq(self.push_group), push.mask.eq(self.push_mask),
-                     push.single.eq(_at_most_one(self.push_mask))]
+                     push.single.eq(_at_most_one(self.push_mask)), push.lane.eq(_lowest(m, self.push_mask))]
 
         # Three entries in registers, in queue order: the head (its lanes not yet sent), the next one
         # and a prefetched one; valid bits form a prefix. ``single`` marks an entry with one lane left,
@@ -93,18 +94,15 @@ class Serializer(wiring.Component):
         valid = [Signal(name=f"{n}_valid") for n in ("head", "nxt", "pf")]
         head = slots[0]
 
-        # Lowest lane left in the head (explicit logic, not mask & -mask: a carry chain on FPGAs).
+        # Lowest lane left in the head: kept in the entry (``lane``, a flip-flop, so the output address
+        # comes from registers); ``rest``, the mask without it, gives the next one.
         low = Signal(P)
-        lane = Signal(range(P))
-        for i in range(P):
-            m.d.comb += low[i].eq(head.mask[i] & ~head.mask[:i].any() if i else head.mask[0])
-            with m.If(low[i]):
-                m.d.comb += lane.eq(i)
+        m.d.comb += low.eq(1 << head.lane)
         rest = head.mask & ~low
         m.d.comb += [
             self.tokens.valid.eq(1),
             self.tokens.payload.eot.eq(~valid[0]),
-            self.tokens.payload.addr.eq(Cat(lane, head.group) if P > 1 else head.group),
+            self.tokens.payload.addr.eq(Cat(head.lane, head.group) if P > 1 else head.group),
         ]
         take = self.tokens.ready & valid[0]
         pop = take & head.single
@@ -119,7 +117,8 @@ class Serializer(wiring.Component):
         ram_data = push
         to_ram = 0
         if depth > 0:
-            m.submodules.queue = queue = Memory(shape=entry, depth=depth, init=[])
+            # Reads and writes never meet (pushes and reads are separate phases): no collision logic.
+            m.submodules.queue = queue = Memory(shape=entry, depth=depth, init=[], attrs={"no_rw_check": 1})
             wr = queue.write_port()
             rd = queue.read_port()
             wr_ptr = Signal(range(depth))
@@ -156,7 +155,8 @@ class Serializer(wiring.Component):
         kept_valid = [valid[i] | fill[i] for i in range(3)]
         # Taken with lanes left: the head loses its lowest lane; otherwise (single) it pops.
         rest_head = Signal(entry)
-        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest), rest_head.single.eq(_at_most_one(rest))]
+        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest), rest_head.single.eq(_at_most_one(rest)),
+                     rest_head.lane.eq(_lowest(m, rest))]
         moved = [Mux(valid[i + 1], slots[i + 1], ram_data) for i in range(2)] + [ram_data]
         moved_valid = [valid[1] | landing, valid[2] | (valid[1] & landing), valid[2] & landing]
         taken_slots = [Mux(head.single, moved[0], rest_head)] + [
@@ -169,6 +169,17 @@ class Serializer(wiring.Component):
                 m.d.sync += [slots[i].eq(Mux(take, taken_slots[i], kept_slots[i])),
                              valid[i].eq(Mux(take, taken_valid[i], kept_valid[i]))]
         return m
+
+
+def _lowest(m: Module, bits) -> Signal:
+    """Index of the lowest set bit of ``bits`` (0 if none): explicit logic, not ``bits & -bits`` (a carry
+    chain on FPGAs)."""
+    n = len(bits)
+    index = Signal(range(max(n, 2)))
+    for i in reversed(range(n)):
+        with m.If(bits[i]):
+            m.d.comb += index.eq(i)
+    return index
 
 
 def _at_most_one(bits) -> Value:
