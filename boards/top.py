@@ -32,8 +32,14 @@ class Pin:
     number: int = 0
     subsignal: str | None = None
 
-    def request(self, platform: Platform):
-        res = platform.request(self.name, self.number, dir="-")
+    def request(self, platform: Platform, requested: dict | None = None):
+        """The port (``dir="-"``); ``requested`` caches resources already requested (the subsignals of an
+        RGB LED are requested once)."""
+        requested = {} if requested is None else requested
+        key = (self.name, self.number)
+        if key not in requested:
+            requested[key] = platform.request(self.name, self.number, dir="-")
+        res = requested[key]
         return res if self.subsignal is None else getattr(res, self.subsignal)
 
     def __str__(self) -> str:
@@ -140,7 +146,8 @@ class BoardTop(Elaboratable):
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.d.comb += [link.rx.eq(rx_buf.i), tx_buf.o.eq(link.tx)]
+        requested = {}
         for name, pin in self.outputs.items():
-            m.submodules[f"{name}_buf"] = buf = io.Buffer("o", pin.request(platform))
+            m.submodules[f"{name}_buf"] = buf = io.Buffer("o", pin.request(platform, requested))
             m.d.comb += buf.o.eq(getattr(link, name))
         return m
