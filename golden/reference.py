@@ -82,7 +82,8 @@ def _sat(u: np.ndarray, layer: Layer) -> np.ndarray:
     return np.clip(u, layer.v_min, layer.v_max)
 
 
-#: Largest |weight| and input count for which float64 products of 0/1 inputs are exact integers.
+#: Largest |weight| (the format's) and input count checked before the products: every partial sum then
+#: lies below 2^35, an exact float64 integer (exact up to 2^53).
 _MAX_WEIGHT, _MAX_INPUTS = 1 << 15, 1 << 20
 
 

@@ -234,8 +234,13 @@ def _markdown(rows: list[Row], header: str, absent=()) -> str:
         lines += ["## Not measured yet", "",
                   "Rows of the grid without a result; each is produced (and added to the tables) by its command:", ""]
         for d, m, b, k in absent:
-            data = " --data-dir DIR" if d == "mnist" else ""
-            lines.append(f"- {d} {m} b={b} k={k}: `qlif sweep-accuracy --datasets {d}{data} --methods {m} "
+            # the data folder and float network of the measured rows (``qlif train[ DATA] --out FLOAT``)
+            train_cmd = next((r.commands[0] for r in rows if r.dataset == d), None)
+            data, float_arg = (" --data-dir DIR" if d == "mnist" else ""), ""
+            if train_cmd is not None:
+                data_part, _, float_path = train_cmd.removeprefix("qlif train").partition(" --out ")
+                data, float_arg = data_part.replace(" --dataset mnist", ""), f" --float-checkpoint {d}={float_path}"
+            lines.append(f"- {d} {m} b={b} k={k}: `qlif sweep-accuracy --datasets {d}{data}{float_arg} --methods {m} "
                          f"--weight-bits {b} --membrane-bits {k}`")
         lines.append("")
     return "\n".join(lines) + "\n"
