@@ -37,6 +37,7 @@ __all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "family", "tool_env", "parse_rep
 
 #: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build"
+_ROOT = str(BUILD_ROOT.parent) + os.sep
 
 
 class BoardSpec(NamedTuple):
@@ -168,7 +169,8 @@ def _critical_path(paths: list[dict], clock_net: str) -> dict | None:
     sources = []
     for step in steps:
         for src in step.get("sources", []):
-            if src not in sources and not src.startswith("/share/"):   # skip the tech-library cells
+            # Only this project's files: not the tech-library cells (/share/...) nor Python's own.
+            if src not in sources and src.startswith(_ROOT):
                 sources.append(src)
     return {
         "from": steps[0]["from"]["cell"],

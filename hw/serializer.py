@@ -172,13 +172,20 @@ class Serializer(wiring.Component):
 
 
 def _lowest(m: Module, bits) -> Signal:
-    """Index of the lowest set bit of ``bits`` (0 if none): explicit logic, not ``bits & -bits`` (a carry
-    chain on FPGAs)."""
+    """Index of the lowest set bit of ``bits`` (don't-care if none is set): a balanced tree of 2:1
+    multiplexers, log2(n) deep (not ``bits & -bits``, a carry chain, nor a priority chain, n deep)."""
+    def tree(bits):
+        if len(bits) == 1:
+            return bits[0], C(0, 0)
+        half = 1 << ((len(bits) - 1).bit_length() - 1)
+        any_lo, lo = tree(bits[:half])
+        any_hi, hi = tree(bits[half:])
+        width = (half - 1).bit_length()
+        return any_lo | any_hi, Mux(any_lo, Cat(lo, C(0, width - len(lo) + 1)),
+                                    Cat(hi, C(0, width - len(hi)), C(1, 1)))
     n = len(bits)
     index = Signal(range(max(n, 2)))
-    for i in reversed(range(n)):
-        with m.If(bits[i]):
-            m.d.comb += index.eq(i)
+    m.d.comb += index.eq(tree(bits)[1])
     return index
 
 

@@ -11,6 +11,8 @@ from qlif.boards.build import BUILD_ROOT, build, main, parse_reports, random_mod
 from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
 from qlif.golden.reference import run
 
+ROOT = BUILD_ROOT.parent
+
 #: A trimmed ``nextpnr-ice40 --report`` document (the real one has every bel type and full paths).
 NEXTPNR_REPORT = {
     "utilization": {
@@ -26,10 +28,11 @@ NEXTPNR_REPORT = {
         {"from": "posedge cd_sync.clk", "to": "posedge cd_sync.clk", "path": [
             {"type": "clk-to-q", "delay": 1.39, "from": {"cell": "a_DFFLC"}, "to": {"cell": "a_DFFLC"}},
             {"type": "routing", "delay": 1.76, "from": {"cell": "a_DFFLC"}, "to": {"cell": "lut_LC"},
-             "net": "a", "sources": ["/work/main/hw/network.py:173"]},
+             "net": "a", "sources": [f"{ROOT}/hw/network.py:173"]},
             {"type": "logic", "delay": 0.28, "from": {"cell": "lut_LC"}, "to": {"cell": "lut_LC"}},
             {"type": "routing", "delay": 0.66, "from": {"cell": "lut_LC"}, "to": {"cell": "b_LC"},
-             "net": "b", "sources": ["/share/ice40/arith_map.v:62.5-70.4", "/work/main/hw/layer.py:175"]},
+             "net": "b", "sources": ["/share/ice40/arith_map.v:62.5-70.4", "/usr/lib/python3.11/contextlib.py:144",
+                         f"{ROOT}/hw/layer.py:175"]},
             {"type": "setup", "delay": 1.15, "from": {"cell": "b_LC"}, "to": {"cell": "b_LC"}},
         ]},
     ],
@@ -56,7 +59,8 @@ def test_parse_reports(tmp_path):
     assert (path["from"], path["to"]) == ("a_DFFLC", "b_LC")
     assert path["delay_ns"] == pytest.approx(1.39 + 1.76 + 0.28 + 0.66 + 1.15)
     assert path["routing_ns"] == pytest.approx(1.76 + 0.66)
-    assert path["sources"] == ["/work/main/hw/network.py:173", "/work/main/hw/layer.py:175"]
+    # Only the project's own files: no tech-library cells, no Python library lines.
+    assert path["sources"] == [f"{ROOT}/hw/network.py:173", f"{ROOT}/hw/layer.py:175"]
     # Paths work as well as parsed documents.
     (tmp_path / "r.json").write_text(json.dumps(NEXTPNR_REPORT))
     (tmp_path / "s.json").write_text(json.dumps(YOSYS_STAT))

@@ -202,3 +202,28 @@ def test_verilog_has_pinned_ports():
                  "trace__membrane", "trace__spikes", "step_done", "step_cycles", "clear", "idle", "error",
                  "prediction"):
         assert f" {port}" in text, port
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 32, 64])
+def test_lowest_set_bit_tree(n):
+    """The serializer's lowest-lane search (a multiplexer tree) against bit arithmetic."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    from qlif.hw.serializer import _lowest
+
+    m = Module()
+    bits = Signal(n)
+    index = _lowest(m, bits)
+    rng = np.random.default_rng(n)
+    values = [1 << i for i in range(n)] + [int(rng.integers(1, 1 << min(n, 62))) << int(rng.integers(0, max(1, n - 62)))
+                                           for _ in range(200)]
+
+    async def tb(ctx):
+        for v in values:
+            ctx.set(bits, v)
+            assert ctx.get(index) == (v & -v).bit_length() - 1, v
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
