@@ -68,8 +68,8 @@ def test_ternary_codes_scales_and_codebook():
                QATConfig(method="ternary", membrane_bits=16, levels=8))
     net.init_from(None)
     cut = 0.7 * np.abs(w).mean()
-    assert float(net.scale_pos[0]) == pytest.approx(np.mean(w[w > cut]))     # (0.8 + 0.4) / 2
-    assert float(net.scale_neg[0]) == pytest.approx(-np.mean(w[w < -cut]))   # 0.6
+    assert float(net.scale_pos[0].detach()) == pytest.approx(np.mean(w[w > cut]))     # (0.8 + 0.4) / 2
+    assert float(net.scale_neg[0].detach()) == pytest.approx(-np.mean(w[w < -cut]))   # 0.6
     layer = net.integer_layers()[0]
     # unit = max(0.6, 0.6) / 8 -> P = round(0.6 / 0.075) = 8, N = 8; codes by sign of w beyond the cut
     assert layer["codebook"] == (0, 8, 0, -8)
