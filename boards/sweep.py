@@ -371,6 +371,12 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
                 _ROOT / "docs")
     power_doc = Path(os.path.relpath(docs / "power.md", out.resolve())).as_posix()
 
+    runs_file = work / "runs.json"
+    try:
+        runs = json.loads(runs_file.read_text())
+    except (OSError, ValueError):
+        runs = []
+
     def write_outputs(busy: float, missing: int) -> tuple[list[dict], list[str]]:
         rows = _rows(config, results)
         out.mkdir(parents=True, exist_ok=True)
@@ -379,7 +385,7 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
         write_text(out / f"{name}.md", _markdown(config, rows, plots, time.monotonic() - start, jobs,
                                                  len(todo) - missing, len(tasks), power_doc=power_doc, label=label,
                                                  design=stamp["design"], worker_seconds=worker_seconds + busy,
-                                                 missing=missing))
+                                                 missing=missing, runs=runs))
         return rows, plots
 
     if not table_only:
@@ -387,6 +393,11 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
         worker_seconds += _execute(todo, jobs, results, stamp, progress, log,
                                    checkpoint=lambda busy, left: write_outputs(busy, left))
     seconds = time.monotonic() - start
+    if todo:
+        # The wall time of every invocation that ran tasks, for the report (a resumed sweep has several).
+        runs.append({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_seconds": round(seconds),
+                     "jobs": jobs, "tasks": len(todo)})
+        write_text(runs_file, json.dumps(runs, indent=1) + "\n")
     rows, plots = write_outputs(0.0, 0)
     failed = [r for r in rows if r["error"]]
     log(f"sweep-hw: {len(rows)} rows ({len(failed)} with errors) in {seconds:.0f} s -> "
@@ -464,7 +475,8 @@ COLUMNS = [
     "fmax_median_mhz", "fmax_min_mhz", "fmax_max_mhz", "seeds", "target_mhz", "critical_path",
     "cycles_mean", "cycles_max", "latency_us",
     "ff_rate", "logic_rate", "ebr_read_rate", "ebr_write_rate",
-    "static_mw", "dynamic_mw", "power_mw", "energy_uj", "osc_mhz", "power_osc_mw", "energy_osc_uj", "error",
+    "static_mw", "dynamic_mw", "power_mw", "energy_uj", "energy_per_cycle_pj",
+    "osc_mhz", "power_osc_mw", "energy_osc_uj", "error",
 ]
 
 
@@ -529,7 +541,8 @@ def _rows(config: SweepConfig, results: dict) -> list[dict]:
                         row.update(latency_us=round(cycles / f * 1e6, 2), static_mw=round(power.static_w * 1e3, 3),
                                    dynamic_mw=round((power.total_w - power.static_w) * 1e3, 3),
                                    power_mw=round(power.total_w * 1e3, 3),
-                                   energy_uj=round(power.energy_per_inference(cycles) * 1e6, 4))
+                                   energy_uj=round(power.energy_per_inference(cycles) * 1e6, 4),
+                                   energy_per_cycle_pj=round(power.energy_per_inference(1) * 1e12, 2))
                         # At the board's oscillator, no PLL (when the design is fast enough for it).
                         osc = _oscillator_hz(board)
                         if osc <= f:
@@ -594,7 +607,7 @@ def _fmt(value, digits: int = 1) -> str:
 
 def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: float, jobs: int, ran: int,
               total: int, *, power_doc: str = "../power.md", label: str = "", design: str = "",
-              worker_seconds: float = 0.0, missing: int = 0) -> str:
+              worker_seconds: float = 0.0, missing: int = 0, runs: list | None = None) -> str:
     sizes = "-".join(map(str, config.sizes))
     lines = [
         "# Hardware sweep: resources, Fmax, latency, power and energy per bit width",
@@ -617,9 +630,11 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
         "",
         *([f"**Partial results**, written while the sweep runs: {missing} of {total} tasks are not finished "
            "(rows marked *not run yet*).", ""] if missing else []),
-        f"Run: {total} tasks (builds and activity simulations) took {worker_seconds / 3600:.1f} h of worker time; "
-        f"this invocation ran {ran} of them in {seconds / 60:.1f} min with {jobs} worker(s) on a 2-core machine "
-        "shared with other work (builds there are slower than on an idle machine).",
+        f"Run: {total} tasks (builds and activity simulations) took {worker_seconds / 3600:.1f} h of worker time"
+        + (f"; wall time {sum(r['wall_seconds'] for r in runs) / 60:.0f} min over {len(runs)} invocation(s) with "
+           f"{', '.join(sorted({str(r['jobs']) for r in runs}))} worker(s)" if runs else "")
+        + (f"; this invocation ran {ran} of them in {seconds / 60:.1f} min with {jobs} worker(s)" if ran else "")
+        + " on a 2-core machine shared with other work (builds there are slower than on an idle machine).",
         "",
     ]
     for board in config.boards:
@@ -633,13 +648,13 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                       f"{avail['ebr_available']} EBR, {_fmt(avail['spram_available'])} SPRAM, "
                       f"{_fmt(avail['dsp_available'])} DSP.", ""]
         lines += [f"| b | k | P | {unit} | FF | EBR | SPRAM | DSP | Fmax MHz (min-max) | cycles/inf | latency us "
-                  "| a_ff | a_logic | power mW (static) | energy uJ/inf | at the oscillator: mW, uJ/inf "
+                  "| a_ff | a_logic | power mW (static) | energy uJ/inf | pJ/cycle | at the oscillator: mW, uJ/inf "
                   "| critical path (median build) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in mine:
             if r["error"] and r["fmax_median_mhz"] == "":
                 what = "not run yet" if _only_unrun(r["error"]) else f"failed: {r['error'][:120]}"
-                lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | {what} |||||||||||||||")
+                lines.append(f"| {r['weight_bits']} | {r['membrane_bits']} | {r['lanes']} | {what} ||||||||||||||||")
                 continue
             fmax = (f"{_fmt(r['fmax_median_mhz'])} ({_fmt(r['fmax_min_mhz'])}-{_fmt(r['fmax_max_mhz'])})"
                     if r["fmax_median_mhz"] != "" else "-")
@@ -648,7 +663,8 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
                 f"| {_fmt(r['ff_used'])} | {_fmt(r['ebr_used'])} | {_fmt(r['spram_used'])} | {_fmt(r['dsp_used'])} "
                 f"| {fmax} | {_fmt(r['cycles_mean'], 0)} | {_fmt(r['latency_us'])} | {_fmt(r['ff_rate'], 3)} "
                 f"| {_fmt(r['logic_rate'], 3)} | {_fmt(r['power_mw'], 2)} ({_fmt(r['static_mw'], 2)}) "
-                f"| {_fmt(r['energy_uj'], 3)} | {_fmt(r['power_osc_mw'], 2)}, {_fmt(r['energy_osc_uj'], 3)} "
+                f"| {_fmt(r['energy_uj'], 3)} | {_fmt(r['energy_per_cycle_pj'], 0)} "
+                f"| {_fmt(r['power_osc_mw'], 2)}, {_fmt(r['energy_osc_uj'], 3)} "
                 f"| {r['critical_path'] or '-'} |")
         lines.append("")
     failed = [r for r in rows if r["error"] and not _only_unrun(r["error"])]
@@ -662,6 +678,11 @@ def _markdown(config: SweepConfig, rows: list[dict], plots: list[str], seconds: 
         "(placement does not change what synthesis uses). EBR counts include the host link's byte FIFO.",
         "- a_ff, a_logic: measured toggles per flip-flop bit and per logic net bit per cycle "
         "(`qlif.sim.activity`).",
+        "- Cycles (and so latency, activity and energy) depend on the spikes of each width's random network, "
+        "not only on the hardware: the default codebooks are two's complement, so b = 2 weights "
+        "{-2, -1, 0, 1} average -0.5, a large bias against their spread, and that network spikes less (fewer "
+        "cycles, lower activity). Compare widths by resources and Fmax directly, and by energy per cycle "
+        "(pJ/cycle, at Fmax) for the hardware's own cost.",
         "- Energy per inference = power x latency, at Fmax (clock from the PLL) and at the board's oscillator "
         "(no PLL; the latency is then cycles / oscillator frequency). On the UP5K, whose static power is tiny, "
         "the slower clock without the PLL can cost less energy per inference; on the ECP5 the static power "

@@ -98,6 +98,7 @@ def test_rows_from_known_results():
     assert ok["ff_rate"] == pytest.approx(0.1) and ok["logic_rate"] == pytest.approx(0.05)
     assert ok["energy_uj"] == pytest.approx(ok["power_mw"] * ok["latency_us"] / 1000, rel=1e-3)
     assert ok["power_mw"] == pytest.approx(ok["static_mw"] + ok["dynamic_mw"], abs=2e-3)
+    assert ok["energy_per_cycle_pj"] == pytest.approx(ok["power_mw"] / 41.0 * 1e3, rel=1e-3)
     assert ok["error"] == ""
     assert ok["critical_path"] == "boards/link.py:41 -> hw/network.py:310"      # of the median build
     # At the 12 MHz oscillator without the PLL: less power, latency cycles / 12 MHz.
