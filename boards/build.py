@@ -289,20 +289,19 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     if progress:
         progress(f"elaborating {board} top ({'-'.join(str(n) for n in _sizes(model))}, P={lanes}, "
                  f"{top.clk_freq / 1e6:.2f} MHz)")
-    options = {
-        "synth_opts": synth_opts,
-        "script_after_synth": f"tee -q -o {name}.stat.json stat -json",
-        # A design that misses its clock still gets its report (and timing_met says so).
-        "nextpnr_opts": f"--report {name}.report.json --seed {seed} --timing-allow-fail",
-    }
-    if fam == "ecp5":
-        options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
-    build_plan = platform.build(top, name=name, do_build=False,
-                                debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
-                                **options)
-    build_plan.extract(out)
     t0 = time.monotonic()
-    _run_plan(out / f"{build_plan.script}.sh", out, tool_env(), stages, progress)
+    mapper = "abc9"
+    try:
+        _run_flow(top, spec.platform(), out, name, seed, synth_opts, fam, stages, progress, abc9=True)
+    except RuntimeError as e:
+        # Yosys 0.70's ABC9 fails on some netlists (an assertion when it reintegrates the mapped design,
+        # or flip-flops it leaves driving one net, which nextpnr refuses): map the LUTs with classic ABC.
+        if fam != "ecp5" or not _abc9_failure(out, name):
+            raise
+        if progress:
+            progress(f"ABC9 failed ({e.args[0].splitlines()[0]}); again with classic ABC")
+        mapper = "abc"
+        _run_flow(top, spec.platform(), out, name, seed, synth_opts, fam, stages, progress, abc9=False)
     wall = time.monotonic() - t0
     if plan.uses_spram:
         weights = spram_image(model, lanes, plan)
@@ -323,6 +322,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "pll": clk_freq is not None,
         "seed": seed,
         "synth_opts": synth_opts,
+        "lut_mapper": mapper,
         "pins": top.pins(),
         "memory": plan.to_json(),
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
@@ -338,6 +338,43 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         progress(f"TIMING NOT MET: Fmax {report['fmax_mhz']:.2f} MHz < {report['clk_mhz']:.2f} MHz clock; "
                  "the bitstream may not work")
     return report
+
+
+def _run_flow(top, platform, out: Path, name: str, seed: int, synth_opts: str, fam: str, stages, progress,
+              *, abc9: bool) -> None:
+    """Extract Amaranth's build plan into ``out`` and run it (``platform``: a fresh instance, a platform
+    builds once). ``abc9=False`` (ECP5): synthesis stops
+    before its ABC9 LUT mapping, classic ``abc -lut 4`` maps the LUTs, then synthesis goes on."""
+    after = f"tee -q -o {name}.stat.json stat -json"
+    if not abc9:
+        synth_opts = f"{synth_opts} -run :map_luts".strip()
+        after = (f"techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+                 f"synth_ecp5 -run map_cells: -top {name}; {after}")
+    options = {
+        "synth_opts": synth_opts,
+        "script_after_synth": after,
+        # A design that misses its clock still gets its report (and timing_met says so).
+        "nextpnr_opts": f"--report {name}.report.json --seed {seed} --timing-allow-fail",
+    }
+    if fam == "ecp5":
+        options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
+    build_plan = platform.build(top, name=name, do_build=False,
+                                debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
+                                **options)
+    build_plan.extract(out)
+    for _, product in stages:
+        (out / product).unlink(missing_ok=True)
+    _run_plan(out / f"{build_plan.script}.sh", out, tool_env(), stages, progress)
+
+
+def _abc9_failure(out: Path, name: str) -> bool:
+    """The build failed the way Yosys 0.70's ABC9 does (its log, or nextpnr's, says so)."""
+    rpt = out / f"{name}.rpt"
+    tim = out / f"{name}.tim"
+    yosys = rpt.read_text(errors="replace") if rpt.exists() else ""
+    nextpnr = tim.read_text(errors="replace") if tim.exists() else ""
+    return (("ABC_OPS_REINTEGRATE" in yosys and "Assert" in yosys)
+            or ("is multiply driven by cell ports" in nextpnr))
 
 
 def write_markdown(report: dict) -> str:

@@ -97,3 +97,15 @@ def test_ecp5_build():
     assert report["timing_met"] and report["clocks"] and all(
         c["constraint_mhz"] == pytest.approx(25.0) for c in report["clocks"].values())
     assert (out / "report.md").read_text().startswith("# qlif build: ulx3s-85f (LFE5U-85F-BG381)")
+
+
+def test_abc9_failures_are_recognised(tmp_path):
+    """The two ways Yosys 0.70's ABC9 fails (build() then maps the LUTs with classic ABC), and others not."""
+    from qlif.boards.build import _abc9_failure
+
+    (tmp_path / "q.rpt").write_text("Executing ABC_OPS_REINTEGRATE pass\nERROR: Assert `GetSize(x)' failed\n")
+    assert _abc9_failure(tmp_path, "q")
+    (tmp_path / "q.rpt").write_text("ERROR: syntax error\n")
+    assert not _abc9_failure(tmp_path, "q")
+    (tmp_path / "q.tim").write_text("ERROR: Net 'a[3]' is multiply driven by cell ports b.Q and c.Q\n")
+    assert _abc9_failure(tmp_path, "q")
