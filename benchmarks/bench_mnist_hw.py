@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qlif.boards.build import BOARDS, BUILD_ROOT, build, random_model
-from qlif.golden.data import encode, load_split
+from qlif.golden.data import encode, load_split, max_rate_of
 from qlif.golden.model import load_model
 from qlif.golden.reference import run
 from qlif.hw.memory import plan_memories
@@ -64,7 +64,7 @@ def main() -> int:
     print(f"model {name}; board {args.board} ({device}), P = {args.lanes}; synapses in {plan.synapses}")
 
     split = load_split("mnist", data_dir=args.data_dir, test_count=args.samples)
-    x = encode(split.x_test, model.timesteps)
+    x = encode(split.x_test, model.timesteps, max_rate=max_rate_of(model.metadata))
     gold = run(model, x, lanes=args.lanes)
     cycles = gold.cycles.sum(axis=1)
     accuracy = float((gold.prediction == split.y_test).mean())

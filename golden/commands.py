@@ -36,11 +36,15 @@ def cmd_stimuli(args) -> int:
     images, labels = (split.x_test, split.y_test) if args.split == "test" else (split.x_train, split.y_train)
     if args.count is not None:
         images, labels = images[:args.count], labels[:args.count]
-    x = encode(images, args.timesteps)
+    try:
+        x = encode(images, args.timesteps, max_rate=args.max_rate)
+    except ValueError as e:
+        raise CLIError(f"--max-rate: {e}") from None
     write_npy(args.out, x)
     if args.labels:
         write_npy(args.labels, labels)
-    print(f"stimuli: {x.shape[0]} digits ({args.split} split), T={args.timesteps} -> {args.out}")
+    rate = "" if args.max_rate == "1" else f", max rate {args.max_rate}"
+    print(f"stimuli: {x.shape[0]} digits ({args.split} split), T={args.timesteps}{rate} -> {args.out}")
     return 0
 
 
@@ -60,7 +64,7 @@ def _train_config(args):
 
     base = MNIST_CONFIG if args.dataset == "mnist" else TrainConfig()
     settings = dict(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
-                    batch_size=args.batch_size, lr=args.lr)
+                    batch_size=args.batch_size, lr=args.lr, max_rate=args.max_rate)
     try:
         return replace(base, **{k: v for k, v in settings.items() if v is not None})
     except ValueError as e:
@@ -106,6 +110,13 @@ def cmd_train(args) -> int:
         raise CLIError(f"--teacher {args.teacher}: no such checkpoint file")
     config = _train_config(args)
     qat = _qat_config(args) if args.qat else None
+    teacher = _load_checkpoint_arg(args.teacher) if args.qat is not None and args.teacher else None
+    if teacher is not None:
+        # The quantization-aware network takes T and the rate coding from its teacher: refuse a conflict.
+        for option, name in (("--timesteps", "timesteps"), ("--max-rate", "max_rate")):
+            mine, theirs = getattr(config, name), getattr(teacher.config, name)
+            if getattr(args, name) is not None and mine != theirs:
+                raise CLIError(f"{option} {mine}: the teacher {args.teacher} was trained with {theirs}")
     split = _load_split(config.dataset, args.data_dir, seed=config.seed, test_fraction=config.test_fraction)
     resume = _resume_path(args.out)
     if resume.is_file():
@@ -117,8 +128,7 @@ def cmd_train(args) -> int:
             from .qat import train_qat
 
             set_determinism(config.seed)
-            net, history = train_qat(config, qat, split=split, resume=resume,
-                                     teacher=_load_checkpoint_arg(args.teacher) if args.teacher else None)
+            net, history = train_qat(config, qat, split=split, resume=resume, teacher=teacher)
     except ValueError as e:
         raise CLIError(str(e)) from None
     save_checkpoint(net, args.out, history=history)
@@ -283,6 +293,9 @@ def register(add: AddCommand) -> None:
     sp = add("stimuli", cmd_stimuli, "rate-code the embedded digits data set into stimuli")
     sp.add_argument("--split", choices=("train", "test"), default="test")
     sp.add_argument("--timesteps", type=positive_arg, required=True)
+    sp.add_argument("--max-rate", default="1",
+                    help="maximum rate of the rate coding, a fraction in (0, 1] such as 1/8 (default 1); use the "
+                         "model's (its metadata's max_rate)")
     sp.add_argument("--count", type=positive_arg)
     sp.add_argument("--out", required=True)
     sp.add_argument("--labels", help="also write the labels .npy here")
@@ -292,6 +305,10 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--hidden", type=positive_arg, default=None,
                     help="hidden neurons (default 128 on digits, 500 on mnist)")
     sp.add_argument("--timesteps", type=positive_arg, default=None, help="T (default 16 on digits, 8 on mnist)")
+    sp.add_argument("--max-rate", default=None,
+                    help="maximum rate r of the rate coding, a fraction in (0, 1] such as 1/8 (default 1); "
+                         "with T = 8/r the inputs give about as many spikes per sample, r times as many "
+                         "per step (docs/training.md)")
     sp.add_argument("--epochs", type=positive_arg, default=None)
     sp.add_argument("--batch-size", type=positive_arg, default=None)
     sp.add_argument("--lr", type=float, default=None)

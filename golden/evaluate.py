@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import Split, encode, load_split
+from .data import Split, encode, load_split, max_rate_of
 from .model import Model
 from .reference import predict, run
 from .train import SpikingMLP
@@ -106,10 +106,10 @@ def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
 
 
 def test_stimuli(timesteps: int, *, seed: int = 0, test_fraction: float = 0.25, dataset: str = "digits",
-                 data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+                 data_dir=None, max_rate=1) -> tuple[np.ndarray, np.ndarray]:
     """The rate-coded test split: (uint8 [S, T, n_in] stimuli, int64 [S] labels)."""
     split = load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
-    return encode(split.x_test, timesteps), split.y_test
+    return encode(split.x_test, timesteps, max_rate=max_rate), split.y_test
 
 
 def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
@@ -125,7 +125,8 @@ def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
         The integer model (e.g. :func:`qlif.golden.model.load_model`).
     seed, test_fraction : optional
         The digits split; by default taken from the network's config, else the model's metadata
-        (written by the quantizers), else 0 and 0.25.
+        (written by the quantizers), else 0 and 0.25. The rate coding (T, maximum rate) is likewise the
+        network's, else the model's.
     split : Split, optional
         The data (its test part is used); by default loaded from the data set the network's config or
         the model's metadata names (``"digits"`` if neither does).
@@ -141,7 +142,11 @@ def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
     if net is not None and model is not None and net.config.timesteps != model.timesteps:
         raise ValueError(f"network has T={net.config.timesteps} but model has T={model.timesteps}")
     meta = model.metadata if model is not None else {}
+    if net is not None and model is not None and net.config.max_rate != max_rate_of(meta):
+        raise ValueError(f"network codes its inputs with max rate {net.config.max_rate} but the model with "
+                         f"{max_rate_of(meta)}")
     timesteps = net.config.timesteps if net is not None else model.timesteps
+    max_rate = net.config.max_rate if net is not None else max_rate_of(meta)
     if split is None:
         if seed is None:
             seed = net.config.seed if net is not None else int(meta.get("seed", 0))
@@ -149,7 +154,7 @@ def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,
             test_fraction = net.config.test_fraction if net is not None else float(meta.get("test_fraction", 0.25))
         dataset = net.config.dataset if net is not None else str(meta.get("dataset", "digits"))
         split = load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
-    x, y = encode(split.x_test, timesteps), split.y_test
+    x, y = encode(split.x_test, timesteps, max_rate=max_rate), split.y_test
     f_spikes = float_spikes(net, x) if net is not None else None
     i_spikes = integer_spikes(model, x, progress=progress) if model is not None else None
     i_pred = predict(i_spikes[-1]) if i_spikes is not None else None

@@ -50,7 +50,7 @@ from torch import nn
 
 from .data import Split
 from .model import MEMBRANE_BITS, Layer, Model
-from .quantize import bits_for_range, leak_shift_of, quantize_weights
+from .quantize import bits_for_range, coding_metadata, leak_shift_of, quantize_weights
 from .saturating import saturating_sum
 from .train import SpikingMLP, TrainConfig, fit
 
@@ -345,7 +345,8 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
     ----------
     config : TrainConfig
         Network and optimisation settings (epochs, lr, batch size, seed). When a ``teacher`` is given its
-        hidden widths, T, leak and thresholds are used, so the two networks match layer for layer.
+        hidden widths, T, rate coding (``max_rate``), leak and thresholds are used, so the two networks
+        match layer for layer and see the same stimuli.
     qat : QATConfig
         Method and bit-widths.
     teacher : SpikingMLP, optional
@@ -366,7 +367,7 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
 
         t = teacher.config
         config = replace(config, hidden=t.hidden, timesteps=t.timesteps, leak_shift=t.leak_shift,
-                         threshold=t.threshold, slope=t.slope)
+                         threshold=t.threshold, slope=t.slope, max_rate=t.max_rate)
         if teacher.fcs[0].in_features != split.n_in:
             raise ValueError(f"the teacher has {teacher.fcs[0].in_features} inputs, the data {split.n_in}")
         teacher.eval()
@@ -406,6 +407,7 @@ def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margi
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,
             "dataset": cfg.dataset,
+            **coding_metadata(cfg),
         })
 
     if qat.membrane_bits is None:

@@ -35,7 +35,8 @@ from .reference import run
 from .train import SpikingMLP, load_checkpoint
 
 __all__ = ["METHODS", "quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
-           "bits_for_range", "quantize", "quantize_checkpoint", "weight_memory_bits", "CALIBRATION_SAMPLES"]
+           "bits_for_range", "quantize", "quantize_checkpoint", "weight_memory_bits", "CALIBRATION_SAMPLES",
+           "calibration_stimuli", "coding_metadata"]
 
 #: Every quantization method and the weight bits it can produce. ``ptq`` is post-training
 #: (:func:`quantize`); the others are quantization-aware training (:mod:`qlif.golden.qat`).
@@ -218,6 +219,7 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,
             "dataset": cfg.dataset,
+            **coding_metadata(cfg),
         })
 
     if forced is None:
@@ -240,7 +242,13 @@ def calibration_stimuli(net, *, split=None, data_dir=None) -> np.ndarray:
     if split is None:
         split = load_split(cfg.dataset, data_dir=data_dir, seed=cfg.seed, test_fraction=cfg.test_fraction,
                            train_count=CALIBRATION_SAMPLES)
-    return encode(split.x_train[:CALIBRATION_SAMPLES], cfg.timesteps)
+    return encode(split.x_train[:CALIBRATION_SAMPLES], cfg.timesteps, max_rate=cfg.max_rate)
+
+
+def coding_metadata(cfg) -> dict:
+    """The model metadata that names the rate coding of a network's config: ``{"max_rate": "1/8"}``, or
+    nothing for the default rate 1 (so default models are unchanged; readers default to 1)."""
+    return {} if cfg.max_rate == "1" else {"max_rate": cfg.max_rate}
 
 
 def _float_layer_inputs(net: SpikingMLP, x: np.ndarray) -> list[np.ndarray]:

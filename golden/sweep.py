@@ -111,7 +111,8 @@ def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=WEIGHT_BI
         teacher = load_checkpoint(float_path)
         float_acc = evaluate(net=teacher, split=split).float_accuracy
         train_cmd = f"qlif train{data} --out {float_path}"
-        x_sel = encode(split.x_train[:_PTQ_SELECT_SAMPLES], teacher.config.timesteps)
+        x_sel = encode(split.x_train[:_PTQ_SELECT_SAMPLES], teacher.config.timesteps,
+                       max_rate=teacher.config.max_rate)
         y_sel = split.y_train[:_PTQ_SELECT_SAMPLES]
         for method in methods:
             for b in (b for b in weight_bits if b in METHODS[method]):

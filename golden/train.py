@@ -34,7 +34,7 @@ from snntorch import surrogate
 from torch import nn
 from tqdm import tqdm
 
-from .data import DATASETS, Split, encode, load_split
+from .data import DATASETS, Split, encode, format_max_rate, load_split
 
 __all__ = ["TrainConfig", "SpikingMLP", "train", "fit", "save_checkpoint", "load_checkpoint", "set_determinism",
            "MNIST_CONFIG"]
@@ -70,6 +70,11 @@ class TrainConfig:
         Held-out fraction of the digits data (see :func:`qlif.golden.data.load_digits_split`).
     dataset : str
         ``"digits"`` (embedded) or ``"mnist"`` (IDX files; the folder is given when loading, not stored).
+    max_rate : str
+        Maximum rate ``r`` of the rate coding (:func:`qlif.golden.data.encode`), an exact fraction in
+        (0, 1] stored as text: ``"1"`` (default) or e.g. ``"1/8"`` (a Fraction or 1 is accepted and
+        stored as its text). Exported models carry it in their metadata, so every stimulus of the model
+        (evaluation, RTL checks) uses the same coding.
     """
 
     hidden: tuple[int, ...] = (128,)
@@ -83,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     test_fraction: float = 0.25
     dataset: str = "digits"
+    max_rate: str = "1"
 
     def __post_init__(self):
         # Accept what a command line or a loaded checkpoint gives (an int, lists) as the tuples above.
@@ -102,6 +108,7 @@ class TrainConfig:
             raise ValueError(f"threshold needs one value or {n_layers} (one per layer), not {self.threshold!r}")
         if not all(t > 0 for t in self.thresholds):
             raise ValueError(f"threshold must be positive, not {self.threshold!r}")
+        object.__setattr__(self, "max_rate", format_max_rate(self.max_rate))
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
         for name in ("epochs", "batch_size"):
@@ -255,7 +262,8 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
             net.train()
             total, correct = 0.0, 0
             for idx in torch.randperm(len(y_all), generator=gen).split(config.batch_size):
-                xb = torch.from_numpy(encode(split.x_train[idx.numpy()], config.timesteps)).float()
+                xb = torch.from_numpy(encode(split.x_train[idx.numpy()], config.timesteps,
+                                                   max_rate=config.max_rate)).float()
                 yb = y_all[idx]
                 loss, counts = loss_fn(net, xb, yb)
                 opt.zero_grad()

@@ -6,7 +6,15 @@ from math import floor
 import numpy as np
 import pytest
 
-from qlif.golden.data import DIGITS_MAX, encode, load_digits_split
+from qlif.golden.data import (
+    DIGITS_MAX,
+    encode,
+    format_max_rate,
+    input_phases,
+    load_digits_split,
+    max_rate_of,
+    parse_max_rate,
+)
 
 
 def test_split_is_deterministic_and_stratified():
@@ -73,3 +81,65 @@ def test_encode_is_deterministic_and_batched():
 def test_encode_rejects_bad_arguments(images, timesteps):
     with pytest.raises(ValueError):
         encode(images, timesteps)
+
+
+# -- the maximum rate (rate coding spread over more steps) ------------------------------------------------
+
+def _literal_phase(j: int, denominator: int) -> int:
+    return (j * 2654435769 % 2 ** 32) * denominator // 2 ** 32
+
+
+@pytest.mark.parametrize("rate, timesteps", [("1/8", 64), ("3/16", 20), ("1/3", 9), ("1", 7)])
+def test_encode_with_max_rate_is_the_documented_formula(rate, timesteps):
+    # Every MNIST level 0..255 (p = level / 255, float32 as the loader gives it) on its own input j.
+    levels = np.arange(256)
+    x = encode((levels.astype(np.float32) / np.float32(255))[None, :], timesteps, max_rate=rate)
+    r = Fraction(rate)
+    for j, level in enumerate(levels):
+        f = Fraction(_literal_phase(j, r.denominator), r.denominator)
+        pr = Fraction(int(level), 255) * r
+        want = [int(floor((t + 1) * pr + f) > floor(t * pr + f)) for t in range(timesteps)]
+        assert x[0, :, j].tolist() == want, f"level {level}, input {j}"
+        assert x[0, :, j].sum() == floor(timesteps * pr + f)       # exact count
+    # the digits' sixteenths take the integer path too
+    d = encode((np.arange(17) / 16)[None, :], timesteps, max_rate=rate)
+    for j in range(17):
+        f = Fraction(_literal_phase(j, r.denominator), r.denominator)
+        assert d[0, :, j].sum() == floor(timesteps * Fraction(j, 16) * r + f)
+
+
+def test_default_max_rate_is_the_old_coding():
+    split = load_digits_split(0)
+    a = encode(split.x_test, 16)
+    for same in (1, "1", Fraction(1), 1.0, " 1/1 "):
+        assert np.array_equal(a, encode(split.x_test, 16, max_rate=same))
+    assert not input_phases(784, 1).any()
+
+
+def test_max_rate_spreads_the_same_spikes_over_more_steps():
+    split = load_digits_split(0)
+    base, spread = encode(split.x_test, 8), encode(split.x_test, 64, max_rate="1/8")
+    assert np.array_equal(spread, encode(split.x_test, 64, max_rate=Fraction(1, 8)))    # deterministic
+    # Per pixel floor(8 p + f) instead of floor(8 p): never fewer, at most one more spike.
+    extra = spread.sum(axis=1, dtype=np.int64) - base.sum(axis=1, dtype=np.int64)
+    assert extra.min() >= 0 and extra.max() <= 1
+    # A full pixel fires once every 8 steps, at its phase; the phases spread the full pixels of a sample
+    # over the 8 steps instead of all firing in the same one.
+    full = encode(np.ones((1, 64)), 64, max_rate="1/8")[0]
+    for j in range(64):
+        assert np.flatnonzero(full[:, j]).tolist() == list(range(7 - _literal_phase(j, 8), 64, 8))
+    assert full.sum(axis=1).max() <= 2 * full.sum(axis=1).mean()
+    assert np.bincount(input_phases(784, 8)).min() >= 97
+
+
+@pytest.mark.parametrize("bad", ["0", "2", "-1/8", "x", "1/0", 0.3, None, True, "1/100000"])
+def test_max_rate_rejects_what_is_not_an_exact_fraction_in_0_1(bad):
+    with pytest.raises(ValueError, match="max rate"):
+        parse_max_rate(bad)
+    with pytest.raises(ValueError, match="max rate"):
+        encode(np.zeros((1, 4)), 4, max_rate=bad)
+
+
+def test_max_rate_text_and_metadata():
+    assert format_max_rate(0.125) == "1/8" and format_max_rate("2/16") == "1/8" and format_max_rate(1) == "1"
+    assert max_rate_of({}) == "1" and max_rate_of({"max_rate": "1/8"}) == "1/8"

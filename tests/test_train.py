@@ -1,5 +1,7 @@
 """Training is deterministic, checkpoints round-trip, and a small train + quantize run learns the digits."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -86,8 +88,38 @@ def test_config_accepts_command_line_forms():
 
 @pytest.mark.parametrize("bad", [
     {"hidden": ()}, {"hidden": (0,)}, {"timesteps": 0}, {"leak_shift": 16}, {"threshold": 0.0},
-    {"threshold": (1.0, 1.0, 1.0)}, {"threshold": (1.0, -1.0)},
+    {"threshold": (1.0, 1.0, 1.0)}, {"threshold": (1.0, -1.0)}, {"max_rate": "0"}, {"max_rate": "3/2"},
 ])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+def test_max_rate_travels_from_the_config_to_the_model_and_its_stimuli(tmp_path):
+    # A network trained with max rate 1/2 (T = 8): checkpoint, PTQ and QAT exports carry the coding, and
+    # evaluation rate-codes with it; the default rate leaves the model metadata as before.
+    from qlif.golden.qat import QATConfig, export, train_qat
+
+    full = load_digits_split(0)
+    part = Split(full.x_train[:128], full.y_train[:128], full.x_test[:60], full.y_test[:60])
+    cfg = TrainConfig(hidden=(16,), timesteps=8, epochs=1, max_rate=Fraction(1, 2))
+    assert cfg.max_rate == "1/2" and TrainConfig().max_rate == "1"
+    net, history = train(cfg, split=part, progress=False)
+    save_checkpoint(net, tmp_path / "net.pt", history=history)
+    assert load_checkpoint(tmp_path / "net.pt").config.max_rate == "1/2"
+    model = quantize(net, weight_bits=4, membrane_bits=8, split=part)
+    assert model.metadata["max_rate"] == "1/2"
+    x = encode(part.x_test, 8, max_rate="1/2")
+    assert not np.array_equal(x, encode(part.x_test, 8))
+    result = evaluate(net=net, model=model, split=part)
+    assert result.integer_accuracy == integer_accuracy(model, x, part.y_test)
+    assert result.float_accuracy == float_accuracy(net, x, part.y_test)
+    assert evaluate(model=model, split=part).integer_accuracy == result.integer_accuracy
+    qnet, _ = train_qat(TrainConfig(epochs=1), QATConfig(method="binary", membrane_bits=4), split=part,
+                        teacher=net, progress=False)
+    assert qnet.config.max_rate == "1/2" and export(qnet).metadata["max_rate"] == "1/2"
+    default = quantize(SpikingMLP(64, 10, TrainConfig(hidden=(16,), timesteps=8)), weight_bits=4, membrane_bits=8,
+                       split=part)
+    assert "max_rate" not in default.metadata
+    with pytest.raises(ValueError, match="max rate"):
+        evaluate(net=net, model=default, split=part)
