@@ -111,12 +111,14 @@ def cmd_train(args) -> int:
     config = _train_config(args)
     qat = _qat_config(args) if args.qat else None
     teacher = _load_checkpoint_arg(args.teacher) if args.qat is not None and args.teacher else None
-    if teacher is not None:
-        # The quantization-aware network takes T and the rate coding from its teacher: refuse a conflict.
-        for option, name in (("--timesteps", "timesteps"), ("--max-rate", "max_rate")):
-            mine, theirs = getattr(config, name), getattr(teacher.config, name)
-            if getattr(args, name) is not None and mine != theirs:
-                raise CLIError(f"{option} {mine}: the teacher {args.teacher} was trained with {theirs}")
+    # With a teacher, T and the rate coding are the teacher's unless --timesteps/--max-rate say otherwise
+    # (its weights are then only the starting point: a T = 8 float network starts a T = 64, r = 1/8 one).
+    coding = {name: getattr(config, name) for name in ("timesteps", "max_rate") if getattr(args, name) is not None}
+    if teacher is not None and any(v != getattr(teacher.config, k) for k, v in coding.items()):
+        t = teacher.config
+        print(f"train: the teacher {args.teacher} was trained at T = {t.timesteps}, max rate {t.max_rate}; "
+              f"this network trains at T = {coding.get('timesteps', t.timesteps)}, max rate "
+              f"{coding.get('max_rate', t.max_rate)} from its weights")
     split = _load_split(config.dataset, args.data_dir, seed=config.seed, test_fraction=config.test_fraction)
     resume = _resume_path(args.out)
     if resume.is_file():
@@ -128,7 +130,7 @@ def cmd_train(args) -> int:
             from .qat import train_qat
 
             set_determinism(config.seed)
-            net, history = train_qat(config, qat, split=split, resume=resume, teacher=teacher)
+            net, history = train_qat(config, qat, split=split, resume=resume, teacher=teacher, **coding)
     except ValueError as e:
         raise CLIError(str(e)) from None
     save_checkpoint(net, args.out, history=history)
@@ -304,11 +306,13 @@ def register(add: AddCommand) -> None:
     _data_args(sp)
     sp.add_argument("--hidden", type=positive_arg, default=None,
                     help="hidden neurons (default 128 on digits, 500 on mnist)")
-    sp.add_argument("--timesteps", type=positive_arg, default=None, help="T (default 16 on digits, 8 on mnist)")
+    sp.add_argument("--timesteps", type=positive_arg, default=None,
+                    help="T (default 16 on digits, 8 on mnist; with --teacher, the teacher's)")
     sp.add_argument("--max-rate", default=None,
-                    help="maximum rate r of the rate coding, a fraction in (0, 1] such as 1/8 (default 1); "
-                         "with T = 8/r the inputs give about as many spikes per sample, r times as many "
-                         "per step (docs/training.md)")
+                    help="maximum rate r of the rate coding, a fraction in (0, 1] such as 1/8 (default 1; with "
+                         "--teacher, the teacher's); with T = 8/r the inputs give about as many spikes per "
+                         "sample, r times as many per step (docs/training.md). With --qat lsq/binary these "
+                         "may differ from the teacher's: it then only gives the starting weights")
     sp.add_argument("--epochs", type=positive_arg, default=None)
     sp.add_argument("--batch-size", type=positive_arg, default=None)
     sp.add_argument("--lr", type=float, default=None)

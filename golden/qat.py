@@ -337,8 +337,8 @@ def _loss_fn(qat: QATConfig, teacher: nn.Module | None):
 
 
 def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: SpikingMLP | None = None,
-              progress: bool = True, resume: str | os.PathLike | None = None,
-              on_epoch=None) -> tuple[QuantSpikingMLP, dict]:
+              timesteps: int | None = None, max_rate=None, progress: bool = True,
+              resume: str | os.PathLike | None = None, on_epoch=None) -> tuple[QuantSpikingMLP, dict]:
     """Quantization-aware training of a :class:`QuantSpikingMLP` on ``split``.
 
     Parameters
@@ -352,6 +352,12 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
     teacher : SpikingMLP, optional
         A trained float network: the latent weights start from it, and ternary distils from it (ternary
         requires one).
+    timesteps, max_rate : optional
+        The coding the network trains at, when it is not the teacher's (default: the teacher's, or
+        ``config``'s without a teacher). A teacher trained at T = 8 can start a binary network at T = 64
+        with maximum rate 1/8 (docs/quantization.md): its weights are only the starting point. Ternary
+        refuses a different coding: its spike calibration compares firing rates with the teacher's on the
+        same stimuli, and the teacher's rates belong to the coding it was trained at.
     resume, on_epoch, progress
         As :func:`qlif.golden.train.fit`.
 
@@ -362,12 +368,22 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
     """
     if qat.method == "ternary" and teacher is None:
         raise ValueError("ternary training distils from a full-precision network: give a teacher checkpoint")
-    if teacher is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if teacher is not None:
         t = teacher.config
         config = replace(config, hidden=t.hidden, timesteps=t.timesteps, leak_shift=t.leak_shift,
                          threshold=t.threshold, slope=t.slope, max_rate=t.max_rate)
+    coding = {k: v for k, v in (("timesteps", timesteps), ("max_rate", max_rate)) if v is not None}
+    if coding:
+        own = replace(config, **coding)
+        if qat.method == "ternary" and teacher is not None and (own.timesteps, own.max_rate) != (
+                config.timesteps, config.max_rate):
+            raise ValueError(f"ternary's spike calibration compares firing rates with the teacher's on the same "
+                             f"stimuli: it trains at the teacher's coding (T = {config.timesteps}, max rate "
+                             f"{config.max_rate}), not T = {own.timesteps}, max rate {own.max_rate}")
+        config = own
+    if teacher is not None:
         if teacher.fcs[0].in_features != split.n_in:
             raise ValueError(f"the teacher has {teacher.fcs[0].in_features} inputs, the data {split.n_in}")
         teacher.eval()

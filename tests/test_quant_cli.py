@@ -5,6 +5,7 @@ import pytest
 
 from qlif.cli import main
 from qlif.golden.mnist import MNIST_FILES, write_idx
+from qlif.golden.model import load_model
 from qlif.golden.train import SpikingMLP, TrainConfig, save_checkpoint
 
 
@@ -38,10 +39,10 @@ def _fails(capsys, argv, words):
     (["train", "--qat", "binary", "--rate-target", "2", "--out", "{out}"], "rate target must lie in [0, 1]"),
     (["train", "--max-rate", "3/2", "--out", "{out}"], "max rate must lie in (0, 1]"),
     (["train", "--max-rate", "1/100000", "--out", "{out}"], "give an exact fraction such as 1/8"),
-    (["train", "--qat", "binary", "--teacher", "{ckpt}", "--max-rate", "1/8", "--out", "{out}"],
-     "--max-rate 1/8: the teacher"),
-    (["train", "--qat", "binary", "--teacher", "{ckpt}", "--timesteps", "8", "--out", "{out}"],
-     "--timesteps 8: the teacher"),
+    (["train", "--qat", "ternary", "--teacher", "{ckpt}", "--max-rate", "1/8", "--out", "{out}"],
+     "trains at the teacher's coding (T = 4, max rate 1), not T = 4, max rate 1/8"),
+    (["train", "--qat", "ternary", "--teacher", "{ckpt}", "--timesteps", "8", "--out", "{out}"],
+     "not T = 8, max rate 1"),
     (["stimuli", "--timesteps", "8", "--max-rate", "2", "--out", "{out}"], "--max-rate: max rate must lie in"),
     (["train", "--dataset", "cifar", "--out", "{out}"], "--dataset: unknown value 'cifar'"),
     (["train", "--dataset", "mnist", "--out", "{out}"], "--data-dir"),
@@ -78,3 +79,17 @@ def test_quantize_cli_ptq_and_eval(tmp_path, capsys, ckpt):
     assert main(["eval", str(out)]) == 0
     assert "integer" in capsys.readouterr().out
     _fails(capsys, ["eval", str(out), "--dataset", "mnist", "--data-dir", str(tmp_path)], "MNIST")
+
+
+def test_binary_cli_trains_at_another_coding_than_its_teacher(tmp_path, capsys, ckpt):
+    # The teacher (T = 4, r = 1) only gives the starting weights; the checkpoint, the export and `qlif eval`
+    # use the coding asked for.
+    out, model = tmp_path / "bin.pt", tmp_path / "bin.json"
+    assert main(["train", "--qat", "binary", "--membrane-bits", "4", "--teacher", str(ckpt), "--timesteps", "8",
+                 "--max-rate", "2/4", "--epochs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "trained at T = 4, max rate 1; this network trains at T = 8, max rate 1/2" in printed, printed
+    assert main(["quantize", str(out), "--out", str(model)]) == 0
+    saved = load_model(model)
+    assert saved.timesteps == 8 and saved.metadata["max_rate"] == "1/2"
+    assert main(["eval", str(model)]) == 0

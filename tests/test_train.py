@@ -118,6 +118,18 @@ def test_max_rate_travels_from_the_config_to_the_model_and_its_stimuli(tmp_path)
     qnet, _ = train_qat(TrainConfig(epochs=1), QATConfig(method="binary", membrane_bits=4), split=part,
                         teacher=net, progress=False)
     assert qnet.config.max_rate == "1/2" and export(qnet).metadata["max_rate"] == "1/2"
+    # A different coding than the teacher's, asked for: the teacher's weights start a T = 16, r = 1/4 network
+    # (no longer the same spikes as the teacher's, so the student's forward pass is checked against the
+    # integer model on its own stimuli).
+    recoded, _ = train_qat(TrainConfig(epochs=1), QATConfig(method="binary", membrane_bits=4), split=part,
+                           teacher=net, timesteps=16, max_rate="1/4", progress=False)
+    assert (recoded.config.timesteps, recoded.config.max_rate) == (16, "1/4") and net.config.timesteps == 8
+    recoded_model = export(recoded)
+    assert recoded_model.timesteps == 16 and recoded_model.metadata["max_rate"] == "1/4"
+    assert evaluate(net=recoded, model=recoded_model, split=part).agreement == [1.0, 1.0]
+    with pytest.raises(ValueError, match="ternary's spike calibration"):
+        train_qat(TrainConfig(epochs=1), QATConfig(method="ternary"), split=part, teacher=net, max_rate="1/4",
+                  progress=False)
     default = quantize(SpikingMLP(64, 10, TrainConfig(hidden=(16,), timesteps=8)), weight_bits=4, membrane_bits=8,
                        split=part)
     assert "max_rate" not in default.metadata
