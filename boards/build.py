@@ -32,7 +32,8 @@ from .icebreaker import ICEBreakerPlatform, ICEBreakerTop
 from .icesugar import ICESugarPlatform, ICESugarTop
 from .top import DEFAULT_BAUD, BoardTop
 
-__all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "family", "tool_env", "parse_reports", "build", "random_model",
+__all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "CORE_CLOCK_NET", "family", "tool_env", "parse_reports", "build",
+           "random_model",
            "write_markdown", "main"]
 
 #: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
@@ -74,6 +75,10 @@ _BELS = {
              "MULT18X18D": "dsp", "TRELLIS_IO": "io", "DCCA": "global", "EHXPLLL": "pll"},
 }
 
+#: The core's clock net in nextpnr's report of a build with a PLL (the ``core`` domain's clock; the host
+#: link's, the oscillator, is ``clk``). A build without a PLL has one clock.
+CORE_CLOCK_NET = "core_clk"
+
 #: Build stages and the product each one writes last, per family.
 _STAGES = {
     "ice40": [("yosys synthesis", "{name}.json"), ("nextpnr place and route", "{name}.asc"),
@@ -108,7 +113,8 @@ def _load(doc: dict | str | os.PathLike) -> dict:
     return doc if isinstance(doc, dict) else json.loads(Path(doc).read_text())
 
 
-def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | str | os.PathLike) -> dict:
+def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | str | os.PathLike,
+                  clock: str | None = None) -> dict:
     """Resource and timing figures of one build.
 
     Parameters
@@ -117,6 +123,9 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         The JSON written by ``nextpnr-ice40 --report`` or ``nextpnr-ecp5 --report``.
     yosys_stat : dict or path
         The JSON printed by Yosys' ``stat -json`` after ``synth_ice40`` or ``synth_ecp5``.
+    clock : str or None
+        The clock net whose Fmax is ``fmax_mhz`` (the core's, in a build with a clock per domain: see
+        :data:`CORE_CLOCK_NET`); ``None``: the slowest clock.
 
     Returns
     -------
@@ -126,11 +135,12 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         (logic cells: LUT4 + FF + carry), ``ff``, ``ebr`` (4 kbit block RAMs), ``spram``, ``dsp``,
         ``io``, ``global``, ``pll``; ECP5 ``lut`` (LUT4s), ``ff``, ``lutram``, ``ebr`` (18 kbit block
         RAMs), ``dsp`` (18x18 multipliers), ``io``, ``global``, ``pll``;
-        ``cells``: Yosys cell counts by type; ``fmax_mhz``: the lowest achieved Fmax over the clocks
-        and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``timing_met``: every clock reaches its
-        constraint; ``critical_path``: the slowest path
-        of the slowest clock as ``{"from", "to", "delay_ns", "logic_ns", "routing_ns", "sources"}``
-        (``sources`` are the HDL source locations of the nets on the path, in order).
+        ``cells``: Yosys cell counts by type; ``fmax_mhz``: the achieved Fmax of ``clock`` (or the lowest
+        over the clocks) and ``clocks``: ``{net: {"fmax_mhz", "constraint_mhz"}}``; ``timing_met``: every
+        clock reaches its constraint; ``critical_path``: the slowest path of that clock as ``{"from",
+        "to", "delay_ns", "logic_ns", "routing_ns", "sources"}`` (``sources`` are the HDL source
+        locations of the nets on the path, in order). Paths between two clocks are not timed (nextpnr
+        leaves them unconstrained; the design crosses them with synchronisers).
     """
     rep, stat = _load(nextpnr_report), _load(yosys_stat)
     fam = "ice40" if "ICESTORM_LC" in rep["utilization"] else "ecp5"
@@ -147,7 +157,9 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
               for net, f in rep["fmax"].items()}
     if not clocks:
         raise ValueError("nextpnr report has no clock in 'fmax': was the clock constrained?")
-    slowest = min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
+    if clock is not None and clock not in clocks:
+        raise ValueError(f"clock must be one of the report's clocks {sorted(clocks)}, not {clock!r}")
+    slowest = clock if clock is not None else min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
     return {
         "family": fam,
         "resources": util,
@@ -252,10 +264,11 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     -------
     dict
         :func:`parse_reports` plus ``bitstream`` (its absolute path), ``board``, ``device``, ``lanes``,
-        ``baud``, ``clk_mhz`` (the clock the design runs at, which is also the timing constraint), ``pll``
-        (bool), ``seed``, ``pins`` (signal -> board resource), ``model`` (layer sizes, timesteps, bit
-        widths), ``wall_s`` (seconds the tools took) and ``files`` (absolute paths of the bitstream, the
-        two JSON reports, the logs and ``report.md``).
+        ``baud``, ``clk_mhz`` (the core's clock, which is also its timing constraint; ``fmax_mhz`` is the
+        core clock's Fmax), ``link_clk_mhz`` (the host link's: the board oscillator), ``pll`` (bool: the
+        core runs from the PLL, in a clock domain of its own), ``seed``, ``pins`` (signal -> board
+        resource), ``model`` (layer sizes, timesteps, bit widths), ``wall_s`` (seconds the tools took)
+        and ``files`` (absolute paths of the bitstream, the two JSON reports, the logs and ``report.md``).
     """
     if board not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
@@ -319,6 +332,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "lanes": lanes,
         "baud": baud,
         "clk_mhz": top.clk_freq / 1e6,
+        "link_clk_mhz": top.link_freq / 1e6,
         "pll": clk_freq is not None,
         "seed": seed,
         "synth_opts": synth_opts,
@@ -328,15 +342,17 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "model": {"sizes": _sizes(model), "timesteps": model.timesteps,
                   "weight_bits": [layer.weight_bits for layer in model.layers],
                   "membrane_bits": [layer.membrane_bits for layer in model.layers]},
-        **parse_reports(files["nextpnr_report"], files["yosys_stat"]),
+        **parse_reports(files["nextpnr_report"], files["yosys_stat"],
+                        clock=CORE_CLOCK_NET if top.pll is not None else None),
         "wall_s": round(wall, 1),
         "files": {k: str(v) for k, v in files.items()},
     }
     files["report_json"].write_text(json.dumps(report, indent=2) + "\n")
     files["report_md"].write_text(write_markdown(report))
     if progress and not report["timing_met"]:
-        progress(f"TIMING NOT MET: Fmax {report['fmax_mhz']:.2f} MHz < {report['clk_mhz']:.2f} MHz clock; "
-                 "the bitstream may not work")
+        missed = ", ".join(f"{net} Fmax {c['fmax_mhz']:.2f} MHz < {c['constraint_mhz']:.2f} MHz"
+                           for net, c in report["clocks"].items() if c["fmax_mhz"] < c["constraint_mhz"])
+        progress(f"TIMING NOT MET: {missed}; the bitstream may not work")
     return report
 
 
@@ -389,8 +405,10 @@ def write_markdown(report: dict) -> str:
         "",
         "| measure | value |",
         "|---|---|",
-        f"| clock | {report['clk_mhz']:.3f} MHz ({'PLL' if report['pll'] else 'board oscillator'}) |",
-        f"| Fmax (nextpnr, seed {report.get('seed', '?')}) | {report['fmax_mhz']:.2f} MHz |",
+        f"| core clock | {report['clk_mhz']:.3f} MHz ({'PLL' if report['pll'] else 'board oscillator'}) |",
+        f"| core Fmax (nextpnr, seed {report.get('seed', '?')}) | {report['fmax_mhz']:.2f} MHz |",
+        *(f"| clock `{net}` | Fmax {c['fmax_mhz']:.2f} MHz, constraint {c['constraint_mhz']:.2f} MHz |"
+          for net, c in report.get("clocks", {}).items()),
         f"| timing met | {'yes' if report['timing_met'] else '**NO**: the bitstream may not work'} |",
     ]
     cp = report.get("critical_path")
@@ -480,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
                                               if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")))
     print(f"Fmax {report['fmax_mhz']:.1f} MHz at a {report['clk_mhz']:.2f} MHz clock; "
-          f"report {report['files']['report_md']}")
+          + "".join(f"{net} {c['fmax_mhz']:.1f}/{c['constraint_mhz']:.1f} MHz; " for net, c in report["clocks"].items())
+          + f"report {report['files']['report_md']}")
     return 0 if report["timing_met"] else 1
 
 

@@ -17,6 +17,7 @@ from qlif.golden.cycles import LANES
 from qlif.golden.model import Model
 from qlif.hw.network import Network
 
+from .crossing import CoreCrossing
 from .frame_rx import FrameReceiver
 from .frame_tx import FrameSender
 from .protocol import (
@@ -95,6 +96,10 @@ class HostLink(wiring.Component):
         Classes whose prediction raises ``wake`` at power-up (``SET_WAKE`` changes them). ``None``, the
         default: every class, so ``wake`` marks every finished classification until the host narrows
         it (an unconfigured board wakes its host rather than stay silent).
+    core_domain : str or None
+        ``None`` (default): the core runs in the link's ``sync`` domain. A domain name: the core runs in
+        that clock domain (made by the board top, e.g. from a PLL; any frequency, unrelated to
+        ``clk_freq``), behind a :class:`~.crossing.CoreCrossing`; ``clk_freq`` is the link's clock.
 
     Members
     -------
@@ -117,9 +122,9 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
-                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None):
+                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None, core_domain: str | None = None):
         try:
-            self._init(model, lanes, clk_freq, baud, frame_timeout, wake_classes)
+            self._init(model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain)
         except (TypeError, ValueError):
             self._MustUse__silence = True     # refused: no "never elaborated" warning
             raise
@@ -131,7 +136,7 @@ class HostLink(wiring.Component):
             "wake": Out(1),
         })
 
-    def _init(self, model, lanes, clk_freq, baud, frame_timeout, wake_classes) -> None:
+    def _init(self, model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be a qlif.golden.model.Model, not {model!r}")
         model.validate()
@@ -154,11 +159,13 @@ class HostLink(wiring.Component):
         if lanes not in LANES:      # checked here too: a Network refused in its constructor warns as unused
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
         self._net = Network(model=model, lanes=lanes)
+        # The crossing checks the domain name (and is elaborated in place of the core).
+        self._core = self._net if core_domain is None else CoreCrossing(network=self._net, core_domain=core_domain)
         self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
         self._tx = UARTTX(clk_freq=clk_freq, baud=baud)
         self._recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
         self._send = FrameSender()
-        for block in (self._rx, self._tx, self._net, self._recv, self._send):
+        for block in (self._rx, self._tx, self._net, self._core, self._recv, self._send):
             block._MustUse__silence = True    # elaborated with the link (which warns itself if unused)
         self._model = model
         self._lanes = lanes
@@ -172,6 +179,11 @@ class HostLink(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+    @property
+    def core_domain(self) -> str | None:
+        """The core's clock domain, or ``None`` when it shares the link's."""
+        return None if self._core is self._net else self._core.core_domain
 
     @property
     def divisor(self) -> int:
@@ -195,9 +207,12 @@ class HostLink(wiring.Component):
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
         m.submodules.receiver = recv = self._recv
         m.submodules.sender = send = self._send
-        m.submodules.network = net = self._net
+        # The core, or the crossing to it in its own clock domain: the same ports, the same meaning.
+        m.submodules.network = net = self._core
+        if net is self._net:
+            m.d.comb += net.spikes.ready.eq(1)
 
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), net.spikes.ready.eq(1)]
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         # The FIFO's w_rdy is the receiver's ready: a byte that completes while the FIFO is full is an
         # overrun (counted), which the window of the host driver rules out.
         wiring.connect(m, urx.data, rx_fifo.w_stream)
@@ -363,6 +378,13 @@ class HostLink(wiring.Component):
                 with m.If(~ev.valid & net.idle & ~net.step_done):
                     m.d.comb += net.clear.eq(1)
                     m.d.sync += [steps.eq(0), cycles.eq(0), done.eq(0), fault.eq(0)]
+                    m.next = "CLEARING"
+
+            with m.State("CLEARING"):
+                # The core is busy (not idle) from the cycle after the clear until its state is zero (a
+                # crossing to its own clock domain takes a few cycles more): the reply waits for it, so
+                # that a request after RESET finds the counts and the prediction cleared.
+                with m.If(net.idle):
                     m.next = "REPLY"
 
             with m.State("REPLY"):

@@ -3,9 +3,11 @@
 :func:`ice40_pll_config` is the search ``icepll`` does, :func:`ecp5_pll_config` the one ``ecppll`` does
 (preferring the highest VCO among equally near settings); both return the dividers reaching the
 requested output frequency nearest, or raise ``ValueError`` when nothing comes within
-:data:`PLL_TOLERANCE`. :func:`ice40_pll_domain` and :func:`ecp5_pll_domain` add the PLL instance and a
-``sync`` domain held in reset until the PLL locks (plus a power-on delay on iCE40). nextpnr derives the
-PLL output's clock constraint from the input pin's, so the report's constraint is the PLL frequency.
+:data:`PLL_TOLERANCE`. :func:`ice40_pll_domain` and :func:`ecp5_pll_domain` add the PLL instance and two
+clock domains: ``core``, the PLL's output, held in reset until the PLL locks (plus a power-on delay on
+iCE40), for the core; and ``sync``, the board oscillator itself, for the host link (the UART needs no
+more; :class:`~qlif.boards.crossing.CoreCrossing` joins the two). nextpnr derives the PLL output's clock
+constraint from the input pin's, so the report has both clocks with their frequencies.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Const, Instance, Module, Signal
 
-__all__ = ["PLL_TOLERANCE", "ICE40PLLConfig", "ice40_pll_config", "ice40_pll_domain", "ECP5PLLConfig",
+__all__ = ["PLL_TOLERANCE", "CORE_DOMAIN", "ICE40PLLConfig", "ice40_pll_config", "ice40_pll_domain", "ECP5PLLConfig",
            "ecp5_pll_config", "ecp5_pll_domain"]
 
 #: Largest relative distance between the requested and the reachable PLL frequency.
 PLL_TOLERANCE = 0.01
+#: The clock domain of the PLL's output (the core's); ``sync`` is the oscillator's (the host link's).
+CORE_DOMAIN = "core"
 
 # iCE40 sysCLOCK PLL limits (iCE40 UltraPlus data sheet, FPGA-DS-02008): phase detector input, VCO and
 # output frequency ranges in Hz.
@@ -82,22 +86,28 @@ def ice40_pll_config(*, f_in: float, f_out: float) -> ICE40PLLConfig:
 
 
 def ice40_pll_domain(m: Module, *, pin, config: ICE40PLLConfig) -> None:
-    """``sync`` from an ``SB_PLL40_PAD`` on the clock pin ``pin`` (a requested resource, ``dir="-"``), held
-    in reset until lock and then :data:`_ICE40_POR_SECONDS` more."""
+    """An ``SB_PLL40_2_PAD`` on the clock pin ``pin`` (a requested resource, ``dir="-"``): ``core`` from
+    its output, held in reset until lock and then :data:`_ICE40_POR_SECONDS` more, and ``sync`` from the
+    pin's own clock (the PLL's port A), held in reset for :data:`_ICE40_POR_SECONDS` after start-up."""
     m.domains.sync = cd_sync = ClockDomain("sync")
+    m.domains.core = cd_core = ClockDomain(CORE_DOMAIN)
     m.domains.por = cd_por = ClockDomain("por", local=True)
+    m.domains.sync_por = cd_sync_por = ClockDomain("sync_por", local=True)
     locked = Signal()
-    # _PAD, not _CORE: the PLL sits on the clock pin's I/O cell and takes the pad directly. No clock
-    # constraint of ours: nextpnr derives the output's from the pin's.
+    # _PAD, not _CORE: the PLL sits on the clock pin's I/O cell and takes the pad directly; _2_: its port
+    # A passes the pad's clock on to a global net (the oscillator for the link), port B is the PLL's.
+    # No clock constraint of ours: nextpnr derives both from the pin's.
     m.submodules.pll = Instance(
-        "SB_PLL40_PAD",
-        p_FEEDBACK_PATH="SIMPLE",
+        "SB_PLL40_2_PAD",
+        p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT_PORTB="GENCLK",
         p_DIVR=Const(config.divr, 4), p_DIVF=Const(config.divf, 7), p_DIVQ=Const(config.divq, 3),
         p_FILTER_RANGE=Const(config.filter_range, 3),
         i_PACKAGEPIN=pin.io, i_RESETB=1, i_BYPASS=0,
-        o_PLLOUTGLOBAL=cd_sync.clk, o_LOCK=locked,
+        o_PLLOUTGLOBALA=cd_sync.clk, o_PLLOUTGLOBALB=cd_core.clk, o_LOCK=locked,
     )
-    _hold_until(m, cd_sync, cd_por, locked, round(_ICE40_POR_SECONDS * config.f_out))
+    f_in = config.f_out * (config.divr + 1) * (1 << config.divq) / (config.divf + 1)
+    _hold_until(m, cd_core, cd_por, locked, round(_ICE40_POR_SECONDS * config.f_out))
+    _hold_until(m, cd_sync, cd_sync_por, Const(1), round(_ICE40_POR_SECONDS * f_in))
 
 
 @dataclass(frozen=True)
@@ -139,13 +149,17 @@ def ecp5_pll_config(*, f_in: float, f_out: float) -> ECP5PLLConfig:
 
 
 def ecp5_pll_domain(m: Module, *, clk_in, f_in: float, config: ECP5PLLConfig) -> None:
-    """``sync`` from an ``EHXPLLL`` fed by ``clk_in`` (a clock signal at ``f_in``), held in reset until lock.
+    """``core`` from an ``EHXPLLL`` fed by ``clk_in`` (a clock signal at ``f_in``), held in reset until lock,
+    and ``sync`` from ``clk_in`` itself, held in reset for a few cycles after start-up.
 
     The parameters and attributes are those ``ecppll`` and LiteX write (zero phase: ``CLKOP_CPHASE`` is
     ``CLKOP_DIV - 1``).
     """
     m.domains.sync = cd_sync = ClockDomain("sync")
+    m.domains.core = cd_core = ClockDomain(CORE_DOMAIN)
     m.domains.por = cd_por = ClockDomain("por", local=True)
+    m.domains.sync_por = cd_sync_por = ClockDomain("sync_por", local=True)
+    m.d.comb += cd_sync.clk.eq(clk_in)
     locked = Signal()
     m.submodules.pll = Instance(
         "EHXPLLL",
@@ -156,20 +170,22 @@ def ecp5_pll_domain(m: Module, *, clk_in, f_in: float, config: ECP5PLLConfig) ->
         p_CLKI_DIV=config.clki_div, p_CLKFB_DIV=config.clkfb_div, p_FEEDBK_PATH="CLKOP",
         p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=config.clkop_div, p_CLKOP_CPHASE=config.clkop_div - 1,
         p_CLKOP_FPHASE=0,
-        i_RST=0, i_STDBY=0, i_CLKI=clk_in, i_CLKFB=cd_sync.clk, o_CLKOP=cd_sync.clk,
+        i_RST=0, i_STDBY=0, i_CLKI=clk_in, i_CLKFB=cd_core.clk, o_CLKOP=cd_core.clk,
         i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0,
         i_ENCLKOP=0, o_LOCK=locked,
     )
     # ECP5 block RAMs hold their init values from configuration on; a few cycles after lock suffice.
-    _hold_until(m, cd_sync, cd_por, locked, 16)
+    _hold_until(m, cd_core, cd_por, locked, 16)
+    _hold_until(m, cd_sync, cd_sync_por, Const(1), 16)
 
 
-def _hold_until(m: Module, cd_sync: ClockDomain, cd_por: ClockDomain, locked, delay: int) -> None:
-    """Hold ``sync`` in reset until ``locked`` has been high for ``delay`` cycles."""
+def _hold_until(m: Module, cd: ClockDomain, cd_por: ClockDomain, locked, delay: int) -> None:
+    """Hold ``cd`` in reset until ``locked`` has been high for ``delay`` cycles (``cd_por``: a local domain
+    on the same clock, for the timer)."""
     timer = Signal(range(delay + 1))
     ready = Signal()
-    m.d.comb += [cd_por.clk.eq(cd_sync.clk), cd_por.rst.eq(~locked), cd_sync.rst.eq(~ready)]
+    m.d.comb += [cd_por.clk.eq(cd.clk), cd_por.rst.eq(~locked), cd.rst.eq(~ready)]
     with m.If(timer == delay):
-        m.d.por += ready.eq(1)
+        m.d[cd_por.name] += ready.eq(1)
     with m.Else():
-        m.d.por += timer.eq(timer + 1)
+        m.d[cd_por.name] += timer.eq(timer + 1)

@@ -1,5 +1,7 @@
 """The board top shared by every board: :class:`~qlif.boards.link.HostLink` on the board's UART, its three
-status outputs on LEDs or header pins, and the ``sync`` clock from the board oscillator or the PLL.
+status outputs on LEDs or header pins, and the clocks: the board oscillator alone (link and core in
+``sync``), or with a PLL the core in a ``core`` domain of the PLL's clock and the link on the oscillator
+(``sync``), joined by :class:`~qlif.boards.crossing.CoreCrossing`.
 
 A board file subclasses :class:`BoardTop` with its platform, pins and PLL; :data:`qlif.boards.build.BOARDS`
 lists the boards by name.
@@ -17,6 +19,7 @@ from qlif.golden.model import Model
 from qlif.hw.memory import MemoryPlan, plan_memories
 
 from .link import HostLink
+from .pll import CORE_DOMAIN
 
 __all__ = ["DEFAULT_BAUD", "Pin", "BoardTop"]
 
@@ -62,8 +65,9 @@ class BoardTop(Elaboratable):
     baud : int
         UART baud rate (8N1); :func:`qlif.boards.uart.baud_divisor` checks it against the clock.
     clk_freq : float or None
-        ``None``: run from the board oscillator. Otherwise the PLL's output frequency in Hz, within 1 %
-        of a reachable one; :attr:`clk_freq` is the exact one.
+        ``None``: run from the board oscillator. Otherwise the core's clock, the PLL's output frequency in
+        Hz, within 1 % of a reachable one (:attr:`clk_freq` is the exact one); the host link stays on the
+        oscillator (:attr:`link_freq`).
     device : str or None
         The FPGA (``platform.device``), when the top's platform class stands for several: the memory
         plan (:func:`qlif.hw.memory.plan_memories`) is made for it here, so that a model that fits
@@ -82,8 +86,10 @@ class BoardTop(Elaboratable):
         osc = self.osc_freq()
         self._pll = None if clk_freq is None else self.pll_config(f_in=osc, f_out=clk_freq)
         self._clk_freq = osc if self._pll is None else self._pll.f_out
+        self._link_freq = osc
         # Built here, not in elaborate(), so that a bad model, lane count or baud rate fails at once.
-        self._link = HostLink(model=model, lanes=lanes, clk_freq=self._clk_freq, baud=baud)
+        self._link = HostLink(model=model, lanes=lanes, clk_freq=osc, baud=baud,
+                              core_domain=None if self._pll is None else CORE_DOMAIN)
         self._model = model
         self._lanes = lanes
         self._baud = baud
@@ -118,8 +124,18 @@ class BoardTop(Elaboratable):
 
     @property
     def clk_freq(self) -> float:
-        """The ``sync`` clock in Hz."""
+        """The core's clock in Hz (the PLL's, or the oscillator)."""
         return self._clk_freq
+
+    @property
+    def link_freq(self) -> float:
+        """The host link's clock in Hz (``sync``: the board oscillator)."""
+        return self._link_freq
+
+    @property
+    def core_domain(self) -> str:
+        """The core's clock domain: ``"core"`` with a PLL, else ``"sync"``."""
+        return "sync" if self._pll is None else CORE_DOMAIN
 
     @property
     def pll(self):

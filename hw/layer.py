@@ -107,6 +107,9 @@ class Layer(wiring.Component):
     fire, clear : In(1)
         Start a fire or clear pass in this cycle (group 0 in this cycle). Only while ``events.ready``
         is high and ``events.valid`` low (the network sequences this).
+    ready_next : Out(1)
+        ``events.ready`` of the next cycle (stage A is free after this one), for a consumer that keeps
+        its own registered copy of ``ready`` (the network's serializer read enable).
     busy : Out(1)
         A pass or an event is in a pipeline stage.
     fire_done : Out(1)
@@ -146,6 +149,7 @@ class Layer(wiring.Component):
             "events": In(stream.Signature(unsigned(_width(layer.n_in)))),
             "fire": In(1),
             "clear": In(1),
+            "ready_next": Out(1),
             "busy": Out(1),
             "fire_done": Out(1),
             "out_valid": Out(1),
@@ -253,7 +257,9 @@ class Layer(wiring.Component):
             with m.Elif(self.events.valid):
                 m.d.comb += issue_op.eq(Op.INTEGRATE)
 
-        with m.If((issue_op == Op.NONE) | (issue_group == G - 1)):
+        # Stage A is free in the next cycle when nothing is issued now or this is an op's last group.
+        m.d.comb += self.ready_next.eq((issue_op == Op.NONE) | (issue_group == G - 1))
+        with m.If(self.ready_next):
             m.d.sync += [a_op.eq(Op.NONE), cont.eq(0)]
         with m.Else():
             m.d.sync += [a_op.eq(issue_op), cont.eq(1)]

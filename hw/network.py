@@ -96,8 +96,9 @@ class Network(wiring.Component):
         ``events.valid``, cycles that dropped a token and cycles waiting for ``spikes.ready``. Equal to
         :func:`qlif.golden.cycles.cycle_model`.
     clear : In(1)
-        While ``idle`` and unless a token is taken in the same cycle: zero all neuron state, the counters
-        and the error flags (``max G + 4`` cycles, ``idle`` low meanwhile).
+        While ``idle`` and unless a token is taken in the same cycle: zero all neuron state, the counters,
+        the prediction and the error flags (``max G + 4`` cycles, ``idle`` low meanwhile; ``counts`` and
+        ``prediction`` are zero from the second cycle after the request).
     idle : Out(1)
         Waiting for the first token of a step (and not clearing, nor loading SPRAM weights).
     error : Out(2)
@@ -223,9 +224,9 @@ class Network(wiring.Component):
         hot = Signal(model.n_out)
         hot_addr = Signal(range(model.n_out))
         m.d.sync += hot.eq(0)
-        self._count(m, hot, hot_addr)
         start_clear = Signal()
         clearing = Signal()
+        self._count(m, hot, hot_addr, clearing)
 
         # The state machine, one-hot: a flip-flop per state (INT{l}, FIRE{l}, OUT, DONE, CLEAR), so that
         # no state decoding sits in front of the many signals that depend on the state. A state's
@@ -234,10 +235,14 @@ class Network(wiring.Component):
         state = {name: Signal(name=f"st_{name}", init=name == "INT0") for name in names}
         moves = []                            # (from, to, condition)
 
-        # The serializer's reader: layer l in INT{l} (l > 0), the spikes port in OUT.
-        ser_ready = self.spikes.ready & state["OUT"]
-        for l in range(1, len(layers)):
-            ser_ready = ser_ready | (state[f"INT{l}"] & layers[l].events.ready)
+        # The serializer's reader: layer l in INT{l} (l > 0), the spikes port in OUT. The layers' part is
+        # a flip-flop (``int_ready``, computed from the next state and the layers' ``ready_next``): the
+        # serializer's head update after ``ready`` is the core's slowest path on the iCE40, and this takes
+        # the state decoding and the AND with the layers' ready off it.
+        nxt = {name: Signal(name=f"st_{name}_next") for name in state}
+        int_ready = Signal()
+        m.d.sync += int_ready.eq(Cat(*(nxt[f"INT{l}"] & layers[l].ready_next for l in range(1, len(layers)))).any())
+        ser_ready = (self.spikes.ready & state["OUT"]) | int_ready
         m.d.comb += [ser.tokens.ready.eq(ser_ready),
                      ser.reading.eq(Cat(state["OUT"], *(state[f"INT{l}"] for l in range(1, len(layers)))).any())]
 
@@ -283,8 +288,11 @@ class Network(wiring.Component):
 
         with m.If(state["DONE"]):
             # The last spike's argmax update happens in this cycle, so prediction is final with
-            # step_done. This cycle counts (the 1), and so may the one before (``worked``).
-            m.d.sync += [self.step_done.eq(1), self.step_cycles.eq(cycles + worked + 1), cycles.eq(0),
+            # step_done. This cycle counts, and so does the one before: DONE is only entered from the
+            # OUT cycle that hands over the eot token, which counts (work = spikes.ready = 1), so
+            # ``worked`` is 1 here and the total is cycles + 2 (one carry chain; ``cycles + worked + 1``
+            # was two in a row, the core's slowest path on the iCE40).
+            m.d.sync += [self.step_done.eq(1), self.step_cycles.eq(cycles + 2), cycles.eq(0),
                          started.eq(0), closed.eq(0), accepting.eq(1)]
         moves.append(("DONE", "INT0", state["DONE"]))
 
@@ -296,7 +304,8 @@ class Network(wiring.Component):
         for name, flag in state.items():
             leave = [cond for src, _, cond in moves if src == name]
             enter = [cond for _, dst, cond in moves if dst == name]
-            m.d.sync += flag.eq((flag & ~Cat(*leave).any()) | Cat(*enter).any())
+            m.d.comb += nxt[name].eq((flag & ~Cat(*leave).any()) | Cat(*enter).any())
+            m.d.sync += flag.eq(nxt[name])
 
         # The layers start their clear pass one cycle after the request, from a flip-flop.
         m.d.sync += clearing.eq(start_clear)
@@ -387,7 +396,7 @@ class Network(wiring.Component):
         m.submodules.flash_cipo = buf = io.Buffer("i", pins.cipo)
         m.d.comb += loader.cipo.eq(buf.i)
 
-    def _count(self, m: Module, hot, hot_addr) -> None:
+    def _count(self, m: Module, hot, hot_addr, clearing) -> None:
         """Count an output spike of neuron ``hot_addr`` (one-hot ``hot``, or none) and keep ``prediction``
         its argmax (ties: lowest), in two pipeline stages.
 
@@ -426,7 +435,10 @@ class Network(wiring.Component):
             m.d.sync += self.prediction.eq(s2_addr)
         with m.If(grow):
             m.d.sync += [best.eq(best + 1), below.eq(best)]
-        with m.If(self.clear & self.idle):
+        # Cleared in the first cycle of the clear pass (``clearing``, a flip-flop), not in the cycle the
+        # request is taken: the argmax's update enable then has a flip-flop, not the request logic,
+        # beside its OR trees (the core's slowest path on the iCE40). No spike is counted meanwhile.
+        with m.If(clearing):
             m.d.sync += [self.counts.eq(0), best.eq(0), below.eq(below.init), self.prediction.eq(0),
                          s2_overtakes.eq(0), s2_ties.eq(0), took.eq(0), grew.eq(0)]
 

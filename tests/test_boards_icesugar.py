@@ -16,4 +16,4 @@ def test_pins_and_pll():
     top = ICESugarTop(model=model, lanes=2, clk_freq=36e6)
     assert top.clk_freq == 36e6 and top.memory.device == "iCE40UP5K"
     rtlil = ICESugarPlatform().build(top, name="top", do_build=False, debug_verilog=False).files["top.il"]
-    assert "cell \\SB_PLL40_PAD" in rtlil
+    assert "cell \\SB_PLL40_2_PAD" in rtlil

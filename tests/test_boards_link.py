@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from qlif.boards.build import random_model
@@ -32,23 +32,31 @@ class SimPort:
 
     ``write`` queues bytes; ``read(n)`` runs the simulation until ``n`` reply bytes came (or a cycle
     budget ran out, like a port's timeout); ``pause(s)`` lets the queued bytes go out, then keeps the
-    line quiet. ``pins`` records (ok, fault, wake) at every reply byte.
+    line quiet. ``pins`` records (ok, fault, wake) at every reply byte. ``core_period``: the core in a
+    clock domain of its own with this period in seconds (behind the link's clock-domain crossing).
     """
 
     CHUNK = 400              # cycles simulated per step while waiting
 
-    def __init__(self, model, lanes: int, *, timeout_cycles: int = 30_000, wake_classes=None):
+    def __init__(self, model, lanes: int, *, timeout_cycles: int = 30_000, wake_classes=None,
+                 core_period: float | None = None):
         m = Module()
         m.submodules.link = self.link = HostLink(model=model, lanes=lanes, clk_freq=CLK, baud=BAUD,
-                                                 frame_timeout=TIMEOUT / CLK, wake_classes=wake_classes)
+                                                 frame_timeout=TIMEOUT / CLK, wake_classes=wake_classes,
+                                                 core_domain=None if core_period is None else "core")
         m.submodules.host_tx = self._tx = UARTTX(clk_freq=CLK, baud=BAUD)
         m.submodules.host_rx = self._rx = UARTRX(clk_freq=CLK, baud=BAUD)
         m.d.comb += [self.link.rx.eq(self._tx.tx), self._rx.rx.eq(self.link.tx)]
+        if core_period is not None:
+            m.domains.core = ClockDomain("core")
         self._out, self._in, self.pins = deque(), deque(), []
         self._timeout = timeout_cycles
         self._now = 0
         self._sim = Simulator(m)
         self._sim.add_clock(1 / CLK)
+        if core_period is not None:
+            # Not a multiple of the link's period, and starting out of phase with it.
+            self._sim.add_clock(core_period, domain="core", phase=core_period / 3)
         self._sim.add_testbench(self._send, background=True)
         self._sim.add_testbench(self._receive, background=True)
 
@@ -103,12 +111,17 @@ def small():
     return model, x, run(model, x, lanes=2)
 
 
-def test_driver_classifies_like_golden(small):
+#: The core's clock: the link's, or a domain of its own, faster or slower than the link's (periods in s).
+CORE_CLOCKS = {"one clock": None, "core faster": 1 / 21.7e6, "core slower": 1 / 5.3e6}
+
+
+@pytest.mark.parametrize("core_period", CORE_CLOCKS.values(), ids=CORE_CLOCKS.keys())
+def test_driver_classifies_like_golden(small, core_period):
     """The host driver of a real board, on the simulated link: predictions, counts, cycles and wake."""
     model, x, golden = small
     x, golden = x[:2], golden.select(slice(0, 2))
     assert len(set(golden.prediction.tolist())) > 1, "the samples should not predict the same class"
-    port = SimPort(model, 2, wake_classes=[int(golden.prediction[1])])
+    port = SimPort(model, 2, wake_classes=[int(golden.prediction[1])], core_period=core_period)
     board = Board(port, frame_timeout=2 * TIMEOUT / CLK)
     status = board.connect(model)
     assert (status.n_in, status.n_out, status.timesteps, status.lanes, status.divisor) == (16, 4, 4, 2, 8)
@@ -121,11 +134,12 @@ def test_driver_classifies_like_golden(small):
     assert port.pins[-1] == (1, 0, 1)
 
 
-def test_bad_frames_answered_like_the_reference(small):
+@pytest.mark.parametrize("core_period", CORE_CLOCKS.values(), ids=CORE_CLOCKS.keys())
+def test_bad_frames_answered_like_the_reference(small, core_period):
     """One bad frame of each kind, garbage and a truncated frame: the replies are the reference
     board's byte for byte, and a sample sent afterwards is still golden."""
     model, x, golden = small
-    port = SimPort(model, 2)
+    port = SimPort(model, 2, core_period=core_period)
     ref = BoardModel(model, lanes=2, divisor=8)
     reset = encode_request(Cmd.RESET, 1)
     bursts = [

@@ -10,6 +10,9 @@
 * a flood of frames with no window overruns the receive buffer: the loss is counted, and the link
   recovers.
 
+Each runs with the core on the link's clock and in a clock domain of its own (as on a board with a PLL:
+``core_clk`` faster or slower than the link's, unrelated to it), behind the link's clock-domain crossing.
+
 Figures are printed (``pytest -s``). The long campaign (10,000 frames per seed) is ``-m slow``.
 """
 
@@ -20,7 +23,7 @@ import pytest
 
 from qlif.boards.build import random_model
 from qlif.golden.reference import run
-from qlif.sim.link_runner import run_link
+from qlif.sim.link_runner import SIM_CORE_CLKS, run_link
 
 LANES = 2
 
@@ -41,14 +44,15 @@ def _show(name: str, stats: dict) -> None:
     print(f"\n{name}: " + ", ".join(f"{k}={stats[k]}" for k in keep if k in stats))
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_host_driver_end_to_end(design, simulator):
+@pytest.mark.parametrize("simulator, core", [("icarus", None), ("icarus", "faster"), ("verilator", None),
+                                             ("verilator", "faster"), ("verilator", "slower")])
+def test_host_driver_end_to_end(design, simulator, core):
     model, x, _ = design
     golden = run(model, x, lanes=LANES)
     assert len(set(golden.prediction.tolist())) > 1 and (x.sum(axis=2) > 127).any()
     stats = run_link(model, x, test="host_driver", simulator=simulator, lanes=LANES,
-                     wake_set=[int(golden.prediction[0])])
-    _show(f"host driver, {simulator}", stats)
+                     wake_set=[int(golden.prediction[0])], core_clk=SIM_CORE_CLKS.get(core))
+    _show(f"host driver, {simulator}, core clock {core or 'shared'}", stats)
     # The cocotb test asserted equality with the golden model; check what it recorded once more.
     assert stats["prediction"] == golden.prediction.tolist()
     assert stats["cycles"] == golden.cycles.sum(axis=1).tolist()
@@ -56,11 +60,13 @@ def test_host_driver_end_to_end(design, simulator):
     assert stats["longest_burst"] > 300          # frames really went out back to back
 
 
-@pytest.mark.parametrize("simulator, frames", [("icarus", 150), ("verilator", 1000)])
-def test_fuzzed_frames(design, simulator, frames):
+@pytest.mark.parametrize("simulator, frames, core", [("icarus", 150, None), ("icarus", 150, "slower"),
+                                                     ("verilator", 1000, None), ("verilator", 1000, "faster")])
+def test_fuzzed_frames(design, simulator, frames, core):
     model, _, sparse = design
-    stats = run_link(model, sparse, test="fuzz", simulator=simulator, lanes=LANES, fuzz_frames=frames, seed=1)
-    _show(f"fuzz, {simulator}", stats)
+    stats = run_link(model, sparse, test="fuzz", simulator=simulator, lanes=LANES, fuzz_frames=frames, seed=1,
+                     core_clk=SIM_CORE_CLKS.get(core))
+    _show(f"fuzz, {simulator}, core clock {core or 'shared'}", stats)
     assert stats["fuzzed_frames"] >= frames
     assert set(stats["kinds"]) >= {"bad_crc", "truncated", "unknown_cmd", "bad_length", "bad_address", "bad_order",
                                    "bad_arg", "garbage", "uart_frame", "good"}
@@ -74,11 +80,12 @@ def test_flood_without_window(design):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [2, 3])
-def test_fuzz_campaign_long(design, seed):
+@pytest.mark.parametrize("seed, core", [(2, None), (3, None), (4, "faster"), (5, "slower")])
+def test_fuzz_campaign_long(design, seed, core):
     model, _, sparse = design
-    stats = run_link(model, sparse, test="fuzz", simulator="verilator", lanes=LANES, fuzz_frames=10_000, seed=seed)
-    _show(f"fuzz 10k seed {seed}", stats)
+    stats = run_link(model, sparse, test="fuzz", simulator="verilator", lanes=LANES, fuzz_frames=10_000, seed=seed,
+                     core_clk=SIM_CORE_CLKS.get(core))
+    _show(f"fuzz 10k seed {seed}, core clock {core or 'shared'}", stats)
     assert stats["fuzzed_frames"] >= 10_000
 
 
