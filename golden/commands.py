@@ -30,12 +30,15 @@ def cmd_golden(args) -> int:
 
 
 def cmd_stimuli(args) -> int:
-    from .data import encode, load_digits_split
+    from .data import encode, load_split
 
-    split = load_digits_split()
+    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    count = {f"{args.split}_count": args.count}
+    try:
+        split = load_split(args.dataset, data_dir=args.data_dir, **count)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     images, labels = (split.x_test, split.y_test) if args.split == "test" else (split.x_train, split.y_train)
-    if args.count is not None:
-        images, labels = images[:args.count], labels[:args.count]
     try:
         x = encode(images, args.timesteps, max_rate=args.max_rate)
     except ValueError as e:
@@ -44,7 +47,7 @@ def cmd_stimuli(args) -> int:
     if args.labels:
         write_npy(args.labels, labels)
     rate = "" if args.max_rate == "1" else f", max rate {args.max_rate}"
-    print(f"stimuli: {x.shape[0]} digits ({args.split} split), T={args.timesteps}{rate} -> {args.out}")
+    print(f"stimuli: {x.shape[0]} {args.dataset} samples ({args.split} split), T={args.timesteps}{rate} -> {args.out}")
     return 0
 
 
@@ -292,7 +295,8 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--out", required=True, help="results .npz")
     sp.add_argument("--lanes", type=lanes_arg, default=1, help="P, for the cycle model (default 1)")
 
-    sp = add("stimuli", cmd_stimuli, "rate-code the embedded digits data set into stimuli")
+    sp = add("stimuli", cmd_stimuli, "rate-code a data set (the embedded digits, or MNIST) into stimuli")
+    _data_args(sp)
     sp.add_argument("--split", choices=("train", "test"), default="test")
     sp.add_argument("--timesteps", type=positive_arg, required=True)
     sp.add_argument("--max-rate", default="1",

@@ -110,3 +110,20 @@ def test_real_mnist_loads():
     assert split.x_train.shape == (60000, 784) and split.x_test.shape == (10000, 784)
     assert np.bincount(split.y_test).tolist()[:3] == [980, 1135, 1032]
     assert split.x_train.max() == 1.0 and split.x_train.min() == 0.0
+
+
+def test_stimuli_command_codes_mnist_with_the_max_rate(tmp_path, capsys):
+    # `qlif stimuli --dataset mnist` writes what `qlif golden`/`qlif sim` take for an MNIST model: the first
+    # --count samples of the split, coded with --timesteps and --max-rate exactly as evaluate() codes them.
+    from qlif.cli import main
+
+    arrays = _fake_mnist(tmp_path, gz=True)
+    out, labels = tmp_path / "x.npy", tmp_path / "y.npy"
+    assert main(["stimuli", "--dataset", "mnist", "--data-dir", str(tmp_path), "--timesteps", "16",
+                 "--max-rate", "1/4", "--count", "3", "--out", str(out), "--labels", str(labels)]) == 0
+    assert "3 mnist samples (test split), T=16, max rate 1/4" in capsys.readouterr().out
+    split = load_split("mnist", data_dir=tmp_path)
+    assert np.array_equal(np.load(out), encode(split.x_test[:3], 16, max_rate="1/4"))
+    assert np.load(labels).tolist() == arrays[("test", "labels")][:3].tolist()
+    assert main(["stimuli", "--dataset", "mnist", "--timesteps", "8", "--out", str(out)]) == 2
+    assert "--data-dir" in capsys.readouterr().err
