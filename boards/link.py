@@ -159,13 +159,14 @@ class HostLink(wiring.Component):
         if lanes not in LANES:      # checked here too: a Network refused in its constructor warns as unused
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
         self._net = Network(model=model, lanes=lanes)
+        self._net._MustUse__silence = True        # elaborated with the link (or refused with it just below)
         # The crossing checks the domain name (and is elaborated in place of the core).
         self._core = self._net if core_domain is None else CoreCrossing(network=self._net, core_domain=core_domain)
         self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
         self._tx = UARTTX(clk_freq=clk_freq, baud=baud)
         self._recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
         self._send = FrameSender()
-        for block in (self._rx, self._tx, self._net, self._core, self._recv, self._send):
+        for block in (self._rx, self._tx, self._core, self._recv, self._send):
             block._MustUse__silence = True    # elaborated with the link (which warns itself if unused)
         self._model = model
         self._lanes = lanes

@@ -179,7 +179,9 @@ def _unused(link: HostLink) -> HostLink:
 def test_wake_classes_default_and_checks(small):
     model = small[0]
     link = _unused(HostLink(model=model, lanes=1, clk_freq=CLK, baud=BAUD, frame_timeout=TIMEOUT / CLK))
-    assert link.wake_classes == frozenset(range(4))
+    assert link.wake_classes == frozenset(range(4)) and link.core_domain is None
+    link = _unused(HostLink(model=model, lanes=1, clk_freq=CLK, baud=BAUD, core_domain="core"))
+    assert link.core_domain == "core"
     link = _unused(HostLink(model=model, lanes=1, clk_freq=12e6, baud=115_200, wake_classes=[0, 2]))
     assert link.wake_classes == {0, 2} and link.divisor == 104
     assert link.timeout_cycles == round(12e6 * FRAME_TIMEOUT)
@@ -193,6 +195,8 @@ def test_wake_classes_default_and_checks(small):
     ({"wake_classes": [4]}, ValueError, "wake_classes"),
     ({"wake_classes": 3}, TypeError, "wake_classes"),
     ({"lanes": 3}, ValueError, "lanes"),
+    ({"core_domain": "sync"}, ValueError, "core_domain must name a clock domain other than 'sync'"),
+    ({"core_domain": 3}, ValueError, "core_domain"),
 ])
 def test_bad_params(small, kwargs, error, match):
     args = {"model": small[0], "lanes": 1, "clk_freq": CLK, "baud": BAUD, "frame_timeout": TIMEOUT / CLK, **kwargs}
