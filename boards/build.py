@@ -76,7 +76,8 @@ _BELS = {
 }
 
 #: The core's clock net in nextpnr's report of a build with a PLL (the ``core`` domain's clock; the host
-#: link's, the oscillator, is ``clk``). A build without a PLL has one clock.
+#: link's, the oscillator, is ``clk``; nextpnr-ecp5 prefixes both, e.g. ``$glbnet$link.network.core_clk``).
+#: A build without a PLL has one clock.
 CORE_CLOCK_NET = "core_clk"
 
 #: Build stages and the product each one writes last, per family.
@@ -125,7 +126,8 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
         The JSON printed by Yosys' ``stat -json`` after ``synth_ice40`` or ``synth_ecp5``.
     clock : str or None
         The clock net whose Fmax is ``fmax_mhz`` (the core's, in a build with a clock per domain: see
-        :data:`CORE_CLOCK_NET`); ``None``: the slowest clock.
+        :data:`CORE_CLOCK_NET`), by its name or the end of its hierarchical name; ``None``: the slowest
+        clock.
 
     Returns
     -------
@@ -157,8 +159,12 @@ def parse_reports(nextpnr_report: dict | str | os.PathLike, yosys_stat: dict | s
               for net, f in rep["fmax"].items()}
     if not clocks:
         raise ValueError("nextpnr report has no clock in 'fmax': was the clock constrained?")
-    if clock is not None and clock not in clocks:
-        raise ValueError(f"clock must be one of the report's clocks {sorted(clocks)}, not {clock!r}")
+    if clock is not None:
+        # nextpnr-ecp5 names a clock net after its global buffer and hierarchy ("$glbnet$link.network.core_clk").
+        named = [net for net in clocks if net == clock or net.endswith(("." + clock, "$" + clock))]
+        if len(named) != 1:
+            raise ValueError(f"clock must name one of the report's clocks {sorted(clocks)}, not {clock!r}")
+        clock = named[0]
     slowest = clock if clock is not None else min(clocks, key=lambda net: clocks[net]["fmax_mhz"])
     return {
         "family": fam,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, build, family, parse_reports, random_model
+from qlif.boards.build import BOARDS, BUILD_ROOT, CORE_CLOCK_NET, build, family, parse_reports, random_model
 from qlif.boards.pll import ECP5PLLConfig, ecp5_pll_config
 from qlif.boards.ulx3s import PLATFORMS, ULX3STop
 
@@ -33,6 +33,20 @@ def test_parse_ecp5_report():
     assert util["ebr"] == {"used": 2, "available": 208} and util["pll"]["used"] == 1
     assert "lc" not in util and "GSR" not in util
     assert not report["timing_met"] and report["fmax_mhz"] == 99.53 and report["critical_path"] is None
+
+
+def test_parse_two_clocks():
+    """A build with a PLL: the core's clock and the link's (the oscillator), each against its own constraint;
+    ``fmax_mhz`` is the named clock's, found by the end of nextpnr-ecp5's hierarchical net name."""
+    doc = {**NEXTPNR_REPORT, "fmax": {"$glbnet$clk": {"achieved": 111.4, "constraint": 25.0},
+                                      "$glbnet$link.network.core_clk": {"achieved": 104.2, "constraint": 100.0}}}
+    report = parse_reports(doc, YOSYS_STAT, clock=CORE_CLOCK_NET)
+    assert report["fmax_mhz"] == 104.2 and report["timing_met"] and len(report["clocks"]) == 2
+    assert parse_reports(doc, YOSYS_STAT)["fmax_mhz"] == 104.2         # the slowest without a name
+    slow_link = {**doc, "fmax": {**doc["fmax"], "$glbnet$clk": {"achieved": 24.0, "constraint": 25.0}}}
+    assert not parse_reports(slow_link, YOSYS_STAT, clock=CORE_CLOCK_NET)["timing_met"]
+    with pytest.raises(ValueError, match="clock must name one of the report's clocks"):
+        parse_reports(doc, YOSYS_STAT, clock="clk_core")
 
 
 @pytest.mark.parametrize("f_out, expect", [
