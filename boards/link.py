@@ -243,7 +243,12 @@ class HostLink(wiring.Component):
 
         # -- sample state --------------------------------------------------------------------------
         step_open = Signal()                 # addresses of the current step went to the core
-        last_addr = Signal(16)               # ... and this was the last one
+        # ... and this was the last one. Addresses reach the core only from frames the receiver checked in
+        # full (every address below n_in), so their bits from ceil(log2 n_in) up are zero: neither this
+        # register nor the core's input stage keeps them (the core's own range check then has nothing
+        # to find, as the receiver answered BAD_ADDRESS already).
+        addr_width = max(1, (model.n_in - 1).bit_length())
+        last_addr = Signal(addr_width)
         steps = Signal(16)                   # steps finished since RESET (saturating)
         cycles = Signal(32)                  # their step_cycles, summed (wrapping)
         done = Signal()                      # steps >= T
@@ -343,8 +348,9 @@ class HostLink(wiring.Component):
                 # The frame's addresses to the core, one per two cycles at most (the stage fills when empty).
                 m.d.comb += recv.words.ready.eq(ev_free)
                 with m.If(recv.words.valid & ev_free):
-                    m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(recv.words.payload), ev.payload.eot.eq(0),
-                                 step_open.eq(1), last_addr.eq(recv.words.payload), left.eq(left - 1),
+                    checked = recv.words.payload[:addr_width]
+                    m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(checked), ev.payload.eot.eq(0),
+                                 step_open.eq(1), last_addr.eq(checked), left.eq(left - 1),
                                  none_left.eq(left == 1)]
                 with m.Elif(none_left):
                     with m.If(go[Cmd.SPIKES]):
