@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS))
     parser.add_argument("--lanes", type=int, default=32)
     parser.add_argument("--clk-mhz", type=float, help="PLL clock and timing constraint (default: oscillator)")
+    parser.add_argument("--one-clock", action="store_true",
+                        help="with --clk-mhz: the host link on the PLL's clock too (packs denser; see docs/boards.md)")
     parser.add_argument("--seeds", default="1,2,3", help="nextpnr seeds (comma separated); empty: no build")
     parser.add_argument("--samples", type=int, default=1000, help="MNIST test images for the cycle figures")
     parser.add_argument("--rtl", type=int, default=0, help="also run this many images on the Verilog")
@@ -81,6 +83,7 @@ def main() -> int:
         t0 = time.monotonic()
         report = build(model, board=args.board, lanes=args.lanes, seed=seed, out_dir=out / f"seed{seed}",
                        clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
+                       separate_clocks=not args.one_clock,
                        progress=lambda line, s=seed: print(f"  [seed {s}] {line}", flush=True))
         util = {k: f"{v['used']}/{v['available']}" for k, v in report["resources"].items()
                 if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")}

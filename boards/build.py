@@ -237,7 +237,8 @@ def _stderr(line: str) -> None:
 
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
           clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
-          seed: int = 1, progress: Callable[[str], None] | None = _stderr, synth_opts: str = "") -> dict:
+          seed: int = 1, progress: Callable[[str], None] | None = _stderr, synth_opts: str = "",
+          separate_clocks: bool = True) -> dict:
     """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json`` and
     ``report.md`` in the build directory).
 
@@ -265,14 +266,18 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         Called with one line per stage (default: printed to stderr); ``None`` is silent.
     synth_opts : str
         Extra options of Yosys' ``synth_ice40`` / ``synth_ecp5`` (e.g. ``-nolutram``).
+    separate_clocks : bool
+        With ``clk_freq``: the core on the PLL's clock and the host link on the oscillator (default), or
+        both on the PLL's (``False``: no clock-domain crossing; packs better on a nearly full iCE40).
 
     Returns
     -------
     dict
         :func:`parse_reports` plus ``bitstream`` (its absolute path), ``board``, ``device``, ``lanes``,
         ``baud``, ``clk_mhz`` (the core's clock, which is also its timing constraint; ``fmax_mhz`` is the
-        core clock's Fmax), ``link_clk_mhz`` (the host link's: the board oscillator), ``pll`` (bool: the
-        core runs from the PLL, in a clock domain of its own), ``seed``, ``pins`` (signal -> board
+        core clock's Fmax), ``link_clk_mhz`` (the host link's: the board oscillator, or the PLL's with
+        ``separate_clocks=False``), ``pll`` (bool: the core runs from the PLL), ``separate_clocks`` (bool:
+        the core in a clock domain of its own), ``seed``, ``pins`` (signal -> board
         resource), ``model`` (layer sizes, timesteps, bit widths), ``wall_s`` (seconds the tools took)
         and ``files`` (absolute paths of the bitstream, the two JSON reports, the logs and ``report.md``).
     """
@@ -288,7 +293,8 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
     spec = BOARDS[board]
     fam = family(spec.platform)
-    top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq, device=spec.platform.device)
+    top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq, device=spec.platform.device,
+                   separate_clocks=separate_clocks)
     platform = spec.platform()
     plan = top.memory
 
@@ -340,6 +346,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "clk_mhz": top.clk_freq / 1e6,
         "link_clk_mhz": top.link_freq / 1e6,
         "pll": clk_freq is not None,
+        "separate_clocks": top.separate_clocks,
         "seed": seed,
         "synth_opts": synth_opts,
         "lut_mapper": mapper,
@@ -485,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--clk-mhz", type=float, help="clock from the PLL (default: the board oscillator)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    parser.add_argument("--one-clock", action="store_true",
+                        help="with --clk-mhz: the host link on the PLL's clock too (no crossing; packs denser)")
     parser.add_argument("--name", default="qlif")
     parser.add_argument("--out", help="build directory (inside build/)")
     args = parser.parse_args(argv)
@@ -495,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             model = random_model([int(n) for n in args.random.split(",")], timesteps=args.timesteps,
                                  weight_bits=args.weight_bits, membrane_bits=args.membrane_bits)
         report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=args.out,
-                       name=args.name, seed=args.seed,
+                       name=args.name, seed=args.seed, separate_clocks=not args.one_clock,
                        clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
     except (ValueError, TypeError, RuntimeError) as e:     # ModelError is a ValueError
         print(f"{parser.prog}: {e}", file=sys.stderr)

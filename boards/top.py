@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.build import Platform
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import DomainRenamer, Elaboratable, Module
 from amaranth.lib import io
 
 from qlif.golden.model import Model
@@ -68,6 +68,11 @@ class BoardTop(Elaboratable):
         ``None``: run from the board oscillator. Otherwise the core's clock, the PLL's output frequency in
         Hz, within 1 % of a reachable one (:attr:`clk_freq` is the exact one); the host link stays on the
         oscillator (:attr:`link_freq`).
+    separate_clocks : bool
+        With a PLL: ``True`` (default), the core on the PLL's clock and the host link on the oscillator,
+        joined by :class:`~qlif.boards.crossing.CoreCrossing`; ``False``, both on the PLL's clock (no
+        crossing; the link's paths then count against the PLL clock, but a design that fills the device
+        packs better with one clock: an iCE40 logic tile serves one clock).
     device : str or None
         The FPGA (``platform.device``), when the top's platform class stands for several: the memory
         plan (:func:`qlif.hw.memory.plan_memories`) is made for it here, so that a model that fits
@@ -79,17 +84,21 @@ class BoardTop(Elaboratable):
     outputs: dict[str, Pin]
 
     def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None,
-                 device: str | None = None):
+                 device: str | None = None, separate_clocks: bool = True):
+        if not isinstance(separate_clocks, bool):
+            self._MustUse__silence = True     # refused: no "never elaborated" warning
+            raise TypeError(f"separate_clocks must be a bool, not {separate_clocks!r}")
         device = device if device is not None else getattr(self.platform_cls, "device", None)
         # The core makes the same plan when elaborated for the platform; this one fails early.
         self._memory = plan_memories(model, lanes, device)
         osc = self.osc_freq()
         self._pll = None if clk_freq is None else self.pll_config(f_in=osc, f_out=clk_freq)
         self._clk_freq = osc if self._pll is None else self._pll.f_out
-        self._link_freq = osc
+        self._split = self._pll is not None and separate_clocks
+        self._link_freq = self._clk_freq if self._pll is not None and not self._split else osc
         # Built here, not in elaborate(), so that a bad model, lane count or baud rate fails at once.
-        self._link = HostLink(model=model, lanes=lanes, clk_freq=osc, baud=baud,
-                              core_domain=None if self._pll is None else CORE_DOMAIN)
+        self._link = HostLink(model=model, lanes=lanes, clk_freq=self._link_freq, baud=baud,
+                              core_domain=CORE_DOMAIN if self._split else None)
         self._model = model
         self._lanes = lanes
         self._baud = baud
@@ -129,8 +138,13 @@ class BoardTop(Elaboratable):
 
     @property
     def link_freq(self) -> float:
-        """The host link's clock in Hz (``sync``: the board oscillator)."""
+        """The host link's clock in Hz (the board oscillator, or the PLL's without separate clocks)."""
         return self._link_freq
+
+    @property
+    def separate_clocks(self) -> bool:
+        """The core and the link run on clocks of their own (a PLL and ``separate_clocks``)."""
+        return self._split
 
     @property
     def core_domain(self) -> str:
@@ -157,7 +171,10 @@ class BoardTop(Elaboratable):
         m = Module()
         if self._pll is not None:
             self.pll_domain(m, platform)
-        m.submodules.link = link = self._link
+        link = self._link
+        # One clock with a PLL: the link (and the core in it) moves to the PLL's domain; the oscillator's
+        # domain is then unused.
+        m.submodules.link = link if self._pll is None or self._split else DomainRenamer({"sync": CORE_DOMAIN})(link)
         uart = self.uart.request(platform)
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)

@@ -112,6 +112,13 @@ def test_pll_top():
     rtlil = plan.files["top.il"]
     assert "cell \\SB_PLL40_2_PAD" in rtlil and "parameter \\DIVF 7'0111111" in rtlil
     assert "PLLOUTGLOBALA" in rtlil and "PLLOUTGLOBALB" in rtlil
+    # One clock: the link on the PLL's clock too (its UART divisor follows it), no crossing.
+    one = ICEBreakerTop(model=model, lanes=2, clk_freq=24e6, separate_clocks=False)
+    assert not one.separate_clocks and one.link_freq == 24e6 and one.link.core_domain is None
+    assert one.link.divisor == 208
+    ICEBreakerPlatform().build(one, name="top", do_build=False, debug_verilog=False)
+    with pytest.raises(TypeError, match="separate_clocks"):
+        ICEBreakerTop(model=model, lanes=2, clk_freq=24e6, separate_clocks=1)
     constraints = [line for line in plan.files["top.pcf"].splitlines() if line.startswith("set_frequency")]
     assert constraints == ["set_frequency clk12_0__io 12.0"]
 
