@@ -54,7 +54,9 @@ class BoardTop(Elaboratable):
 
     Subclasses set :attr:`platform_cls` (an ``amaranth-boards`` platform), :attr:`uart` (the UART
     resource), :attr:`outputs` (a :class:`Pin` for each of HostLink's ``ok``, ``fault`` and ``wake``)
-    and implement :meth:`pll_config` and :meth:`pll_domain`.
+    and implement :meth:`pll_config` and :meth:`pll_domain` (which adds the ``core`` domain, the PLL's
+    clock, and ``sync``, the oscillator's: :func:`~qlif.boards.pll.ice40_pll_domain`,
+    :func:`~qlif.boards.pll.ecp5_pll_domain`).
 
     Parameters
     ----------
