@@ -139,7 +139,10 @@ def cmd_train(args) -> int:
     save_checkpoint(net, args.out, history=history)
     resume.unlink(missing_ok=True)
     result = evaluate(net=net, split=split)
-    print(f"train: {result.summary()} in {history['seconds']:.0f} s -> {args.out}")
+    # A quantization-aware network's forward pass is its integer model: not a float accuracy.
+    summary = result.summary() if args.qat is None else result.summary().replace(
+        "float", f"quantization-aware ({args.qat}, the integer model's spikes)", 1)
+    print(f"train: {summary} in {history['seconds']:.0f} s -> {args.out}")
     return 0
 
 

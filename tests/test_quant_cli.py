@@ -1,5 +1,7 @@
 """Quantization commands: bad methods, bit-widths and data folders are one line, exit 2, no output."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -89,6 +91,8 @@ def test_binary_cli_trains_at_another_coding_than_its_teacher(tmp_path, capsys, 
                  "--max-rate", "2/4", "--epochs", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "trained at T = 4, max rate 1; this network trains at T = 8, max rate 1/2" in printed, printed
+    assert "train: quantization-aware (binary, the integer model's spikes)" in printed
+    assert not re.search(r"float \d", printed), printed
     assert main(["quantize", str(out), "--out", str(model)]) == 0
     saved = load_model(model)
     assert saved.timesteps == 8 and saved.metadata["max_rate"] == "1/2"
