@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, positive_arg, write_npz
+from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, mhz_arg, positive_arg, write_npz
 
 __all__ = ["register"]
 
@@ -16,8 +16,16 @@ def cmd_build(args) -> int:
     from .build import build
 
     model = load_model_arg(args.model)
-    report = build(model, board=args.board, lanes=args.lanes, out_dir=Path(args.out_dir))
-    print(f"build: {args.board}: bitstream {report['bitstream']}, Fmax {report['fmax_mhz']:.1f} MHz")
+    try:
+        report = build(model, board=args.board, lanes=args.lanes, out_dir=Path(args.out_dir), seed=args.seed,
+                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
+                       separate_clocks=not args.one_clock)
+    except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
+        raise CLIError(f"build: {e}") from None
+    clocks = ", ".join(f"{net} {c['fmax_mhz']:.1f} MHz (constraint {c['constraint_mhz']:.1f})"
+                       for net, c in report["clocks"].items())
+    print(f"build: {args.board}: bitstream {report['bitstream']}; core Fmax {report['fmax_mhz']:.1f} MHz; "
+          f"clocks: {clocks}; timing {'met' if report['timing_met'] else 'NOT met'}")
     return 0
 
 
@@ -124,7 +132,14 @@ def register(add: AddCommand) -> None:
     sp.add_argument("model")
     sp.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
-    sp.add_argument("--out-dir", default="build/board")
+    sp.add_argument("--out-dir", default="build/board", help="build folder, inside the project's build/")
+    sp.add_argument("--clk-mhz", type=mhz_arg, default=None,
+                    help="core clock made by the board's PLL, also the timing constraint (default: the board "
+                         "oscillator for everything)")
+    sp.add_argument("--one-clock", action="store_true",
+                    help="with --clk-mhz: the host link on the PLL clock too (no clock-domain crossing; packs "
+                         "better on a nearly full iCE40)")
+    sp.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
 
     sp = add("run", cmd_run, "classify stimuli on a board over its UART (docs/host-protocol.md)")
     sp.add_argument("model", help="the model file the board's bitstream was built from (checked against it)")

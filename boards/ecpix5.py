@@ -6,9 +6,10 @@ second serial port), ``rgb_led`` 0 green (R21: ``ok``, a prediction is final), `
 ``fault``, a request was rejected), ``rgb_led`` 1 blue (T24: ``wake``, high while the prediction is a
 wake class).
 
-Clock: by default the 100 MHz oscillator (``clk100``, K23) is the ``sync`` clock, with the ``rst``
-button (AB1) as reset. With ``clk_freq`` an ``EHXPLLL`` (:func:`~qlif.boards.pll.ecp5_pll_config`)
-makes it from the oscillator; the design is held in reset until the PLL locks. Program with
+Clock: by default the 100 MHz oscillator (``clk100``, K23) clocks everything (``sync``), with the
+``rst`` button (AB1) as reset. With ``clk_freq`` an ``EHXPLLL`` (:func:`~qlif.boards.pll.ecp5_pll_config`)
+makes the core's clock from the oscillator, which keeps clocking the host link (both on the PLL with
+``separate_clocks=False``); the core is held in reset until the PLL locks. Program with
 ``openFPGALoader -b ecpix5 qlif.bit``.
 """
 

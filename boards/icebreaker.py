@@ -7,9 +7,11 @@ channel of the on-board FT2232H, so the host sees the link as the board's second
 ``wake`` on PMOD1A pin 1 (FPGA pin 4, 3.3 V push-pull: high while the prediction is a wake class, for a
 host processor's interrupt or enable input).
 
-Clock: by default the 12 MHz oscillator (``clk12``, pin 35) is the ``sync`` clock. With ``clk_freq``
-the on-chip PLL (``SB_PLL40_PAD`` on the same pin) makes a faster one. Either way the clock is
-constrained to its frequency, and nextpnr's timing report gives the Fmax the placed design reaches.
+Clock: by default the 12 MHz oscillator (``clk12``, pin 35) clocks everything (``sync``). With
+``clk_freq`` the on-chip PLL (``SB_PLL40_2_PAD`` on the same pin) makes the core's clock (``core``
+domain) and its port A passes the oscillator on to the host link (``sync``); with
+``separate_clocks=False`` both run on the PLL's clock. Each clock is constrained to its frequency, and
+nextpnr's timing report gives the Fmax the placed design reaches on each.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ OSC_FREQ = ICEBreakerPlatform().default_clk_frequency
 class ICEBreakerTop(BoardTop):
     """:class:`~qlif.boards.link.HostLink` on the iCEBreaker (see the module docstring for the pins).
 
-    Parameters: see :class:`~qlif.boards.top.BoardTop`; ``clk_freq`` is made by the ``SB_PLL40_PAD``
+    Parameters: see :class:`~qlif.boards.top.BoardTop`; ``clk_freq`` is made by the ``SB_PLL40_2_PAD``
     (:func:`pll_config`), and the design waits 15 us after lock for the block RAMs.
     """
 

@@ -4,8 +4,9 @@ Pins (``amaranth_boards.icesugar``): ``uart`` 0 (FPGA rx pin 4, tx pin 6: the iC
 port), ``led_g`` (pin 41: ``ok``, a prediction is final), ``led_r`` (pin 40: ``fault``, a request was
 rejected), ``led_b`` (pin 39: ``wake``, high while the prediction is a wake class).
 
-Clock: by default the 12 MHz oscillator (``clk12``, pin 35); with ``clk_freq`` the ``SB_PLL40_PAD`` on
-that pin (:func:`~qlif.boards.pll.ice40_pll_config`), as on the iCEBreaker. Program by copying
+Clock: by default the 12 MHz oscillator (``clk12``, pin 35) clocks everything; with ``clk_freq`` the
+``SB_PLL40_2_PAD`` on that pin (:func:`~qlif.boards.pll.ice40_pll_config`) clocks the core and the
+oscillator the host link, as on the iCEBreaker. Program by copying
 ``qlif.bin`` to the iCELink's USB drive (or ``icesprog qlif.bin``).
 """
 

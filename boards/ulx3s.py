@@ -4,9 +4,10 @@ Pins (``amaranth_boards.ulx3s``): ``uart`` 0 (FPGA rx M1, tx L4: the FT231X, the
 on the board's US1 connector), ``led`` 0 (B2: ``ok``, a prediction is final), ``led`` 1 (C2: ``fault``,
 a request was rejected), ``led`` 7 (H3: ``wake``, high while the prediction is a wake class).
 
-Clock: by default the 25 MHz oscillator (``clk25``, G2) is the ``sync`` clock. With ``clk_freq`` an
-``EHXPLLL`` (:func:`~qlif.boards.pll.ecp5_pll_config`) makes it from the oscillator; the design is held
-in reset until the PLL locks. Program with ``openFPGALoader -b ulx3s qlif.bit`` (or ``fujprog``).
+Clock: by default the 25 MHz oscillator (``clk25``, G2) clocks everything (``sync``). With ``clk_freq``
+an ``EHXPLLL`` (:func:`~qlif.boards.pll.ecp5_pll_config`) makes the core's clock from the oscillator,
+which keeps clocking the host link (both on the PLL with ``separate_clocks=False``); the core is held in
+reset until the PLL locks. Program with ``openFPGALoader -b ulx3s qlif.bit`` (or ``fujprog``).
 """
 
 from __future__ import annotations

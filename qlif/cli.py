@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from qlif.clitools import CLIError, lanes_arg, positive_arg, write_text
+from qlif.clitools import CLIError, lanes_arg, mhz_arg, positive_arg, write_text
 
 __all__ = ["main", "build_parser", "CLIError", "write_text"]
 
@@ -24,7 +24,7 @@ def cmd_demo(args) -> int:
     from qlif.demo import run_demo
 
     run_demo(out_dir=Path(args.out_dir), samples=args.samples, simulator=args.simulator,
-             lanes=args.lanes, synthesize=not args.no_build)
+             lanes=args.lanes, synthesize=not args.no_build, clk_mhz=None if args.oscillator else args.clk_mhz)
     return 0
 
 
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
     sp.add_argument("--no-build", action="store_true", help="skip synthesis")
+    sp.add_argument("--clk-mhz", type=mhz_arg, default=50.0,
+                    help="core clock of the UP5K build, from the PLL (default 50; the host link runs on the 12 MHz "
+                         "oscillator)")
+    sp.add_argument("--oscillator", action="store_true",
+                    help="no PLL: core and host link on the 12 MHz oscillator (Fmax is then the slower of the two)")
     return p
 
 

@@ -93,6 +93,17 @@ def lanes_arg(value: str) -> int:
     return lanes
 
 
+def mhz_arg(value: str) -> float:
+    """argparse type: a clock frequency in MHz, a positive finite number."""
+    try:
+        mhz = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a frequency in MHz, not {value!r}") from None
+    if not 0 < mhz < 1000:
+        raise argparse.ArgumentTypeError(f"must be a frequency in MHz in (0, 1000), not {value}")
+    return mhz
+
+
 def positive_arg(value: str) -> int:
     """argparse type: a positive integer."""
     try:

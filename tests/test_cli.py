@@ -96,3 +96,43 @@ def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "qlif.cli", "--help"], capture_output=True, text=True).stdout
     for name in ("golden", "sim", "train", "quantize", "eval", "verilog", "build", "demo", "stimuli"):
         assert name in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--out-dir", "/tmp/qlif-outside"], "out_dir must lie inside"),
+    (["--seed", "-1", "--out-dir", "build/test-cli-seed"], "seed must be a non-negative integer"),
+])
+def test_build_bad_option_is_one_line_exit_2(files, capsys, argv, words):
+    tmp, _, _ = files
+    assert main(["build", str(tmp / "m.json"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qlif: error: build:") and words in err and "\n" not in err
+
+
+def test_build_bad_clock_is_a_usage_error(files):
+    tmp, _, _ = files
+    for mhz in ("abc", "0", "-5"):
+        with pytest.raises(SystemExit) as e:
+            main(["build", str(tmp / "m.json"), "--clk-mhz", mhz])
+        assert e.value.code == 2
+
+
+def test_demo_report_names_each_clock():
+    from qlif.demo import render_markdown
+
+    clocks = {"core_clk": {"fmax_mhz": 52.5, "constraint_mhz": 50.25},
+              "clk": {"fmax_mhz": 36.6, "constraint_mhz": 12.0}}
+    hw = {"device": "iCE40UP5K", "seed": 1, "fmax_mhz": 52.5, "clk_mhz": 50.25, "pll": True, "clocks": clocks,
+          "timing_met": True, "resources": {"LC": {"used": 3245, "available": 5280}}, "bitstream": "x.bin"}
+    report = {"network": [64, 128, 10], "timesteps": 16, "weight_bits": [4, 4], "membrane_bits": [11, 11],
+              "lanes": 4, "dataset": "digits", "test_samples": 450, "float_accuracy": 0.97,
+              "integer_accuracy": 0.975, "rtl_simulator": "verilator", "rtl_samples": 200,
+              "rtl_match_samples": 200, "rtl_match": 1.0, "rtl_accuracy": 0.98, "mean_cycles_per_inference": 11768,
+              "max_cycles_per_inference": 14000, "hardware": hw, "latency_us_at_fmax": 11768 / 52.5,
+              "latency_us_at_clock": 11768 / 50.25, "seconds": {"train": 1.0}}
+    md = render_markdown(report)
+    assert "| core Fmax (nextpnr, iCE40UP5K, seed 1) | 52.5 MHz (clock 50.25 MHz from the PLL) |" in md
+    assert "clock `clk`: Fmax / constraint | 36.6 / 12.00 MHz" in md and "| timing | met |" in md
+    assert "224.2 us" in md and "234.2 us" in md
+    hw["timing_met"] = False
+    assert "**NOT met**" in render_markdown(report)
