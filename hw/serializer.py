@@ -95,7 +95,11 @@ class Serializer(wiring.Component):
         head = slots[0]
 
         # Lowest lane left in the head: kept in the entry (``lane``, a flip-flop, so the output address
-        # comes from registers); ``rest``, the mask without it, gives the next one.
+        # comes from registers); ``rest`` is the mask without it. ``lane`` is always the lowest set bit
+        # of a nonzero ``mask``, so the next lane (the mask's second lowest bit) and the next ``single``
+        # (at most two bits in the mask) are functions of the mask alone: one LUT level on P = 4, where
+        # the same functions of ``rest`` (mask and lane, six inputs) took two, on the serializer's head
+        # update, the core's slowest path on the iCE40.
         low = Signal(P)
         m.d.comb += low.eq(1 << head.lane)
         rest = head.mask & ~low
@@ -155,8 +159,8 @@ class Serializer(wiring.Component):
         kept_valid = [valid[i] | fill[i] for i in range(3)]
         # Taken with lanes left: the head loses its lowest lane; otherwise (single) it pops.
         rest_head = Signal(entry)
-        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest), rest_head.single.eq(_at_most_one(rest)),
-                     rest_head.lane.eq(_lowest(m, rest))]
+        m.d.comb += [rest_head.eq(kept_slots[0]), rest_head.mask.eq(rest), rest_head.single.eq(_at_most_two(head.mask)),
+                     rest_head.lane.eq(_second_lowest(m, head.mask))]
         moved = [Mux(valid[i + 1], slots[i + 1], ram_data) for i in range(2)] + [ram_data]
         moved_valid = [valid[1] | landing, valid[2] | (valid[1] & landing), valid[2] & landing]
         taken_slots = [Mux(head.single, moved[0], rest_head)] + [
@@ -187,6 +191,45 @@ def _lowest(m: Module, bits) -> Signal:
     index = Signal(range(max(n, 2)))
     m.d.comb += index.eq(tree(bits)[1])
     return index
+
+
+def _second_lowest(m: Module, bits) -> Signal:
+    """Index of the second lowest set bit of ``bits`` (don't-care if fewer than two are set): a
+    balanced tree, log2(n) deep, of nodes that keep the lowest and second lowest index of their half."""
+    def tree(bits):
+        # (any set, at least two set, lowest index, second lowest index), indices of len(bits) width.
+        if len(bits) == 1:
+            return bits[0], C(0, 1), C(0, 0), C(0, 0)
+        half = 1 << ((len(bits) - 1).bit_length() - 1)
+        any_lo, two_lo, low_lo, sec_lo = tree(bits[:half])
+        any_hi, two_hi, low_hi, sec_hi = tree(bits[half:])
+        width = (half - 1).bit_length()
+
+        def lo(v):
+            return Cat(v, C(0, width - len(v) + 1))
+
+        def hi(v):
+            return Cat(v, C(0, width - len(v)), C(1, 1))
+        low = Mux(any_lo, lo(low_lo), hi(low_hi))
+        second = Mux(two_lo, lo(sec_lo), Mux(any_lo, hi(low_hi), hi(sec_hi)))
+        return any_lo | any_hi, two_lo | two_hi | (any_lo & any_hi), low, second
+    n = len(bits)
+    index = Signal(range(max(n, 2)))
+    m.d.comb += index.eq(tree(bits)[3])
+    return index
+
+
+def _at_most_two(bits) -> Value:
+    """At most two bits of ``bits`` are set (a LUT tree: no adder, no carry chain)."""
+    def tree(bits):
+        # (any set, at least two set, at least three set)
+        if len(bits) == 1:
+            return bits[0], C(0, 1), C(0, 1)
+        half = len(bits) // 2
+        a1, a2, a3 = tree(bits[:half])
+        b1, b2, b3 = tree(bits[half:])
+        return a1 | b1, a2 | b2 | (a1 & b1), a3 | b3 | (a2 & b1) | (a1 & b2)
+    return ~tree(bits)[2]
 
 
 def _at_most_one(bits) -> Value:

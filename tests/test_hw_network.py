@@ -227,3 +227,38 @@ def test_lowest_set_bit_tree(n):
     sim = Simulator(m)
     sim.add_testbench(tb)
     sim.run()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 13, 32, 64])
+def test_second_lowest_and_at_most_two_trees(n):
+    """The serializer's next-lane search and next ``single`` flag (functions of the mask alone) against
+    bit arithmetic, on every mask with at least two bits set (small n) or random ones."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    from qlif.hw.serializer import _at_most_two, _second_lowest
+
+    m = Module()
+    bits = Signal(n)
+    second = _second_lowest(m, bits)
+    two = Signal()
+    m.d.comb += two.eq(_at_most_two(bits))
+    rng = np.random.default_rng(n)
+    if n <= 8:
+        values = [v for v in range(1 << n) if bin(v).count("1") >= 2]
+    else:
+        values = [(1 << i) | (1 << j) for i in range(n) for j in range(i + 1, n, 7)]
+        values += [int(rng.integers(0, 1 << 62)) << int(rng.integers(0, n - 61)) if n > 62
+                   else int(rng.integers(0, 1 << n)) for _ in range(300)]
+        values = [v for v in values if bin(v).count("1") >= 2]
+
+    async def tb(ctx):
+        for v in values:
+            ctx.set(bits, v)
+            rest = v & (v - 1)
+            assert ctx.get(second) == (rest & -rest).bit_length() - 1, v
+            assert ctx.get(two) == (bin(v).count("1") <= 2), v
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
