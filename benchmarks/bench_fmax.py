@@ -19,10 +19,9 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, build, random_model
+from qlif.boards.build import BOARDS, BUILD_ROOT, build_seeds, random_model
 from qlif.golden.model import load_model
 
 
@@ -43,20 +42,10 @@ def main() -> int:
     print(f"model {name}; board {args.board}, P = {args.lanes}, "
           f"{'core clock ' + format(args.clk_mhz, 'g') + ' MHz (PLL)' if args.clk_mhz else 'oscillator clock'}")
 
-    builds = []
-    for seed in seeds:
-        t0 = time.monotonic()
-        report = build(model, board=args.board, lanes=args.lanes, seed=seed, out_dir=out / f"seed{seed}",
-                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
-                       progress=lambda line, s=seed: print(f"  [seed {s}] {line}", flush=True))
-        util = {k: f"{v['used']}/{v['available']}" for k, v in report["resources"].items()
-                if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")}
-        clocks = "; ".join(f"{net}: Fmax {c['fmax_mhz']:.2f} MHz (constraint {c['constraint_mhz']:.2f})"
-                           for net, c in report["clocks"].items())
-        print(f"seed {seed}: {clocks}; timing {'met' if report['timing_met'] else 'NOT met'}; {util}; "
-              f"{time.monotonic() - t0:.0f} s wall", flush=True)
-        builds.append({k: report[k] for k in ("seed", "fmax_mhz", "clk_mhz", "clocks", "timing_met", "resources",
-                                              "critical_path", "wall_s")})
+    reports = build_seeds(model, seeds, out_dir=out, board=args.board, lanes=args.lanes,
+                          clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6)
+    builds = [{k: r[k] for k in ("seed", "fmax_mhz", "clk_mhz", "clocks", "timing_met", "resources", "critical_path",
+                                 "wall_s")} for r in reports]
     medians = {net: statistics.median(b["clocks"][net]["fmax_mhz"] for b in builds) for net in builds[0]["clocks"]}
     for net, fmax in medians.items():
         per_seed = ", ".join(f"{b['seed']}: {b['clocks'][net]['fmax_mhz']:.1f}" for b in builds)

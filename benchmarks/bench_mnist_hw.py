@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, build, random_model
+from qlif.boards.build import BOARDS, BUILD_ROOT, build_seeds, random_model
 from qlif.golden.data import encode, load_split, max_rate_of
 from qlif.golden.model import load_model
 from qlif.golden.reference import run
@@ -79,22 +79,11 @@ def main() -> int:
               "cycles": {"mean": float(cycles.mean()), "p99": float(np.percentile(cycles, 99)),
                          "max": int(cycles.max())}, "builds": []}
 
-    for seed in seeds:
-        t0 = time.monotonic()
-        report = build(model, board=args.board, lanes=args.lanes, seed=seed, out_dir=out / f"seed{seed}",
-                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
-                       separate_clocks=not args.one_clock,
-                       progress=lambda line, s=seed: print(f"  [seed {s}] {line}", flush=True))
-        util = {k: f"{v['used']}/{v['available']}" for k, v in report["resources"].items()
-                if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")}
-        # fmax_mhz is the core clock's; with a PLL the host link has a clock of its own (the oscillator).
-        others = "".join(f", {net} {c['fmax_mhz']:.2f}/{c['constraint_mhz']:.2f} MHz"
-                         for net, c in report["clocks"].items())
-        print(f"seed {seed}: Fmax {report['fmax_mhz']:.2f} MHz at a {report['clk_mhz']:.2f} MHz clock "
-              f"(clocks{others}), timing {'met' if report['timing_met'] else 'NOT met'}; {util}; "
-              f"{time.monotonic() - t0:.0f} s wall")
-        result["builds"].append({k: report[k] for k in ("seed", "fmax_mhz", "clk_mhz", "clocks", "timing_met",
-                                                         "resources", "bitstream", "wall_s", "critical_path")})
+    reports = build_seeds(model, seeds, out_dir=out, board=args.board, lanes=args.lanes,
+                          clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
+                          separate_clocks=not args.one_clock)
+    result["builds"] = [{k: r[k] for k in ("seed", "fmax_mhz", "clk_mhz", "clocks", "timing_met", "resources",
+                                           "bitstream", "wall_s", "critical_path")} for r in reports]
     if result["builds"]:
         fmax = statistics.median(b["fmax_mhz"] for b in result["builds"])
         clk = result["builds"][0]["clk_mhz"]

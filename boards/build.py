@@ -33,7 +33,7 @@ from .icesugar import ICESugarPlatform, ICESugarTop
 from .top import DEFAULT_BAUD, BoardTop
 
 __all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "CORE_CLOCK_NET", "family", "tool_env", "parse_reports", "build",
-           "random_model",
+           "build_seeds", "random_model",
            "write_markdown", "main"]
 
 #: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
@@ -367,6 +367,26 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
                            for net, c in report["clocks"].items() if c["fmax_mhz"] < c["constraint_mhz"])
         progress(f"TIMING NOT MET: {missed}; the bitstream may not work")
     return report
+
+
+def build_seeds(model: Model, seeds: list[int], *, out_dir: str | os.PathLike, **options) -> list[dict]:
+    """Build ``model`` once per nextpnr seed (into ``out_dir/seed<N>``), one after the other, and return the
+    reports in seed order. Prints each build's stages (prefixed ``[seed N]``) and one line per seed: every
+    clock's Fmax against its constraint, whether timing is met, the resources, the wall time. ``options``
+    go to :func:`build` (``board``, ``lanes``, ``clk_freq``, ``separate_clocks`` ...)."""
+    reports = []
+    for seed in seeds:
+        t0 = time.monotonic()
+        report = build(model, seed=seed, out_dir=Path(out_dir) / f"seed{seed}",
+                       progress=lambda line, s=seed: print(f"  [seed {s}] {line}", flush=True), **options)
+        util = {k: f"{v['used']}/{v['available']}" for k, v in report["resources"].items()
+                if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")}
+        clocks = "; ".join(f"{net}: Fmax {c['fmax_mhz']:.2f} MHz (constraint {c['constraint_mhz']:.2f})"
+                           for net, c in report["clocks"].items())
+        print(f"seed {seed}: {clocks}; core Fmax {report['fmax_mhz']:.2f} MHz; timing "
+              f"{'met' if report['timing_met'] else 'NOT met'}; {util}; {time.monotonic() - t0:.0f} s wall", flush=True)
+        reports.append(report)
+    return reports
 
 
 def _run_flow(top, platform, out: Path, name: str, seed: int, synth_opts: str, fam: str, stages, progress,
