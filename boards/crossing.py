@@ -113,8 +113,7 @@ class CoreCrossing(wiring.Component):
         core = self._domain
         net = self._net
         m.submodules.network = DomainRenamer({"sync": core})(net)
-        model = net.model
-        addr_width = max(1, (model.n_in - 1).bit_length())
+        addr_width = net.addr_width
 
         # -- link side (sync) ---------------------------------------------------------------------
         req = Signal()               # toggled to send a request

@@ -247,7 +247,7 @@ class HostLink(wiring.Component):
         # full (every address below n_in), so their bits from ceil(log2 n_in) up are zero: neither this
         # register nor the core's input stage keeps them (the core's own range check then has nothing
         # to find, as the receiver answered BAD_ADDRESS already).
-        addr_width = max(1, (model.n_in - 1).bit_length())
+        addr_width = self._net.addr_width
         last_addr = Signal(addr_width)
         steps = Signal(16)                   # steps finished since RESET (saturating)
         cycles = Signal(32)                  # their step_cycles, summed (wrapping)

@@ -163,6 +163,12 @@ class Network(wiring.Component):
         return self._lanes
 
     @property
+    def addr_width(self) -> int:
+        """Bits of an input address the core keeps (``0 .. n_in-1``); the higher bits of ``events`` must
+        be zero (the core's range check flags a token whose are not)."""
+        return max(1, (self._model.n_in - 1).bit_length())
+
+    @property
     def memory(self) -> MemoryPlan | None:
         """The explicit memory plan, or ``None`` (planned for the platform when elaborated)."""
         return self._memory
@@ -201,7 +207,7 @@ class Network(wiring.Component):
         m.d.comb += [ser.push_valid.eq(push_valid), ser.push_group.eq(push_group), ser.push_mask.eq(push_mask)]
 
         started = Signal()                    # a token of this step was accepted
-        addr_width = max(1, (model.n_in - 1).bit_length())
+        addr_width = self.addr_width
         # The lowest address the next token may have: the step's last good address plus one, or 0.
         next_addr = Signal(addr_width + 1)
         # The input queue: tokens taken from ``events`` wait here, already checked, for layer 0 (two
