@@ -33,7 +33,7 @@ from .icesugar import ICESugarPlatform, ICESugarTop
 from .top import DEFAULT_BAUD, BoardTop
 
 __all__ = ["BoardSpec", "BOARDS", "BUILD_ROOT", "CORE_CLOCK_NET", "family", "tool_env", "parse_reports", "build",
-           "build_seeds", "random_model",
+           "build_seeds", "summary", "random_model",
            "write_markdown", "main"]
 
 #: Build products stay inside the project (YoWASP maps only this tree into its sandbox).
@@ -369,6 +369,21 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     return report
 
 
+#: The resources a one-line summary of a build names.
+_SUMMARY_RESOURCES = ("lc", "lut", "ff", "ebr", "spram", "dsp")
+
+
+def summary(report: dict) -> str:
+    """One line of a build's report: every clock's Fmax against its constraint, the core's Fmax, whether
+    timing is met, and the main resources used / available."""
+    clocks = "; ".join(f"{net}: Fmax {c['fmax_mhz']:.2f} MHz (constraint {c['constraint_mhz']:.2f})"
+                       for net, c in report["clocks"].items())
+    util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in report["resources"].items()
+                     if k in _SUMMARY_RESOURCES)
+    return (f"{clocks}; core Fmax {report['fmax_mhz']:.2f} MHz; timing "
+            f"{'met' if report['timing_met'] else 'NOT met'}; {report['device']}: {util}")
+
+
 def build_seeds(model: Model, seeds: list[int], *, out_dir: str | os.PathLike, **options) -> list[dict]:
     """Build ``model`` once per nextpnr seed (into ``out_dir/seed<N>``), one after the other, and return the
     reports in seed order. Prints each build's stages (prefixed ``[seed N]``) and one line per seed: every
@@ -379,12 +394,7 @@ def build_seeds(model: Model, seeds: list[int], *, out_dir: str | os.PathLike, *
         t0 = time.monotonic()
         report = build(model, seed=seed, out_dir=Path(out_dir) / f"seed{seed}",
                        progress=lambda line, s=seed: print(f"  [seed {s}] {line}", flush=True), **options)
-        util = {k: f"{v['used']}/{v['available']}" for k, v in report["resources"].items()
-                if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")}
-        clocks = "; ".join(f"{net}: Fmax {c['fmax_mhz']:.2f} MHz (constraint {c['constraint_mhz']:.2f})"
-                           for net, c in report["clocks"].items())
-        print(f"seed {seed}: {clocks}; core Fmax {report['fmax_mhz']:.2f} MHz; timing "
-              f"{'met' if report['timing_met'] else 'NOT met'}; {util}; {time.monotonic() - t0:.0f} s wall", flush=True)
+        print(f"seed {seed}: {summary(report)}; {time.monotonic() - t0:.0f} s wall", flush=True)
         reports.append(report)
     return reports
 
@@ -529,12 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, RuntimeError) as e:     # ModelError is a ValueError
         print(f"{parser.prog}: {e}", file=sys.stderr)
         return 2
-    util = report["resources"]
-    print(f"{report['device']}: " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in util.items()
-                                              if k in ("lc", "lut", "ff", "ebr", "spram", "dsp")))
-    print(f"Fmax {report['fmax_mhz']:.1f} MHz at a {report['clk_mhz']:.2f} MHz clock; "
-          + "".join(f"{net} {c['fmax_mhz']:.1f}/{c['constraint_mhz']:.1f} MHz; " for net, c in report["clocks"].items())
-          + f"report {report['files']['report_md']}")
+    print(f"{summary(report)}; report {report['files']['report_md']}")
     return 0 if report["timing_met"] else 1
 
 

@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 
 def cmd_build(args) -> int:
-    from .build import build
+    from .build import build, summary
 
     model = load_model_arg(args.model)
     try:
@@ -22,10 +22,7 @@ def cmd_build(args) -> int:
                        separate_clocks=not args.one_clock)
     except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
         raise CLIError(f"build: {e}") from None
-    clocks = ", ".join(f"{net} {c['fmax_mhz']:.1f} MHz (constraint {c['constraint_mhz']:.1f})"
-                       for net, c in report["clocks"].items())
-    print(f"build: {args.board}: bitstream {report['bitstream']}; core Fmax {report['fmax_mhz']:.1f} MHz; "
-          f"clocks: {clocks}; timing {'met' if report['timing_met'] else 'NOT met'}")
+    print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}")
     return 0
 
 
