@@ -178,24 +178,24 @@ class Serializer(wiring.Component):
 def _lowest(m: Module, bits) -> Signal:
     """Index of the lowest set bit of ``bits`` (don't-care if none is set): a balanced tree of 2:1
     multiplexers, log2(n) deep (not ``bits & -bits``, a carry chain, nor a priority chain, n deep)."""
-    def tree(bits):
-        if len(bits) == 1:
-            return bits[0], C(0, 0)
-        half = 1 << ((len(bits) - 1).bit_length() - 1)
-        any_lo, lo = tree(bits[:half])
-        any_hi, hi = tree(bits[half:])
-        width = (half - 1).bit_length()
-        return any_lo | any_hi, Mux(any_lo, Cat(lo, C(0, width - len(lo) + 1)),
-                                    Cat(hi, C(0, width - len(hi)), C(1, 1)))
-    n = len(bits)
-    index = Signal(range(max(n, 2)))
-    m.d.comb += index.eq(tree(bits)[1])
-    return index
+    return _indexed(m, bits, _lowest_two(bits)[0])
 
 
 def _second_lowest(m: Module, bits) -> Signal:
-    """Index of the second lowest set bit of ``bits`` (don't-care if fewer than two are set): a
-    balanced tree, log2(n) deep, of nodes that keep the lowest and second lowest index of their half."""
+    """Index of the second lowest set bit of ``bits`` (don't-care if fewer than two are set), from the
+    same tree as :func:`_lowest`."""
+    return _indexed(m, bits, _lowest_two(bits)[1])
+
+
+def _indexed(m: Module, bits, value) -> Signal:
+    index = Signal(range(max(len(bits), 2)))
+    m.d.comb += index.eq(value)
+    return index
+
+
+def _lowest_two(bits) -> tuple[Value, Value]:
+    """(lowest, second lowest) set-bit index of ``bits``: a balanced tree, log2(n) deep, of nodes that keep
+    both indices of their half (what a caller does not use, synthesis removes)."""
     def tree(bits):
         # (any set, at least two set, lowest index, second lowest index), indices of len(bits) width.
         if len(bits) == 1:
@@ -213,10 +213,7 @@ def _second_lowest(m: Module, bits) -> Signal:
         low = Mux(any_lo, lo(low_lo), hi(low_hi))
         second = Mux(two_lo, lo(sec_lo), Mux(any_lo, hi(low_hi), hi(sec_hi)))
         return any_lo | any_hi, two_lo | two_hi | (any_lo & any_hi), low, second
-    n = len(bits)
-    index = Signal(range(max(n, 2)))
-    m.d.comb += index.eq(tree(bits)[3])
-    return index
+    return tree(bits)[2:]
 
 
 def _at_most_two(bits) -> Value:
