@@ -116,10 +116,14 @@ class BoardTop(Elaboratable):
         return {"uart": str(cls.uart), **{name: str(pin) for name, pin in cls.outputs.items()}}
 
     def pll_config(self, *, f_in: float, f_out: float):
-        raise NotImplementedError
+        """The board's PLL settings for ``f_out`` from the oscillator ``f_in`` (``ValueError`` when out of
+        reach). Abstract: every board top supplies it (its family's search in :mod:`qlif.boards.pll`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement pll_config")
 
     def pll_domain(self, m: Module, platform: Platform) -> None:
-        raise NotImplementedError
+        """Add the PLL and the ``core`` and ``sync`` domains to ``m``. Abstract: every board top supplies
+        it (its family's ``*_pll_domain`` in :mod:`qlif.boards.pll`, on its clock pin)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement pll_domain")
 
     @property
     def model(self) -> Model:

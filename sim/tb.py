@@ -105,7 +105,8 @@ class _Part:
     failure: BaseException | None = None
 
     async def _run(self) -> None:
-        raise NotImplementedError
+        """The part's coroutine. Abstract: each part (driver, monitor) supplies it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _run")
 
     async def _guarded(self) -> None:
         try:
