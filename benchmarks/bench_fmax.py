@@ -21,8 +21,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, build_seeds, random_model
-from qlif.golden.model import load_model
+from qlif.boards.flow.build import BOARDS, BUILD_ROOT, build_seeds
+from qlif.golden.spec.model import load_model
+from qlif.golden.spec.random_model import random_model
 
 
 def main() -> int:

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from qlif.golden.cycles import LANES
-from qlif.golden.model import Layer, Model
-from qlif.golden.reference import run
-from qlif.hw.simulate import simulate
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import Layer, Model
+from qlif.golden.spec.reference import run
+from qlif.sim.harness import simulate
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ Run, for example (the acceptance figures of docs/boards.md)::
         --clk-mhz 30 --seeds 1 --rtl 10
 
 Without ``--model`` a random 784-500-10 model (``--weight-bits``, ``--membrane-bits``, ``--timesteps``) is
-used. Cycles come from the cycle model (``golden/cycles.py``, equal to the RTL's ``step_cycles``, checked
+used. Cycles come from the cycle model (``golden/spec/cycles.py``, equal to the RTL's ``step_cycles``, checked
 by ``--rtl``) on the first ``--samples`` MNIST test images, rate coded as in training. Latency is cycles
 divided by the median Fmax of the core's clock, and by the clock the bitstream runs at. Figures go to stdout and to
 ``report.json`` in ``--out`` (each build's own report.json and report.md are in its seed folder).
@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, build_seeds, random_model
-from qlif.golden.data import encode, load_split, max_rate_of
-from qlif.golden.model import load_model
-from qlif.golden.reference import run
+from qlif.boards.flow.build import BOARDS, BUILD_ROOT, build_seeds
+from qlif.golden.data.datasets import load_split
+from qlif.golden.spec.coding import encode, max_rate_of
+from qlif.golden.spec.model import load_model
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 from qlif.hw.memory import plan_memories
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,10 +13,11 @@ import argparse
 
 import numpy as np
 
-from qlif.golden.data import encode, load_split
-from qlif.golden.evaluate import integer_accuracy
-from qlif.golden.quantize import quantize
-from qlif.golden.train import load_checkpoint
+from qlif.golden.data.datasets import load_split
+from qlif.golden.spec.coding import encode
+from qlif.golden.training.checkpoint import load_checkpoint
+from qlif.golden.training.evaluate import integer_accuracy
+from qlif.golden.training.quantize import quantize
 
 PERCENTILES = (70.0, 80.0, 90.0, 95.0, 99.0, 99.9, 100.0)
 

@@ -16,9 +16,10 @@ import argparse
 import sys
 import time
 
-from qlif.golden.data import encode, load_split, max_rate_of
-from qlif.golden.model import load_model
-from qlif.golden.reference import run
+from qlif.golden.data.datasets import load_split
+from qlif.golden.spec.coding import encode, max_rate_of
+from qlif.golden.spec.model import load_model
+from qlif.golden.spec.reference import run
 from qlif.sim.runner import first_mismatch, run_rtl
 
 

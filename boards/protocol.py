@@ -1,8 +1,8 @@
 """The host protocol, version 1 (docs/host-protocol.md): frames, CRC, commands, error codes, payloads.
 
-Pure Python and sans-I/O: nothing here reads or writes a port. The RTL (:mod:`qlif.boards.link`,
-:mod:`qlif.boards.frame_rx`, :mod:`qlif.boards.frame_tx`) takes its constants from here, the host driver
-(:mod:`qlif.boards.host`) and the software board (:mod:`qlif.boards.emulator`) their encoders and decoders,
+Pure Python and sans-I/O: nothing here reads or writes a port. The RTL (:mod:`qlif.boards.link.host_link`,
+:mod:`qlif.boards.link.frame_rx`, :mod:`qlif.boards.link.frame_tx`) takes its constants from here, the host driver
+(:mod:`qlif.boards.host.driver`) and the software board (:mod:`qlif.boards.host.emulator`) their encoders and decoders,
 so the two ends cannot drift apart.
 
 Request (host to board) and reply (board to host)::
@@ -120,7 +120,7 @@ RESULT_HEADER_LEN = 8
 
 
 def crc16_byte(crc: int, byte: int) -> int:
-    """One byte into CRC-16/CCITT-FALSE (MSB first); the RTL's :func:`qlif.boards.crc.crc16_next`."""
+    """One byte into CRC-16/CCITT-FALSE (MSB first); the RTL's :func:`qlif.boards.link.crc.crc16_next`."""
     crc ^= byte << 8
     for _ in range(8):
         crc = ((crc << 1) ^ CRC_POLY if crc & 0x8000 else crc << 1) & 0xFFFF

@@ -30,15 +30,15 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.cycles import LANES, groups
-from qlif.golden.model import Layer as ModelLayer
+from qlif.golden.spec.cycles import LANES, groups
+from qlif.golden.spec.layouts import synapse_words
+from qlif.golden.spec.model import Layer as ModelLayer
+from qlif.hw.flash import WriteSignature
+from qlif.hw.lif import LifDatapath
+from qlif.hw.memory import LOGIC_DEPTH
+from qlif.hw.spram import SpramStore
 
-from .flash import WriteSignature
-from .lif import LifDatapath
-from .memory import LOGIC_DEPTH
-from .spram import SpramStore
-
-__all__ = ["Op", "Layer", "synapse_words"]
+__all__ = ["Op", "Layer"]
 
 
 @dataclass(frozen=True)
@@ -62,34 +62,15 @@ def _width(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def synapse_words(layer: ModelLayer, lanes: int) -> list[int]:
-    """Synapse memory init: word ``g*n_in + j`` packs the codes of weights ``W[j][g*P + i]``, lane ``i``.
-
-    Lanes past ``n_out`` (last group) hold code 0; their neurons are masked out of every result.
-    Group-major order makes group 0 of event ``j`` word ``j``: the event address is the read address,
-    with no multiplication on the path from the events port into the block RAM.
-    """
-    b, g_count = layer.weight_bits, groups(layer.n_out, lanes)
-    codes = layer.codes().astype(int)
-    words = []
-    for g in range(g_count):
-        for j in range(layer.n_in):
-            word = 0
-            for i, c in enumerate(codes[j, g * lanes:(g + 1) * lanes]):
-                word |= int(c) << (i * b)
-            words.append(word)
-    return words
-
-
 class Layer(wiring.Component):
     """One LIF layer, time multiplexed over G = ceil(n_out / P) neuron groups.
 
     Parameters
     ----------
-    layer : qlif.golden.model.Layer
+    layer : qlif.golden.spec.model.Layer
         Weights (baked into the synapse memory init) and neuron parameters.
     lanes : int
-        P in :data:`qlif.golden.cycles.LANES`.
+        P in :data:`qlif.golden.spec.cycles.LANES`.
     synapses : str
         ``"ebr"`` (default): the synapse memory is a block RAM with the weights as init values;
         ``"spram"``: a :class:`~qlif.hw.spram.SpramStore`, written through ``load`` before use.
@@ -128,7 +109,7 @@ class Layer(wiring.Component):
 
     def __init__(self, *, layer: ModelLayer, lanes: int, synapses: str = "ebr", slice_width: int | None = None):
         if not isinstance(layer, ModelLayer):
-            raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
+            raise TypeError(f"layer must be a qlif.golden.spec.model.Layer, not {layer!r}")
         if lanes not in LANES:
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
         if synapses not in ("ebr", "spram"):

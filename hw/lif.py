@@ -14,7 +14,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsi
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.model import Layer, default_codebook
+from qlif.golden.spec.model import Layer, default_codebook
 
 __all__ = ["saturate", "weight_shape", "LifDatapath"]
 
@@ -85,7 +85,7 @@ class LifDatapath(wiring.Component):
 
     def __init__(self, *, layer: Layer, lanes: int):
         if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be a qlif.golden.model.Layer, not {layer!r}")
+            raise TypeError(f"layer must be a qlif.golden.spec.model.Layer, not {layer!r}")
         if not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
         self._layer = layer

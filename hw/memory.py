@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qlif.golden.cycles import LANES, groups
-from qlif.golden.model import Model
+from qlif.golden.spec.cycles import LANES, groups
+from qlif.golden.spec.layouts import synapse_words
+from qlif.golden.spec.model import Model
 
 __all__ = ["LOGIC_DEPTH", "HOST_EBR", "DeviceMemory", "DEVICES", "device_memory", "MemoryFitError", "MemoryPlan",
            "plan_memories", "ebr_blocks", "spram_blocks", "spram_image"]
@@ -157,7 +158,7 @@ def plan_memories(model: Model, lanes: int, device: str | None, *, spram: bool |
     ----------
     model : Model
     lanes : int
-        P, in :data:`qlif.golden.cycles.LANES`.
+        P, in :data:`qlif.golden.spec.cycles.LANES`.
     device : str or None
         Amaranth's ``platform.device`` (``"iCE40UP5K"``, ``"LFE5U-85F"``, ...); ``None`` or an unknown
         device gives the generic plan (every synapse memory in block RAM, no limit).
@@ -245,10 +246,9 @@ def _refusal(model: Model, lanes: int, dev: DeviceMemory, mems: list[dict], ebr:
 
 def spram_image(model: Model, lanes: int, plan: MemoryPlan) -> bytes:
     """The flash image :class:`~qlif.hw.flash.FlashLoader` loads into the SPRAM synapse memories of ``plan``
-    (empty when it uses none): the layers' synapse words (:func:`~qlif.hw.layer.synapse_words`) in
-    layer order."""
-    from .flash import weight_image
-    from .layer import synapse_words
+    (empty when it uses none): the layers' synapse words
+    (:func:`~qlif.golden.spec.layouts.synapse_words`) in layer order."""
+    from qlif.hw.flash import weight_image
 
     spram = [layer for layer, kind in zip(model.layers, plan.synapses, strict=True) if kind == "spram"]
     return weight_image([synapse_words(layer, lanes) for layer in spram],

@@ -3,7 +3,7 @@
 Per step the layers run one after the other. Layer ``l`` integrates its input events (layer 0: the
 ``events`` stream; layer ``l > 0``: the spike addresses of layer ``l-1`` from the serializer) and then
 fires; the fire pass pushes its nonzero spike masks into the serializer's queue, which feeds the next
-layer, or, after the last layer, the ``spikes`` stream. Cycle model: :mod:`qlif.golden.cycles`,
+layer, or, after the last layer, the ``spikes`` stream. Cycle model: :mod:`qlif.golden.spec.cycles`,
 architecture and memory map: docs/architecture.md.
 """
 
@@ -13,13 +13,12 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.cycles import LANES
-from qlif.golden.model import Model
-
-from .flash import DEFAULT_OFFSET, FlashLoader
-from .layer import Layer
-from .memory import MemoryPlan, plan_memories
-from .serializer import Serializer
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import Model
+from qlif.hw.flash import DEFAULT_OFFSET, FlashLoader
+from qlif.hw.layer import Layer
+from qlif.hw.memory import MemoryPlan, plan_memories
+from qlif.hw.serializer import Serializer
 
 __all__ = ["Token", "TraceSignature", "FlashSignature", "Network"]
 
@@ -59,10 +58,10 @@ class Network(wiring.Component):
 
     Parameters
     ----------
-    model : qlif.golden.model.Model
+    model : qlif.golden.spec.model.Model
         The network; validated here (``ModelError`` if broken).
     lanes : int
-        P, neurons updated per cycle, in :data:`qlif.golden.cycles.LANES`.
+        P, neurons updated per cycle, in :data:`qlif.golden.spec.cycles.LANES`.
     memory : MemoryPlan or None
         Where the synapse memories go (:func:`qlif.hw.memory.plan_memories`). ``None`` (default): planned
         when elaborated, for the platform's device (the generic plan in simulation and for Verilog:
@@ -94,7 +93,7 @@ class Network(wiring.Component):
         ``events`` token left the input queue (the cycle after it was taken, when the core was idle) up
         to the cycle after the spikes eot handshake, leaving out cycles spent waiting for
         ``events.valid``, cycles that dropped a token and cycles waiting for ``spikes.ready``. Equal to
-        :func:`qlif.golden.cycles.cycle_model`.
+        :func:`qlif.golden.spec.cycles.cycle_model`.
     clear : In(1)
         While ``idle`` and unless a token is taken in the same cycle: zero all neuron state, the counters,
         the prediction and the error flags (``max G + 4`` cycles, ``idle`` low meanwhile; ``counts`` and
@@ -110,7 +109,7 @@ class Network(wiring.Component):
         Index of the largest count, ties to the lowest index; kept up to date incrementally as
         spikes are counted, valid whenever ``idle``.
 
-    Latency and throughput: see :func:`qlif.golden.cycles.cycle_model`; a layer integrates P synapses
+    Latency and throughput: see :func:`qlif.golden.spec.cycles.cycle_model`; a layer integrates P synapses
     per cycle. Memory: per layer, see :class:`qlif.hw.layer.Layer`; a queue of ``max G`` entries; where
     they go on a device, :mod:`qlif.hw.memory`.
     """
@@ -118,7 +117,7 @@ class Network(wiring.Component):
     def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,
                  flash_offset: int = DEFAULT_OFFSET):
         if not isinstance(model, Model):
-            raise TypeError(f"model must be a qlif.golden.model.Model, not {model!r}")
+            raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
         if lanes not in LANES:
             raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
         model.validate()

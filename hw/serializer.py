@@ -19,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.cycles import LANES
+from qlif.golden.spec.cycles import LANES
 
 __all__ = ["AddrToken", "Serializer"]
 
@@ -35,7 +35,7 @@ class Serializer(wiring.Component):
     Parameters
     ----------
     lanes : int
-        P, bits per mask; P in :data:`qlif.golden.cycles.LANES`.
+        P, bits per mask; P in :data:`qlif.golden.spec.cycles.LANES`.
     depth : int
         Most entries one fire pass can push (the largest group count G of the network).
     addr_width : int

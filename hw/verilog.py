@@ -9,9 +9,8 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from qlif.golden.model import Model
-
-from .network import Network
+from qlif.golden.spec.model import Model
+from qlif.hw.network import Network
 
 __all__ = ["generate"]
 

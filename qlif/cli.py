@@ -1,7 +1,7 @@
 """The ``qlif`` command line: one entry point, one subcommand per step of the flow.
 
-Each package registers its own subcommands (``register(add)`` in ``qlif.golden.commands``,
-``qlif.hw.commands``, ``qlif.sim.commands`` and ``qlif.boards.commands``); this module assembles the
+Each package registers its own subcommands (``register(add)`` in ``qlif.commands.golden``,
+``qlif.commands.hw``, ``qlif.commands.sim`` and ``qlif.commands.boards``); this module assembles the
 parser, adds ``demo``, and turns user errors into one line ``qlif: error: ...`` with exit status 2.
 Output files are written atomically, only once everything has been checked and computed, so a failed
 command leaves no partial output behind (:mod:`qlif.clitools`).
@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from qlif.clitools import CLIError, lanes_arg, mhz_arg, positive_arg, write_text
+from qlif.clitools import CLIError, lanes_arg, mhz_arg, positive_arg
 
-__all__ = ["main", "build_parser", "CLIError", "write_text"]
+__all__ = ["main", "build_parser"]
 
 
 def cmd_demo(args) -> int:
@@ -30,11 +30,11 @@ def cmd_demo(args) -> int:
 
 #: Modules with a ``register(add)`` function adding their subcommands, in ``--help`` order.
 COMMAND_MODULES = (
-    "qlif.golden.commands",
-    "qlif.sim.commands",
-    "qlif.hw.commands",
-    "qlif.boards.commands",
-    "qlif.boards.sweep",
+    "qlif.commands.golden",
+    "qlif.commands.sim",
+    "qlif.commands.hw",
+    "qlif.commands.boards",
+    "qlif.commands.sweep",
 )
 
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qlif.golden.model import ModelError
+    from qlif.golden.spec.model import ModelError
 
     args = build_parser().parse_args(argv)
     try:

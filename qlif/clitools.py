@@ -1,10 +1,9 @@
 """Shared pieces of the ``qlif`` command line: the user-error type, atomic writers, argument types.
 
-Every subcommand lives with the package it drives (``qlif.golden.commands``, ``qlif.hw.commands``,
-``qlif.sim.commands``, ``qlif.boards.commands``) and registers itself on the parser of
+Every subcommand lives with the package it drives (``qlif.commands.golden``, ``qlif.commands.hw``,
+``qlif.commands.sim``, ``qlif.commands.boards``) and registers itself on the parser of
 :mod:`qlif.cli`; these helpers keep their behaviour the same: a user error is a :class:`CLIError` (one
-line, exit status 2), and output files are written atomically (a temporary file renamed into place),
-so a failed command leaves no partial output behind.
+line, exit status 2). Output files are written with the atomic writers of :mod:`qlif.golden.spec.files`.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-__all__ = ["CLIError", "AddCommand", "write_npz", "write_npy", "write_text", "load_inputs", "load_model_arg",
-           "lanes_arg", "positive_arg"]
+__all__ = ["CLIError", "AddCommand", "load_inputs", "load_model_arg", "lanes_arg", "mhz_arg", "positive_arg"]
 
 
 class CLIError(Exception):
@@ -24,41 +21,6 @@ class CLIError(Exception):
 
 #: ``add(name, func, help) -> parser``: how a package registers one subcommand (see :mod:`qlif.cli`).
 AddCommand = Callable[[str, Callable, str], argparse.ArgumentParser]
-
-
-def _atomic_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.part")
-
-
-def write_npz(path: str | os.PathLike, arrays: dict) -> None:
-    """Write an ``.npz`` atomically (a temporary file renamed into place)."""
-    import numpy as np
-
-    path = Path(path)
-    tmp = _atomic_path(path)
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
-def write_npy(path: str | os.PathLike, array) -> None:
-    """Write an ``.npy`` atomically."""
-    import numpy as np
-
-    path = Path(path)
-    tmp = _atomic_path(path)
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_inputs(path: str | os.PathLike):
@@ -75,14 +37,14 @@ def load_inputs(path: str | os.PathLike):
 
 def load_model_arg(path):
     """Load a model file named on the command line (a ``ModelError`` names the field and why)."""
-    from qlif.golden.model import load_model
+    from qlif.golden.spec.model import load_model
 
     return load_model(path)
 
 
 def lanes_arg(value: str) -> int:
-    """argparse type: lanes P, one of :data:`qlif.golden.cycles.LANES`."""
-    from qlif.golden.cycles import LANES
+    """argparse type: lanes P, one of :data:`qlif.golden.spec.cycles.LANES`."""
+    from qlif.golden.spec.cycles import LANES
 
     try:
         lanes = int(value)

@@ -39,16 +39,17 @@ def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator",
     ``clk_mhz`` is the core clock of the UP5K build (made by the PLL; ``None``: everything on the 12 MHz
     oscillator).
     """
-    from qlif.boards.build import build
-    from qlif.golden.data import encode, load_digits_split
-    from qlif.golden.evaluate import float_accuracy
-    from qlif.golden.model import save_model
-    from qlif.golden.quantize import quantize
-    from qlif.golden.reference import run
-    from qlif.golden.train import TrainConfig, save_checkpoint, train
+    from qlif.boards.flow.build import build
+    from qlif.golden.data.datasets import load_digits_split
+    from qlif.golden.spec.coding import encode
+    from qlif.golden.spec.files import write_text
+    from qlif.golden.spec.model import save_model
+    from qlif.golden.spec.reference import run
+    from qlif.golden.training.checkpoint import save_checkpoint
+    from qlif.golden.training.evaluate import float_accuracy
+    from qlif.golden.training.quantize import quantize
+    from qlif.golden.training.train import TrainConfig, train
     from qlif.sim.runner import first_mismatch, run_rtl
-
-    from .clitools import write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

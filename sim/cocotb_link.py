@@ -1,14 +1,14 @@
-"""cocotb tests of the host link (:class:`qlif.boards.link.HostLink` as Verilog), through its UART pins only.
+"""cocotb tests of the host link (:class:`qlif.boards.link.host_link.HostLink` as Verilog), through its UART pins only.
 
 Run by :func:`qlif.sim.link_runner.run_link`, which names the test and passes a JSON file in
 ``QLIF_LINK_CONFIG`` (model and stimuli paths, clock, divisor, frame timeout, seed, fuzz size, output
 path). Each test writes its figures and verdict to the output JSON, even when it fails.
 
-* ``host_driver``: the host driver :class:`qlif.boards.host.Board`, unchanged, in a cocotb ``bridge``
+* ``host_driver``: the host driver :class:`qlif.boards.host.driver.Board`, unchanged, in a cocotb ``bridge``
   thread on :class:`~qlif.sim.uart_model.SimPort`: connect, wake mask, classify every sample (frames
   back to back within the driver's window), status counters; results against the golden model.
 * ``fuzz``: the campaign of :mod:`qlif.sim.link_fuzz`; every reply byte against
-  :class:`~qlif.boards.emulator.BoardModel`, every sample's RESULT against the golden model, the
+  :class:`~qlif.boards.host.emulator.BoardModel`, every sample's RESULT against the golden model, the
   ``ok``/``fault``/``wake`` pins against the reference after every item.
 * ``flood``: frames with no gap and no window: the receive buffer overflows, overruns are counted, the
   surviving frames are answered, and the link recovers.
@@ -30,8 +30,8 @@ from cocotb.simtime import get_sim_time
 from cocotb.task import bridge
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
-from qlif.boards.emulator import BoardModel
-from qlif.boards.host import Board
+from qlif.boards.host.driver import Board
+from qlif.boards.host.emulator import BoardModel
 from qlif.boards.protocol import (
     Cmd,
     Flag,
@@ -41,11 +41,10 @@ from qlif.boards.protocol import (
     encode_request,
     step_requests,
 )
-from qlif.golden import reference
-from qlif.golden.model import load_model
-
-from .link_fuzz import Fuzzer, apply
-from .uart_model import SimPort, UartSink, UartSource
+from qlif.golden.spec import reference
+from qlif.golden.spec.model import load_model
+from qlif.sim.link_fuzz import Fuzzer, apply
+from qlif.sim.uart_model import SimPort, UartSink, UartSource
 
 
 class LinkBench:
@@ -297,8 +296,8 @@ async def _fuzz(tb: LinkBench) -> None:
 
 
 def _as_item(frame: bytes):
-    from .link_fuzz import Item
-    from .uart_model import UartByte
+    from qlif.sim.link_fuzz import Item
+    from qlif.sim.uart_model import UartByte
 
     return Item("good", [UartByte(b) for b in frame], 0)
 

@@ -27,9 +27,8 @@ import numpy as np
 from cocotb.handle import HierarchyObject
 from cocotb.simtime import get_sim_time
 
-from qlif.golden.model import load_model
-
-from .tb import CLOCK_NS, Model, Testbench
+from qlif.golden.spec.model import load_model
+from qlif.sim.tb import CLOCK_NS, Model, Testbench
 
 
 @cocotb.test()

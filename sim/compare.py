@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qlif.golden.reference import Result
+from qlif.golden.spec.reference import Result
 
 __all__ = ["step_mismatch", "prediction_mismatch", "first_mismatch"]
 

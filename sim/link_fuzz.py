@@ -3,7 +3,7 @@
 Pure Python (no simulator): :class:`Fuzzer` draws seeded items (a burst of bytes on the line: bad CRC,
 truncated frames, unknown commands, bad lengths, out-of-range or descending addresses, bad wake masks,
 random garbage, UART framing errors, several frames back to back, valid requests in between), and
-:func:`apply` feeds one to a :class:`~qlif.boards.emulator.BoardModel`, which says exactly which reply
+:func:`apply` feeds one to a :class:`~qlif.boards.host.emulator.BoardModel`, which says exactly which reply
 bytes the RTL must send. The cocotb campaign (:mod:`qlif.sim.cocotb_link`) sends the same bursts to the
 RTL and compares byte for byte.
 
@@ -18,7 +18,7 @@ import copy
 import random
 from dataclasses import dataclass, field
 
-from qlif.boards.emulator import BoardModel
+from qlif.boards.host.emulator import BoardModel
 from qlif.boards.protocol import (
     MAX_WORDS,
     SYNC,
@@ -29,8 +29,7 @@ from qlif.boards.protocol import (
     encode_request,
     mask_bytes,
 )
-
-from .uart_model import UartByte
+from qlif.sim.uart_model import UartByte
 
 __all__ = ["Item", "Fuzzer", "apply", "KINDS"]
 

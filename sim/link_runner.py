@@ -4,7 +4,7 @@
 
     stats = run_link(model, x, test="fuzz", simulator="verilator", fuzz_frames=1000, seed=1)
 
-The Verilog is :class:`qlif.boards.link.HostLink` converted by Amaranth, top module ``qlif_top`` with the
+The Verilog is :class:`qlif.boards.link.host_link.HostLink` converted by Amaranth, top module ``qlif_top`` with the
 ports ``clk``, ``rst``, ``rx``, ``tx``, ``ok``, ``fault``, ``wake``, and with ``core_clk`` (a frequency
 for the core's own clock domain, as on a board with a PLL) ``core_clk`` and ``core_rst`` too. Builds are
 cached exactly as for the core
@@ -26,11 +26,10 @@ from typing import Literal
 import numpy as np
 from cocotb_tools.check_results import get_results
 
-from qlif.boards.link import RX_FIFO_DEPTH, HostLink
-from qlif.golden import reference
-from qlif.golden.model import Model, save_model
-
-from .runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, _build, _verilator_env, _waves
+from qlif.boards.link.host_link import RX_FIFO_DEPTH, HostLink
+from qlif.golden.spec import reference
+from qlif.golden.spec.model import Model, save_model
+from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, _build, _verilator_env, _waves
 
 __all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
 

@@ -29,16 +29,16 @@ import numpy as np
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Verilator, get_runner
 
-from qlif.golden import reference
-from qlif.golden.model import Model, save_model
-
-from .compare import first_mismatch
+from qlif.golden.spec import reference
+from qlif.golden.spec.files import BUILD_ROOT
+from qlif.golden.spec.model import Model, save_model
+from qlif.sim.compare import first_mismatch
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "SimulationError", "RtlMismatch", "run_rtl", "first_mismatch"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
-DEFAULT_BUILD_DIR = Path(__file__).resolve().parent.parent / "build" / "sim"
+DEFAULT_BUILD_DIR = BUILD_ROOT / "sim"
 TOPLEVEL = "qlif_top"
 TEST_MODULE = "qlif.sim.cocotb_network"
 

@@ -25,11 +25,10 @@ from cocotb.task import Task
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.types import LogicArray
 
-from qlif.golden import reference
-from qlif.golden.cycles import groups
-from qlif.golden.model import Model as QlifModel
-
-from .compare import prediction_mismatch, step_mismatch
+from qlif.golden.spec import reference
+from qlif.golden.spec.cycles import groups
+from qlif.golden.spec.model import Model as QlifModel
+from qlif.sim.compare import prediction_mismatch, step_mismatch
 
 __all__ = [
     "CLOCK_NS", "EOT", "ProtocolError", "Mismatch", "StreamBus", "pauses", "Driver", "SpikeMonitor",
@@ -403,7 +402,7 @@ class Scoreboard:
             self._fail(msg)
 
     def result(self) -> reference.Result:
-        """What was measured, as a golden :class:`~qlif.golden.reference.Result`."""
+        """What was measured, as a golden :class:`~qlif.golden.spec.reference.Result`."""
         return reference.Result(spikes=self.spikes, membranes=self.membranes, prediction=self.prediction,
                                 cycles=self.cycles)
 

@@ -4,7 +4,7 @@
   bit between frames: the fastest a UART can send), with optional framing errors (a 0 stop bit).
 * :class:`UartSink` watches ``tx``: it waits for a start edge, samples every bit in its middle, checks the
   stop bit, and collects the bytes.
-* :class:`SimPort` puts both behind the ``write``/``read``/``pause`` port of :class:`qlif.boards.host.Board`
+* :class:`SimPort` puts both behind the ``write``/``read``/``pause`` port of :class:`qlif.boards.host.driver.Board`
   for a driver running in a cocotb ``bridge`` thread: each call hands control to the simulator
   (``resume``) and returns when the simulated line has done it, so the host driver runs unchanged.
 
@@ -155,7 +155,7 @@ class UartSink:
 
 
 class SimPort:
-    """The port of :class:`qlif.boards.host.Board` on the simulated UART pins, for a ``bridge`` thread.
+    """The port of :class:`qlif.boards.host.driver.Board` on the simulated UART pins, for a ``bridge`` thread.
 
     ``read(n)`` returns when ``n`` bytes came or after ``timeout`` seconds of simulated time (fewer
     bytes: a timeout, as with pyserial); ``pause(s)`` lets the queued bytes go out and then keeps the

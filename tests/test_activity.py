@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
-from qlif.golden.reference import run
-from qlif.sim.activity import Activity, MemoryActivity, activity_from_vcd, measure_activity, parse_verilog
+from qlif.boards.flow.activity import Activity, MemoryActivity
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
+from qlif.sim.activity import activity_from_vcd, measure_activity, parse_verilog
 
 #: Yosys-style Verilog (the shapes Amaranth's back end writes): a register, a memory with an enabled
 #: write port and an unconditional read port, a read register, a sub-module instance, comb logic.

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from qlif.boards.build import BUILD_ROOT, CORE_CLOCK_NET, build, main, parse_reports, random_model, tool_env
-from qlif.boards.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
-from qlif.golden.reference import run
+from qlif.boards.flow.build import BUILD_ROOT, CORE_CLOCK_NET, build, main, parse_reports, tool_env
+from qlif.boards.tops.icebreaker import ICEBreakerPlatform, ICEBreakerTop, PLLConfig, pll_config
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 
 ROOT = BUILD_ROOT.parent
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qlif.boards.build import random_model
-from qlif.boards.icesugar import ICESugarPlatform, ICESugarTop
+from qlif.boards.tops.icesugar import ICESugarPlatform, ICESugarTop
+from qlif.golden.spec.random_model import random_model
 
 
 def test_pins_and_pll():

@@ -1,7 +1,7 @@
 """The host link in the Amaranth simulator: UART bytes in, framed replies out, against the golden model.
 
 A host-side UART (the same RTL blocks) drives the link's ``rx`` pin and listens on ``tx``; the host driver
-:class:`qlif.boards.host.Board` talks to it through :class:`SimPort`, so these tests run the real protocol
+:class:`qlif.boards.host.driver.Board` talks to it through :class:`SimPort`, so these tests run the real protocol
 against the real core. The long runs (the driver on both simulators, 1000+ fuzzed frames) are cocotb
 tests on the generated Verilog: tests/test_host_rtl.py.
 """
@@ -15,13 +15,13 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from qlif.boards.build import random_model
-from qlif.boards.emulator import BoardModel
-from qlif.boards.host import Board
-from qlif.boards.link import FRAME_TIMEOUT, HostLink
+from qlif.boards.host.driver import Board
+from qlif.boards.host.emulator import BoardModel
+from qlif.boards.link.host_link import FRAME_TIMEOUT, HostLink
+from qlif.boards.link.uart import UARTRX, UARTTX
 from qlif.boards.protocol import Cmd, encode_addresses, encode_request
-from qlif.boards.uart import UARTRX, UARTTX
-from qlif.golden.reference import run
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 
 CLK, BAUD = 8e6, 1_000_000        # 8 cycles per bit: the shortest frames the UART takes, for speed
 TIMEOUT = 400                     # frame timeout in cycles: five UART frames

@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from qlif.boards.uart import MAX_BAUD_ERROR, UARTRX, UARTTX, baud_divisor
+from qlif.boards.link.uart import MAX_BAUD_ERROR, UARTRX, UARTTX, baud_divisor
 
 
 def _line_bits(byte: int) -> list[int]:

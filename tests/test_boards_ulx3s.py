@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from qlif.boards.build import BOARDS, BUILD_ROOT, CORE_CLOCK_NET, build, family, parse_reports, random_model
-from qlif.boards.pll import ECP5PLLConfig, ecp5_pll_config
-from qlif.boards.ulx3s import PLATFORMS, ULX3STop
+from qlif.boards.flow.build import BOARDS, BUILD_ROOT, CORE_CLOCK_NET, build, family, parse_reports
+from qlif.boards.tops.pll import ECP5PLLConfig, ecp5_pll_config
+from qlif.boards.tops.ulx3s import PLATFORMS, ULX3STop
+from qlif.golden.spec.random_model import random_model
 
 #: A trimmed ``nextpnr-ecp5 --report`` document.
 NEXTPNR_REPORT = {
@@ -115,7 +116,7 @@ def test_ecp5_build():
 
 def test_abc9_failures_are_recognised(tmp_path):
     """The two ways Yosys 0.70's ABC9 fails (build() then maps the LUTs with classic ABC), and others not."""
-    from qlif.boards.build import _abc9_failure
+    from qlif.boards.flow.build import _abc9_failure
 
     (tmp_path / "q.rpt").write_text("Executing ABC_OPS_REINTEGRATE pass\nERROR: Assert `GetSize(x)' failed\n")
     assert _abc9_failure(tmp_path, "q")

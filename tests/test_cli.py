@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from qlif.cli import main
-from qlif.golden.model import Model, save_model
-from qlif.golden.reference import run
+from qlif.golden.spec.model import Model, save_model
+from qlif.golden.spec.reference import run
 
 DOC = {"format": "qlif-model", "version": 1, "timesteps": 5, "layers": [
     {"weights": [[1, -2, 3], [3, 0, -1], [2, 2, 2], [-4, 5, 1]], "weight_bits": 4, "membrane_bits": 6,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qlif.golden.model import Layer, Model, ModelError, default_codebook, load_model, save_model
-from qlif.golden.reference import check_inputs, predict, run, run_layer
+from qlif.golden.spec.model import Layer, Model, ModelError, default_codebook, load_model, save_model
+from qlif.golden.spec.reference import check_inputs, predict, run, run_layer
 
 
 def naive_layer(layer: Layer, x: np.ndarray):

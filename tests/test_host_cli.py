@@ -1,6 +1,6 @@
 """``qlif run``: the whole host flow against the software board (``--port emu://``), and its errors.
 
-The software board (:mod:`qlif.boards.emulator`) answers exactly as the RTL does (the cocotb fuzz campaign
+The software board (:mod:`qlif.boards.host.emulator`) answers exactly as the RTL does (the cocotb fuzz campaign
 holds the RTL to it byte for byte), so these runs exercise the real command line, port opening, driver,
 window, retries and output files without hardware.
 """
@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
 from qlif.cli import main
-from qlif.golden.model import save_model
-from qlif.golden.reference import run
+from qlif.golden.spec.model import save_model
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from qlif.boards.build import random_model
-from qlif.boards.crc import crc16_next
-from qlif.boards.emulator import BoardModel
-from qlif.boards.frame_rx import FrameReceiver
-from qlif.boards.frame_tx import FrameSender
+from qlif.boards.host.emulator import BoardModel
+from qlif.boards.link.crc import crc16_next
+from qlif.boards.link.frame_rx import FrameReceiver
+from qlif.boards.link.frame_tx import FrameSender
 from qlif.boards.protocol import (
     MAX_WORDS,
     SYNC,
@@ -32,6 +31,7 @@ from qlif.boards.protocol import (
     encode_reply,
     encode_request,
 )
+from qlif.golden.spec.random_model import random_model
 from qlif.sim.link_fuzz import Fuzzer
 
 

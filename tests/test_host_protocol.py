@@ -1,6 +1,6 @@
 """The host protocol without hardware: codec, reference board, host driver, fuzzer (pure Python, fast).
 
-The reference board (:class:`~qlif.boards.emulator.BoardModel`) is what the RTL is scored against in the
+The reference board (:class:`~qlif.boards.host.emulator.BoardModel`) is what the RTL is scored against in the
 cocotb fuzz campaign, so its semantics are pinned down here: bad frames change nothing, counters, wake,
 truncation; and the host driver is run against it (windowing, retries on a noisy line, error names).
 """
@@ -13,9 +13,8 @@ import random
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
-from qlif.boards.emulator import BoardModel, EmulatedPort, open_emulator
-from qlif.boards.host import Board, BoardTimeout, ErrorReply, LinkError, ModelMismatch, open_board
+from qlif.boards.host.driver import Board, BoardTimeout, ErrorReply, LinkError, ModelMismatch, open_board
+from qlif.boards.host.emulator import BoardModel, EmulatedPort, open_emulator
 from qlif.boards.protocol import (
     COUNTERS,
     MAX_WORDS,
@@ -40,7 +39,8 @@ from qlif.boards.protocol import (
     model_id,
     step_requests,
 )
-from qlif.golden.reference import run
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 from qlif.sim.link_fuzz import KINDS, Fuzzer, apply
 
 
@@ -305,7 +305,7 @@ def test_driver_wake_and_status(small):
 
 
 def test_open_board_emulator(small, tmp_path):
-    from qlif.golden.model import save_model
+    from qlif.golden.spec.model import save_model
 
     model = small[0]
     save_model(model, tmp_path / "m.json")

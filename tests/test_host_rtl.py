@@ -1,6 +1,6 @@
 """The host link's generated Verilog under cocotb (Icarus and Verilator), through its UART pins only.
 
-* the host driver (:class:`qlif.boards.host.Board`, the code that talks to a real board) classifies
+* the host driver (:class:`qlif.boards.host.driver.Board`, the code that talks to a real board) classifies
   stimuli end to end, steps of more than 127 inputs included (SPIKES frames); every prediction, spike
   count and cycle count equals the golden model, frames go out back to back within the driver's window,
   and no error counter moves;
@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
-from qlif.golden.reference import run
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 from qlif.sim.link_runner import SIM_CORE_CLKS, run_link
 
 LANES = 2

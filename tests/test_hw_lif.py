@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qlif.golden.model import Layer, default_codebook
-from qlif.golden.reference import run_layer
+from qlif.golden.spec.model import Layer, default_codebook
+from qlif.golden.spec.reference import run_layer
 from qlif.hw.lif import LifDatapath, weight_shape
 
 

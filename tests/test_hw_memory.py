@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
-from qlif.golden.reference import run
+from qlif.golden.spec.layouts import synapse_words
+from qlif.golden.spec.random_model import random_model
+from qlif.golden.spec.reference import run
 from qlif.hw.flash import FlashLoader, weight_image
-from qlif.hw.layer import synapse_words
 from qlif.hw.memory import MemoryFitError, device_memory, ebr_blocks, plan_memories, spram_blocks, spram_image
 from qlif.hw.network import Network
-from qlif.hw.simulate import simulate
 from qlif.hw.spram import SpramStore
+from qlif.sim.harness import simulate
 
 
 def mnist(weight_bits: int, membrane_bits: int = 12):
@@ -108,7 +108,7 @@ def test_spram_core_loads_from_flash_and_matches(lanes, sizes, b):
 
 def test_wrong_weights_in_flash_are_caught():
     """The loaded words really are the ones used: a corrupted image makes the comparison fail."""
-    import qlif.hw.simulate as sim_module
+    import qlif.sim.harness as sim_module
 
     model = random_model([12, 6], timesteps=3, weight_bits=4, membrane_bits=8, seed=9)
     plan = plan_memories(model, 2, "iCE40UP5K", spram=True)

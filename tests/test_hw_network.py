@@ -7,32 +7,22 @@ import numpy as np
 import pytest
 
 import qlif.hw.lif
-from qlif.golden.cycles import LANES
-from qlif.golden.model import Layer, Model, ModelError, default_codebook
-from qlif.golden.reference import run
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import Layer, Model, ModelError
+from qlif.golden.spec.random_model import random_model as generate_model
+from qlif.golden.spec.reference import run
 from qlif.hw.layer import Layer as LayerRtl
 from qlif.hw.network import Network
 from qlif.hw.serializer import Serializer
-from qlif.hw.simulate import simulate, simulate_tokens
 from qlif.hw.verilog import generate
+from qlif.sim.harness import simulate, simulate_tokens
 
 
 def random_model(seed: int, sizes: list[int], *, b: int, k: int, leak, reset: str, codebook=None,
                  timesteps: int = 5) -> Model:
-    """Random weights from the codebook; resets alternate between layers, starting with ``reset``."""
-    rng = np.random.default_rng(seed)
-    book = np.asarray(codebook if codebook is not None else default_codebook(b))
-    other = {"subtract": "zero", "zero": "subtract"}[reset]
-    layers = []
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        top = (1 << (k - 1)) - 1
-        layers.append(Layer(
-            weights=rng.choice(book, size=(n_in, n_out)), weight_bits=b, membrane_bits=k,
-            threshold=int(rng.integers(0, max(1, min(top, 24)))), leak_shift=leak,
-            reset=reset if l % 2 == 0 else other, codebook=None if codebook is None else tuple(codebook)))
-    model = Model(timesteps=timesteps, layers=tuple(layers))
-    model.validate()
-    return model
+    """Random weights from the codebook, random low thresholds; resets alternate between layers."""
+    return generate_model(sizes, seed=seed, timesteps=timesteps, weight_bits=b, membrane_bits=k, leak_shift=leak,
+                          reset=reset, codebook=codebook, threshold="random", alternate_resets=True)
 
 
 def random_inputs(seed: int, model: Model, samples: int = 3, density: float = 0.45) -> np.ndarray:

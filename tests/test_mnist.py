@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlif.golden.data import encode, load_split
-from qlif.golden.mnist import MNIST_FILES, DataError, load_mnist_split, read_idx, write_idx
+from qlif.golden.data.datasets import load_split
+from qlif.golden.data.mnist import MNIST_FILES, load_mnist_split, read_idx, write_idx
+from qlif.golden.data.split import DataError
+from qlif.golden.spec.coding import encode
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

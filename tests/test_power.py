@@ -9,16 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qlif.boards.power import (
-    ECP5,
-    FAMILIES,
-    ICE40UP,
-    Coefficient,
-    Resources,
-    estimate_power,
-    family_of,
-)
-from qlif.sim.activity import Activity, MemoryActivity
+from qlif.boards.flow.activity import Activity, MemoryActivity
+from qlif.boards.flow.power import ECP5, FAMILIES, ICE40UP, Coefficient, Resources, estimate_power, family_of
 
 UP5K = "iCE40UP5K-SG48"
 ECP5_85 = "LFE5U-85F-CABGA381"

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from qlif.cli import main
-from qlif.golden.mnist import MNIST_FILES, write_idx
-from qlif.golden.model import load_model
-from qlif.golden.train import SpikingMLP, TrainConfig, save_checkpoint
+from qlif.golden.data.mnist import MNIST_FILES, write_idx
+from qlif.golden.spec.model import load_model
+from qlif.golden.training.checkpoint import save_checkpoint
+from qlif.golden.training.train import SpikingMLP, TrainConfig
 
 
 @pytest.fixture(scope="module")

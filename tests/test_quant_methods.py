@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from qlif.golden.data import Split, encode, load_digits_split
-from qlif.golden.evaluate import evaluate, float_spikes
-from qlif.golden.model import Layer, Model, load_model, save_model
-from qlif.golden.qat import QATConfig, QuantSpikingMLP, export, theta_max, train_qat
-from qlif.golden.quantize import METHODS, quantize, weight_memory_bits
-from qlif.golden.reference import run, run_layer
-from qlif.golden.train import SpikingMLP, TrainConfig, set_determinism, train
+from qlif.golden.data.datasets import load_digits_split
+from qlif.golden.data.split import Split
+from qlif.golden.spec.coding import encode
+from qlif.golden.spec.model import Layer, Model, load_model, save_model
+from qlif.golden.spec.reference import run, run_layer
+from qlif.golden.training.evaluate import evaluate, float_spikes
+from qlif.golden.training.qat import QATConfig, QuantSpikingMLP, export, theta_max, train_qat
+from qlif.golden.training.quantize import METHODS, quantize, weight_memory_bits
+from qlif.golden.training.train import SpikingMLP, TrainConfig, set_determinism, train
 
 CFG = TrainConfig(hidden=(24,), timesteps=8, leak_shift=3, epochs=6, lr=5e-3)
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_golden import naive_layer, random_layer
 
-from qlif.golden.model import Layer, Model
-from qlif.golden.reference import _exact_dtype, integrate_in_order, run, run_layer
+from qlif.golden.spec.model import Layer, Model
+from qlif.golden.spec.reference import _exact_dtype, integrate_in_order, run, run_layer
 
 
 def _check_layer(layer, x):

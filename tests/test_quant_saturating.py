@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qlif.golden import saturating
-from qlif.golden.reference import integrate_in_order
+from qlif.golden.spec import saturating
+from qlif.golden.spec.reference import integrate_in_order
 
 
 def _cases(seed, n):

@@ -4,10 +4,11 @@ import csv
 
 import pytest
 
-from qlif.golden import sweep as sweep_mod
-from qlif.golden.model import load_model
-from qlif.golden.sweep import missing, sweep, write_results
-from qlif.golden.train import TrainConfig, save_checkpoint, set_determinism, train
+from qlif.golden.spec.model import load_model
+from qlif.golden.training import sweep as sweep_mod
+from qlif.golden.training.checkpoint import save_checkpoint
+from qlif.golden.training.sweep import missing, sweep, write_results
+from qlif.golden.training.train import TrainConfig, set_determinism, train
 
 SMALL = TrainConfig(hidden=(16,), timesteps=4, epochs=3, lr=1e-2)
 
@@ -40,7 +41,7 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
         raise AssertionError("a cached row was measured again")
 
     monkeypatch.setattr(sweep_mod, "quantize", boom)
-    monkeypatch.setattr("qlif.golden.qat.train_qat", boom)
+    monkeypatch.setattr("qlif.golden.training.qat.train_qat", boom)
     again = sweep(**grid, work_dir=tmp_path, float_checkpoints={"digits": float_ckpt}, progress=False,
                   log=lambda *_: None)
     assert [r.integer_accuracy for r in again] == [r.integer_accuracy for r in rows]

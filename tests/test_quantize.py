@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from qlif.golden.data import encode, load_digits_split
-from qlif.golden.evaluate import float_spikes
-from qlif.golden.model import load_model, save_model
-from qlif.golden.quantize import (
+from qlif.golden.data.datasets import load_digits_split
+from qlif.golden.spec.coding import encode
+from qlif.golden.spec.model import load_model, save_model
+from qlif.golden.spec.reference import run
+from qlif.golden.training.evaluate import float_spikes
+from qlif.golden.training.quantize import (
     binarize_with_error_feedback,
     bits_for_range,
     leak_shift_of,
@@ -15,8 +17,7 @@ from qlif.golden.quantize import (
     quantize_threshold,
     quantize_weights,
 )
-from qlif.golden.reference import run
-from qlif.golden.train import SpikingMLP, TrainConfig
+from qlif.golden.training.train import SpikingMLP, TrainConfig
 
 W = np.array([[0.7, -0.35], [0.1, -0.8]])
 
@@ -166,8 +167,8 @@ def test_calibrated_membrane_bits_do_not_saturate():
 def test_1bit_ptq_reaches_93_percent_on_the_digits():
     # Acceptance (issue 3): every method >= 93% at its smallest width on digits 64-128-10; for ptq that is
     # 1 bit, which plain sign() does not reach (84%): error feedback does, without any training.
-    from qlif.golden.evaluate import evaluate
-    from qlif.golden.train import set_determinism, train
+    from qlif.golden.training.evaluate import evaluate
+    from qlif.golden.training.train import set_determinism, train
 
     set_determinism(0)
     net, _ = train(TrainConfig(), progress=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qlif.golden import reference
-from qlif.golden.model import Layer, Model
+from qlif.golden.spec import reference
+from qlif.golden.spec.model import Layer, Model
 from qlif.sim.compare import first_mismatch
 from qlif.sim.tb import EOT, LANE_BITS, Mismatch, ProtocolError, Scoreboard
 from qlif.sim.tb import Model as TbModel

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlif.boards.build import random_model
-from qlif.golden import reference
-from qlif.golden.model import Layer, Model
+from qlif.golden.spec import reference
+from qlif.golden.spec.model import Layer, Model
+from qlif.golden.spec.random_model import random_model
 from qlif.sim.runner import first_mismatch, run_rtl
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
@@ -24,7 +24,8 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnis
 def _images(count: int, timesteps: int) -> np.ndarray:
     if not (DATA / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST IDX files not found in {DATA}")
-    from qlif.golden.data import encode, load_split
+    from qlif.golden.data.datasets import load_split
+    from qlif.golden.spec.coding import encode
 
     return encode(load_split("mnist", data_dir=DATA, test_count=count).x_test, timesteps)
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import qlif.hw.lif
-from qlif.golden import reference
-from qlif.golden.cycles import LANES
-from qlif.golden.model import Layer, Model, default_codebook
+from qlif.golden.spec import reference
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import Layer, Model, default_codebook
 from qlif.sim.runner import RtlMismatch, SimulationError, first_mismatch, run_rtl
 
 SIMULATORS = ["icarus", "verilator"]

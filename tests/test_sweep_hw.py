@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from qlif.boards import sweep
-from qlif.boards.build import BUILD_ROOT
-from qlif.boards.sweep import SweepConfig, default_boards, run_sweep
+from qlif.boards.flow.activity import Activity, MemoryActivity
+from qlif.boards.flow.build import BUILD_ROOT
+from qlif.boards.sweep import sweep
+from qlif.boards.sweep.sweep import SweepConfig, default_boards, run_sweep
 from qlif.cli import main
-from qlif.sim.activity import Activity, MemoryActivity
+from qlif.golden.spec.files import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -62,7 +63,8 @@ def test_config_targets():
 def _report(lc: int, fmax: float) -> dict:
     return {
         "device": "iCE40UP5K-SG48", "fmax_mhz": fmax,
-        "critical_path": {"sources": [f"/somewhere/qlif/boards/link.py:{int(fmax)}", "/share/ice40/cells_map.v:4",
+        "critical_path": {"sources": [f"/somewhere/qlif/boards/link/host_link.py:{int(fmax)}",
+                                      "/share/ice40/cells_map.v:4",
                                       "/work/main/hw/network.py:310.5-312.7"]},
         "resources": {"lc": {"used": lc, "available": 5280}, "ff": {"used": 600, "available": 5280},
                       "ebr": {"used": 14, "available": 30}, "spram": {"used": 0, "available": 4},
@@ -100,7 +102,7 @@ def test_rows_from_known_results():
     assert ok["power_mw"] == pytest.approx(ok["static_mw"] + ok["dynamic_mw"], abs=2e-3)
     assert ok["energy_per_cycle_pj"] == pytest.approx(ok["power_mw"] / 41.0 * 1e3, rel=1e-3)
     assert ok["error"] == ""
-    assert ok["critical_path"] == "boards/link.py:41 -> hw/network.py:310"      # of the median build
+    assert ok["critical_path"] == "boards/link/host_link.py:41 -> hw/network.py:310"      # of the median build
     # At the 12 MHz oscillator without the PLL: less power, latency cycles / 12 MHz.
     assert ok["osc_mhz"] == 12.0 and ok["power_osc_mw"] < ok["power_mw"]
     assert ok["energy_osc_uj"] == pytest.approx(ok["power_osc_mw"] * 12_000 / 12.0 / 1000, rel=1e-3)
@@ -121,9 +123,9 @@ def test_rows_from_known_results():
 
 def test_records_are_keyed_by_the_sources_builds_depend_on():
     files = {p.relative_to(BUILD_ROOT.parent).as_posix() for p in sweep.source_closure()}
-    assert {"boards/build.py", "boards/icebreaker.py", "hw/network.py", "hw/layer.py", "golden/model.py",
+    assert {"boards/flow/build.py", "boards/tops/icebreaker.py", "hw/network.py", "hw/layer.py", "golden/spec/model.py",
             "sim/runner.py", "sim/tb.py", "sim/cocotb_network.py"} <= files
-    assert not {"boards/sweep.py", "boards/power.py", "golden/train.py"} & files
+    assert not {"boards/sweep/sweep.py", "boards/flow/power.py", "golden/training/train.py"} & files
     tmp = Path(tempfile.mkdtemp(prefix="test-hash-", dir=BUILD_ROOT))
     try:
         (tmp / "a.py").write_text("x = 1\n")
@@ -208,7 +210,7 @@ def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
         md = (tmp_path / "hw-sweep.md").read_text()
         assert "## icebreaker (iCE40UP5K-SG48)" in md and "estimates, not measurements" in md
         link = md.split("[docs/power.md](")[1].split(")")[0]
-        assert (tmp_path / link).resolve() == Path(sweep.__file__).resolve().parent.parent / "docs" / "power.md"
+        assert (tmp_path / link).resolve() == ROOT / "docs" / "power.md"
         for plot in ("resources", "fmax", "energy"):
             assert (tmp_path / f"hw-sweep-{plot}.png").read_bytes().startswith(PNG)
             assert f"hw-sweep-{plot}.png" in md

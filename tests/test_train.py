@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from qlif.golden.data import Split, encode, load_digits_split
-from qlif.golden.evaluate import evaluate, float_accuracy, float_spikes, integer_accuracy, spike_agreement
-from qlif.golden.quantize import quantize
-from qlif.golden.train import SpikingMLP, TrainConfig, load_checkpoint, save_checkpoint, train
+from qlif.golden.data.datasets import load_digits_split
+from qlif.golden.data.split import Split
+from qlif.golden.spec.coding import encode
+from qlif.golden.training.checkpoint import load_checkpoint, save_checkpoint
+from qlif.golden.training.evaluate import evaluate, float_accuracy, float_spikes, integer_accuracy, spike_agreement
+from qlif.golden.training.quantize import quantize
+from qlif.golden.training.train import SpikingMLP, TrainConfig, train
 
 SMALL = TrainConfig(hidden=(32,), timesteps=8, epochs=8, lr=5e-3)
 
@@ -98,7 +101,7 @@ def test_config_rejects_bad_values(bad):
 def test_max_rate_travels_from_the_config_to_the_model_and_its_stimuli(tmp_path):
     # A network trained with max rate 1/2 (T = 8): checkpoint, PTQ and QAT exports carry the coding, and
     # evaluation rate-codes with it; the default rate leaves the model metadata as before.
-    from qlif.golden.qat import QATConfig, export, train_qat
+    from qlif.golden.training.qat import QATConfig, export, train_qat
 
     full = load_digits_split(0)
     part = Split(full.x_train[:128], full.y_train[:128], full.x_test[:60], full.y_test[:60])

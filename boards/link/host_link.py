@@ -1,0 +1,426 @@
+"""The host link: the framed UART protocol of docs/host-protocol.md around the :class:`~qlif.hw.network.Network`.
+
+``rx`` -> :class:`~.uart.UARTRX` -> receive FIFO (:data:`RX_FIFO_DEPTH` bytes, one block RAM) ->
+:class:`~.frame_rx.FrameReceiver` (CRC, timeout, checks, payload buffer) -> command sequencer (this
+module) -> ``Network``; replies: sequencer -> :class:`~.frame_tx.FrameSender` -> :class:`~.uart.UARTTX`
+-> ``tx``. :class:`HostLink` is board independent; a board top only adds pins and a clock.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from qlif.boards.link.crossing import CoreCrossing
+from qlif.boards.link.frame_rx import FrameReceiver
+from qlif.boards.link.frame_tx import FrameSender
+from qlif.boards.link.uart import UARTRX, UARTTX, baud_divisor
+from qlif.boards.protocol import (
+    COUNTERS,
+    ERR_COUNTER,
+    MAX_PAYLOAD,
+    STATUS_LEN,
+    VERSION,
+    Cmd,
+    Err,
+    count_bytes,
+    encode_wake_mask,
+    mask_bytes,
+    model_id,
+    result_len,
+)
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import Model
+from qlif.hw.network import Network
+
+__all__ = ["RX_FIFO_DEPTH", "FRAME_TIMEOUT", "HostLink", "wake_mask"]
+
+#: Bytes the board buffers between the UART and the frame receiver (one iCE40 block RAM, 512 x 8). The
+#: host never sends more than this ahead of the replies, so no byte is lost whatever the core's pace.
+RX_FIFO_DEPTH = 512
+#: Seconds of silence inside a frame after which the board drops it as truncated (TIMEOUT reply).
+FRAME_TIMEOUT = 0.01
+#: A frame timeout must leave room for this many UART frames between two bytes of a frame.
+_MIN_TIMEOUT_BYTES = 3
+
+_KIND_STATUS, _KIND_RESULT, _KIND_MASK = range(3)
+
+
+def wake_mask(model: Model, wake_classes) -> int:
+    """``wake_classes`` (``None``: every class) checked against the model's classes, as a bit mask."""
+    if wake_classes is None:
+        return (1 << model.n_out) - 1
+    try:
+        classes = list(wake_classes)
+    except TypeError:
+        raise TypeError(f"wake_classes must be an iterable of class indices or None, not {wake_classes!r}") from None
+    try:
+        return int.from_bytes(encode_wake_mask(classes, model.n_out), "little")
+    except ValueError as e:
+        raise ValueError(f"wake_classes: {e}") from None
+
+
+def _bytes(value, n: int) -> list:
+    """The ``n`` bytes of ``value``, most significant first."""
+    value = Const(value, 8 * n) if isinstance(value, int) else Value.cast(value)
+    value = value.as_unsigned()
+    return [Cat(value, Const(0, 8 * n))[8 * i: 8 * i + 8] for i in reversed(range(n))]
+
+
+class HostLink(wiring.Component):
+    """The host protocol (``docs/host-protocol.md``, version 1) in front of a ``Network`` core.
+
+    Every request frame gets one reply frame; a rejected frame (bad CRC, truncated, unknown command,
+    bad length, bad address or order, bad wake mask) gets an error reply and changes nothing but the
+    error counters and ``fault``. Requests are executed one after the other: a frame is checked in
+    full before it acts, and the next frame is parsed once the reply of this one has been handed to
+    the transmitter (meanwhile bytes wait in the receive FIFO).
+
+    Parameters
+    ----------
+    model : qlif.golden.spec.model.Model
+        The network (baked into the bitstream); ``n_in`` and ``T`` at most 65535, and the RESULT reply
+        (8 bytes plus ``n_out`` counts of 1 byte, 2 when ``T > 255``) at most 255 bytes.
+    lanes : int
+        P of the core.
+    clk_freq : int or float
+        Clock frequency in Hz.
+    baud : int
+        UART baud rate (8N1), :func:`~.uart.baud_divisor` checks it against ``clk_freq``.
+    frame_timeout : float
+        Seconds of silence after which an open frame is dropped (TIMEOUT); at least three UART frames.
+    wake_classes : iterable of int or None
+        Classes whose prediction raises ``wake`` at power-up (``SET_WAKE`` changes them). ``None``, the
+        default: every class, so ``wake`` marks every finished classification until the host narrows
+        it (an unconfigured board wakes its host rather than stay silent).
+    core_domain : str or None
+        ``None`` (default): the core runs in the link's ``sync`` domain. A domain name: the core runs in
+        that clock domain (made by the board top, e.g. from a PLL; any frequency, unrelated to
+        ``clk_freq``), behind a :class:`~.crossing.CoreCrossing`; ``clk_freq`` is the link's clock.
+
+    Members
+    -------
+    rx : In(1)
+        UART from the host (asynchronous, idle high).
+    tx : Out(1)
+        UART to the host.
+    ok : Out(1)
+        High while at least ``T`` steps have run since the last RESET (the prediction is final).
+    fault : Out(1)
+        High from a rejected request until the next RESET.
+    wake : Out(1)
+        High while ``ok`` and the prediction is one of the wake classes (a wake-up pin for a host
+        processor); one cycle after the last step's ``step_done`` at the earliest.
+
+    Latency: a request's reply starts a few cycles after its last byte (a STEP: after the core's
+    ``step_done``). Throughput: one received byte per cycle into the FIFO side; the UART sets the pace
+    (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8), the frame buffer
+    (128 x 16) and the frame counters (8 x 16), one block RAM each on an iCE40.
+    """
+
+    def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
+                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None, core_domain: str | None = None):
+        try:
+            self._init(model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # refused: no "never elaborated" warning
+            raise
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "ok": Out(1),
+            "fault": Out(1),
+            "wake": Out(1),
+        })
+
+    def _init(self, model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain) -> None:
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
+        model.validate()
+        if model.n_in > 0xFFFF:
+            raise ValueError(f"model must have at most 65535 inputs (16-bit addresses), not {model.n_in!r}")
+        if model.timesteps > 0xFFFF:
+            raise ValueError(f"model must have at most 65535 timesteps, not {model.timesteps!r}")
+        if result_len(model.n_out, model.timesteps) > MAX_PAYLOAD:
+            raise ValueError(f"model must have few enough outputs for the RESULT reply ({MAX_PAYLOAD} bytes: "
+                             f"8 + {count_bytes(model.timesteps)} per class), not {model.n_out!r}")
+        self._wake_mask = wake_mask(model, wake_classes)
+        if not isinstance(frame_timeout, (int, float)) or isinstance(frame_timeout, bool):
+            raise TypeError(f"frame_timeout must be a number of seconds, not {frame_timeout!r}")
+        divisor = baud_divisor(clk_freq=clk_freq, baud=baud)
+        self._timeout_cycles = round(clk_freq * frame_timeout)
+        shortest = _MIN_TIMEOUT_BYTES * 10 * divisor
+        if self._timeout_cycles < shortest:
+            raise ValueError(f"frame_timeout must be at least {_MIN_TIMEOUT_BYTES} UART frames "
+                             f"({shortest / clk_freq:.3g} s at {baud} baud), not {frame_timeout!r}")
+        if lanes not in LANES:      # checked here too: a Network refused in its constructor warns as unused
+            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        self._net = Network(model=model, lanes=lanes)
+        self._net._MustUse__silence = True        # elaborated with the link (or refused with it just below)
+        # The crossing checks the domain name (and is elaborated in place of the core).
+        self._core = self._net if core_domain is None else CoreCrossing(network=self._net, core_domain=core_domain)
+        self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
+        self._tx = UARTTX(clk_freq=clk_freq, baud=baud)
+        self._recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
+        self._send = FrameSender()
+        for block in (self._rx, self._tx, self._core, self._recv, self._send):
+            block._MustUse__silence = True    # elaborated with the link (which warns itself if unused)
+        self._model = model
+        self._lanes = lanes
+        self._clk_freq = clk_freq
+        self._baud = baud
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def core_domain(self) -> str | None:
+        """The core's clock domain, or ``None`` when it shares the link's."""
+        return None if self._core is self._net else self._core.core_domain
+
+    @property
+    def divisor(self) -> int:
+        """Clock cycles per UART bit."""
+        return self._rx.divisor
+
+    @property
+    def timeout_cycles(self) -> int:
+        """The frame timeout in clock cycles."""
+        return self._timeout_cycles
+
+    @property
+    def wake_classes(self) -> frozenset[int]:
+        return frozenset(i for i in range(self._model.n_out) if self._wake_mask >> i & 1)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        model = self._model
+        m.submodules.uart_rx = urx = self._rx
+        m.submodules.uart_tx = utx = self._tx
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
+        m.submodules.receiver = recv = self._recv
+        m.submodules.sender = send = self._send
+        # The core, or the crossing to it in its own clock domain: the same ports, the same meaning.
+        m.submodules.network = net = self._core
+        if net is self._net:
+            m.d.comb += net.spikes.ready.eq(1)
+
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        # The FIFO's w_rdy is the receiver's ready: a byte that completes while the FIFO is full is an
+        # overrun (counted), which the window of the host driver rules out.
+        wiring.connect(m, urx.data, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, recv.bytes)
+        wiring.connect(m, send.bytes, utx.data)
+
+        # -- counters ------------------------------------------------------------------------------
+        # frames_ok and the seven frame-error counters live in a memory addressed by the verdict (0 is
+        # OK): at most one of them changes per frame, so one incrementer serves them all (read in the
+        # cycle the frame is taken, written back in the next). junk and the UART counters change at any
+        # time and have flip-flops of their own. All 16 bits, saturating; frames_ok wraps.
+        m.submodules.frame_counts = frame_counts = Memory(shape=16, depth=8, init=[])
+        fc_rd = frame_counts.read_port()
+        fc_wr = frame_counts.write_port()
+        events = {"junk": recv.junk, "uart_frame": urx.error.frame, "uart_overrun": urx.error.overrun}
+        counters = {name: Signal(16, name=f"count_{name}") for name in events}
+        clear_counters = Signal()
+        for name, counter in counters.items():
+            with m.If(clear_counters):
+                m.d.sync += counter.eq(events[name])      # an event in that very cycle is not lost
+            with m.Elif(events[name] & (counter != 0xFFFF)):
+                m.d.sync += counter.eq(counter + 1)
+        # The UART counters change at any time; STATUS reports them as of its start, so that a 16-bit
+        # value is never read half before and half after an increment. (junk only changes while the
+        # receiver runs, and it waits for the reply.)
+        snap = {name: Signal(16, name=f"snap_{name}") for name in ("uart_frame", "uart_overrun")}
+
+        # -- sample state --------------------------------------------------------------------------
+        step_open = Signal()                 # addresses of the current step went to the core
+        # ... and this was the last one. Addresses reach the core only from frames the receiver checked in
+        # full (every address below n_in), so their bits from ceil(log2 n_in) up are zero: neither this
+        # register nor the core's input stage keeps them (the core's own range check then has nothing
+        # to find, as the receiver answered BAD_ADDRESS already).
+        addr_width = self._net.addr_width
+        last_addr = Signal(addr_width)
+        steps = Signal(16)                   # steps finished since RESET (saturating)
+        cycles = Signal(32)                  # their step_cycles, summed (wrapping)
+        done = Signal()                      # steps >= T
+        fault = Signal()
+        mask = Signal(model.n_out, init=self._wake_mask)
+        m.d.comb += [recv.last.valid.eq(step_open), recv.last.addr.eq(last_addr),
+                     self.ok.eq(done), self.fault.eq(fault)]
+        m.d.sync += self.wake.eq(done & mask.bit_select(net.prediction, 1))
+
+        # -- reply payloads: byte tables, one registered byte at a time -------------------------------
+        hdr = send.header.payload
+        kind = Signal(range(3))
+        index = Signal(8)                    # payload byte being sent
+        flags = Cat(step_open, done, self.wake, fault, net.error != 0, Const(0, 3))
+        fc_first = 17                        # STATUS offset of the memory's counters (2 bytes each)
+        fc_byte = Signal(8)                  # the memory half named by the index (its word is read below)
+        m.d.comb += fc_byte.eq(Mux((index - fc_first)[0], fc_rd.data[:8], fc_rd.data[8:]))
+        status_fields = [
+            (VERSION, 1), (flags, 1), (model_id(model), 4), (model.n_in, 2), (model.n_out, 2),
+            (model.timesteps, 2), (self._lanes, 1), (RX_FIFO_DEPTH, 2), (min(self.divisor, 0xFFFF), 2),
+        ]
+        status_bytes = [b for value, n in status_fields for b in _bytes(value, n)]
+        assert len(status_bytes) == fc_first
+        status_bytes += [fc_byte] * 16
+        status_bytes += [b for name in COUNTERS[8:] for b in _bytes(snap.get(name, counters.get(name)), 2)]
+        assert len(status_bytes) == STATUS_LEN and list(COUNTERS[:8]) == ["frames_ok", *ERR_COUNTER.values()]
+        cb = count_bytes(model.timesteps)
+        result_bytes = [*_bytes(flags, 1), *_bytes(net.prediction, 1), *_bytes(steps, 2), *_bytes(cycles, 4),
+                        *(b for i in range(model.n_out) for b in _bytes(net.counts[i], cb))]
+        assert len(result_bytes) == result_len(model.n_out, model.timesteps)
+        n_mask = mask_bytes(model.n_out)
+        mask_table = _bytes(mask, n_mask)[::-1]           # little-endian: class 0 in byte 0
+        tables = {_KIND_STATUS: status_bytes, _KIND_RESULT: result_bytes, _KIND_MASK: mask_table}
+        # Two register stages between the index and the transmitter: each table's byte, then the kind's.
+        table_regs = {k: Signal(8, name=f"table{k}_byte") for k in tables}
+        phase = Signal(2)                    # 0: the counter memory reads; 1: the tables; 2: the byte
+
+        # -- the core's input: a register stage (the core's accept logic is long) -----------------
+        # A token enters only when the stage is empty, so nothing here depends on the core's ready
+        # combinationally: at most one token per two cycles, against one per G0 >= 1 cycles that the
+        # core takes and one per 20 bit times that the line brings.
+        ev = net.events
+        ev_free = ~ev.valid
+        with m.If(ev.ready):
+            m.d.sync += ev.valid.eq(0)
+
+        frame, info = recv.frame, recv.frame.payload
+        go = {c: Signal(name=f"go_{c.name.lower()}") for c in Cmd}   # a good frame of this command
+        left = Signal(7)                      # words of this frame still to hand to the core ...
+        none_left = Signal()                  # ... and whether that is none (a register, for a short path)
+        zero = Signal(3)                      # CLEAR_COUNTERS: the memory word being zeroed
+        m.d.comb += [fc_rd.addr.eq(info.error), fc_wr.addr.eq(info.error), fc_wr.data.eq(
+            Mux((fc_rd.data != 0xFFFF) | (info.error == Err.OK), fc_rd.data + 1, fc_rd.data))]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # The frame's counter is read now (its address is the verdict) and written back next.
+                with m.If(frame.valid):
+                    m.d.sync += [hdr.cmd.eq(info.cmd), hdr.seq.eq(info.seq), hdr.status.eq(info.error),
+                                 hdr.length.eq(0), index.eq(0), phase.eq(0),
+                                 left.eq(info.length[1:]), none_left.eq(info.length[1:] == 0)]
+                    # The command decoded into flags, so that TAKE's choices come from flip-flops.
+                    m.d.sync += [go[c].eq((info.error == Err.OK) & (info.cmd == c)) for c in Cmd]
+                    m.next = "TAKE"
+
+            with m.State("TAKE"):
+                m.d.comb += fc_wr.en.eq(1)
+                m.next = "REPLY"
+                with m.If(info.error != Err.OK):
+                    m.d.sync += fault.eq(1)
+                with m.If(go[Cmd.STATUS]):
+                    m.d.sync += [hdr.length.eq(STATUS_LEN), kind.eq(_KIND_STATUS)]
+                    m.d.sync += [snap[name].eq(counters[name]) for name in snap]
+                with m.If(go[Cmd.RESET]):
+                    m.next = "FLUSH"
+                with m.If(go[Cmd.SPIKES] | go[Cmd.STEP]):
+                    m.next = "FEED"
+                with m.If(go[Cmd.RESULT]):
+                    m.d.sync += [hdr.length.eq(len(result_bytes)), kind.eq(_KIND_RESULT)]
+                with m.If(go[Cmd.SET_WAKE]):
+                    m.d.sync += mask.eq(recv.arg[:model.n_out])
+                with m.If(go[Cmd.GET_WAKE]):
+                    m.d.sync += [hdr.length.eq(n_mask), kind.eq(_KIND_MASK)]
+                with m.If(go[Cmd.CLEAR_COUNTERS]):
+                    m.d.comb += [clear_counters.eq(1), fc_wr.en.eq(0)]
+                    m.d.sync += zero.eq(0)
+                    m.next = "ZERO"
+
+            with m.State("ZERO"):
+                # CLEAR_COUNTERS: the eight memory counters, one per cycle.
+                m.d.comb += [fc_wr.addr.eq(zero), fc_wr.data.eq(0), fc_wr.en.eq(1)]
+                m.d.sync += zero.eq(zero + 1)
+                with m.If(zero == 7):
+                    m.next = "REPLY"
+
+            with m.State("FEED"):
+                # The frame's addresses to the core, one per two cycles at most (the stage fills when empty).
+                m.d.comb += recv.words.ready.eq(ev_free)
+                with m.If(recv.words.valid & ev_free):
+                    checked = recv.words.payload[:addr_width]
+                    m.d.sync += [ev.valid.eq(1), ev.payload.addr.eq(checked), ev.payload.eot.eq(0),
+                                 step_open.eq(1), last_addr.eq(checked), left.eq(left - 1),
+                                 none_left.eq(left == 1)]
+                with m.Elif(none_left):
+                    with m.If(go[Cmd.SPIKES]):
+                        m.next = "REPLY"
+                    with m.Elif(ev_free):
+                        m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
+                        m.next = "STEP"
+
+            with m.State("STEP"):
+                with m.If(net.step_done):
+                    with m.If(steps != 0xFFFF):
+                        m.d.sync += steps.eq(steps + 1)
+                    with m.If(steps == model.timesteps - 1):
+                        m.d.sync += done.eq(1)
+                    m.d.sync += cycles.eq(cycles + net.step_cycles)
+                    m.next = "REPLY"
+
+            with m.State("FLUSH"):
+                # RESET in the middle of a step: end the step first (the core clears between steps only).
+                with m.If(~step_open):
+                    m.next = "CLEAR"
+                with m.Elif(ev_free):
+                    m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
+                    m.next = "FLUSH_WAIT"
+
+            with m.State("FLUSH_WAIT"):
+                with m.If(net.step_done):
+                    m.next = "CLEAR"
+
+            with m.State("CLEAR"):
+                # The stage is empty and the core idle: every token reached it and its step ended.
+                with m.If(~ev.valid & net.idle & ~net.step_done):
+                    m.d.comb += net.clear.eq(1)
+                    m.d.sync += [steps.eq(0), cycles.eq(0), done.eq(0), fault.eq(0)]
+                    m.next = "CLEARING"
+
+            with m.State("CLEARING"):
+                # The core is busy (not idle) from the cycle after the clear until its state is zero (a
+                # crossing to its own clock domain takes a few cycles more): the reply waits for it, so
+                # that a request after RESET finds the counts and the prediction cleared.
+                with m.If(net.idle):
+                    m.next = "REPLY"
+
+            with m.State("REPLY"):
+                m.d.comb += send.header.valid.eq(1)
+                with m.If(send.header.ready):
+                    m.next = "DATA"
+                    with m.If(hdr.length == 0):
+                        m.next = "FINISH"
+
+            with m.State("DATA"):
+                # Per byte: a cycle for the counter memory to read the word of the index, one for each
+                # table's byte, one for the kind's; then it waits for the transmitter (a UART frame).
+                m.d.comb += fc_rd.addr.eq((index - fc_first)[1:4])
+                payload = send.payload
+                with m.If(payload.valid):
+                    with m.If(payload.ready):
+                        m.d.sync += [payload.valid.eq(0), phase.eq(0), index.eq(index + 1)]
+                        with m.If(index + 1 == hdr.length):
+                            m.next = "FINISH"
+                with m.Elif(phase == 0):
+                    m.d.sync += phase.eq(1)
+                with m.Elif(phase == 1):
+                    m.d.sync += [reg.eq(Array(tables[k])[index]) for k, reg in table_regs.items()]
+                    m.d.sync += phase.eq(2)
+                with m.Else():
+                    m.d.sync += [payload.payload.eq(Array(table_regs[k] for k in sorted(tables))[kind]),
+                                 payload.valid.eq(1)]
+
+            with m.State("FINISH"):
+                # Release the frame: the receiver goes on with the next one.
+                m.d.comb += frame.ready.eq(1)
+                m.next = "IDLE"
+        return m

@@ -1,0 +1,275 @@
+"""Post-training quantization of a trained :class:`~qlif.golden.training.train.SpikingMLP` into a :class:`Model`.
+
+Per layer ``l`` (``docs/training.md``):
+
+* clip value ``c_l`` = the ``percentile``-th percentile of ``|W_l|``;
+* scale ``s_l = c_l / (2^(b-1) - 1)`` and integer weights ``clip(round(W_l / s_l), -2^(b-1), 2^(b-1)-1)``,
+  the default two's complement codebook. For ``b = 1`` (codebook ``[-1, +1]``, no zero) the scale is
+  ``s_l = mean(|clip(W_l, -c_l, c_l)|)`` (the one that minimises the squared error of ``s_l * sign(W_l)``)
+  and the signs are chosen with error feedback on calibration data (:func:`binarize_with_error_feedback`):
+  plain ``sign(W_l)`` loses 12 points on the digits where error feedback loses 2;
+* threshold ``theta_int = round(theta_l / s_l)`` on the same scale, so the integer membrane is the float
+  membrane divided by ``s_l``;
+* leak shift: the float network's ``beta = 1 - 2^-lam`` gives ``lam`` back exactly;
+* membrane bits ``k``: the fewest bits that hold every membrane value the integer model reaches on
+  calibration stimuli (the training set) without saturating, plus ``margin_bits`` (1) of headroom,
+  and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead; if
+  ``theta_int`` does not fit it (``theta_int <= 2^(k-1) - 2``), the layer's scale grows to
+  ``theta / (2^(k-1) - 2)`` (coarser weights; ``2 theta`` at k = 2) so that it does.
+
+The quantization methods (``ptq`` here, the quantization-aware ones in :mod:`qlif.golden.training.qat`) are
+listed in :data:`METHODS` with the weight bits each can produce; ``docs/quantization.md`` compares them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from qlif.golden.data.datasets import load_split
+from qlif.golden.spec.coding import encode
+from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
+from qlif.golden.spec.reference import run
+from qlif.golden.training.train import SpikingMLP
+
+__all__ = ["METHODS", "quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
+           "bits_for_range", "quantize", "weight_memory_bits", "CALIBRATION_SAMPLES",
+           "calibration_stimuli", "coding_metadata"]
+
+#: Every quantization method and the weight bits it can produce. ``ptq`` is post-training
+#: (:func:`quantize`); the others are quantization-aware training (:mod:`qlif.golden.training.qat`).
+METHODS = {"ptq": (1, 2, 4, 8), "lsq": (2, 4, 8), "binary": (1,), "ternary": (2,)}
+
+#: Training samples the membrane-width calibration runs on (the first ones of the training split).
+CALIBRATION_SAMPLES = 5000
+
+
+def quantize_weights(weights: np.ndarray, bits: int, percentile: float = 99.9) -> tuple[np.ndarray, float]:
+    """Quantize one layer's float weights to ``bits``-bit integers with percentile clipping.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        Float weights [n_in, n_out].
+    bits : int
+        Weight bits b, one of 1, 2, 4, 8.
+    percentile : float
+        Percentile (0 < p <= 100) of ``|weights|`` used as the clip value; 100 means the largest.
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        int64 weights in the default codebook of ``bits`` and the scale ``s`` (float value of one unit).
+    """
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"bits must be one of {WEIGHT_BITS}, not {bits!r}")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must lie in (0, 100], not {percentile!r}")
+    w = np.asarray(weights, dtype=np.float64)
+    clip = float(np.percentile(np.abs(w), percentile))
+    if not clip > 0.0:
+        raise ValueError("weights are all zero at this percentile; nothing to scale")
+    if bits == 1:
+        scale = float(np.abs(np.clip(w, -clip, clip)).mean())
+        return _requantize(w, bits, scale), scale
+    scale = clip / ((1 << (bits - 1)) - 1)
+    return _requantize(w, bits, scale), scale
+
+
+def binarize_with_error_feedback(weights: np.ndarray, inputs: np.ndarray, scale: float, *,
+                                 damp: float = 0.1) -> np.ndarray:
+    """1-bit codes (+1/-1, int64 [n_in, n_out]) of one layer whose currents on ``inputs`` stay close to the
+    float layer's.
+
+    The currents of the layer are ``X @ W`` for the calibration inputs ``X`` ([M, n_in], the spikes the
+    layer receives, one row per sample and step). Rounding every weight to ``scale * sign(W)`` on its own
+    ignores that errors of inputs that fire together add up. Here (GPTQ/OBQ, Frantar et al. 2022, with
+    1-bit codes) the inputs are quantized one at a time, most active first; the error a row of weights
+    makes, ``W[j] - scale * sign(W[j])``, is compensated by the rows not yet quantized, through the
+    inverse of ``H = X^T X`` (damped by ``damp`` times its mean diagonal): the least-squares correction of
+    ``X @ W`` on the calibration data. No gradient and no training: a linear solve per layer.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        Float weights [n_in, n_out].
+    inputs : numpy.ndarray
+        0/1 [M, n_in] calibration inputs of the layer.
+    scale : float
+        The unit ``s``: code ``q`` stands for the weight ``s * q``.
+    """
+    w = np.array(weights, dtype=np.float64)
+    x = np.asarray(inputs, dtype=np.float32)
+    h = (x.T @ x).astype(np.float64)          # counts: exact in float32 below 2^24 rows
+    diag = np.diag(h).copy()
+    h[np.diag_indices_from(h)] += damp * diag.mean() + (diag == 0)    # never-active inputs: any sign
+    order = np.argsort(-diag, kind="stable")
+    w, h = w[order], h[np.ix_(order, order)]
+    u = np.linalg.cholesky(np.linalg.inv(h)).T                      # upper factor: H^-1 = U^T U
+    q = np.empty_like(w)
+    for j in range(len(w)):
+        q[j] = np.where(w[j] >= 0, 1.0, -1.0)
+        err = (w[j] - scale * q[j]) / u[j, j]
+        w[j + 1:] -= np.outer(u[j, j + 1:], err)
+    codes = np.empty_like(q)
+    codes[order] = q
+    return codes.astype(np.int64)
+
+
+def quantize_threshold(threshold: float, scale: float) -> int:
+    """The integer threshold ``round(threshold / scale)`` (never negative)."""
+    return max(0, int(round(threshold / scale)))
+
+
+def leak_shift_of(beta: float) -> int | None:
+    """``lam`` with ``beta == 1 - 2^-lam`` (``None`` for ``beta == 1``, no leak); ValueError otherwise."""
+    if beta == 1.0:
+        return None
+    for lam in range(16):
+        if math.isclose(beta, 1.0 - 2.0 ** -lam, rel_tol=0, abs_tol=1e-7):
+            return lam
+    raise ValueError(f"beta must be 1 - 2^-lam for an integer lam in 0..15, not {beta!r}")
+
+
+def bits_for_range(lo: int, hi: int) -> int:
+    """Fewest two's complement bits k with ``-2^(k-1) <= lo`` and ``hi <= 2^(k-1) - 1`` (at least 2)."""
+    k = 2
+    while lo < -(1 << (k - 1)) or hi > (1 << (k - 1)) - 1:
+        k += 1
+    return k
+
+
+def weight_memory_bits(model: Model) -> int:
+    """Weight memory of ``model`` in bits: ``n_weights * b`` per layer, plus 16 bits per entry of a
+    custom codebook (a default two's complement codebook needs no table)."""
+    total = 0
+    for layer in model.layers:
+        total += layer.weights.size * layer.weight_bits
+        if layer.codebook is not None:
+            total += 16 * len(layer.codebook)
+    return total
+
+
+def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentile: float = 99.9,
+             membrane_bits: int | Sequence[int] | None = None, margin_bits: int = 1,
+             calibration: np.ndarray | None = None, split=None, data_dir=None) -> Model:
+    """Quantize a trained network into a validated integer :class:`Model`.
+
+    Parameters
+    ----------
+    net : SpikingMLP
+        The trained float network (its config gives T, beta, thresholds and the data split).
+    weight_bits : int or sequence of int
+        Weight bits b per layer (one value for all layers, or one per layer).
+    percentile : float
+        Percentile of ``|W|`` used as each layer's clip value.
+    membrane_bits : int or sequence of int, optional
+        Force k per layer; by default chosen from the calibration run (module docstring).
+    margin_bits : int
+        Extra bits above the calibrated range when ``membrane_bits`` is None.
+    calibration : numpy.ndarray, optional
+        uint8 [S, T, n_in] stimuli for choosing k and for the error feedback of 1-bit layers; default the
+        first :data:`CALIBRATION_SAMPLES` of the rate-coded training split (``split``, else the data set of
+        the network's config, for MNIST read from ``data_dir``).
+
+    Returns
+    -------
+    Model
+        With metadata ``{"created_by": "qlif.golden.training.quantize", "scales", "float_thresholds", "percentile",
+        "seed", "test_fraction"}`` so :mod:`qlif.golden.training.evaluate` can rebuild the same test split.
+    """
+    cfg = net.config
+    n_layers = len(net.fcs)
+    bits = _per_layer(weight_bits, n_layers, "weight_bits")
+    forced = None if membrane_bits is None else _per_layer(membrane_bits, n_layers, "membrane_bits")
+    for k in forced or ():
+        if k not in MEMBRANE_BITS:
+            raise ValueError(f"membrane_bits must be 2..16, not {k!r}")
+    lam = leak_shift_of(cfg.beta)
+    if calibration is None and (forced is None or 1 in bits):
+        calibration = calibration_stimuli(net, split=split, data_dir=data_dir)
+    layer_inputs = _float_layer_inputs(net, calibration) if 1 in bits else None
+    ints, scales, thetas = [], [], []
+    for l, (w, b, theta) in enumerate(zip(net.weights(), bits, net.thresholds, strict=True)):
+        wi, s = quantize_weights(w, b, percentile)
+        top = None if forced is None else (1 << (forced[l] - 1)) - 2     # the largest threshold k allows
+        if top is not None and quantize_threshold(theta, s) > top:
+            # The forced register cannot hold this threshold: a coarser scale so that it can
+            # (k = 2 allows only theta_int = 0: the unit is then 2 theta, so theta is half a unit).
+            s = theta / top if top else 2.0 * theta
+            wi = _requantize(w, b, s)
+        if b == 1:
+            wi = binarize_with_error_feedback(w, layer_inputs[l], s)
+        ints.append(wi)
+        scales.append(s)
+        thetas.append(quantize_threshold(theta, s) if top is None else min(quantize_threshold(theta, s), top))
+
+    def build(ks: Sequence[int]) -> Model:
+        layers = tuple(
+            Layer(weights=wi, weight_bits=b, membrane_bits=k, threshold=th, leak_shift=lam, reset="subtract")
+            for wi, b, k, th in zip(ints, bits, ks, thetas, strict=True))
+        return Model(timesteps=cfg.timesteps, layers=layers, metadata={
+            "created_by": "qlif.golden.training.quantize",
+            "scales": scales,
+            "float_thresholds": net.thresholds,
+            "method": "ptq",
+            "percentile": percentile,
+            "seed": cfg.seed,
+            "test_fraction": cfg.test_fraction,
+            "dataset": cfg.dataset,
+            **coding_metadata(cfg),
+        })
+
+    if forced is None:
+        # At 16 bits nothing a well-trained layer reaches saturates; measure what each layer needs.
+        wide = run(build([max(MEMBRANE_BITS)] * n_layers), calibration).membranes
+        ks = []
+        for th, v in zip(thetas, wide, strict=True):
+            need = bits_for_range(int(v.min()), max(int(v.max()), th + 2)) + margin_bits
+            ks.append(min(need, max(MEMBRANE_BITS)))
+    else:
+        ks = forced
+    model = build(ks)
+    model.validate()
+    return model
+
+
+def calibration_stimuli(net, *, split=None, data_dir=None) -> np.ndarray:
+    """The first :data:`CALIBRATION_SAMPLES` training samples of the network's data, rate-coded."""
+    cfg = net.config
+    if split is None:
+        split = load_split(cfg.dataset, data_dir=data_dir, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                           train_count=CALIBRATION_SAMPLES)
+    return encode(split.x_train[:CALIBRATION_SAMPLES], cfg.timesteps, max_rate=cfg.max_rate)
+
+
+def coding_metadata(cfg) -> dict:
+    """The model metadata that names the rate coding of a network's config: ``{"max_rate": "1/8"}``, or
+    nothing for the default rate 1 (so default models are unchanged; readers default to 1)."""
+    return {} if cfg.max_rate == "1" else {"max_rate": cfg.max_rate}
+
+
+def _float_layer_inputs(net: SpikingMLP, x: np.ndarray) -> list[np.ndarray]:
+    """The spikes each layer of the float network receives on stimuli ``x``, as [S * T, n_in] rows."""
+    from qlif.golden.training.evaluate import float_spikes
+
+    inputs = [x, *float_spikes(net, x)[:-1]]
+    return [a.reshape(-1, a.shape[-1]) for a in inputs]
+
+
+def _requantize(w: np.ndarray, bits: int, scale: float) -> np.ndarray:
+    if bits == 1:
+        return np.where(w >= 0, 1, -1).astype(np.int64)
+    top = (1 << (bits - 1)) - 1
+    return np.clip(np.round(w / scale), -top - 1, top).astype(np.int64)
+
+
+def _per_layer(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    if isinstance(value, (int, np.integer)):
+        return [int(value)] * n
+    values = [int(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"{name} needs one value or {n} (one per layer), not {len(values)}")
+    return values

@@ -1,0 +1,152 @@
+"""``qlif`` subcommands of the boards package: build, run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, mhz_arg, positive_arg
+from qlif.golden.spec.files import write_npz
+
+__all__ = ["register"]
+
+
+def cmd_build(args) -> int:
+    from qlif.boards.flow.build import build, summary
+
+    model = load_model_arg(args.model)
+    try:
+        report = build(model, board=args.board, lanes=args.lanes, out_dir=Path(args.out_dir), seed=args.seed,
+                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
+                       separate_clocks=not args.one_clock)
+    except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
+        raise CLIError(f"build: {e}") from None
+    print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}")
+    return 0
+
+
+def _load_labels(path: str, n_samples: int, n_out: int):
+    import numpy as np
+
+    labels = load_inputs(path)
+    if labels.shape != (n_samples,) or labels.dtype.kind not in "iu":
+        raise CLIError(f"{path}: labels must be an integer array [{n_samples}] (one per sample), not "
+                       f"{labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+        raise CLIError(f"{path}: labels must be classes 0..{n_out - 1}")
+    return labels.astype(np.int64)
+
+
+def _open(args, model):
+    from qlif.boards.host.driver import open_board
+
+    try:
+        return open_board(args.port, baud=args.baud, timeout=args.timeout, model=model)
+    except ValueError as e:        # a bad baud rate or emu:// URL
+        raise CLIError(f"--port {args.port}: {e}") from None
+    except Exception as e:         # serial.SerialException: no such port, busy, no permission
+        code = getattr(e, "errno", None)
+        reason = os.strerror(code) if isinstance(code, int) else str(e) or type(e).__name__
+        raise CLIError(f"cannot open port {args.port}: {reason}") from None
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from qlif.boards.host.driver import Board, BoardTimeout, LinkError
+    from qlif.golden.spec.reference import check_inputs, run
+
+    model = load_model_arg(args.model)
+    x = check_inputs(model, load_inputs(args.inputs))
+    labels = _load_labels(args.labels, len(x), model.n_out) if args.labels else None
+    port = _open(args, model)
+    t0 = time.monotonic()
+    try:
+        board = Board(port, retries=args.retries)
+        status = board.connect(model)
+        with tqdm(total=len(x), desc="run", unit="sample", file=sys.stderr, disable=args.quiet or None) as bar:
+            got = board.classify(x, progress=lambda n: bar.update(n - bar.n))
+        counters = board.status().counters
+    except BoardTimeout as e:
+        print(f"qlif: error: {args.port}: {e} (waited {args.timeout} s per read; is the board programmed with "
+              f"the bitstream of {args.model}, and its UART at {args.baud} baud?)", file=sys.stderr)
+        return 1
+    except LinkError as e:
+        print(f"qlif: error: {args.port}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        close = getattr(port, "close", None)
+        if close:
+            close()
+    seconds = time.monotonic() - t0
+
+    golden = run(model, x, lanes=status.lanes)
+    same = got.prediction == golden.prediction
+    same_cycles = got.cycles == golden.cycles.sum(axis=1)
+    if args.out:
+        write_npz(args.out, {**got.to_npz_dict(), "golden_prediction": golden.prediction,
+                             "golden_cycles": golden.cycles.sum(axis=1)})
+    per = 1e3 * seconds / max(1, len(x))
+    print(f"run: {len(x)} samples on {args.port} in {seconds:.2f} s ({per:.1f} ms per sample, "
+          f"{int(got.cycles.mean()) if len(x) else 0} core cycles per sample, P={status.lanes})")
+    print(f"run: predictions equal the integer model on {int(same.sum())}/{len(x)} samples, core cycles the "
+          f"cycle model on {int(same_cycles.sum())}/{len(x)}")
+    if labels is not None:
+        correct = int((got.prediction == labels).sum())
+        print(f"run: accuracy {100 * correct / max(1, len(x)):.2f}% ({correct}/{len(x)})")
+    errors = {k: v for k, v in counters.items() if k != "frames_ok" and v}
+    if got.retries or errors:
+        print(f"run: {got.retries} samples sent again after line errors; board counters {errors}", file=sys.stderr)
+    if not same.all():
+        s = int(np.flatnonzero(~same)[0])
+        print(f"qlif: error: the board differs from the integer model: sample {s} predicted "
+              f"{got.prediction[s]}, expected {golden.prediction[s]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seconds_arg(value: str) -> float:
+    import argparse
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def register(add: AddCommand) -> None:
+    """Add this package's subcommands to the ``qlif`` parser."""
+    from qlif.boards.flow.build import BOARDS
+    from qlif.boards.host.driver import DEFAULT_BAUD, DEFAULT_TIMEOUT
+
+    sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report")
+    sp.add_argument("model")
+    sp.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
+    sp.add_argument("--lanes", type=lanes_arg, default=4)
+    sp.add_argument("--out-dir", default="build/board", help="build folder, inside the project's build/")
+    sp.add_argument("--clk-mhz", type=mhz_arg, default=None,
+                    help="core clock made by the board's PLL, also the timing constraint (default: the board "
+                         "oscillator for everything)")
+    sp.add_argument("--one-clock", action="store_true",
+                    help="with --clk-mhz: the host link on the PLL clock too (no clock-domain crossing; packs "
+                         "better on a nearly full iCE40)")
+    sp.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+
+    sp = add("run", cmd_run, "classify stimuli on a board over its UART (docs/host-protocol.md)")
+    sp.add_argument("model", help="the model file the board's bitstream was built from (checked against it)")
+    sp.add_argument("--port", required=True,
+                    help="serial port (/dev/ttyUSB1, COM5), a pyserial URL, or emu:// for a software board")
+    sp.add_argument("--inputs", required=True, help="stimuli .npy, uint8 [S, T, n_in] of 0/1")
+    sp.add_argument("--labels", help="true classes .npy, int [S]: print the accuracy")
+    sp.add_argument("--out", help="results .npz: prediction, counts, cycles, wake (and the golden ones)")
+    sp.add_argument("--baud", type=positive_arg, default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD}")
+    sp.add_argument("--timeout", type=_seconds_arg, default=DEFAULT_TIMEOUT,
+                    help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT})")
+    sp.add_argument("--retries", type=int, default=3, help="resends of a sample after a line error (default 3)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,83 @@
+"""``qlif sweep-hw``: the hardware sweep (:mod:`qlif.boards.sweep`) from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+
+from qlif.boards.sweep.sweep import MEMBRANE_BITS, WEIGHT_BITS, SweepConfig, _device, default_boards, run_sweep
+from qlif.clitools import CLIError, positive_arg
+
+__all__ = ["register"]
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, not {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("must list at least one integer")
+    return values
+
+
+def _targets(items: Iterable[str]) -> dict:
+    out = {}
+    for item in items:
+        board, sep, mhz = item.partition("=")
+        try:
+            out[board] = float(mhz)
+        except ValueError:
+            sep = ""
+        if not sep or not board:
+            raise ValueError(f"--clk-mhz takes BOARD=MHZ, not {item!r}")
+    return out
+
+
+def cmd_sweep_hw(args) -> int:
+    boards = tuple(b for b in args.boards.split(",") if b) if args.boards else default_boards()
+    try:
+        config = SweepConfig(boards=boards, weight_bits=args.weight_bits, membrane_bits=args.membrane_bits,
+                             lanes=args.lanes, seeds=tuple(range(1, args.seeds + 1)), sizes=args.sizes,
+                             timesteps=args.timesteps, samples=args.samples, dataset=args.dataset,
+                             data_dir=args.data_dir, target_mhz=_targets(args.clk_mhz or []))
+        config.check()
+        if not args.boards and not any(_device(b).upper().startswith("LFE5") for b in boards):
+            print("sweep-hw: no ECP5-85F board in qlif.boards.flow.build.BOARDS yet; sweeping "
+                  f"{', '.join(boards)} only", file=sys.stderr)
+        rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
+                         progress=not args.no_progress, label=args.label, table_only=args.table_only)
+    except ValueError as e:
+        raise CLIError(f"sweep-hw: {e}") from None
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+def register(add) -> None:
+    """Add ``sweep-hw`` to the ``qlif`` parser."""
+    sp = add("sweep-hw", cmd_sweep_hw,
+             "build every weight x membrane width on each board: resources, Fmax, latency, estimated power and "
+             "energy per inference (table, CSV, plots)")
+    sp.add_argument("--boards", help="comma-separated board names (default: the UP5K board and an ECP5-85F board "
+                                     "when one exists)")
+    sp.add_argument("--weight-bits", type=_int_list, default=WEIGHT_BITS, metavar="LIST", help="default 1,2,4,8")
+    sp.add_argument("--membrane-bits", type=_int_list, default=MEMBRANE_BITS, metavar="LIST",
+                    help="default 4,8,12,16")
+    sp.add_argument("--lanes", type=_int_list, default=(4,), metavar="LIST", help="lanes P (default 4)")
+    sp.add_argument("--seeds", type=positive_arg, default=3, help="nextpnr seeds per build, Fmax is their median")
+    sp.add_argument("--sizes", type=_int_list, default=(64, 128, 10), metavar="LIST", help="layer sizes")
+    sp.add_argument("--timesteps", type=positive_arg, default=16)
+    sp.add_argument("--samples", type=positive_arg, default=8, help="test samples simulated for the activity")
+    sp.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    sp.add_argument("--data-dir", help="MNIST IDX folder (with --dataset mnist)")
+    sp.add_argument("--clk-mhz", action="append", metavar="BOARD=MHZ",
+                    help="clock constraint of a board's builds (default: 60 for iCE40, 125 for ECP5)")
+    sp.add_argument("--jobs", type=positive_arg, default=2, help="parallel builds and simulations")
+    sp.add_argument("--out-dir", default="docs/results", help="where the table, CSV and plots go")
+    sp.add_argument("--work-dir", help="builds and the resume records (inside build/; default build/sweep-hw)")
+    sp.add_argument("--name", default="hw-sweep", help="base name of the outputs")
+    sp.add_argument("--label", default="", help="names the design in the report, e.g. a commit")
+    sp.add_argument("--table-only", action="store_true",
+                    help="build nothing: write the outputs from the records in the work folder (of one design, "
+                         "whichever it is)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
