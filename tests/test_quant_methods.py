@@ -10,8 +10,9 @@ from qlif.golden.spec.coding import encode
 from qlif.golden.spec.model import Layer, Model, load_model, save_model
 from qlif.golden.spec.reference import run, run_layer
 from qlif.golden.training.evaluate import evaluate, float_spikes
+from qlif.golden.training.methods import METHODS
 from qlif.golden.training.qat import QATConfig, QuantSpikingMLP, export, theta_max, train_qat
-from qlif.golden.training.quantize import METHODS, quantize, weight_memory_bits
+from qlif.golden.training.quantize import quantize, weight_memory_bits
 from qlif.golden.training.train import SpikingMLP, TrainConfig, set_determinism, train
 
 CFG = TrainConfig(hidden=(24,), timesteps=8, leak_shift=3, epochs=6, lr=5e-3)

@@ -51,15 +51,12 @@ from torch import nn
 from qlif.golden.data.split import Split
 from qlif.golden.spec.model import MEMBRANE_BITS, Layer, Model
 from qlif.golden.spec.saturating import saturating_sum
+from qlif.golden.training.methods import QAT_METHODS, QAT_WEIGHT_BITS
 from qlif.golden.training.quantize import bits_for_range, coding_metadata, leak_shift_of, quantize_weights
 from qlif.golden.training.train import SpikingMLP, TrainConfig, fit
 
-__all__ = ["QAT_METHODS", "QAT_WEIGHT_BITS", "QATConfig", "QuantSpikingMLP", "train_qat", "export"]
+__all__ = ["QATConfig", "QuantSpikingMLP", "train_qat", "export"]
 
-#: Methods of quantization-aware training.
-QAT_METHODS = ("lsq", "binary", "ternary")
-#: Weight bits each method can produce.
-QAT_WEIGHT_BITS = {"lsq": (2, 4, 8), "binary": (1,), "ternary": (2,)}
 _DEFAULT_BITS = {"lsq": 4, "binary": 1, "ternary": 2}
 
 

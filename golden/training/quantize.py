@@ -32,15 +32,12 @@ from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode
 from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
 from qlif.golden.spec.reference import run
+from qlif.golden.training.methods import METHODS
 from qlif.golden.training.train import SpikingMLP
 
 __all__ = ["METHODS", "quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
            "bits_for_range", "quantize", "weight_memory_bits", "CALIBRATION_SAMPLES",
            "calibration_stimuli", "coding_metadata"]
-
-#: Every quantization method and the weight bits it can produce. ``ptq`` is post-training
-#: (:func:`quantize`); the others are quantization-aware training (:mod:`qlif.golden.training.qat`).
-METHODS = {"ptq": (1, 2, 4, 8), "lsq": (2, 4, 8), "binary": (1,), "ternary": (2,)}
 
 #: Training samples the membrane-width calibration runs on (the first ones of the training split).
 CALIBRATION_SAMPLES = 5000

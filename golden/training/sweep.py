@@ -27,15 +27,17 @@ import numpy as np
 
 from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode
-from qlif.golden.spec.model import save_model
+from qlif.golden.spec.model import WEIGHT_BITS, save_model
 from qlif.golden.training.checkpoint import load_checkpoint, save_checkpoint
-from qlif.golden.training.quantize import METHODS, quantize, weight_memory_bits
+from qlif.golden.training.methods import METHODS
+from qlif.golden.training.quantize import quantize, weight_memory_bits
 from qlif.golden.training.train import MNIST_CONFIG, TrainConfig, set_determinism, train
 
-__all__ = ["WEIGHT_BITS", "MEMBRANE_BITS", "PTQ_PERCENTILES", "Row", "sweep", "missing", "write_results"]
+__all__ = ["GRID_WEIGHT_BITS", "GRID_MEMBRANE_BITS", "PTQ_PERCENTILES", "Row", "sweep", "missing", "write_results"]
 
-WEIGHT_BITS = (1, 2, 4, 8)
-MEMBRANE_BITS = (2, 4, 8, 16)
+#: The sweep's default grid: every legal weight width, and four membrane widths spanning the legal ones.
+GRID_WEIGHT_BITS = WEIGHT_BITS
+GRID_MEMBRANE_BITS = (2, 4, 8, 16)
 PTQ_PERCENTILES = (70.0, 80.0, 90.0, 95.0, 99.0, 99.9, 100.0)
 _PTQ_SELECT_SAMPLES = 2000
 #: Fine-tuning of the quantization-aware rows: (epochs, learning rate) per data set and method.
@@ -81,8 +83,9 @@ def _select_percentile(net, bits: int, k: int, x: np.ndarray, y: np.ndarray, spl
     return max(scores)[1]   # ties: the larger percentile
 
 
-def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=WEIGHT_BITS, membrane_bits=MEMBRANE_BITS,
-          work_dir: str | os.PathLike = "build/sweep", data_dir=None, float_checkpoints: dict | None = None,
+def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=GRID_WEIGHT_BITS,
+          membrane_bits=GRID_MEMBRANE_BITS, work_dir: str | os.PathLike = "build/sweep", data_dir=None,
+          float_checkpoints: dict | None = None,
           progress: bool = True, cached_only: bool = False, log=print) -> list[Row]:
     """Measure every (data set, method, b, k) the methods can do; see the module docstring.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, positive_arg
 from qlif.golden.spec.files import write_npy, write_npz
+from qlif.golden.training.methods import METHODS, QAT_METHODS
 
 __all__ = ["register"]
 
@@ -143,7 +144,7 @@ def cmd_train(args) -> int:
 def cmd_quantize(args) -> int:
     from qlif.golden.spec.model import save_model
     from qlif.golden.training.qat import QuantSpikingMLP, export
-    from qlif.golden.training.quantize import METHODS, calibration_stimuli, quantize
+    from qlif.golden.training.quantize import calibration_stimuli, quantize
 
     _check_choice("--method", args.method, tuple(METHODS))
     if not Path(args.checkpoint).is_file():
@@ -229,7 +230,6 @@ def _int_list(option: str, text: str, allowed) -> tuple[int, ...]:
 
 
 def cmd_sweep(args) -> int:
-    from qlif.golden.training.quantize import METHODS
     from qlif.golden.training.sweep import missing, sweep, write_results
 
     datasets = tuple(args.datasets.split(","))
@@ -267,10 +267,6 @@ def cmd_sweep(args) -> int:
     print(f"sweep-accuracy: {len(rows)} rows ({len(absent)} of the grid not measured) -> "
           + ", ".join(map(str, paths)))
     return 0
-
-
-#: Methods of quantization-aware training (``qlif train --qat``).
-QAT_METHODS = ("lsq", "binary", "ternary")
 
 
 def _check_choice(option: str, value, choices) -> None:
