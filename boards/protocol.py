@@ -23,15 +23,18 @@ import json
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
     "VERSION", "SYNC", "REPLY_FLAG", "MAX_PAYLOAD", "MAX_WORDS", "CRC_INIT", "CRC_POLY",
-    "REQUEST_OVERHEAD", "REPLY_OVERHEAD", "Cmd", "Err", "Flag", "COUNTERS", "STATUS_LEN", "RESULT_HEADER_LEN",
+    "REQUEST_OVERHEAD", "REPLY_OVERHEAD", "UART_BITS_PER_BYTE", "Cmd", "Err", "Flag", "COUNTERS", "STATUS_LEN",
+    "RESULT_HEADER_LEN",
     "crc16", "crc16_byte", "encode_request", "encode_reply", "Reply", "ReplyDecoder", "Status",
     "BoardResult", "count_bytes", "mask_bytes", "result_len", "decode_status", "decode_result",
-    "encode_wake_mask", "decode_wake_mask", "encode_addresses", "step_requests", "model_id", "ProtocolError",
+    "encode_wake_mask", "decode_wake_mask", "encode_addresses", "step_requests", "InferenceBytes", "inference_bytes",
+    "model_id", "ProtocolError",
 ]
 
 VERSION = 1                 #: protocol version, the first byte of the STATUS reply
@@ -43,6 +46,7 @@ CRC_INIT = 0xFFFF
 CRC_POLY = 0x1021
 REQUEST_OVERHEAD = 6        #: SYNC, CMD, SEQ, LEN, 2 CRC bytes
 REPLY_OVERHEAD = 7          #: SYNC, CMD, SEQ, STATUS, LEN, 2 CRC bytes
+UART_BITS_PER_BYTE = 10     #: line bits per byte: UART 8N1 is a start bit, 8 data bits and a stop bit
 
 
 class ProtocolError(ValueError):
@@ -338,6 +342,42 @@ def step_requests(addresses: Iterable[int]) -> Iterator[tuple[Cmd, bytes]]:
         yield Cmd.SPIKES, encode_addresses(addresses[:MAX_WORDS])
         addresses = addresses[MAX_WORDS:]
     yield Cmd.STEP, encode_addresses(addresses)
+
+
+class InferenceBytes(NamedTuple):
+    """UART bytes of one inference, each way (see :func:`inference_bytes`)."""
+
+    to_board: int        #: request bytes, host to board
+    from_board: int      #: reply bytes, board to host
+
+
+def inference_bytes(inputs_per_step: Iterable[int], *, n_out: int) -> InferenceBytes:
+    """The bytes on the line of one inference as the host driver sends and receives them.
+
+    :meth:`qlif.boards.host.driver.Board.classify` sends, per sample, a RESET, for each timestep the
+    frames of :func:`step_requests` (SPIKES frames of :data:`MAX_WORDS` addresses while more remain, then
+    a STEP with the rest), and a RESULT; the board answers every request with one reply, the RESULT's
+    carrying :func:`result_len` bytes.
+
+    Parameters
+    ----------
+    inputs_per_step : iterable of int
+        The active inputs (input spikes) of each timestep; its length is T.
+    n_out : int
+        Classes of the model (one count each in the RESULT reply).
+
+    Returns
+    -------
+    InferenceBytes
+        ``to_board`` (requests) and ``from_board`` (replies), in bytes.
+    """
+    active = [int(n) for n in inputs_per_step]
+    if any(n < 0 for n in active):
+        raise ValueError(f"inputs_per_step must be non-negative counts, not {active}")
+    step_frames = sum(max(1, -(-n // MAX_WORDS)) for n in active)
+    frames = 2 + step_frames                                       # + RESET and RESULT
+    return InferenceBytes(to_board=frames * REQUEST_OVERHEAD + 2 * sum(active),
+                          from_board=frames * REPLY_OVERHEAD + result_len(n_out, len(active)))
 
 
 def model_id(model) -> int:
