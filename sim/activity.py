@@ -1,8 +1,8 @@
 """Switching activity of the core, measured in RTL simulation of a real workload (for the power model).
 
 The generated Verilog runs under Verilator with waveforms on (``QLIF_WAVES=1``, see
-:mod:`qlif.sim.runner`), checked against the golden model as usual; the VCD is then read once and
-reduced to a few counts:
+:mod:`qlif.sim.runner`), checked against the golden model as usual; the waveform is then read once
+(with pywellen, which reads Verilator's VCD and Icarus' FST alike) and reduced to a few counts:
 
 * **flip-flop toggles**: bit changes of every register the design's clocked blocks assign (Yosys
   writes them as ``x <= ...`` inside ``always @(posedge clk)``), per register bit and cycle;
@@ -31,9 +31,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pywellen
+
 from qlif.boards.flow.activity import Activity, MemoryActivity
 
-__all__ = ["DesignInfo", "parse_verilog", "activity_from_vcd", "measure_activity"]
+__all__ = ["DesignInfo", "parse_verilog", "activity_from_waveform", "measure_activity"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -79,7 +82,8 @@ _PLAIN = re.compile(rf"^({_NAME})\s*(?:\[\s*\d+\s*\])?$")
 
 
 def _clean(name: str) -> str:
-    """Verilog name as a VCD shows it: escaped identifiers lose the backslash and the closing space."""
+    """Verilog name as Verilator's waveforms show it: escaped identifiers lose the backslash and the
+    closing space."""
     return name[1:].strip() if name.startswith("\\") else name.strip()
 
 
@@ -183,33 +187,44 @@ def parse_verilog(text: str) -> DesignInfo:
 
 
 # --------------------------------------------------------------------------------------------------
-# The VCD.
+# The waveform.
 
-def _vcd_vars(lines: Iterator[str]) -> list[tuple[tuple[str, ...], str, int, str]]:
-    """(scope path, name, width, id) of every $var, up to $enddefinitions."""
-    scope: list[str] = []
-    out = []
-    pending = ""
-    for line in lines:
-        pending = f"{pending} {line.strip()}" if pending else line.strip()
-        if "$end" not in pending and not pending.startswith("$enddefinitions"):
-            continue
-        tokens, pending = pending.split(), ""
-        if not tokens:
-            continue
-        if tokens[0] == "$scope":
-            scope.append(tokens[2])
-        elif tokens[0] == "$upscope":
-            scope.pop()
-        elif tokens[0] == "$var":
-            out.append((tuple(scope), tokens[4], int(tokens[2]), tokens[3]))
-        elif tokens[0] == "$enddefinitions":
-            return out
-    raise ValueError("VCD has no $enddefinitions: not a VCD file, or a truncated one")
+def _open(path: str | os.PathLike) -> pywellen.Waveform:
+    if not Path(path).is_file():              # pywellen panics (a BaseException) on a missing file
+        raise FileNotFoundError(f"no waveform at {path}")
+    try:
+        return pywellen.Waveform(str(path))
+    except RuntimeError as e:                 # pywellen's error for anything it cannot parse
+        raise ValueError(f"{path}: not a VCD or FST waveform, or a truncated one ({e})") from None
+
+
+def _variables(waves: pywellen.Waveform) -> Iterator[tuple[tuple[str, ...], str, pywellen.Var]]:
+    """(scope path, name, variable) of every variable inside a scope, names as the Verilog spells them."""
+    def walk(scope, path, prefix):
+        name = _clean(scope.name)             # Icarus keeps Verilog's escapes (``\\$1``), Verilator not
+        if scope.scope_type == "vhdl_array":
+            # wellen files the variables ``x[0]``, ``x[1]`` (a memory's words, the nets Amaranth names
+            # after array elements) in a scope ``x``; in the Verilog they are nets of the enclosing one.
+            prefix += name
+        else:
+            path, prefix = (*path, name), ""
+        for var in scope.vars():
+            yield path, prefix + _clean(var.name), var
+        for sub in scope.scopes():
+            yield from walk(sub, path, prefix)
+
+    for scope in waves.scopes():
+        yield from walk(scope, (), "")
+
+
+def _key(var: pywellen.Var) -> str:
+    # Variables that alias one net (a VCD identifier code, an FST handle) share a signal; a SignalId
+    # object is created per access and compares by identity, its text ``SignalId(n)`` by n.
+    return str(var.signal_ref)
 
 
 def _resolve(design: DesignInfo, top: str, path: tuple[str, ...]) -> str | None:
-    """Module name of the VCD scope ``path`` (which starts at the top module's instance)."""
+    """Module name of the waveform scope ``path`` (which starts at the top module's instance)."""
     try:
         i = path.index(top)
     except ValueError:
@@ -222,58 +237,89 @@ def _resolve(design: DesignInfo, top: str, path: tuple[str, ...]) -> str | None:
     return module if module in design.modules else None
 
 
-def activity_from_vcd(vcd_path: str | os.PathLike, verilog: str, *, top: str = "qlif_top", clock: str = "clk",
-                      workload: str = "") -> Activity:
-    """Reduce a VCD of the design in ``verilog`` (top module ``top``) to an :class:`Activity`."""
+def activity_from_waveform(path: str | os.PathLike, verilog: str, *, top: str = "qlif_top", clock: str = "clk",
+                           workload: str = "") -> Activity:
+    """Reduce a waveform (VCD or FST) of the design in ``verilog`` (top module ``top``) to an
+    :class:`Activity`.
+
+    Parameters
+    ----------
+    path : path
+        The waveform: a VCD (Verilator, Icarus) or an FST (Icarus with ``QLIF_WAVES=1``), read with
+        pywellen.
+    verilog : str
+        The Verilog the simulator ran (Yosys' style, see :func:`parse_verilog`).
+    top, clock : str
+        The top module (the scope whose name it is) and its clock port.
+    workload : str
+        What the simulation ran, kept in the result.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        ``top`` is not in the Verilog, the file is no waveform, or it has no ``top.clock``.
+
+    Notes
+    -----
+    The counts are those of the nets the simulator traced: Verilator traces the words of memories
+    (counted here as logic nets), Icarus does not, so the same run gives slightly different logic
+    figures under the two. The VCD and the FST of one simulator's run give the same.
+    """
     design = parse_verilog(verilog)
     if top not in design.modules:
         raise ValueError(f"module {top!r} is not in the Verilog (modules: {sorted(design.modules)[:5]} ...)")
-    with open(vcd_path) as f:
-        variables = _vcd_vars(f)
-        kind: dict[str, str] = {}                  # id -> "ff" or "logic"; ids of other nets are skipped
-        widths: dict[str, int] = {}
-        watch: dict[tuple[str, str], str] = {}     # (module path, net) -> id, for memory enables
-        clock_id = None
-        for path, name, width, ident in variables:
-            module = _resolve(design, top, path)
-            if module is None:
-                continue
-            info = design.modules[module]
-            scope = ".".join(path[path.index(top):])
-            watch[(scope, name)] = ident
-            if path[-1] == top and name == clock:
-                clock_id = ident
-            if name in info.ports or name.startswith("$auto$") or name in info.memory_outputs:
-                continue
-            if ident in kind:                      # an alias of a net already counted
-                continue
-            kind[ident] = "ff" if name in info.registers else "logic"
-            widths[ident] = width
-        if clock_id is None:
-            raise ValueError(f"VCD has no clock {top}.{clock}")
-        ports = []                                  # (memory name, "r"/"w", enable)
-        memories = []
-        scopes = sorted({".".join(p[p.index(top):]) for p, *_ in variables if top in p})
-        for scope in scopes:
-            module = _resolve(design, top, tuple(scope.split(".")))
-            if module is None:
-                continue
-            for mem_name, mem in design.modules[module].memories.items():
-                full = ".".join(scope.split(".")[1:] + [mem_name])
-                memories.append((full, mem))
-                for direction, enables in (("r", mem.read_enables), ("w", mem.write_enables)):
-                    for enable in enables:
-                        if enable is None:
-                            ports.append((full, direction, None))
-                        elif enable is False:
-                            ports.append((full, direction, "?"))
-                        else:
-                            net, _, bit = enable.partition("[")
-                            ident = watch.get((scope, _clean(net)))
-                            ports.append((full, direction, (ident, int(bit.rstrip("] ")) if bit else 0)
-                                          if ident else "?"))
-        counts = _scan(f, kind, clock_id, {p[2] for p in ports if isinstance(p[2], tuple)})
-    toggles, cycles, enabled = counts
+    waves = _open(path)
+    kind: dict[str, str] = {}                  # signal -> "ff" or "logic"; other signals are skipped
+    widths: dict[str, int] = {}
+    signals: dict[str, pywellen.Var] = {}      # signal -> one variable that shows it
+    watch: dict[tuple[str, str], str] = {}     # (module path, net) -> signal, for memory enables
+    scopes: set[str] = set()
+    clock_key = None
+    for scope_path, name, var in _variables(waves):
+        module = _resolve(design, top, scope_path)
+        if module is None:
+            continue
+        info = design.modules[module]
+        scope = ".".join(scope_path[scope_path.index(top):])
+        scopes.add(scope)
+        key = _key(var)
+        signals.setdefault(key, var)
+        watch[(scope, name)] = key
+        if scope_path[-1] == top and name == clock:
+            clock_key = key
+        if name in info.ports or name.startswith("$auto$") or name in info.memory_outputs:
+            continue
+        if key in kind:                        # an alias of a net already counted
+            continue
+        kind[key] = "ff" if name in info.registers else "logic"
+        widths[key] = var.bitwidth
+    if clock_key is None:
+        raise ValueError(f"{path} has no clock {top}.{clock}")
+    ports = []                                  # (memory name, "r"/"w", enable)
+    memories = []
+    for scope in sorted(scopes):
+        module = _resolve(design, top, tuple(scope.split(".")))
+        for mem_name, mem in design.modules[module].memories.items():
+            full = ".".join(scope.split(".")[1:] + [mem_name])
+            memories.append((full, mem))
+            for direction, enables in (("r", mem.read_enables), ("w", mem.write_enables)):
+                for enable in enables:
+                    if enable is None:
+                        ports.append((full, direction, None))
+                    elif enable is False:
+                        ports.append((full, direction, "?"))
+                    else:
+                        net, _, bit = enable.partition("[")
+                        key = watch.get((scope, _clean(net)))
+                        ports.append((full, direction, (key, int(bit.rstrip("] ")) if bit else 0) if key else "?"))
+    edges = _rising_edges(signals[clock_key].signal)
+    cycles = len(edges)
+    # A net that aliases the clock counts its bits but no toggles: the clock is the power model's E_clock.
+    toggles = {key: 0 if key == clock_key else _toggles(signals[key].signal) for key in kind}
+    enabled = {e: _high_before(signals[e[0]].signal, e[1], edges)
+               for e in {p[2] for p in ports if isinstance(p[2], tuple)}}
     unknown = [f"{name} ({'read' if d == 'r' else 'write'})" for name, d, e in ports if e == "?"]
     mem_acts = []
     for full, mem in memories:
@@ -290,70 +336,45 @@ def activity_from_vcd(vcd_path: str | os.PathLike, verilog: str, *, top: str = "
         mem_acts.append(MemoryActivity(name=full, width=mem.width, depth=mem.depth, reads=reads, writes=writes,
                                        read_ports=len(mem.read_enables), write_ports=len(mem.write_enables)))
     sums = {"ff": [0, 0], "logic": [0, 0]}
-    for ident, k in kind.items():
-        sums[k][0] += widths[ident]
-        sums[k][1] += toggles.get(ident, 0)
+    for key, k in kind.items():
+        sums[k][0] += widths[key]
+        sums[k][1] += toggles[key]
     return Activity(cycles=cycles, ff_bits=sums["ff"][0], ff_toggles=sums["ff"][1], logic_bits=sums["logic"][0],
                     logic_toggles=sums["logic"][1], memories=tuple(mem_acts), workload=workload,
                     meta={"unevaluated_enables": unknown} if unknown else {})
 
 
-def _scan(lines, kind: dict[str, str], clock_id: str, watched: set[tuple[str, int]]):
-    """Count bit changes per id, clock rising edges, and per watched (id, bit) the rising edges at which
-    it was 1 just before the edge (what the flip-flops sample)."""
-    toggles: dict[str, int] = dict.fromkeys(kind, 0)
-    value: dict[str, int | None] = {}
-    watched_ids = {ident for ident, _ in watched}
-    enabled = dict.fromkeys(watched, 0)
-    cycles = 0
-    batch: list[tuple[str, int | None]] = []
-    clock_rose = False
-    clock = None
+# pywellen gives a signal's changes as (time, value): an int, or a string where a bit is x or z.
 
-    def flush():
-        nonlocal cycles, clock_rose
-        if clock_rose:
-            cycles += 1
-            for ident, bit in watched:
-                v = value.get(ident)
-                if v is not None and (v >> bit) & 1:
-                    enabled[(ident, bit)] += 1
-            clock_rose = False
-        for ident, v in batch:
-            value[ident] = v
-        batch.clear()
+def _toggles(signal: pywellen.Signal) -> int:
+    """Bit changes between known values; a change from or to a value with x or z bits counts none."""
+    count, old = 0, None
+    for _, new in signal:
+        if type(new) is not int:
+            new = None
+        elif old is not None:
+            count += (old ^ new).bit_count()
+        old = new
+    return count
 
-    for line in lines:
-        c = line[:1]
-        if c == "#":
-            flush()
-            continue
-        if c == "b":
-            bits, _, ident = line[1:].partition(" ")
-            ident = ident.strip()
-            try:
-                new = int(bits, 2)
-            except ValueError:          # x or z bits: no toggle counted, value unknown
-                new = None
-        elif c in "01xzXZ" and c:
-            ident = line[1:].strip()
-            new = int(c) if c in "01" else None
-        else:
-            continue                    # $dumpvars, $end, comments, real values
-        if ident == clock_id:
-            if new == 1 and clock == 0:
-                clock_rose = True
-            clock = new
-            continue
-        if ident in toggles:
-            old = value.get(ident)
-            if old is not None and new is not None:
-                toggles[ident] += (old ^ new).bit_count()
-            value[ident] = new
-        if ident in watched_ids:
-            batch.append((ident, new))
-    flush()
-    return toggles, cycles, enabled
+
+def _rising_edges(signal: pywellen.Signal) -> np.ndarray:
+    """Times at which the clock went from 0 to 1."""
+    edges, old = [], None
+    for time, new in signal:
+        if new == 1 and old == 0:
+            edges.append(time)
+        old = new
+    return np.array(edges, dtype=np.uint64)
+
+
+def _high_before(signal: pywellen.Signal, bit: int, edges: np.ndarray) -> int:
+    """At how many of the clock ``edges`` bit ``bit`` of the signal was 1 just before the edge (what the
+    flip-flops sample: a change at the edge's own time comes after it)."""
+    times = np.array([t for t, _ in signal], dtype=np.uint64)
+    high = np.array([type(v) is int and (v >> bit) & 1 for _, v in signal], dtype=bool)
+    last = np.searchsorted(times, edges, side="left") - 1     # the last change before each edge
+    return int(high[last[last >= 0]].sum())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,7 +409,7 @@ def measure_activity(model, x, *, lanes: int, build_dir: str | os.PathLike | Non
     run_dir = Path(stats["run_dir"])
     try:
         verilog = (run_dir.parent / "qlif_top.v").read_text()
-        act = activity_from_vcd(run_dir / "dump.vcd", verilog, top="qlif_top", workload=workload)
+        act = activity_from_waveform(run_dir / "dump.vcd", verilog, top="qlif_top", workload=workload)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     meta = dict(act.meta, lanes=lanes, samples=int(x.shape[0]), timesteps=int(x.shape[1]),

@@ -1,9 +1,11 @@
-"""Switching activity: the Verilog classifier and the VCD reader on small known inputs, and one real
-Verilator measurement that must grow with the workload."""
+"""Switching activity: the Verilog classifier and the waveform reader (VCD and FST) on small known inputs,
+and one real Verilator measurement that must grow with the workload."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from qlif.boards.flow.activity import Activity, MemoryActivity
 from qlif.golden.spec.random_model import random_model
 from qlif.golden.spec.reference import run
-from qlif.sim.activity import activity_from_vcd, measure_activity, parse_verilog
+from qlif.sim.activity import activity_from_waveform, measure_activity, parse_verilog
 
 #: Yosys-style Verilog (the shapes Amaranth's back end writes): a register, a memory with an enabled
 #: write port and an unconditional read port, a read register, a sub-module instance, comb logic.
@@ -148,10 +150,10 @@ b01 $
 """
 
 
-def test_activity_from_vcd(tmp_path):
+def test_activity_from_waveform(tmp_path):
     path = tmp_path / "dump.vcd"
     path.write_text(VCD)
-    act = activity_from_vcd(path, VERILOG, top="top")
+    act = activity_from_waveform(path, VERILOG, top="top")
     assert act.cycles == 4
     # FFs: top.ra (2 bits, 3 toggles); sub.y is a port of sub (left out to count a net once).
     assert (act.ff_bits, act.ff_toggles) == (2, 3)
@@ -180,15 +182,64 @@ def test_activity_checks_and_json():
     assert empty.ff_rate == empty.logic_rate == 0 and empty.memory_rates(block_width=16, block_depth=256) == (0, 0)
 
 
-def test_vcd_errors(tmp_path):
+def test_an_enable_is_sampled_just_before_the_edge(tmp_path):
+    # `we` rises at the edge at 30 itself (as a net driven by a register does): the write port saw 0
+    # there, and 1 only at the edge at 50.
+    path = tmp_path / "dump.vcd"
+    path.write_text(VCD.replace("#20\n1#\n", "#20\n").replace("#30\n1!\n", "#30\n1!\n1#\n"))
+    act = activity_from_waveform(path, VERILOG, top="top")
+    assert act.memories[0].writes == 1 and (act.logic_bits, act.logic_toggles) == (7, 7)
+
+
+#: A testbench for VERILOG under Icarus: 8 clock cycles, ``d`` counting up by 7 after each.
+TESTBENCH = r"""
+module tb;
+  reg clk = 0;
+  reg [3:0] d = 0;
+  wire [3:0] q;
+  top top (.clk(clk), .d(d), .q(q));
+  initial begin
+    $dumpfile(`WAVES);
+    $dumpvars(0, top);
+    repeat (8) begin
+      #5 clk = 1;
+      #5 clk = 0;
+      d = d + 4'd7;
+    end
+    $finish;
+  end
+endmodule
+"""
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+def test_fst_and_vcd_of_one_simulation_give_the_same_counts(tmp_path):
+    (tmp_path / "design.v").write_text(VERILOG + TESTBENCH)
+    acts = []
+    for fmt in ("vcd", "fst"):
+        subprocess.run(["iverilog", "-g2005", f'-DWAVES="{fmt}.{fmt}"', "-o", f"{fmt}.vvp", "design.v"],
+                       cwd=tmp_path, check=True, capture_output=True)
+        subprocess.run(["vvp", "-n", f"{fmt}.vvp", f"-{fmt}"], cwd=tmp_path, check=True, capture_output=True)
+        acts.append(activity_from_waveform(tmp_path / f"{fmt}.{fmt}", VERILOG, top="top"))
+    from_vcd, from_fst = acts
+    assert from_fst == from_vcd
+    # d before the edges: 0, 7, 14, 5, 12, 3, 10, 1, so we = d[0] is 1 before every other edge, and
+    # ra <= d[2:1] goes 0, 3, 3, 2, 2, 1, 1, 0: 2 + 1 + 2 + 1 bit changes.
+    assert from_fst.cycles == 8 and (from_fst.ff_bits, from_fst.ff_toggles) == (2, 6)
+    assert from_fst.memories[0].writes == 4 and from_fst.memories[0].reads == 8
+
+
+def test_waveform_errors(tmp_path):
     (tmp_path / "bad.vcd").write_text("not a vcd\n")
-    with pytest.raises(ValueError, match="enddefinitions"):
-        activity_from_vcd(tmp_path / "bad.vcd", VERILOG, top="top")
+    with pytest.raises(ValueError, match="not a VCD or FST"):
+        activity_from_waveform(tmp_path / "bad.vcd", VERILOG, top="top")
+    with pytest.raises(FileNotFoundError, match="no waveform"):
+        activity_from_waveform(tmp_path / "missing.fst", VERILOG, top="top")
     with pytest.raises(ValueError, match="module 'nope'"):
-        activity_from_vcd(tmp_path / "bad.vcd", VERILOG, top="nope")
+        activity_from_waveform(tmp_path / "bad.vcd", VERILOG, top="nope")
     (tmp_path / "noclk.vcd").write_text(VCD.replace(" clk $end", " clock $end"))
     with pytest.raises(ValueError, match="clock"):
-        activity_from_vcd(tmp_path / "noclk.vcd", VERILOG, top="top")
+        activity_from_waveform(tmp_path / "noclk.vcd", VERILOG, top="top")
 
 
 def test_measured_activity_grows_with_the_workload():
