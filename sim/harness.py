@@ -3,25 +3,32 @@
 Three testbenches, one per port group: a driver (``clear`` and ``events``), a sink (``spikes``, with
 optional backpressure) and a monitor (``trace``, ``step_done``, ``step_cycles``, ``prediction``). The
 result has the layout of :class:`qlif.golden.spec.reference.Result`, so tests read
-``assert rtl == golden``. Set ``QLIF_VCD`` to a file name to get a waveform.
+``assert rtl == golden``. With ``QLIF_WAVES=1`` each simulation writes a VCD into :data:`WAVES_DIR`
+and prints its path (docs/verification.md, "Waveforms").
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 from amaranth.sim import Simulator
 
 from qlif.golden.spec.cycles import groups
+from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
 from qlif.golden.spec.reference import Result, check_inputs
 from qlif.hw.flash import READ, RELEASE_POWER_DOWN
 from qlif.hw.memory import MemoryPlan, spram_image
 from qlif.hw.network import Network
 
-__all__ = ["RtlRun", "simulate", "simulate_tokens", "spi_flash"]
+__all__ = ["RtlRun", "WAVES_DIR", "simulate", "simulate_tokens", "spi_flash"]
+
+#: Where simulations write their VCDs when ``QLIF_WAVES`` is set (and not ``0``).
+WAVES_DIR = BUILD_ROOT / "sim" / "amaranth"
 
 
 @dataclass
@@ -153,8 +160,11 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
     sim.add_testbench(monitor, background=True)
-    vcd = os.environ.get("QLIF_VCD")
-    if vcd:
+    if os.environ.get("QLIF_WAVES", "") not in ("", "0"):     # the switch of the cocotb runs too
+        WAVES_DIR.mkdir(parents=True, exist_ok=True)
+        fd, vcd = tempfile.mkstemp(prefix="run-", suffix=".vcd", dir=WAVES_DIR)
+        os.close(fd)
+        print(f"qlif: waveform {vcd}", file=sys.stderr)
         with sim.write_vcd(vcd):
             sim.run()
     else:
