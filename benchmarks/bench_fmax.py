@@ -21,7 +21,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from qlif.boards.flow.build import BOARDS, BUILD_ROOT, build_seeds
+from qlif.boards.flow.build import build_seeds
+from qlif.boards.tops.registry import BOARDS
+from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import load_model
 from qlif.golden.spec.random_model import random_model
 

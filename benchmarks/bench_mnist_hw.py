@@ -27,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qlif.boards.flow.build import BOARDS, BUILD_ROOT, build_seeds
+from qlif.boards.flow.build import build_seeds
+from qlif.boards.tops.registry import BOARDS
 from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode, max_rate_of
+from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import load_model
 from qlif.golden.spec.random_model import random_model
 from qlif.golden.spec.reference import run

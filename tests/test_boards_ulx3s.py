@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from qlif.boards.flow.build import BOARDS, BUILD_ROOT, CORE_CLOCK_NET, build, family, parse_reports
+from qlif.boards.flow.build import build
+from qlif.boards.flow.reports import CORE_CLOCK_NET, parse_reports
 from qlif.boards.tops.pll import ECP5PLLConfig, ecp5_pll_config
+from qlif.boards.tops.registry import BOARDS, family
 from qlif.boards.tops.ulx3s import PLATFORMS, ULX3STop
+from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.random_model import random_model
 
 #: A trimmed ``nextpnr-ecp5 --report`` document.

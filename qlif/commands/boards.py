@@ -13,18 +13,41 @@ from qlif.golden.spec.files import write_npz
 __all__ = ["register"]
 
 
-def cmd_build(args) -> int:
-    from qlif.boards.flow.build import build, summary
+def _build_model(args):
+    """The model of ``qlif build``: the model file, or a random model of ``--random`` sizes."""
+    if (args.model is None) == (args.random is None):
+        raise CLIError("build: give a model file or --random SIZES (one of them)")
+    if args.model is not None:
+        return load_model_arg(args.model)
+    from qlif.golden.spec.random_model import random_model
 
-    model = load_model_arg(args.model)
     try:
-        report = build(model, board=args.board, lanes=args.lanes, out_dir=Path(args.out_dir), seed=args.seed,
-                       clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
+        sizes = [int(n) for n in args.random.split(",")]
+    except ValueError:
+        raise CLIError(f"build: --random must list layer sizes, e.g. 64,128,10, not {args.random!r}") from None
+    try:
+        return random_model(sizes, timesteps=args.timesteps, weight_bits=args.weight_bits,
+                            membrane_bits=args.membrane_bits)
+    except ValueError as e:       # too few sizes, or widths the model file refuses (a ModelError says which)
+        raise CLIError(f"build: --random {args.random}: {e}") from None
+
+
+def cmd_build(args) -> int:
+    from qlif.boards.flow.build import build
+    from qlif.boards.flow.reports import summary
+
+    model = _build_model(args)
+    try:
+        report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=Path(args.out_dir),
+                       name=args.name, seed=args.seed, clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
                        separate_clocks=not args.one_clock)
     except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
         raise CLIError(f"build: {e}") from None
-    print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}")
-    return 0
+    except RuntimeError as e:     # a tool failed: the stage, its exit status and the end of its log
+        raise CLIError(f"build: {e}") from None
+    print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}; "
+          f"report {report['files']['report_md']}")
+    return 0 if report["timing_met"] else 1
 
 
 def _load_labels(path: str, n_samples: int, n_out: int):
@@ -122,14 +145,24 @@ def _seconds_arg(value: str) -> float:
 
 def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
-    from qlif.boards.flow.build import BOARDS
     from qlif.boards.host.driver import DEFAULT_BAUD, DEFAULT_TIMEOUT
+    from qlif.boards.tops.registry import BOARDS
+    from qlif.boards.tops.top import DEFAULT_BAUD as LINK_BAUD
 
-    sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report")
-    sp.add_argument("model")
+    sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report (exit status 1 when "
+                                 "the design misses its clock)")
+    sp.add_argument("model", nargs="?", help="model file (qlif-model JSON); or --random")
+    sp.add_argument("--random", metavar="SIZES", help="instead of a model file: a random model of these layer "
+                                                      "sizes, e.g. 64,128,10")
+    sp.add_argument("--timesteps", type=positive_arg, default=8, help="with --random (default 8)")
+    sp.add_argument("--weight-bits", type=int, default=4, help="with --random (default 4)")
+    sp.add_argument("--membrane-bits", type=int, default=8, help="with --random (default 8)")
     sp.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
+    sp.add_argument("--baud", type=positive_arg, default=LINK_BAUD,
+                    help=f"UART baud rate of the host link (default {LINK_BAUD})")
     sp.add_argument("--out-dir", default="build/board", help="build folder, inside the project's build/")
+    sp.add_argument("--name", default="qlif", help="base name of the products (<name>.bin ...; default qlif)")
     sp.add_argument("--clk-mhz", type=mhz_arg, default=None,
                     help="core clock made by the board's PLL, also the timing constraint (default: the board "
                          "oscillator for everything)")
