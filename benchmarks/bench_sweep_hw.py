@@ -3,7 +3,8 @@
 Builds every weight width {1,2,4,8} x membrane width {4,8,12,16} on the UP5K board and on an ECP5-85F
 board when the board table has one, three nextpnr seeds each, measures the activity, and writes
 docs/results/hw-sweep.{md,csv} and the plots. Takes hours on two shared cores; an interrupted run
-resumes from its work folder. Other arguments go to `qlif sweep-hw` (e.g. `--jobs 2 --seeds 1`).
+resumes from its work folder. Other arguments go to `qlif sweep-hw` (e.g. `--jobs 2 --seeds 1`, or
+`--scheduler tcp://host:8786` to build on an existing Dask cluster).
 
     .venv/bin/python benchmarks/bench_sweep_hw.py [--rev REV] [qlif sweep-hw options]
 
@@ -22,11 +23,10 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Top-level source folders and the package each is (pyproject.toml's package-dir).
-PACKAGES = {"hw": "hw", "boards": "boards", "golden": "golden", "sim": "sim"}
 
 
 def _summary(path: Path) -> None:
@@ -51,21 +51,24 @@ def snapshot(rev: str) -> tuple[Path, str]:
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", f"{rev}^{{commit}}"], check=True,
                          capture_output=True, text=True).stdout.strip()
     snap = ROOT / "build" / "snapshots" / sha
-    if not (snap / "tree" / "boards" / "build.py").exists():
+    if not (snap / "tree" / "pyproject.toml").exists():
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", sha], check=True,
                                  capture_output=True).stdout
         (snap / "tree").mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(snap / "tree", filter="data")
-    # qlif/ holds the CLI; the other packages are folders at the top (package-dir), linked in.
+    # qlif/ holds the CLI; the other packages are folders at the top, linked in as the revision's
+    # pyproject.toml maps them (package-dir: "qlif.hw" = "hw", ...).
     pkg = snap / "path" / "qlif"
     pkg.mkdir(parents=True, exist_ok=True)
     for item in (snap / "tree" / "qlif").iterdir():
         if not (pkg / item.name).exists():
             (pkg / item.name).symlink_to(item)
-    for folder, package in PACKAGES.items():
-        if not (pkg / package).exists():
-            (pkg / package).symlink_to(snap / "tree" / folder, target_is_directory=True)
+    dirs = tomllib.loads((snap / "tree" / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in dirs.items():
+        link = pkg / package.removeprefix("qlif.")
+        if package.count(".") == 1 and package.startswith("qlif.") and not link.exists():
+            link.symlink_to(snap / "tree" / folder, target_is_directory=True)
     return snap / "path", sha
 
 

@@ -4,18 +4,29 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qlif.boards.flow.activity import Activity, MemoryActivity
 from qlif.boards.flow.build import BUILD_ROOT
-from qlif.boards.sweep import sweep
-from qlif.boards.sweep.sweep import SweepConfig, default_boards, run_sweep
+from qlif.boards.host.driver import Board
+from qlif.boards.host.emulator import BoardModel, EmulatedPort
+from qlif.boards.protocol import MAX_WORDS, inference_bytes
+from qlif.boards.sweep import closure, execute
+from qlif.boards.sweep.config import DEFAULT_TARGET_MHZ, SweepConfig, default_boards, device_of
+from qlif.boards.sweep.execute import jsonable, plan
+from qlif.boards.sweep.render import csv_text, markdown
+from qlif.boards.sweep.rows import COLUMNS, critical_path, only_unrun
+from qlif.boards.sweep.rows import rows as table_rows
+from qlif.boards.sweep.sweep import run_sweep
 from qlif.cli import main
 from qlif.golden.spec.files import ROOT
+from qlif.golden.spec.random_model import random_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -50,14 +61,14 @@ def test_default_boards_follow_the_board_table():
     boards = default_boards()
     assert boards[0] == "icebreaker"
     # An ECP5-85F board is swept as soon as the board table has one (none is required).
-    assert all(b in ("icebreaker",) or sweep._device(b).upper().startswith("LFE5U") for b in boards)
+    assert all(b in ("icebreaker",) or device_of(b).upper().startswith("LFE5U") for b in boards)
 
 
 def test_config_targets():
     config = SweepConfig(boards=("icebreaker",), target_mhz={"icebreaker": 33.0})
     config.check()
     assert config.target("icebreaker") == 33.0
-    assert SweepConfig(boards=("icebreaker",)).target("icebreaker") == sweep.DEFAULT_TARGET_MHZ["ice40up"]
+    assert SweepConfig(boards=("icebreaker",)).target("icebreaker") == DEFAULT_TARGET_MHZ["ice40up"]
 
 
 def _report(lc: int, fmax: float) -> dict:
@@ -92,7 +103,7 @@ def _known_results() -> dict:
 def test_rows_from_known_results():
     """Median Fmax over seeds, latency = cycles / Fmax, energy = power x latency, errors kept."""
     config = KNOWN_CONFIG
-    rows = sweep._rows(config, _known_results())
+    rows = table_rows(config, _known_results())
     ok, bad = rows
     assert (ok["fmax_median_mhz"], ok["fmax_min_mhz"], ok["fmax_max_mhz"], ok["seeds"]) == (41.0, 40.0, 44.0, 3)
     assert ok["logic_used"] == 1500 and ok["logic_unit"] == "LC" and ok["ebr_available"] == 30
@@ -108,43 +119,78 @@ def test_rows_from_known_results():
     assert ok["energy_osc_uj"] == pytest.approx(ok["power_osc_mw"] * 12_000 / 12.0 / 1000, rel=1e-3)
     no_sources = {"critical_path": {"from": "link.sender.fsm_state_SB_DFFESR_Q_2_D_SB_LUT4_O_LC",
                                     "to": "link.sender.bytes__valid_SB_DFFESR_Q_DFFLC", "sources": []}}
-    assert sweep._critical(no_sources) == "link.sender.fsm_state -> link.sender.bytes__valid"
-    assert sweep._critical({}) == ""
-    assert sweep._reply_bytes(16, 10) == 16 * 7 + 8 + 10 and sweep._reply_bytes(300, 2) == 300 * 7 + 8 + 2 * 2
+    assert critical_path(no_sources) == "link.sender.fsm_state -> link.sender.bytes__valid"
+    assert critical_path({}) == ""
     assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
     assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
-    text = sweep._csv(rows)
+    text = csv_text(rows)
     parsed = list(csv.DictReader(text.splitlines()))
-    assert list(parsed[0]) == sweep.COLUMNS and parsed[0]["fmax_median_mhz"] == "41.0"
-    md = sweep._markdown(config, rows, [], 60.0, 2, 5, 8)
+    assert list(parsed[0]) == COLUMNS and parsed[0]["fmax_median_mhz"] == "41.0"
+    md = markdown(config, rows, [], 60.0, 2, 5, 8)
     assert "| 4 | 8 | 4 | 1500 | 600 | 14 |" in md and "41.0 (40.0-44.0)" in md
     assert "estimates, not measurements" in md and "failed: " in md and "## Errors" in md
 
 
+class _CountingPort:
+    """A port that counts the bytes each way."""
+
+    def __init__(self, port):
+        self.port, self.sent, self.received = port, 0, 0
+
+    def write(self, data: bytes) -> int:
+        self.sent += len(data)
+        return self.port.write(data)
+
+    def read(self, size: int) -> bytes:
+        data = self.port.read(size)
+        self.received += len(data)
+        return data
+
+    def pause(self, seconds: float) -> None:
+        self.port.pause(seconds)
+
+
+def test_uart_bytes_per_inference_are_what_the_driver_sends():
+    """The sweep's UART figure, ``protocol.inference_bytes``, is what the driver sends to the software board
+    and reads back per sample: RESET, the step frames (several for a step of more than MAX_WORDS inputs),
+    RESULT, and a reply to each."""
+    model = random_model([300, 8, 3], timesteps=4, seed=1)
+    rate = np.array([0.0, 0.2, 0.9])[:, None, None]           # no input, one frame per step, three
+    x = (np.random.default_rng(0).random((3, 4, 300)) < rate).astype(np.uint8)
+    assert x[2].sum(axis=1).min() > 2 * MAX_WORDS
+    port = _CountingPort(EmulatedPort(BoardModel(model, lanes=4)))
+    board = Board(port)
+    board.connect(model)
+    for sample in x:
+        port.sent = port.received = 0
+        board.classify(sample[None])
+        assert (port.sent, port.received) == inference_bytes(sample.sum(axis=1), n_out=model.n_out)
+
+
 def test_records_are_keyed_by_the_sources_builds_depend_on():
-    files = {p.relative_to(BUILD_ROOT.parent).as_posix() for p in sweep.source_closure()}
+    files = {p.relative_to(BUILD_ROOT.parent).as_posix() for p in closure.source_closure()}
     assert {"boards/flow/build.py", "boards/tops/icebreaker.py", "hw/network.py", "hw/layer.py", "golden/spec/model.py",
             "sim/runner.py", "sim/tb.py", "sim/cocotb_network.py"} <= files
     assert not {"boards/sweep/sweep.py", "boards/flow/power.py", "golden/training/train.py"} & files
     tmp = Path(tempfile.mkdtemp(prefix="test-hash-", dir=BUILD_ROOT))
     try:
         (tmp / "a.py").write_text("x = 1\n")
-        first = sweep.hash_files([tmp / "a.py"])
-        assert sweep.hash_files([tmp / "a.py"]) == first
+        first = closure.hash_files([tmp / "a.py"])
+        assert closure.hash_files([tmp / "a.py"]) == first
         (tmp / "a.py").write_text("x = 2\n")
-        assert sweep.hash_files([tmp / "a.py"]) != first
+        assert closure.hash_files([tmp / "a.py"]) != first
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_partial_outputs_say_so():
-    rows = sweep._rows(KNOWN_CONFIG, {k: v for k, v in _known_results().items() if k.startswith(("w4", "ice"))})
-    md = sweep._markdown(KNOWN_CONFIG, rows, [], 60.0, 2, 5, 8, missing=3)
+    rows = table_rows(KNOWN_CONFIG, {k: v for k, v in _known_results().items() if k.startswith(("w4", "ice"))})
+    md = markdown(KNOWN_CONFIG, rows, [], 60.0, 2, 5, 8, missing=3)
     assert "**Partial results**" in md and "3 of 8 tasks are not finished" in md
     assert "| 8 | 8 | 4 | failed: activity: not run; seed 1: RuntimeError" in md    # a real failure stays one
-    unrun = sweep._rows(KNOWN_CONFIG, {})
-    assert sweep._only_unrun(unrun[0]["error"]) and not sweep._only_unrun(rows[1]["error"])
-    assert "| 4 | 8 | 4 | not run yet |" in sweep._markdown(KNOWN_CONFIG, unrun, [], 1.0, 2, 8, 8, missing=8)
+    unrun = table_rows(KNOWN_CONFIG, {})
+    assert only_unrun(unrun[0]["error"]) and not only_unrun(rows[1]["error"])
+    assert "| 4 | 8 | 4 | not run yet |" in markdown(KNOWN_CONFIG, unrun, [], 1.0, 2, 8, 8, missing=8)
 
 
 def test_table_only_from_records(tmp_path):
@@ -158,22 +204,22 @@ def test_table_only_from_records(tmp_path):
                "model_seed": config.model_seed, "dataset": config.dataset, "data_dir": config.data_dir}
         known = _known_results()
         (work / "records").mkdir()
-        for task in sweep._plan(config, work, cfg):
+        for task in plan(config, work, cfg):
             result, error = known.get(task.key, (None, "no record"))
             if error is None:
-                stamp = {"design": "0123abcd", "cfg": cfg, "args": sweep._jsonable(task.args[2:])}
-                task.record.write_text(sweep.json.dumps({"stamp": stamp, "seconds": 100.0, "result": result}))
+                stamp = {"design": "0123abcd", "cfg": cfg, "args": jsonable(task.args[2:])}
+                task.record.write_text(json.dumps({"stamp": stamp, "seconds": 100.0, "result": result}))
         rows = run_sweep(config, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
-        expected = sweep._rows(config, {**known, "icebreaker-w8-k8-p4-s1": (None, "no record")})
+        expected = table_rows(config, {**known, "icebreaker-w8-k8-p4-s1": (None, "no record")})
         assert [r["fmax_median_mhz"] for r in rows] == [41.0, ""]
         assert rows[0] == expected[0] and "seed 1: no record" in rows[1]["error"]
         md = (tmp_path / "hw-sweep.md").read_text()
         assert "design 0123abcd" in md and "took 0.1 h of worker time" in md
         # A record of another design: refused.
-        task = sweep._plan(config, work, cfg)[1]
-        doc = sweep.json.loads(task.record.read_text())
+        task = plan(config, work, cfg)[1]
+        doc = json.loads(task.record.read_text())
         doc["stamp"]["design"] = "ffff0000"
-        task.record.write_text(sweep.json.dumps(doc))
+        task.record.write_text(json.dumps(doc))
         with pytest.raises(ValueError, match="2 different designs"):
             run_sweep(config, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
     finally:
@@ -185,7 +231,7 @@ def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
     """Two weight widths x one membrane width x one seed on the UP5K, really built and simulated; then the
     same sweep again comes entirely from its records."""
     # Other work may edit the RTL while this runs; the resume must not depend on that.
-    monkeypatch.setattr(sweep, "design_hash", lambda: "fixed")
+    monkeypatch.setattr(closure, "design_hash", lambda: "fixed")
     config = SweepConfig(boards=("icebreaker",), weight_bits=(2, 8), membrane_bits=(8,), lanes=(4,), seeds=(1,),
                          sizes=(64, 16, 10), timesteps=2, samples=1)
     work = Path(tempfile.mkdtemp(prefix="test-sweep-hw-", dir=BUILD_ROOT))
@@ -219,5 +265,54 @@ def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
         again = run_sweep(config, out_dir=tmp_path, work_dir=work, jobs=2, progress=False, log=lines.append)
         assert any("4 of 4 tasks already done" in line for line in lines)
         assert again == rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_unreachable_scheduler_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", 1)
+    work = Path(tempfile.mkdtemp(prefix="test-sweep-scheduler-", dir=BUILD_ROOT))
+    try:
+        argv = ["sweep-hw", "--boards", "icebreaker", "--weight-bits", "4", "--membrane-bits", "8", "--seeds", "1",
+                "--out-dir", str(tmp_path / "results"), "--work-dir", str(work), "--no-progress"]
+        assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("qlif: error: sweep-hw: cannot reach the Dask scheduler at "
+                                                   "'tcp://127.0.0.1:1'")
+        assert main([*argv, "--scheduler", "no-port"]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not (tmp_path / "results").exists() and not (work / "records").exists()     # nothing written
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _known_task(kind: str, args: tuple):
+    """Stands in for a build or an activity run (known results, in no time)."""
+    board, (b, k, p), seed = (None, args[2:5], None) if kind == "activity" else (args[2], args[3:6], args[6])
+    key = f"w{b}-k{k}-p{p}" if kind == "activity" else f"{board}-w{b}-k{k}-p{p}-s{seed}"
+    result, error = _known_results()[key]
+    return result, error, 1.0
+
+
+def test_sweep_on_an_existing_cluster(tmp_path, monkeypatch):
+    """--scheduler ADDRESS runs the tasks on that cluster (one started here, its worker a thread of this
+    process, so that the tasks can be stood in for); a second run comes from the records."""
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(closure, "design_hash", lambda: "fixed")
+    monkeypatch.setattr(execute, "run_task", _known_task)
+    work = Path(tempfile.mkdtemp(prefix="test-sweep-cluster-", dir=BUILD_ROOT))
+    argv = ["sweep-hw", "--boards", "icebreaker", "--weight-bits", "4", "--membrane-bits", "8", "--seeds", "3",
+            "--out-dir", str(tmp_path), "--work-dir", str(work), "--no-progress"]
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            assert main([*argv, "--scheduler", cluster.scheduler_address]) == 0
+            first = (tmp_path / "hw-sweep.csv").read_text()
+            assert len(list((work / "records").iterdir())) == 4
+            monkeypatch.setattr(execute, "run_task", None)          # nothing runs again
+            assert main([*argv, "--scheduler", cluster.scheduler_address]) == 0
+        table = list(csv.DictReader(first.splitlines()))
+        assert [(t["weight_bits"], t["fmax_median_mhz"], t["error"]) for t in table] == [("4", "41.0", "")]
+        assert (tmp_path / "hw-sweep.csv").read_text() == first
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from qlif.boards.sweep.sweep import MEMBRANE_BITS, WEIGHT_BITS, SweepConfig, _device, default_boards, run_sweep
+from qlif.boards.sweep.config import MEMBRANE_BITS, WEIGHT_BITS, SweepConfig, default_boards, device_of
+from qlif.boards.sweep.execute import ClusterError
+from qlif.boards.sweep.sweep import run_sweep
 from qlif.clitools import CLIError, positive_arg
 
 __all__ = ["register"]
@@ -43,12 +45,13 @@ def cmd_sweep_hw(args) -> int:
                              timesteps=args.timesteps, samples=args.samples, dataset=args.dataset,
                              data_dir=args.data_dir, target_mhz=_targets(args.clk_mhz or []))
         config.check()
-        if not args.boards and not any(_device(b).upper().startswith("LFE5") for b in boards):
+        if not args.boards and not any(device_of(b).upper().startswith("LFE5") for b in boards):
             print("sweep-hw: no ECP5-85F board in qlif.boards.flow.build.BOARDS yet; sweeping "
                   f"{', '.join(boards)} only", file=sys.stderr)
         rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
-                         progress=not args.no_progress, label=args.label, table_only=args.table_only)
-    except ValueError as e:
+                         scheduler=args.scheduler, progress=not args.no_progress, label=args.label,
+                         table_only=args.table_only)
+    except (ValueError, ClusterError) as e:
         raise CLIError(f"sweep-hw: {e}") from None
     return 1 if any(r["error"] for r in rows) else 0
 
@@ -72,7 +75,11 @@ def register(add) -> None:
     sp.add_argument("--data-dir", help="MNIST IDX folder (with --dataset mnist)")
     sp.add_argument("--clk-mhz", action="append", metavar="BOARD=MHZ",
                     help="clock constraint of a board's builds (default: 60 for iCE40, 125 for ECP5)")
-    sp.add_argument("--jobs", type=positive_arg, default=2, help="parallel builds and simulations")
+    sp.add_argument("--jobs", type=positive_arg, default=2,
+                    help="parallel builds and simulations: worker processes of the local Dask cluster")
+    sp.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run the tasks on an existing Dask cluster, its scheduler at ADDRESS (tcp://host:8786; "
+                         "its workers need this tree at the same path); --jobs is then unused")
     sp.add_argument("--out-dir", default="docs/results", help="where the table, CSV and plots go")
     sp.add_argument("--work-dir", help="builds and the resume records (inside build/; default build/sweep-hw)")
     sp.add_argument("--name", default="hw-sweep", help="base name of the outputs")
