@@ -21,7 +21,7 @@ class SweepConfig:
     Parameters
     ----------
     boards : tuple of str
-        Names in :data:`qlif.boards.flow.build.BOARDS`.
+        Names in :data:`qlif.boards.tops.registry.BOARDS`.
     weight_bits, membrane_bits, lanes : tuple of int
         The widths b, k and the lanes P swept.
     seeds : tuple of int
@@ -53,7 +53,7 @@ class SweepConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        from qlif.boards.flow.build import BOARDS
+        from qlif.boards.tops.registry import BOARDS
         from qlif.golden.spec.cycles import LANES
         from qlif.golden.spec.model import MEMBRANE_BITS as K_RANGE
         from qlif.golden.spec.model import WEIGHT_BITS as B_ALLOWED
@@ -110,21 +110,21 @@ class SweepConfig:
 
 def device_of(board: str) -> str:
     """The FPGA part of ``board`` (``iCE40UP5K-SG48``)."""
-    from qlif.boards.flow.build import BOARDS
+    from qlif.boards.tops.registry import BOARDS
 
-    return str(BOARDS[board][0].device)
+    return str(BOARDS[board].platform.device)
 
 
 def oscillator_hz(board: str) -> float:
     """The frequency of ``board``'s oscillator, the clock without a PLL."""
-    from qlif.boards.flow.build import BOARDS
+    from qlif.boards.tops.registry import BOARDS
 
-    return float(BOARDS[board][0]().default_clk_frequency)
+    return float(BOARDS[board].platform().default_clk_frequency)
 
 
 def default_boards() -> tuple[str, ...]:
-    """The iCE40 UP5K board and every ECP5-85F board of :data:`qlif.boards.flow.build.BOARDS`, as they exist."""
-    from qlif.boards.flow.build import BOARDS
+    """The iCE40 UP5K board and every ECP5-85F board of :data:`qlif.boards.tops.registry.BOARDS`, as they exist."""
+    from qlif.boards.tops.registry import BOARDS
 
     up5k = [b for b in BOARDS if device_of(b).upper().startswith("ICE40UP5K")]
     ecp5 = [b for b in BOARDS if device_of(b).upper().startswith(("LFE5U-85", "LFE5UM-85", "LFE5UM5G-85"))]

@@ -46,7 +46,7 @@ def cmd_sweep_hw(args) -> int:
                              data_dir=args.data_dir, target_mhz=_targets(args.clk_mhz or []))
         config.check()
         if not args.boards and not any(device_of(b).upper().startswith("LFE5") for b in boards):
-            print("sweep-hw: no ECP5-85F board in qlif.boards.flow.build.BOARDS yet; sweeping "
+            print("sweep-hw: no ECP5-85F board in qlif.boards.tops.registry.BOARDS yet; sweeping "
                   f"{', '.join(boards)} only", file=sys.stderr)
         rows = run_sweep(config, out_dir=args.out_dir, work_dir=args.work_dir, name=args.name, jobs=args.jobs,
                          scheduler=args.scheduler, progress=not args.no_progress, label=args.label,
