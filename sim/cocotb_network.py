@@ -28,14 +28,14 @@ from cocotb.handle import HierarchyObject
 from cocotb.simtime import get_sim_time
 
 from qlif.golden.spec.model import load_model
-from qlif.sim.tb import CLOCK_NS, Model, Testbench
+from qlif.sim.tb import CLOCK_NS, ReferenceModel, Testbench
 
 
 @cocotb.test()
 async def network_matches_golden(dut: HierarchyObject) -> None:
     env = os.environ
     seed = int(env.get("QLIF_SIM_SEED", "0"))
-    model = Model(load_model(env["QLIF_SIM_MODEL"]), np.load(env["QLIF_SIM_INPUTS"]),
+    model = ReferenceModel(load_model(env["QLIF_SIM_MODEL"]), np.load(env["QLIF_SIM_INPUTS"]),
                   lanes=int(env["QLIF_SIM_LANES"]),
                   bad_tokens=random.Random(seed + 2) if env.get("QLIF_SIM_BAD_TOKENS") == "1" else None)
     tb = Testbench(dut, model, gaps=env.get("QLIF_SIM_GAPS") == "1", seed=seed,

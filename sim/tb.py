@@ -1,4 +1,4 @@
-"""cocotb testbench for the generated ``qlif_top`` Verilog: Driver, Monitors, Model, Scoreboard, Testbench.
+"""cocotb testbench for the generated ``qlif_top`` Verilog: Driver, Monitors, ReferenceModel, Scoreboard, Testbench.
 
 Timing discipline. Everything the testbench reads or writes happens at the *falling* clock edge, half a
 cycle away from the rising edge where the design's registers change. Values read there are settled and
@@ -27,23 +27,21 @@ from cocotb.types import LogicArray
 
 from qlif.golden.spec import reference
 from qlif.golden.spec.cycles import groups
-from qlif.golden.spec.model import Model as QlifModel
+from qlif.golden.spec.layouts import EOT
+from qlif.golden.spec.model import Model
+from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import prediction_mismatch, step_mismatch
 
 __all__ = [
-    "CLOCK_NS", "EOT", "ProtocolError", "Mismatch", "StreamBus", "pauses", "Driver", "SpikeMonitor",
-    "TraceMonitor", "StepMonitor", "Model", "Scoreboard", "Testbench",
+    "CLOCK_NS", "StreamProtocolError", "Mismatch", "StreamBus", "pauses", "Driver", "SpikeMonitor",
+    "TraceMonitor", "StepMonitor", "ReferenceModel", "Scoreboard", "Testbench",
 ]
 
 #: Clock period of the testbench; only the cycle count matters, the unit is for waveform viewers.
 CLOCK_NS = 10
-#: The ``eot`` bit of a token: payload bit 16, above the 16-bit address.
-EOT = 1 << 16
-#: Membrane lanes are 16 bits wide in ``trace.membrane``, sign-extended from the layer's k bits.
-LANE_BITS = 16
 
 
-class ProtocolError(AssertionError):
+class StreamProtocolError(AssertionError):
     """The design broke its port contract (a token out of order, a trace group missing, an error flag)."""
 
 
@@ -204,12 +202,12 @@ class SpikeMonitor(_Part):
         # LogicArray indices follow the Verilog range [16:0]: index 16 is eot, [15:0] the address.
         eot = payload[16]
         if not eot.is_resolvable:
-            raise ProtocolError(f"spikes token with an undefined eot bit: payload {payload}")
+            raise StreamProtocolError(f"spikes token with an undefined eot bit: payload {payload}")
         if eot:   # the address of an eot token is don't-care
             self.steps.append(self._current)
             self._current = []
         elif not payload.is_resolvable:
-            raise ProtocolError(f"spikes token with an undefined address: payload {payload}")
+            raise StreamProtocolError(f"spikes token with an undefined address: payload {payload}")
         else:
             self._current.append(payload.to_unsigned() & (EOT - 1))
 
@@ -237,7 +235,7 @@ class TraceMonitor(_Part):
                 try:
                     self.entries.append(tuple(_uint(f) for f in fields))
                 except ValueError:   # X or Z bits: name them instead of cocotb's generic message
-                    raise ProtocolError("trace shows undefined bits: " + ", ".join(
+                    raise StreamProtocolError("trace shows undefined bits: " + ", ".join(
                         f"{f._name}={f.value}" for f in fields)) from None
                 await FallingEdge(clk)
             else:
@@ -259,7 +257,7 @@ class StepMonitor:
         return _uint(self._cycles)
 
 
-class Model:
+class ReferenceModel:
     """The golden model of one run: expected results and the ``events`` tokens of every step.
 
     With ``bad_tokens`` (a seeded ``random.Random``), some steps also carry tokens the core must drop
@@ -269,7 +267,7 @@ class Model:
     end with.
     """
 
-    def __init__(self, model: QlifModel, x: np.ndarray, *, lanes: int, bad_tokens: random.Random | None = None):
+    def __init__(self, model: Model, x: np.ndarray, *, lanes: int, bad_tokens: random.Random | None = None):
         self.model = model
         self.x = reference.check_inputs(model, x)
         self.lanes = lanes
@@ -316,15 +314,15 @@ class Model:
 
 
 class Scoreboard:
-    """Turns raw trace words into per-layer arrays, records them, and compares every step with the Model.
+    """Turns raw trace words into per-layer arrays, records them, and compares each step with the reference.
 
     Protocol faults (a trace group missing or repeated, output tokens that disagree with the trace's own
-    output spikes, nonzero padding lanes) raise :class:`ProtocolError` at once. A difference from the
+    output spikes, nonzero padding lanes) raise :class:`StreamProtocolError` at once. A difference from the
     golden model is kept as :attr:`mismatch` (the first one) and raised as :class:`Mismatch` only when
     ``strict``.
     """
 
-    def __init__(self, model: Model, *, strict: bool):
+    def __init__(self, model: ReferenceModel, *, strict: bool):
         self._m = model
         self.strict = strict
         self.mismatch: str | None = None
@@ -348,27 +346,27 @@ class Scoreboard:
         seen = [np.zeros(g, bool) for g in self._groups]
         for layer, group, spk, mem in trace:
             if layer >= len(seen) or group >= len(seen[layer]):
-                raise ProtocolError(f"sample {s}, t {t}: trace names layer {layer} group {group}, "
-                                    f"which does not exist")
+                raise StreamProtocolError(f"sample {s}, t {t}: trace names layer {layer} group {group}, "
+                                          f"which does not exist")
             if seen[layer][group]:
-                raise ProtocolError(f"sample {s}, t {t}: trace shows layer {layer} group {group} twice")
+                raise StreamProtocolError(f"sample {s}, t {t}: trace shows layer {layer} group {group} twice")
             seen[layer][group] = True
             n_out = self.spikes[layer].shape[2]
             for lane in range(lanes):
                 i = group * lanes + lane
-                raw = (mem >> (LANE_BITS * lane)) & ((1 << LANE_BITS) - 1)
-                v = raw - (1 << LANE_BITS) if raw >> (LANE_BITS - 1) else raw
+                raw = (mem >> (TRACE_WIDTH * lane)) & ((1 << TRACE_WIDTH) - 1)
+                v = raw - (1 << TRACE_WIDTH) if raw >> (TRACE_WIDTH - 1) else raw
                 bit = (spk >> lane) & 1
                 if i < n_out:
                     self.membranes[layer][s, t, i] = v
                     self.spikes[layer][s, t, i] = bit
                 elif v or bit:
-                    raise ProtocolError(f"sample {s}, t {t}: trace layer {layer} group {group} lane {lane} "
-                                        f"lies beyond the {n_out} neurons but shows v={v}, s={bit}")
+                    raise StreamProtocolError(f"sample {s}, t {t}: trace layer {layer} group {group} lane {lane} "
+                                              f"lies beyond the {n_out} neurons but shows v={v}, s={bit}")
         for layer, got in enumerate(seen):
             if not got.all():
-                raise ProtocolError(f"sample {s}, t {t}: trace never showed layer {layer} group "
-                                    f"{int(np.flatnonzero(~got)[0])}")
+                raise StreamProtocolError(f"sample {s}, t {t}: trace never showed layer {layer} group "
+                                          f"{int(np.flatnonzero(~got)[0])}")
         self.cycles[s, t] = cycles
         msg = step_mismatch(self._m.expected, s, t, [x[s, t] for x in self.spikes],
                             [x[s, t] for x in self.membranes], cycles)
@@ -378,8 +376,8 @@ class Scoreboard:
         # them too, so a comparison of Results (first_mismatch) loses nothing.
         own = np.flatnonzero(self.spikes[-1][s, t]).tolist()
         if tokens != own:
-            raise ProtocolError(f"sample {s}, t {t}: spikes stream sent addresses {tokens}, but the trace "
-                                f"shows output spikes at {own}")
+            raise StreamProtocolError(f"sample {s}, t {t}: spikes stream sent addresses {tokens}, but the trace "
+                                      f"shows output spikes at {own}")
 
     def sample_done(self, s: int, prediction: int, error: int, counts: int) -> None:
         """Score the end of sample ``s`` from the ``prediction``, ``error`` and (packed) ``counts`` ports.
@@ -388,14 +386,14 @@ class Scoreboard:
         golden model.
         """
         if error != self._m.expected_error[s]:
-            raise ProtocolError(f"sample {s}: error flags {error:#04b}, expected {self._m.expected_error[s]:#04b} "
-                                f"from the invalid tokens sent")
+            raise StreamProtocolError(f"sample {s}: error flags {error:#04b}, expected "
+                                      f"{self._m.expected_error[s]:#04b} from the invalid tokens sent")
         own = self.spikes[-1][s].sum(axis=0, dtype=np.int64)
         width = self._m.model.timesteps.bit_length()
         got = [(counts >> (width * i)) & ((1 << width) - 1) for i in range(len(own))]
         if got != own.tolist():
-            raise ProtocolError(f"sample {s}: counts port shows {got}, but the trace shows output spike "
-                                f"counts {own.tolist()}")
+            raise StreamProtocolError(f"sample {s}: counts port shows {got}, but the trace shows output spike "
+                                      f"counts {own.tolist()}")
         self.prediction[s] = prediction
         msg = prediction_mismatch(self._m.expected, s, prediction)
         if msg is not None:
@@ -414,7 +412,7 @@ class Testbench:
     ----------
     dut : HierarchyObject
         The cocotb handle of the top level.
-    model : Model
+    model : ReferenceModel
         Golden model and stimuli.
     gaps : bool
         Random ``events.valid`` gaps and random ``spikes.ready`` backpressure.
@@ -424,7 +422,7 @@ class Testbench:
         Stop with :class:`Mismatch` at the first difference from the golden model.
     """
 
-    def __init__(self, dut: HierarchyObject, model: Model, *, gaps: bool = False, seed: int = 0,
+    def __init__(self, dut: HierarchyObject, model: ReferenceModel, *, gaps: bool = False, seed: int = 0,
                  strict: bool = False):
         self.dut = dut
         self.model = model
@@ -482,7 +480,7 @@ class Testbench:
         try:
             await with_timeout(_until_high(self.clk, self.dut.idle), budget * CLOCK_NS, "ns")
         except SimTimeoutError:
-            raise ProtocolError(f"idle did not come within {budget} cycles") from None
+            raise StreamProtocolError(f"idle did not come within {budget} cycles") from None
 
     async def clear(self) -> None:
         """Pulse ``clear`` for one cycle while idle (a new sample) and wait until idle again."""
@@ -499,7 +497,8 @@ class Testbench:
         stray = self.trace.take()
         if stray:   # the trace belongs to steps: nothing may show between them, nor while clearing
             layer, group, _, _ = stray[0]
-            raise ProtocolError(f"before sample {s}: trace valid outside a step (layer {layer}, group {group})")
+            raise StreamProtocolError(f"before sample {s}: trace valid outside a step (layer {layer}, "
+                                      f"group {group})")
         self.driver.send(m.tokens(s))
         for t in range(m.model.timesteps):
             # A generous watchdog: ten times the golden cycle count, plus room for gaps and backpressure.
@@ -507,10 +506,10 @@ class Testbench:
             try:
                 cycles = await with_timeout(self.steps.next_step(), budget * CLOCK_NS, "ns")
             except SimTimeoutError:
-                raise ProtocolError(f"sample {s}, t {t}: no step_done within {budget} cycles (the golden "
-                                    f"cycle model says {int(m.expected.cycles[s, t])})") from None
+                raise StreamProtocolError(f"sample {s}, t {t}: no step_done within {budget} cycles (the golden "
+                                          f"cycle model says {int(m.expected.cycles[s, t])})") from None
             if not self.spikes.steps:
-                raise ProtocolError(f"sample {s}, t {t}: step_done before the spikes eot token")
+                raise StreamProtocolError(f"sample {s}, t {t}: step_done before the spikes eot token")
             sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles)
         await self._wait_idle()
         sb.sample_done(s, _uint(self.dut.prediction), _uint(self.dut.error), _uint(self.dut.counts))

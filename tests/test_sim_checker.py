@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from qlif.golden.spec import reference
+from qlif.golden.spec.layouts import EOT
 from qlif.golden.spec.model import Layer, Model
+from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import first_mismatch
-from qlif.sim.tb import EOT, LANE_BITS, Mismatch, ProtocolError, Scoreboard
-from qlif.sim.tb import Model as TbModel
+from qlif.sim.tb import Mismatch, ReferenceModel, Scoreboard, StreamProtocolError
 
 
 def _model() -> Model:
@@ -20,9 +21,9 @@ def _model() -> Model:
     ))
 
 
-def _case(lanes: int = 1) -> TbModel:
+def _case(lanes: int = 1) -> ReferenceModel:
     x = (np.random.default_rng(4).random((2, 4, 6)) < 0.5).astype(np.uint8)
-    return TbModel(_model(), x, lanes=lanes)
+    return ReferenceModel(_model(), x, lanes=lanes)
 
 
 def _copy(r: reference.Result) -> reference.Result:
@@ -63,7 +64,8 @@ def test_first_mismatch_reports_spike_cycles_prediction_shape():
     assert "shape" in first_mismatch(m.expected, got)
 
 
-def _words(m: TbModel, s: int, t: int, result: reference.Result | None = None) -> list[tuple[int, int, int, int]]:
+def _words(m: ReferenceModel, s: int, t: int,
+           result: reference.Result | None = None) -> list[tuple[int, int, int, int]]:
     """The trace words a correct design shows at sample s, step t (lanes beyond n_out zero)."""
     r = result or m.expected
     words = []
@@ -75,12 +77,12 @@ def _words(m: TbModel, s: int, t: int, result: reference.Result | None = None) -
                 i = g * m.lanes + lane
                 if i < n:
                     sbits |= int(spk[s, t, i]) << lane
-                    vbits |= (int(mem[s, t, i]) & ((1 << LANE_BITS) - 1)) << (LANE_BITS * lane)
+                    vbits |= (int(mem[s, t, i]) & ((1 << TRACE_WIDTH) - 1)) << (TRACE_WIDTH * lane)
             words.append((l, g, sbits, vbits))
     return words
 
 
-def _score_all(sb: Scoreboard, m: TbModel, result: reference.Result | None = None) -> None:
+def _score_all(sb: Scoreboard, m: ReferenceModel, result: reference.Result | None = None) -> None:
     r = result or m.expected
     for s in range(m.samples):
         for t in range(m.model.timesteps):
@@ -117,15 +119,15 @@ def test_scoreboard_protocol_faults():
     tokens = np.flatnonzero(m.expected.spikes[-1][0, 0]).tolist()
     words = _words(m, 0, 0)
     cyc = int(m.expected.cycles[0, 0])
-    with pytest.raises(ProtocolError, match="never showed layer 1 group 1"):
+    with pytest.raises(StreamProtocolError, match="never showed layer 1 group 1"):
         Scoreboard(m, strict=False).step(0, 0, words[:-1], tokens, cyc)
-    with pytest.raises(ProtocolError, match="twice"):
+    with pytest.raises(StreamProtocolError, match="twice"):
         Scoreboard(m, strict=False).step(0, 0, words + words[-1:], tokens, cyc)
-    with pytest.raises(ProtocolError, match="spikes stream sent"):
+    with pytest.raises(StreamProtocolError, match="spikes stream sent"):
         Scoreboard(m, strict=False).step(0, 0, words, [*tokens, EOT - 1], cyc)
     # Layer 0 has 5 neurons in 3 groups of 2: lane 1 of group 2 lies beyond them and must read zero.
     padded = [(l, g, s | (2 if (l, g) == (0, 2) else 0), v) for l, g, s, v in words]
-    with pytest.raises(ProtocolError, match="beyond the 5 neurons"):
+    with pytest.raises(StreamProtocolError, match="beyond the 5 neurons"):
         Scoreboard(m, strict=False).step(0, 0, padded, tokens, cyc)
-    with pytest.raises(ProtocolError, match="error flags"):
+    with pytest.raises(StreamProtocolError, match="error flags"):
         Scoreboard(m, strict=False).sample_done(0, 0, 2, 0)
