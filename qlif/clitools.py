@@ -43,16 +43,18 @@ def load_model_arg(path):
 
 
 def lanes_arg(value: str) -> int:
-    """argparse type: lanes P, one of :data:`qlif.golden.spec.cycles.LANES`."""
-    from qlif.golden.spec.cycles import LANES
+    """argparse type: lanes P, one of :data:`qlif.golden.spec.cycles.LANES` (checked by
+    :func:`~qlif.golden.spec.cycles.check_lanes`)."""
+    from qlif.golden.spec.cycles import check_lanes
 
     try:
         lanes = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"lanes must be an integer, not {value!r}") from None
-    if lanes not in LANES:
-        raise argparse.ArgumentTypeError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes}")
-    return lanes
+    try:
+        return check_lanes(lanes)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def mhz_arg(value: str) -> float:

@@ -18,10 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LANES", "LAYER_OVERHEAD", "STEP_OVERHEAD", "groups", "cycle_model"]
+__all__ = ["LANES", "check_lanes", "LAYER_OVERHEAD", "STEP_OVERHEAD", "groups", "cycle_model"]
 
 #: Supported lane counts P (synapses per cycle). Powers of two, so a neuron address is {group, lane}.
 LANES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def check_lanes(lanes) -> int:
+    """``lanes`` if it is one of :data:`LANES`, else ``ValueError``: the one check of P that the RTL, the
+    link, the board tops and the command line share."""
+    if isinstance(lanes, bool) or lanes not in LANES:
+        raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
+    return lanes
 
 #: Fixed cycles per layer per step: the fire pipeline's last group in stages B, C, D and E
 #: (docs/architecture.md).
@@ -43,8 +51,7 @@ def cycle_model(model, *, lanes: int, layer_inputs: list[np.ndarray],
     output spikes (uint8 [S, T, n_out_l]). Waiting for input tokens or for ``spikes.ready`` is not
     counted (the RTL leaves those cycles out of ``step_cycles``).
     """
-    if lanes not in LANES:
-        raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+    check_lanes(lanes)
     total = STEP_OVERHEAD + layer_spikes[-1].sum(axis=2, dtype=np.int64)
     for layer, x in zip(model.layers, layer_inputs, strict=True):
         g = groups(layer.n_out, lanes)

@@ -10,12 +10,33 @@ from __future__ import annotations
 from qlif.golden.spec.cycles import groups
 from qlif.golden.spec.model import Layer
 
-__all__ = ["TOKEN_ADDR_BITS", "EOT", "synapse_words"]
+__all__ = ["TOKEN_ADDR_BITS", "EOT", "queue_entry_fields", "queue_entry_bits", "queue_ring_depth", "synapse_words"]
 
 #: Address bits of a stream token (``events`` and ``spikes``): up to 65536 neurons per layer.
 TOKEN_ADDR_BITS = 16
 #: The ``eot`` flag of a token as a payload integer: the bit above the address (``addr | EOT``).
 EOT = 1 << TOKEN_ADDR_BITS
+
+
+def queue_entry_fields(max_groups: int, lanes: int) -> dict[str, int]:
+    """The serializer's spike queue entry, field by field (name -> bits, lowest field first).
+
+    ``group`` (``0 .. max_groups - 1``), ``mask`` (a lane's spike per bit), ``single`` (at most one lane
+    left) and ``lane`` (the lowest lane left, ``0 .. lanes - 1``); the index fields are as wide as
+    Amaranth makes a ``range`` shape (no bit for a range of one value).
+    """
+    return {"group": (max_groups - 1).bit_length(), "mask": lanes, "single": 1, "lane": (lanes - 1).bit_length()}
+
+
+def queue_entry_bits(max_groups: int, lanes: int) -> int:
+    """Bits of one spike queue entry (:func:`queue_entry_fields`), the width of the queue's ring words."""
+    return sum(queue_entry_fields(max_groups, lanes).values())
+
+
+def queue_ring_depth(max_groups: int) -> int:
+    """Words of the spike queue's block RAM ring: the power of two above ``max_groups - 2`` (the first two
+    entries of a train stay in registers), or 0 when ``max_groups <= 2`` (no ring)."""
+    return 1 << (max_groups - 2).bit_length() if max_groups > 2 else 0
 
 
 def synapse_words(layer: Layer, lanes: int) -> list[int]:
