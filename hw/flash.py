@@ -14,12 +14,20 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["READ", "RELEASE_POWER_DOWN", "DEFAULT_OFFSET", "WriteSignature", "FlashLoader", "weight_image"]
+__all__ = ["READ", "RELEASE_POWER_DOWN", "DEFAULT_OFFSET", "FlashSignature", "WriteSignature", "FlashLoader",
+           "weight_image"]
 
 READ = 0x03                   #: SPI flash command: read data (24-bit address)
 RELEASE_POWER_DOWN = 0xAB     #: SPI flash command: release from deep power-down
 #: Where the weight image sits in the flash: 1 MiB, past any iCE40 or ECP5-25F bitstream.
 DEFAULT_OFFSET = 0x100000
+
+
+class FlashSignature(wiring.Signature):
+    """An SPI flash, controller side: ``sck``, ``cs`` (active high), ``copi`` out, ``cipo`` in."""
+
+    def __init__(self):
+        super().__init__({"sck": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1)})
 
 
 class WriteSignature(wiring.Signature):
@@ -56,10 +64,9 @@ class FlashLoader(wiring.Component):
 
     Members
     -------
-    sck, cs, copi : Out(1)
-        SPI clock, chip select (active high: the board resource inverts it), controller data out.
-    cipo : In(1)
-        Flash data out.
+    flash : Out(FlashSignature())
+        The flash: SPI clock ``sck``, chip select ``cs`` (active high: the board resource inverts it),
+        controller data out ``copi``, flash data out ``cipo``.
     t{i} : Out(WriteSignature(width, depth))
         Write port of target ``i``.
     done : Out(1)
@@ -83,7 +90,7 @@ class FlashLoader(wiring.Component):
         self._offset = offset
         self._wake = wake_cycles
         super().__init__({
-            "sck": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1), "done": Out(1),
+            "flash": Out(FlashSignature()), "done": Out(1),
             **{f"t{i}": Out(WriteSignature(width, depth)) for i, (width, depth) in enumerate(self._targets)},
         })
 
@@ -93,19 +100,20 @@ class FlashLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        spi = self.flash
         # The bit engine: a bit takes two cycles, SCK low then high. copi changes with SCK's fall, cipo is
         # sampled at the clock edge that ends SCK's high half (the flash changes it after SCK falls).
         out_sr = Signal(32)
         bits = Signal(range(33))
         in_sr = Signal(8)
         byte_done = Signal()
-        m.d.comb += self.copi.eq(out_sr[-1])
+        m.d.comb += spi.copi.eq(out_sr[-1])
         m.d.sync += byte_done.eq(0)
         shifting = bits != 0
         with m.If(shifting):
-            m.d.sync += self.sck.eq(~self.sck)
-            with m.If(self.sck):
-                m.d.sync += [out_sr.eq(out_sr << 1), in_sr.eq((in_sr << 1) | self.cipo), bits.eq(bits - 1)]
+            m.d.sync += spi.sck.eq(~spi.sck)
+            with m.If(spi.sck):
+                m.d.sync += [out_sr.eq(out_sr << 1), in_sr.eq((in_sr << 1) | spi.cipo), bits.eq(bits - 1)]
                 with m.If(bits[:3] == 1):
                     m.d.sync += byte_done.eq(1)
 
@@ -119,16 +127,16 @@ class FlashLoader(wiring.Component):
 
         with m.FSM():
             with m.State("START"):
-                m.d.sync += [self.cs.eq(1), out_sr.eq(RELEASE_POWER_DOWN << 24), bits.eq(8)]
+                m.d.sync += [spi.cs.eq(1), out_sr.eq(RELEASE_POWER_DOWN << 24), bits.eq(8)]
                 m.next = "WAKE"
             with m.State("WAKE"):
-                with m.If(~shifting & ~self.sck):
-                    m.d.sync += [self.cs.eq(0), timer.eq(0)]
+                with m.If(~shifting & ~spi.sck):
+                    m.d.sync += [spi.cs.eq(0), timer.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.sync += timer.eq(timer + 1)
                 with m.If(timer == self._wake):
-                    m.d.sync += [self.cs.eq(1), out_sr.eq((READ << 24) | self._offset), bits.eq(32)]
+                    m.d.sync += [spi.cs.eq(1), out_sr.eq((READ << 24) | self._offset), bits.eq(32)]
                     m.next = "COMMAND"
             with m.State("COMMAND"):
                 with m.If(~shifting):
@@ -155,8 +163,8 @@ class FlashLoader(wiring.Component):
                                 else:
                                     m.next = f"T{i + 1}"
             with m.State("FINISH"):
-                with m.If(~shifting & ~self.sck):
-                    m.d.sync += [self.cs.eq(0), self.done.eq(1)]
+                with m.If(~shifting & ~spi.sck):
+                    m.d.sync += [spi.cs.eq(0), self.done.eq(1)]
                     m.next = "DONE"
             with m.State("DONE"):
                 pass

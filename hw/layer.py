@@ -14,7 +14,7 @@ registered (nothing but wires between a block RAM's output and a flip-flop); C r
 
 A membrane value written in stage D is read again by the same group's next op G cycles after that op
 was issued; with G <= 3 that read happens before (or at) the write, so the value is forwarded to the
-stage C registers instead (see :meth:`Layer.elaborate`).
+stage C registers instead (see :meth:`NeuronLayer.elaborate`).
 
 Memory map (see docs/architecture.md): synapse word ``g*n_in + j`` holds the P codes of input ``j`` to
 neurons ``g*P .. g*P+P-1`` (lane ``i`` in bits ``[i*b, (i+1)*b)``); membrane word ``g`` holds their
@@ -23,14 +23,12 @@ membranes (lane ``i`` in bits ``[i*k, (i+1)*k)``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.spec.cycles import LANES, groups
+from qlif.golden.spec.cycles import check_lanes, groups
 from qlif.golden.spec.layouts import synapse_words
 from qlif.golden.spec.model import Layer as ModelLayer
 from qlif.hw.flash import WriteSignature
@@ -38,15 +36,7 @@ from qlif.hw.lif import LifDatapath
 from qlif.hw.memory import LOGIC_DEPTH
 from qlif.hw.spram import SpramStore
 
-__all__ = ["Op", "Layer"]
-
-
-@dataclass(frozen=True)
-class _ReadPort:
-    """The address and data of a synchronous read port that is not a ``Memory`` port."""
-
-    addr: Value
-    data: Value
+__all__ = ["Op", "FireLayout", "NeuronLayer"]
 
 
 class Op(enum.Enum, shape=2):
@@ -57,12 +47,19 @@ class Op(enum.Enum, shape=2):
     CLEAR = 3
 
 
+def FireLayout(groups: int, lanes: int, membrane_bits: int) -> data.StructLayout:
+    """One neuron group's fire result: ``group``, ``spikes`` (lane ``i`` is neuron ``group*P + i``),
+    ``any`` (any of them set) and ``membrane`` (P signed lanes of ``membrane_bits``)."""
+    return data.StructLayout({"group": max(1, (groups - 1).bit_length()), "spikes": lanes, "any": 1,
+                              "membrane": data.ArrayLayout(signed(membrane_bits), lanes)})
+
+
 def _width(n: int) -> int:
     """Bits for an unsigned value ``0 .. n-1`` (at least one)."""
     return max(1, (n - 1).bit_length())
 
 
-class Layer(wiring.Component):
+class NeuronLayer(wiring.Component):
     """One LIF layer, time multiplexed over G = ceil(n_out / P) neuron groups.
 
     Parameters
@@ -70,7 +67,7 @@ class Layer(wiring.Component):
     layer : qlif.golden.spec.model.Layer
         Weights (baked into the synapse memory init) and neuron parameters.
     lanes : int
-        P in :data:`qlif.golden.spec.cycles.LANES`.
+        P in :data:`qlif.golden.spec.cycles.LANES` (:func:`~qlif.golden.spec.cycles.check_lanes`).
     synapses : str
         ``"ebr"`` (default): the synapse memory is a block RAM with the weights as init values;
         ``"spram"``: a :class:`~qlif.hw.spram.SpramStore`, written through ``load`` before use.
@@ -85,9 +82,9 @@ class Layer(wiring.Component):
     events : In(stream.Signature(unsigned(ceil(log2 n_in))))
         Input spike addresses. ``ready`` is high when stage A is free; the accepting cycle already
         processes group 0, so an event costs exactly G cycles and events stream back to back.
-    fire, clear : In(1)
-        Start a fire or clear pass in this cycle (group 0 in this cycle). Only while ``events.ready``
-        is high and ``events.valid`` low (the network sequences this).
+    fire, clear : In(stream.Signature(0, always_ready=True))
+        Requests without a payload: start a fire or clear pass in a ``valid`` cycle (group 0 in this
+        cycle). Only while ``events.ready`` is high and ``events.valid`` low (the network sequences this).
     ready_next : Out(1)
         ``events.ready`` of the next cycle (stage A is free after this one), for a consumer that keeps
         its own registered copy of ``ready`` (the network's serializer read enable).
@@ -95,10 +92,10 @@ class Layer(wiring.Component):
         A pass or an event is in a pipeline stage.
     fire_done : Out(1)
         Stage E holds the last group of a fire pass (the pass's last busy cycle).
-    out_valid, out_group, out_spikes, out_any, out_membrane : Out
-        Stage E of a fire pass (flip-flops, all zero outside one): ``v`` (signed k-bit lanes) and ``s``
-        (P bits) of group ``out_group``, ``out_any`` when any of them is set; lanes past ``n_out``
-        read 0.
+    out : Out(stream.Signature(FireLayout(G, P, k), always_ready=True))
+        Stage E of a fire pass, ``valid`` for each group (flip-flops, ``valid`` and ``payload`` all zero
+        outside one): ``v`` (``membrane``, signed k-bit lanes) and ``s`` (``spikes``, P bits) of group
+        ``group``, ``any`` when any of them is set; lanes past ``n_out`` read 0.
 
     Latency: an op issued at cycle ``c`` writes group ``g`` back at cycle ``c + g + 3`` (stage D); a fire
     pass emits it at ``c + g + 4`` (stage E).
@@ -110,8 +107,7 @@ class Layer(wiring.Component):
     def __init__(self, *, layer: ModelLayer, lanes: int, synapses: str = "ebr", slice_width: int | None = None):
         if not isinstance(layer, ModelLayer):
             raise TypeError(f"layer must be a qlif.golden.spec.model.Layer, not {layer!r}")
-        if lanes not in LANES:
-            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        check_lanes(lanes)
         if synapses not in ("ebr", "spram"):
             raise ValueError(f"synapses must be 'ebr' or 'spram', not {synapses!r}")
         if slice_width is not None and (not isinstance(slice_width, int) or slice_width < 1):
@@ -128,16 +124,12 @@ class Layer(wiring.Component):
         super().__init__({
             **load,
             "events": In(stream.Signature(unsigned(_width(layer.n_in)))),
-            "fire": In(1),
-            "clear": In(1),
+            "fire": In(stream.Signature(0, always_ready=True)),
+            "clear": In(stream.Signature(0, always_ready=True)),
             "ready_next": Out(1),
             "busy": Out(1),
             "fire_done": Out(1),
-            "out_valid": Out(1),
-            "out_group": Out(unsigned(_width(self._groups))),
-            "out_spikes": Out(lanes),
-            "out_any": Out(1),
-            "out_membrane": Out(data.ArrayLayout(signed(k), lanes)),
+            "out": Out(stream.Signature(FireLayout(self._groups, lanes, k), always_ready=True)),
         })
 
     @property
@@ -174,20 +166,18 @@ class Layer(wiring.Component):
             # Bit slices, each one block RAM deep: the read data goes from the blocks straight to the
             # stage C register, with no multiplexer over rows of blocks.
             words = synapse_words(layer, P)
-            syn_addr, syn_data = Signal(range(n_in * G)), Signal(width)
+            syn_rd = ReadPort.Signature(addr_width=_width(n_in * G), shape=unsigned(width)).create(path=("syn",))
             for i, lo in enumerate(range(0, width, self._slice)):
                 w = min(self._slice, width - lo)
                 m.submodules[f"syn{i}"] = part = Memory(shape=unsigned(w), depth=n_in * G, attrs=attrs,
                                                         init=[(x >> lo) & ((1 << w) - 1) for x in words])
                 rd = part.read_port()
-                m.d.comb += [rd.addr.eq(syn_addr), syn_data[lo:lo + w].eq(rd.data)]
-            syn_rd = _ReadPort(addr=syn_addr, data=syn_data)
+                m.d.comb += [rd.addr.eq(syn_rd.addr), syn_rd.data[lo:lo + w].eq(rd.data)]
         else:
             # Loaded once at start-up through ``load``; the read port behaves as a block RAM's.
             m.submodules.syn = syn = SpramStore(width=P * layer.weight_bits, depth=n_in * G)
-            syn_rd = _ReadPort(addr=syn.read_addr, data=syn.read_data)
-            m.d.comb += [syn.write_addr.eq(self.load.addr), syn.write_data.eq(self.load.data),
-                         syn.write_en.eq(self.load.en)]
+            syn_rd = syn.read
+            wiring.connect(m, wiring.flipped(self.load), syn.write)
         # A read during a write of the same group returns don't-care: forwarding replaces that data (no
         # collision logic from Yosys on the read path).
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[],
@@ -231,9 +221,9 @@ class Layer(wiring.Component):
             m.d.comb += [issue_op.eq(a_op), issue_group.eq(a_group)]
         with m.Else():
             m.d.comb += self.events.ready.eq(1)
-            with m.If(self.fire):
+            with m.If(self.fire.valid):
                 m.d.comb += issue_op.eq(Op.FIRE)
-            with m.Elif(self.clear):
+            with m.Elif(self.clear.valid):
                 m.d.comb += issue_op.eq(Op.CLEAR)
             with m.Elif(self.events.valid):
                 m.d.comb += issue_op.eq(Op.INTEGRATE)
@@ -249,8 +239,8 @@ class Layer(wiring.Component):
         m.d.sync += [b_op.eq(issue_op), b_group.eq(issue_group)]
         m.d.sync += [c_op.eq(b_op), c_group.eq(b_group), c_codes.eq(syn_rd.data)]
         m.d.comb += [
-            self.busy.eq(cont | (b_op != Op.NONE) | (c_op != Op.NONE) | (d_op != Op.NONE) | self.out_valid),
-            self.fire_done.eq(self.out_valid & (self.out_group == G - 1)),
+            self.busy.eq(cont | (b_op != Op.NONE) | (c_op != Op.NONE) | (d_op != Op.NONE) | self.out.valid),
+            self.fire_done.eq(self.out.valid & (self.out.payload.group == G - 1)),
         ]
 
         # Stage C: integrate (sat(u + w)), clear (0), or fire: the spike test, and the leak of the value
@@ -294,8 +284,9 @@ class Layer(wiring.Component):
         d_fire = d_op == Op.FIRE
         m.d.sync += [e_fire.eq(d_fire), e_group.eq(Mux(d_fire, d_group, 0)), e_spikes.eq(d_resets),
                      e_any.eq(d_resets.any()), e_membrane.eq(d_membrane)]
-        m.d.comb += [self.out_valid.eq(e_fire), self.out_group.eq(e_group), self.out_membrane.eq(e_membrane),
-                     self.out_spikes.eq(e_spikes), self.out_any.eq(e_any)]
+        out = self.out.payload
+        m.d.comb += [self.out.valid.eq(e_fire), out.group.eq(e_group), out.membrane.eq(e_membrane),
+                     out.spikes.eq(e_spikes), out.any.eq(e_any)]
 
         # Forwarding. Stage B's data was read at the clock edge that ended its op's stage A cycle, so
         # it misses the writes (stage D) of that cycle (a read during a write returns the old word) and

@@ -1,6 +1,6 @@
 """The LIF update datapath: P lanes of codebook decode, saturating integration, fire, leak and reset.
 
-Purely combinational; :class:`qlif.hw.layer.Layer` wraps it in a read-modify-write pipeline around its
+Purely combinational; :class:`qlif.hw.layer.NeuronLayer` wraps it in a read-modify-write pipeline around its
 synapse and membrane memories (the datapath is shared by all neurons of the layer, time multiplexed).
 
 Saturation is :func:`saturate`, a module-level function that :meth:`LifDatapath.elaborate` looks up
@@ -14,6 +14,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsi
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from qlif.golden.spec.cycles import check_lanes
 from qlif.golden.spec.model import Layer, default_codebook
 
 __all__ = ["saturate", "weight_shape", "LifDatapath"]
@@ -64,7 +65,7 @@ class LifDatapath(wiring.Component):
     layer : Layer
         The golden layer whose parameters (codebook, k, theta, leak shift, reset) are baked in.
     lanes : int
-        P, neurons updated per cycle.
+        P, neurons updated per cycle, in :data:`qlif.golden.spec.cycles.LANES`.
 
     Members
     -------
@@ -86,8 +87,7 @@ class LifDatapath(wiring.Component):
     def __init__(self, *, layer: Layer, lanes: int):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a qlif.golden.spec.model.Layer, not {layer!r}")
-        if not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+        check_lanes(lanes)
         self._layer = layer
         self._lanes = lanes
         k = layer.membrane_bits

@@ -15,6 +15,7 @@ memory             per layer ``l`` (``G = ceil(n_out / P)``)
 ``layer{l}.syn``   ``n_in * G`` words of ``P * b`` bits (weight codes), EBR or SPRAM
 ``layer{l}.mem``   ``G`` words of ``P * k`` bits (membranes), EBR (flip-flops when tiny)
 ``ser.queue``      the spike queue ring, ``2^ceil(log2(G_max - 1))`` words of ``ceil(log2 G_max) + P + 1 + log2 P`` bits
+                   (``queue_ring_depth``, ``queue_entry_bits`` of :mod:`qlif.golden.spec.layouts`)
 =================  ===============================================================================
 """
 
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qlif.golden.spec.cycles import LANES, groups
-from qlif.golden.spec.layouts import synapse_words
+from qlif.golden.spec.cycles import check_lanes, groups
+from qlif.golden.spec.layouts import queue_entry_bits, queue_ring_depth, synapse_words
 from qlif.golden.spec.model import Model
 
 __all__ = ["LOGIC_DEPTH", "HOST_EBR", "DeviceMemory", "DEVICES", "device_memory", "MemoryFitError", "MemoryPlan",
@@ -143,9 +144,8 @@ def _core_memories(model: Model, lanes: int) -> list[dict]:
         g = groups(layer.n_out, lanes)
         out.append({"name": f"layer{l}.syn", "width": lanes * layer.weight_bits, "depth": layer.n_in * g})
         out.append({"name": f"layer{l}.mem", "width": lanes * layer.membrane_bits, "depth": g})
-    if g_max > 2:
-        width = max(1, (g_max - 1).bit_length()) + lanes + 1 + (lanes - 1).bit_length()
-        out.append({"name": "ser.queue", "width": width, "depth": 1 << (g_max - 2).bit_length()})
+    if queue_ring_depth(g_max):
+        out.append({"name": "ser.queue", "width": queue_entry_bits(g_max, lanes), "depth": queue_ring_depth(g_max)})
     for mem in out:
         mem["bits"] = mem["width"] * mem["depth"]
     return out
@@ -172,8 +172,7 @@ def plan_memories(model: Model, lanes: int, device: str | None, *, spram: bool |
     MemoryFitError
         When the memories fit neither kind; the message gives needed and available bits and blocks.
     """
-    if lanes not in LANES:
-        raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+    check_lanes(lanes)
     mems = _core_memories(model, lanes)
     dev = device_memory(device)
     n = len(model.layers)

@@ -10,47 +10,112 @@ architecture and memory map: docs/architecture.md.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, io, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.cycles import check_lanes
+from qlif.golden.spec.layouts import TOKEN_ADDR_BITS
 from qlif.golden.spec.model import Model
-from qlif.hw.flash import DEFAULT_OFFSET, FlashLoader
-from qlif.hw.layer import Layer
+from qlif.hw.flash import DEFAULT_OFFSET, FlashLoader, FlashSignature
+from qlif.hw.layer import NeuronLayer
 from qlif.hw.memory import MemoryPlan, plan_memories
-from qlif.hw.serializer import Serializer
+from qlif.hw.serializer import Serializer, Token
 
-__all__ = ["Token", "TraceSignature", "FlashSignature", "Network"]
-
-#: A spike address (``addr``) or the end of a timestep's spike train (``eot``, ``addr`` ignored).
-Token = data.StructLayout({"addr": 16, "eot": 1})
+__all__ = ["Token", "TraceLayout", "FlashSignature", "CoreSignature", "check_network", "Network"]
 
 MAX_LAYERS = 16      # the trace's layer field is 4 bits
 TRACE_WIDTH = 16     # membranes on the trace are sign-extended to 16 bits
 
 
-class TraceSignature(wiring.Signature):
-    """Monitor port: ``v`` and ``s`` of one neuron group of one layer per valid cycle, no backpressure.
+def TraceLayout(lanes: int) -> data.StructLayout:
+    """The trace's payload: ``v`` and ``s`` of one neuron group of one layer.
 
-    Members: ``valid`` (1), ``layer`` (4), ``group`` (16), ``spikes`` (P; lane ``i`` is neuron
-    ``group*P + i``), ``membrane`` (P lanes of signed 16 bits, lane ``i`` in bits ``[16i, 16i+16)``).
+    ``layer`` (4), ``group`` (16), ``spikes`` (P; lane ``i`` is neuron ``group*P + i``), ``membrane`` (P
+    lanes of signed 16 bits, lane ``i`` in bits ``[16i, 16i+16)``).
+    """
+    return data.StructLayout({"layer": 4, "group": 16, "spikes": lanes,
+                              "membrane": data.ArrayLayout(signed(TRACE_WIDTH), lanes)})
+
+
+class CoreSignature(wiring.Signature):
+    """The core as the host link drives it: what :class:`Network` and the clock-domain crossing
+    (:class:`~qlif.boards.link.crossing.CoreCrossing`) both offer, with the same meaning.
+
+    Members (as in :class:`Network`): ``events`` (In, a :data:`Token` stream), ``clear`` (In), ``idle``,
+    ``step_done``, ``step_cycles`` (32), ``error`` (2), ``counts`` and ``prediction`` (Out). A block
+    with more ports (the core's ``spikes``, ``trace``, ``flash``) passes them in ``extra``: its signature
+    is still a ``CoreSignature``, and :meth:`face` is the part of it that the link connects to.
+
+    Parameters
+    ----------
+    model : qlif.golden.spec.model.Model
+        Sets the shapes of ``counts`` and ``prediction``.
+    extra : dict
+        Further members (``flash`` goes first, ``spikes`` and ``trace`` after ``events``, others last:
+        the order of the core's Verilog ports).
     """
 
-    def __init__(self, lanes: int):
+    def __init__(self, model: Model, *, extra: dict | None = None):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
+        self._model = model
+        extra = dict(extra or {})
+        # The core's ports in the order of its Verilog ports (the flash first, its streams together).
+        flash = {"flash": extra.pop("flash")} if "flash" in extra else {}
+        streams = {name: extra.pop(name) for name in ("spikes", "trace") if name in extra}
         super().__init__({
-            "valid": Out(1),
-            "layer": Out(4),
-            "group": Out(16),
-            "spikes": Out(lanes),
-            "membrane": Out(data.ArrayLayout(signed(TRACE_WIDTH), lanes)),
+            **flash,
+            "events": In(stream.Signature(Token)),
+            **streams,
+            "step_done": Out(1),
+            "step_cycles": Out(32),
+            "clear": In(1),
+            "idle": Out(1),
+            "error": Out(2),
+            "counts": Out(data.ArrayLayout(unsigned(model.timesteps.bit_length()), model.n_out)),
+            "prediction": Out(unsigned(max(1, (model.n_out - 1).bit_length()))),
+            **extra,
         })
 
+    @property
+    def model(self) -> Model:
+        return self._model
 
-class FlashSignature(wiring.Signature):
-    """An SPI flash, controller side: ``sck``, ``cs`` (active high), ``copi`` out, ``cipo`` in."""
+    def core(self) -> CoreSignature:
+        """The core members alone (the signature the link connects to)."""
+        return CoreSignature(self._model)
 
-    def __init__(self):
-        super().__init__({"sck": Out(1), "cs": Out(1), "copi": Out(1), "cipo": In(1)})
+    def face(self, obj):
+        """The core members of ``obj`` (a block with this signature) as an interface object of
+        :meth:`core`'s signature, for ``wiring.connect``; ``obj`` itself when it has no others."""
+        core = self.core()
+        if set(self.members) == set(core.members):
+            return obj
+        return _Face(core, obj)
+
+
+class _Face:
+    """Some members of an interface object, as an interface object of their own signature."""
+
+    def __init__(self, signature: wiring.Signature, obj):
+        self.signature = signature
+        for name in signature.members:
+            setattr(self, name, getattr(obj, name))
+
+
+def check_network(model: Model, lanes: int) -> None:
+    """The checks :class:`Network` makes of its ``model`` and ``lanes`` (``ModelError``, ``TypeError``,
+    ``ValueError``), for a block that builds one when elaborated and must refuse bad ones at once."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
+    check_lanes(lanes)
+    model.validate()
+    if len(model.layers) > MAX_LAYERS:
+        raise ValueError(f"model must have at most {MAX_LAYERS} layers, not {len(model.layers)!r}")
+    for l, layer in enumerate(model.layers):
+        if max(layer.n_in, layer.n_out) > 1 << TOKEN_ADDR_BITS:
+            raise ValueError(f"layers[{l}] must have at most {1 << TOKEN_ADDR_BITS} inputs and neurons, not "
+                             f"{layer.n_in} x {layer.n_out}")
 
 
 class Network(wiring.Component):
@@ -63,17 +128,16 @@ class Network(wiring.Component):
     lanes : int
         P, neurons updated per cycle, in :data:`qlif.golden.spec.cycles.LANES`.
     memory : MemoryPlan or None
-        Where the synapse memories go (:func:`qlif.hw.memory.plan_memories`). ``None`` (default): planned
-        when elaborated, for the platform's device (the generic plan in simulation and for Verilog:
-        block RAM with the weights as init values). An explicit plan that puts synapses in SPRAM adds
-        the ``flash`` port; with the default, a plan that does takes the platform's ``spi_flash_1x``.
+        Where the synapse memories go (:func:`qlif.hw.memory.plan_memories`), made for its device by
+        the board top. ``None`` (default): the generic plan (simulation, Verilog: block RAM with the
+        weights as init values). A plan that puts synapses in SPRAM adds the ``flash`` port.
     flash_offset : int
         Byte address of the weight image in the SPI flash (only used with SPRAM).
 
     Members
     -------
     flash : Out(FlashSignature())
-        Only with an explicit ``memory`` plan that uses SPRAM: the SPI flash the synapse weights are
+        Only with a ``memory`` plan that uses SPRAM: the SPI flash the synapse weights are
         loaded from after reset (:class:`~qlif.hw.flash.FlashLoader`); meanwhile ``idle`` and
         ``events.ready`` stay low.
     events : In(stream.Signature(Token))
@@ -82,9 +146,9 @@ class Network(wiring.Component):
         next step is taken before ``step_done``.
     spikes : Out(stream.Signature(Token))
         Output-layer spike addresses of the step, ascending, then one ``eot`` token.
-    trace : Out(TraceSignature(P))
+    trace : Out(stream.Signature(TraceLayout(P), always_ready=True))
         New ``v`` and ``s`` of every neuron group of every layer at every step, one cycle after the
-        group's fire pipeline stage.
+        group's fire pipeline stage (no backpressure: a monitor samples every ``valid`` cycle).
     step_done : Out(1)
         One-cycle pulse two cycles after the ``spikes`` eot token was accepted (``prediction`` and
         ``counts`` are final then).
@@ -109,47 +173,31 @@ class Network(wiring.Component):
         Index of the largest count, ties to the lowest index; kept up to date incrementally as
         spikes are counted, valid whenever ``idle``.
 
+    The signature is a :class:`CoreSignature` (with ``spikes``, ``trace`` and ``flash`` besides).
+
     Latency and throughput: see :func:`qlif.golden.spec.cycles.cycle_model`; a layer integrates P synapses
-    per cycle. Memory: per layer, see :class:`qlif.hw.layer.Layer`; a queue of ``max G`` entries; where
+    per cycle. Memory: per layer, see :class:`qlif.hw.layer.NeuronLayer`; a queue of ``max G`` entries; where
     they go on a device, :mod:`qlif.hw.memory`.
     """
 
     def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,
                  flash_offset: int = DEFAULT_OFFSET):
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
-        if lanes not in LANES:
-            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
-        model.validate()
-        if len(model.layers) > MAX_LAYERS:
-            raise ValueError(f"model must have at most {MAX_LAYERS} layers, not {len(model.layers)!r}")
-        for l, layer in enumerate(model.layers):
-            if max(layer.n_in, layer.n_out) > 1 << 16:
-                raise ValueError(f"layers[{l}] must have at most 65536 inputs and neurons, not "
-                                 f"{layer.n_in} x {layer.n_out}")
+        check_network(model, lanes)
         if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
             raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
         if not isinstance(flash_offset, int) or not 0 <= flash_offset < 1 << 24:
             raise ValueError(f"flash_offset must be a 24-bit byte address, not {flash_offset!r}")
         self._model = model
         self._lanes = lanes
-        self._memory = memory
+        self._memory = memory if memory is not None else plan_memories(model, lanes, None)
         self._flash_offset = flash_offset
         self._count_width = model.timesteps.bit_length()
-        flash = {"flash": Out(FlashSignature())} if memory is not None and memory.uses_spram else {}
-        super().__init__({
+        flash = {"flash": Out(FlashSignature())} if self._memory.uses_spram else {}
+        super().__init__(CoreSignature(model, extra={
             **flash,
-            "events": In(stream.Signature(Token)),
             "spikes": Out(stream.Signature(Token)),
-            "trace": Out(TraceSignature(lanes)),
-            "step_done": Out(1),
-            "step_cycles": Out(32),
-            "clear": In(1),
-            "idle": Out(1),
-            "error": Out(2),
-            "counts": Out(data.ArrayLayout(unsigned(self._count_width), model.n_out)),
-            "prediction": Out(unsigned(max(1, (model.n_out - 1).bit_length()))),
-        })
+            "trace": Out(stream.Signature(TraceLayout(lanes), always_ready=True)),
+        }))
         #: Not a port: high in the counted cycles of integrate phases (for benchmarks/bench_lanes.py).
         self.integrating = Signal()
 
@@ -168,42 +216,48 @@ class Network(wiring.Component):
         return max(1, (self._model.n_in - 1).bit_length())
 
     @property
-    def memory(self) -> MemoryPlan | None:
-        """The explicit memory plan, or ``None`` (planned for the platform when elaborated)."""
+    def memory(self) -> MemoryPlan:
+        """The memory plan (the generic one unless one was given)."""
         return self._memory
+
+    @property
+    def flash_offset(self) -> int:
+        """Byte address of the weight image in the SPI flash (with a plan that uses SPRAM)."""
+        return self._flash_offset
 
     def elaborate(self, platform):
         m = Module()
         model, P = self._model, self._lanes
         plan = self._memory
-        if plan is None:
-            plan = plan_memories(model, P, getattr(platform, "device", None))
         slices = plan.slices or (None,) * len(model.layers)
-        layers = [Layer(layer=layer, lanes=P, synapses=kind, slice_width=w)
+        layers = [NeuronLayer(layer=layer, lanes=P, synapses=kind, slice_width=w)
                   for layer, kind, w in zip(model.layers, plan.synapses, slices, strict=True)]
         for l, layer in enumerate(layers):
             m.submodules[f"layer{l}"] = layer
         # Synapses in SPRAM are loaded from the flash first; until then the core takes no token.
         loading = Signal(init=plan.uses_spram)
         if plan.uses_spram:
-            self._load(m, platform, layers, loading)
+            self._load(m, layers, loading)
         depth = max(layer.groups for layer in layers)
-        m.submodules.ser = ser = Serializer(lanes=P, depth=depth, addr_width=16)
+        m.submodules.ser = ser = Serializer(lanes=P, depth=depth, addr_width=TOKEN_ADDR_BITS)
 
         # Fire results: to the trace (registered) and, when any lane spiked, to the spike queue. One layer
         # fires at a time, so the queue's inputs are ORs of the layers' (zero when idle) outputs.
+        trace = self.trace.payload
         m.d.sync += self.trace.valid.eq(0)
         push_valid, push_group, push_mask = 0, 0, 0
         for l, layer in enumerate(layers):
-            with m.If(layer.out_valid):
-                m.d.sync += [self.trace.valid.eq(1), self.trace.layer.eq(l), self.trace.group.eq(layer.out_group),
-                             self.trace.spikes.eq(layer.out_spikes)]
-                m.d.sync += [self.trace.membrane[i].eq(layer.out_membrane[i]) for i in range(P)]
+            out = layer.out.payload
+            with m.If(layer.out.valid):
+                m.d.sync += [self.trace.valid.eq(1), trace.layer.eq(l), trace.group.eq(out.group),
+                             trace.spikes.eq(out.spikes)]
+                m.d.sync += [trace.membrane[i].eq(out.membrane[i]) for i in range(P)]
             # All zero outside a fire pass's stage D.
-            push_valid = push_valid | layer.out_any
-            push_group = push_group | layer.out_group
-            push_mask = push_mask | layer.out_spikes
-        m.d.comb += [ser.push_valid.eq(push_valid), ser.push_group.eq(push_group), ser.push_mask.eq(push_mask)]
+            push_valid = push_valid | out.any
+            push_group = push_group | out.group
+            push_mask = push_mask | out.spikes
+        m.d.comb += [ser.push.valid.eq(push_valid), ser.push.payload.group.eq(push_group),
+                     ser.push.payload.mask.eq(push_mask)]
 
         started = Signal()                    # a token of this step was accepted
         addr_width = self.addr_width
@@ -256,7 +310,7 @@ class Network(wiring.Component):
             # Starting the fire pass in the cycle that takes eot costs no extra cycle: stage A is free
             # then, and the last event's write-back is to another group, or forwarded.
             fire = Signal(name=f"fire{l}")
-            m.d.comb += layer.fire.eq(fire)
+            m.d.comb += layer.fire.valid.eq(fire)
             moves.append((f"INT{l}", f"FIRE{l}", fire))
             with m.If(state[f"INT{l}"]):
                 if l == 0:
@@ -314,7 +368,7 @@ class Network(wiring.Component):
 
         # The layers start their clear pass one cycle after the request, from a flip-flop.
         m.d.sync += clearing.eq(start_clear)
-        m.d.comb += [layer.clear.eq(clearing) for layer in layers]
+        m.d.comb += [layer.clear.valid.eq(clearing) for layer in layers]
         with m.If(start_clear):
             m.d.sync += [self.error.eq(0), next_addr.eq(0), accepting.eq(0)]
         # The cycle counter is zeroed from the flip-flop too: the request logic (after events.valid)
@@ -324,7 +378,7 @@ class Network(wiring.Component):
             m.d.sync += cycles.eq(0)
         return m
 
-    def _input(self, m: Module, layer: Layer, fire, start_clear, work, started, next_addr,
+    def _input(self, m: Module, layer: NeuronLayer, fire, start_clear, work, started, next_addr,
                queue, accepting, closed, loading) -> None:
         """State ``INT0``: take ``events`` tokens into the input queue, check them, feed layer 0."""
         model = self._model
@@ -378,7 +432,7 @@ class Network(wiring.Component):
                 self.error.eq(self.error | Mux(eot, 0, (in_range & ~ascending) << 1 | ~in_range)),
             ]
 
-    def _load(self, m: Module, platform, layers: list[Layer], loading: Signal) -> None:
+    def _load(self, m: Module, layers: list[NeuronLayer], loading: Signal) -> None:
         """Fill the SPRAM synapse memories from the flash after reset, then clear ``loading``."""
         spram = [layer for layer in layers if layer.synapses == "spram"]
         m.submodules.loader = loader = FlashLoader(
@@ -388,23 +442,7 @@ class Network(wiring.Component):
             wiring.connect(m, getattr(loader, f"t{i}"), layer.load)
         with m.If(loader.done):
             m.d.sync += loading.eq(0)
-        if "flash" in self.signature.members:
-            m.d.comb += [self.flash.sck.eq(loader.sck), self.flash.cs.eq(loader.cs), self.flash.copi.eq(loader.copi),
-                         loader.cipo.eq(self.flash.cipo)]
-            return
-        # Planned for the platform: its configuration flash (the pins are free after configuration).
-        # Plain buffers, no I/O registers: the loader samples cipo at the end of SCK's high half, a bit
-        # period after the flash changed it, which a round trip through I/O registers would exceed.
-        pins = platform.request("spi_flash_1x", 0, dir="-")
-        for name, value in (("cs", loader.cs), ("clk", loader.sck), ("copi", loader.copi)):
-            m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
-            m.d.comb += buf.o.eq(value)
-        for name in ("wp", "hold"):       # active low: driven inactive (the resource inverts)
-            if hasattr(pins, name):
-                m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
-                m.d.comb += buf.o.eq(0)
-        m.submodules.flash_cipo = buf = io.Buffer("i", pins.cipo)
-        m.d.comb += loader.cipo.eq(buf.i)
+        wiring.connect(m, wiring.flipped(self.flash), loader.flash)
 
     def _count(self, m: Module, hot, hot_addr, clearing) -> None:
         """Count an output spike of neuron ``hot_addr`` (one-hot ``hot``, or none) and keep ``prediction``

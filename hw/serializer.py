@@ -19,14 +19,24 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.cycles import check_lanes
+from qlif.golden.spec.layouts import TOKEN_ADDR_BITS, queue_entry_fields, queue_ring_depth
 
-__all__ = ["AddrToken", "Serializer"]
+__all__ = ["AddrToken", "Token", "PushLayout", "Serializer"]
 
 
-def AddrToken(addr_width: int) -> data.StructLayout:
-    """Serializer output: a spike address, or ``eot`` (end of the train, address ignored)."""
+def AddrToken(addr_width: int = TOKEN_ADDR_BITS) -> data.StructLayout:
+    """A spike address (``addr``), or ``eot``: the end of a train (of a timestep's spikes), address ignored."""
     return data.StructLayout({"addr": addr_width, "eot": 1})
+
+
+#: The stream token of the core's ports (:data:`~qlif.golden.spec.layouts.TOKEN_ADDR_BITS` address bits).
+Token = AddrToken(TOKEN_ADDR_BITS)
+
+
+def PushLayout(depth: int, lanes: int) -> data.StructLayout:
+    """A queue push: the spike ``mask`` of neuron group ``group`` (lane ``i`` is neuron ``group*P + i``)."""
+    return data.StructLayout({"group": range(depth), "mask": lanes})
 
 
 class Serializer(wiring.Component):
@@ -35,7 +45,7 @@ class Serializer(wiring.Component):
     Parameters
     ----------
     lanes : int
-        P, bits per mask; P in :data:`qlif.golden.spec.cycles.LANES`.
+        P, bits per mask; P in :data:`qlif.golden.spec.cycles.LANES` (:func:`~qlif.golden.spec.cycles.check_lanes`).
     depth : int
         Most entries one fire pass can push (the largest group count G of the network).
     addr_width : int
@@ -43,11 +53,11 @@ class Serializer(wiring.Component):
 
     Members
     -------
-    push_valid, push_group, push_mask : In
-        Append ``{group, mask}`` (no backpressure; ``mask`` nonzero, groups ascending, at most
-        ``depth`` entries per train). Only while the queue is empty or being filled: a train is pushed
-        completely before its first token is read, and read completely (up to its eot) before the next
-        train is pushed.
+    push : In(stream.Signature(PushLayout(depth, P), always_ready=True))
+        Append ``{group, mask}`` in each ``valid`` cycle (no backpressure; ``mask`` nonzero, groups
+        ascending, at most ``depth`` entries per train). Only while the queue is empty or being filled:
+        a train is pushed completely before its first token is read, and read completely (up to its eot)
+        before the next train is pushed.
     reading : In(1)
         High from the end of a train's pushes until its eot has been read, low during pushes: the
         block RAM is read ahead only meanwhile.
@@ -58,24 +68,21 @@ class Serializer(wiring.Component):
     Latency: an entry pushed in cycle ``c`` can be emitted from cycle ``c + 1``.
     Throughput: one address per cycle. Memory: a ring of the power of two above ``depth - 2`` words of
     ``ceil(log2 depth) + P + 1 + log2 P`` bits (none when ``depth <= 2``), and three entries in
-    flip-flops.
+    flip-flops. The entry layout: :func:`qlif.golden.spec.layouts.queue_entry_fields`.
     """
 
     def __init__(self, *, lanes: int, depth: int, addr_width: int):
-        if lanes not in LANES:
-            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
+        check_lanes(lanes)
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         if not isinstance(addr_width, int) or addr_width < 1:
             raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
         self._lanes = lanes
         self._depth = depth
-        self._entry = data.StructLayout({"group": range(depth), "mask": lanes, "single": 1, "lane": range(lanes)})
+        self._entry = data.StructLayout(queue_entry_fields(depth, lanes))
         super().__init__({
             "reading": In(1),
-            "push_valid": In(1),
-            "push_group": In(range(depth)),
-            "push_mask": In(lanes),
+            "push": In(stream.Signature(PushLayout(depth, lanes), always_ready=True)),
             "tokens": Out(stream.Signature(AddrToken(addr_width))),
         })
 
@@ -84,8 +91,9 @@ class Serializer(wiring.Component):
         P = self._lanes
         entry = self._entry
         push = Signal(entry)
-        m.d.comb += [push.group.eq(self.push_group), push.mask.eq(self.push_mask),
-                     push.single.eq(_at_most_one(self.push_mask)), push.lane.eq(_lowest(m, self.push_mask))]
+        pushed = self.push.payload
+        m.d.comb += [push.group.eq(pushed.group), push.mask.eq(pushed.mask),
+                     push.single.eq(_at_most_one(pushed.mask)), push.lane.eq(_lowest(m, pushed.mask))]
 
         # Three entries in registers, in queue order: the head (its lanes not yet sent), the next one
         # and a prefetched one; valid bits form a prefix. ``single`` marks an entry with one lane left,
@@ -116,7 +124,7 @@ class Serializer(wiring.Component):
         # entry ahead, while ``reading``, whenever the registers will have room for it (``landing``:
         # the read data of last cycle's read joins the registers). The pointers wrap by themselves, and
         # no restart is needed between trains (the queue is empty when a train's eot was read).
-        depth = 1 << (self._depth - 2).bit_length() if self._depth > 2 else 0
+        depth = queue_ring_depth(self._depth)
         landing = C(0, 1)
         ram_data = push
         to_ram = 0
@@ -132,7 +140,7 @@ class Serializer(wiring.Component):
             landing = Signal()
             to_ram = valid[1]                             # a push goes to the ring when both are taken
             m.d.comb += [rd.addr.eq(ra), wr.addr.eq(wr_ptr), wr.data.eq(push),
-                         wr.en.eq(self.push_valid & to_ram)]
+                         wr.en.eq(self.push.valid & to_ram)]
             # Room: a read lands next cycle, in a free register even if nothing is popped then. All
             # three registers are taken after this cycle only if they hold three entries with the one
             # landing now and none is popped.
@@ -140,8 +148,8 @@ class Serializer(wiring.Component):
             m.d.comb += three.eq(sum(Cat(*valid, landing)) == 3)
             issue = self.reading & ram_nonempty & (~three | pop)
             m.d.sync += [landing.eq(issue),
-                         ram_nonempty.eq((self.push_valid & to_ram) | (ram_nonempty & ~(issue & (ra_inc == wr_ptr))))]
-            with m.If(self.push_valid & to_ram):
+                         ram_nonempty.eq((self.push.valid & to_ram) | (ram_nonempty & ~(issue & (ra_inc == wr_ptr))))]
+            with m.If(self.push.valid & to_ram):
                 m.d.sync += wr_ptr.eq(wr_ptr + 1)
             with m.If(issue):
                 m.d.sync += [ra.eq(ra_inc), ra_inc.eq(ra_inc + 1)]
@@ -167,7 +175,7 @@ class Serializer(wiring.Component):
             Mux(head.single, moved[i], kept_slots[i]) for i in (1, 2)]
         taken_valid = [Mux(head.single, moved_valid[i], kept_valid[i]) for i in range(3)]
         for i in range(3):
-            with m.If(self.push_valid):
+            with m.If(self.push.valid):
                 m.d.sync += [slots[i].eq(pushed_slots[i]), valid[i].eq(pushed_valid[i])]
             with m.Else():
                 m.d.sync += [slots[i].eq(Mux(take, taken_slots[i], kept_slots[i])),

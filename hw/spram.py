@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Instance, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.lib.wiring import Out
 from amaranth.vendor import LatticeICE40Platform
 
 __all__ = ["TILE_WIDTH", "TILE_DEPTH", "SpramStore"]
@@ -31,14 +31,12 @@ class SpramStore(wiring.Component):
 
     Members
     -------
-    read_addr : In(range(depth))
-    read_data : Out(width)
-        The word at ``read_addr`` of the previous cycle (one cycle of latency, as a block RAM read port).
-    write_addr : In(range(depth))
-    write_data : In(width)
-    write_en : In(1)
-        Write ``write_data`` at ``write_addr``. Single-port RAM: in a cycle with a write, the read port's
-        address is ignored and ``read_data`` of the next cycle is undefined.
+    read : Out(memory.ReadPort.Signature(addr_width=ceil(log2 depth), shape=width))
+        A synchronous read port, as a block RAM's: ``data`` is the word at ``addr`` of the previous cycle.
+        ``en`` must stay 1 (its default): the SPRAM reads every cycle.
+    write : Out(memory.WritePort.Signature(addr_width=ceil(log2 depth), shape=width))
+        Write ``data`` at ``addr`` while ``en``. Single-port RAM: in a cycle with a write, the read port's
+        address is ignored and the read ``data`` of the next cycle is undefined.
 
     Memory: ``ceil(width / 16) * ceil(depth / 16384)`` SPRAM tiles.
     """
@@ -49,12 +47,10 @@ class SpramStore(wiring.Component):
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self._width = width
         self._depth = depth
+        addr_width = max(0, (depth - 1).bit_length())
         super().__init__({
-            "read_addr": In(range(depth)),
-            "read_data": Out(width),
-            "write_addr": In(range(depth)),
-            "write_data": In(width),
-            "write_en": In(1),
+            "read": Out(ReadPort.Signature(addr_width=addr_width, shape=width)),
+            "write": Out(WritePort.Signature(addr_width=addr_width, shape=width)),
         })
 
     @property
@@ -67,20 +63,19 @@ class SpramStore(wiring.Component):
         if not isinstance(platform, LatticeICE40Platform):
             # Simulation (and devices without SPRAM): the same behaviour from an inferred memory.
             m.submodules.mem = mem = Memory(shape=self._width, depth=self._depth, init=[])
-            rd, wr = mem.read_port(), mem.write_port()
-            m.d.comb += [rd.addr.eq(self.read_addr), self.read_data.eq(rd.data), wr.addr.eq(self.write_addr),
-                         wr.data.eq(self.write_data), wr.en.eq(self.write_en)]
+            wiring.connect(m, wiring.flipped(self.read), mem.read_port())
+            wiring.connect(m, wiring.flipped(self.write), mem.write_port())
             return m
         across, rows = self.tiles
         addr = Signal(range(rows * TILE_DEPTH))
-        m.d.comb += addr.eq(self.read_addr)
-        with m.If(self.write_en):
-            m.d.comb += addr.eq(self.write_addr)
+        m.d.comb += addr.eq(self.read.addr)
+        with m.If(self.write.en):
+            m.d.comb += addr.eq(self.write.addr)
         row = addr[14:] if rows > 1 else 0
         row_read = Signal(range(rows))
         m.d.sync += row_read.eq(row)
         data = Signal(across * TILE_WIDTH)
-        m.d.comb += data.eq(self.write_data)
+        m.d.comb += data.eq(self.write.data)
         outs = []
         for r in range(rows):
             out = Signal(across * TILE_WIDTH, name=f"row{r}_data")
@@ -89,12 +84,12 @@ class SpramStore(wiring.Component):
                 m.submodules[f"spram_{r}_{t}"] = Instance(
                     "SB_SPRAM256KA",
                     i_ADDRESS=addr[:14], i_DATAIN=data[16 * t:16 * t + 16], i_MASKWREN=0b1111,
-                    i_WREN=self.write_en & (row == r), i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"),
+                    i_WREN=self.write.en & (row == r), i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"),
                     i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
                     o_DATAOUT=out[16 * t:16 * t + 16],
                 )
         with m.Switch(row_read):
             for r, out in enumerate(outs):
                 with m.Case(r):
-                    m.d.comb += self.read_data.eq(out)
+                    m.d.comb += self.read.data.eq(out)
         return m

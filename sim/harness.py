@@ -127,8 +127,8 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
         tr = dut.trace
         async for (_, _, valid, layer, group, sp, mem, done, step_cycles, integrating, pred, err,
                    cnt) in ctx.tick().sample(
-                tr.valid, tr.layer, tr.group, tr.spikes, tr.membrane, dut.step_done, dut.step_cycles,
-                dut.integrating, dut.prediction, dut.error, dut.counts):
+                tr.valid, tr.payload.layer, tr.payload.group, tr.payload.spikes, tr.payload.membrane, dut.step_done,
+                dut.step_cycles, dut.integrating, dut.prediction, dut.error, dut.counts):
             state["cycles"] += 1
             if done and state["done"] < total:
                 s, t = divmod(state["done"], n_steps)
@@ -155,7 +155,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     if memory is not None and memory.uses_spram:
-        sim.add_testbench(spi_flash(dut.flash, spram_image(model, lanes, memory), offset=dut._flash_offset),
+        sim.add_testbench(spi_flash(dut.flash, spram_image(model, lanes, memory), offset=dut.flash_offset),
                           background=True)
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
@@ -181,7 +181,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
 
 
 def spi_flash(port, image: bytes, *, offset: int):
-    """An Amaranth testbench: a SPI NOR flash (mode 0) on ``port`` (:class:`~qlif.hw.network.FlashSignature`)
+    """An Amaranth testbench: a SPI NOR flash (mode 0) on ``port`` (:class:`~qlif.hw.flash.FlashSignature`)
     holding ``image`` at byte ``offset``, answering the read (``0x03``) and release-from-power-down
     (``0xAB``) commands the loader sends; any other command or another start address fails."""
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """UART RX/TX in the Amaranth simulator: loopback, bit timing, baud tolerance, framing and overrun."""
 
 from __future__ import annotations

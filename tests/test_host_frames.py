@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The frame blocks of the host link in the Amaranth simulator, against the protocol's Python reference.
 
 * ``crc16_next`` (the RTL's CRC) equals ``protocol.crc16_byte``;

@@ -11,7 +11,7 @@ from qlif.golden.spec.cycles import LANES
 from qlif.golden.spec.model import Layer, Model, ModelError
 from qlif.golden.spec.random_model import random_model as generate_model
 from qlif.golden.spec.reference import run
-from qlif.hw.layer import Layer as LayerRtl
+from qlif.hw.layer import NeuronLayer
 from qlif.hw.network import Network
 from qlif.hw.serializer import Serializer
 from qlif.hw.verilog import generate
@@ -171,9 +171,9 @@ def test_parameters_are_checked():
     with pytest.raises(ValueError, match="lanes must be one of"):
         Network(model=model, lanes=3)
     with pytest.raises(ValueError, match="lanes must be one of"):
-        LayerRtl(layer=model.layers[0], lanes=128)
+        NeuronLayer(layer=model.layers[0], lanes=128)
     with pytest.raises(TypeError, match="layer must be"):
-        LayerRtl(layer=model, lanes=1)
+        NeuronLayer(layer=model, lanes=1)
     with pytest.raises(ValueError, match="depth must be"):
         Serializer(lanes=2, depth=0, addr_width=4)
     with pytest.raises(ValueError, match="name must be"):

@@ -35,13 +35,21 @@ equal in both.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, DomainRenamer, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
-from qlif.hw.network import Network, Token
+from qlif.hw.flash import FlashSignature
+from qlif.hw.network import CoreSignature, Network
 
-__all__ = ["CoreCrossing"]
+__all__ = ["check_core_domain", "CoreCrossing"]
+
+
+def check_core_domain(core_domain) -> str:
+    """``core_domain`` if it names a clock domain other than ``sync`` (the link's), else ``ValueError``."""
+    if not isinstance(core_domain, str) or core_domain in ("", "sync"):
+        raise ValueError(f"core_domain must name a clock domain other than 'sync', not {core_domain!r}")
+    return core_domain
 
 
 class CoreCrossing(wiring.Component):
@@ -57,6 +65,8 @@ class CoreCrossing(wiring.Component):
 
     Members
     -------
+    flash : Out(FlashSignature())
+        The core's, passed through (only when its memory plan loads synapses from the flash).
     events : In(stream.Signature(Token))
         As the core's, held by the producer until taken (the stream rule the link keeps): ``ready`` rises
         once the core has taken the token, two link and three core cycles or so after ``valid``.
@@ -76,29 +86,20 @@ class CoreCrossing(wiring.Component):
     prediction : Out(...)
         The core's, as of the last ``step_done`` or completed clear.
 
+    The signature is a :class:`~qlif.hw.network.CoreSignature`, as the core's.
+
     Latency: as above. Throughput: one events token per handshake round trip. Memory: none; about 30
     flip-flops.
     """
 
     def __init__(self, *, network: Network, core_domain: str):
-        if not isinstance(network, Network) or not isinstance(core_domain, str) or core_domain in ("", "sync"):
-            self._MustUse__silence = True     # refused: no "never elaborated" warning
-            if not isinstance(network, Network):
-                raise TypeError(f"network must be a qlif.hw.network.Network, not {network!r}")
-            raise ValueError(f"core_domain must name a clock domain other than 'sync', not {core_domain!r}")
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a qlif.hw.network.Network, not {network!r}")
+        check_core_domain(core_domain)
         self._net = network
         self._domain = core_domain
-        sig = network.signature.members
-        super().__init__({
-            "events": In(stream.Signature(Token)),
-            "clear": In(1),
-            "idle": Out(1),
-            "step_done": Out(1),
-            "step_cycles": Out(32),
-            "error": Out(2),
-            "counts": Out(sig["counts"].shape),
-            "prediction": Out(sig["prediction"].shape),
-        })
+        flash = {"flash": Out(FlashSignature())} if "flash" in network.signature.members else {}
+        super().__init__(CoreSignature(network.model, extra=flash))
 
     @property
     def network(self) -> Network:
@@ -113,6 +114,8 @@ class CoreCrossing(wiring.Component):
         core = self._domain
         net = self._net
         m.submodules.network = DomainRenamer({"sync": core})(net)
+        if "flash" in self.signature.members:
+            wiring.connect(m, wiring.flipped(self.flash), net.flash)
         addr_width = net.addr_width
 
         # -- link side (sync) ---------------------------------------------------------------------

@@ -81,7 +81,6 @@ class FrameReceiver(wiring.Component):
         elif not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 2:
             problem = f"timeout must be an integer of at least 2 cycles, not {timeout!r}"
         if problem:
-            self._MustUse__silence = True     # refused: no "never elaborated" warning
             raise ValueError(problem)
         self._n_in, self._n_out, self._timeout = n_in, n_out, timeout
         self._arg_bytes = mask_bytes(n_out)

@@ -13,7 +13,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from qlif.boards.link.crossing import CoreCrossing
+from qlif.boards.link.crossing import CoreCrossing, check_core_domain
 from qlif.boards.link.frame_rx import FrameReceiver
 from qlif.boards.link.frame_tx import FrameSender
 from qlif.boards.link.uart import UARTRX, UARTTX, baud_divisor
@@ -31,9 +31,10 @@ from qlif.boards.protocol import (
     model_id,
     result_len,
 )
-from qlif.golden.spec.cycles import LANES
 from qlif.golden.spec.model import Model
-from qlif.hw.network import Network
+from qlif.hw.flash import FlashSignature
+from qlif.hw.memory import MemoryPlan
+from qlif.hw.network import Network, check_network
 
 __all__ = ["RX_FIFO_DEPTH", "FRAME_TIMEOUT", "HostLink", "wake_mask"]
 
@@ -99,9 +100,15 @@ class HostLink(wiring.Component):
         ``None`` (default): the core runs in the link's ``sync`` domain. A domain name: the core runs in
         that clock domain (made by the board top, e.g. from a PLL; any frequency, unrelated to
         ``clk_freq``), behind a :class:`~.crossing.CoreCrossing`; ``clk_freq`` is the link's clock.
+    memory : MemoryPlan or None
+        The core's memory plan (:func:`qlif.hw.memory.plan_memories`), made by the board top for its
+        device; ``None``: the generic one (simulation, Verilog).
 
     Members
     -------
+    flash : Out(FlashSignature())
+        Only with a ``memory`` plan that puts synapses in SPRAM: the SPI flash their weights are loaded
+        from after reset (the board top puts it on the configuration flash's pins).
     rx : In(1)
         UART from the host (asynchronous, idle high).
     tx : Out(1)
@@ -118,16 +125,27 @@ class HostLink(wiring.Component):
     ``step_done``). Throughput: one received byte per cycle into the FIFO side; the UART sets the pace
     (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8), the frame buffer
     (128 x 16) and the frame counters (8 x 16), one block RAM each on an iCE40.
+
+    The core (and its crossing), the UARTs and the frame blocks are built when the link is elaborated;
+    the constructor makes their parameter checks, so that a bad model, lane count, clock or baud rate
+    fails at once.
     """
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
-                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None, core_domain: str | None = None):
-        try:
-            self._init(model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain)
-        except (TypeError, ValueError):
-            self._MustUse__silence = True     # refused: no "never elaborated" warning
-            raise
+                 frame_timeout: float = FRAME_TIMEOUT, wake_classes=None, core_domain: str | None = None,
+                 memory: MemoryPlan | None = None):
+        self._divisor, self._timeout_cycles, self._wake_mask = HostLink.check(
+            model=model, lanes=lanes, clk_freq=clk_freq, baud=baud, frame_timeout=frame_timeout,
+            wake_classes=wake_classes, core_domain=core_domain, memory=memory)
+        self._core_domain = core_domain
+        self._memory = memory
+        self._model = model
+        self._lanes = lanes
+        self._clk_freq = clk_freq
+        self._baud = baud
+        flash = {"flash": Out(FlashSignature())} if memory is not None and memory.uses_spram else {}
         super().__init__({
+            **flash,
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
             "ok": Out(1),
@@ -135,7 +153,13 @@ class HostLink(wiring.Component):
             "wake": Out(1),
         })
 
-    def _init(self, model, lanes, clk_freq, baud, frame_timeout, wake_classes, core_domain) -> None:
+    @staticmethod
+    def check(*, model: Model, lanes: int, clk_freq: int | float, baud: int, frame_timeout: float = FRAME_TIMEOUT,
+              wake_classes=None, core_domain: str | None = None, memory: MemoryPlan | None = None
+              ) -> tuple[int, int, int]:
+        """The constructor's checks (``TypeError``, ``ValueError``, ``ModelError``), with no link built: for
+        a board top that builds its link when elaborated. Returns (clock cycles per UART bit, the frame
+        timeout in cycles, the wake mask)."""
         if not isinstance(model, Model):
             raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
         model.validate()
@@ -146,31 +170,24 @@ class HostLink(wiring.Component):
         if result_len(model.n_out, model.timesteps) > MAX_PAYLOAD:
             raise ValueError(f"model must have few enough outputs for the RESULT reply ({MAX_PAYLOAD} bytes: "
                              f"8 + {count_bytes(model.timesteps)} per class), not {model.n_out!r}")
-        self._wake_mask = wake_mask(model, wake_classes)
+        mask = wake_mask(model, wake_classes)
         if not isinstance(frame_timeout, (int, float)) or isinstance(frame_timeout, bool):
             raise TypeError(f"frame_timeout must be a number of seconds, not {frame_timeout!r}")
-        divisor = baud_divisor(clk_freq=clk_freq, baud=baud)
-        self._timeout_cycles = round(clk_freq * frame_timeout)
+        divisor = baud_divisor(clk_freq=clk_freq, baud=baud)    # the UARTs' check
+        timeout_cycles = round(clk_freq * frame_timeout)
         shortest = _MIN_TIMEOUT_BYTES * 10 * divisor
-        if self._timeout_cycles < shortest:
+        if timeout_cycles < shortest:
             raise ValueError(f"frame_timeout must be at least {_MIN_TIMEOUT_BYTES} UART frames "
                              f"({shortest / clk_freq:.3g} s at {baud} baud), not {frame_timeout!r}")
-        if lanes not in LANES:      # checked here too: a Network refused in its constructor warns as unused
-            raise ValueError(f"lanes must be one of {LANES}, not {lanes!r}")
-        self._net = Network(model=model, lanes=lanes)
-        self._net._MustUse__silence = True        # elaborated with the link (or refused with it just below)
-        # The crossing checks the domain name (and is elaborated in place of the core).
-        self._core = self._net if core_domain is None else CoreCrossing(network=self._net, core_domain=core_domain)
-        self._rx = UARTRX(clk_freq=clk_freq, baud=baud)
-        self._tx = UARTTX(clk_freq=clk_freq, baud=baud)
-        self._recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
-        self._send = FrameSender()
-        for block in (self._rx, self._tx, self._core, self._recv, self._send):
-            block._MustUse__silence = True    # elaborated with the link (which warns itself if unused)
-        self._model = model
-        self._lanes = lanes
-        self._clk_freq = clk_freq
-        self._baud = baud
+        # The checks of the blocks built in elaborate(): the core's, the crossing's (the frame receiver's
+        # are the ones above).
+        check_network(model, lanes)
+        if core_domain is not None:
+            check_core_domain(core_domain)
+        if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
+            raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
+        return divisor, timeout_cycles, mask
+
 
     @property
     def model(self) -> Model:
@@ -183,12 +200,12 @@ class HostLink(wiring.Component):
     @property
     def core_domain(self) -> str | None:
         """The core's clock domain, or ``None`` when it shares the link's."""
-        return None if self._core is self._net else self._core.core_domain
+        return self._core_domain
 
     @property
     def divisor(self) -> int:
         """Clock cycles per UART bit."""
-        return self._rx.divisor
+        return self._divisor
 
     @property
     def timeout_cycles(self) -> int:
@@ -202,15 +219,24 @@ class HostLink(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         model = self._model
-        m.submodules.uart_rx = urx = self._rx
-        m.submodules.uart_tx = utx = self._tx
+        m.submodules.uart_rx = urx = UARTRX(clk_freq=self._clk_freq, baud=self._baud)
+        m.submodules.uart_tx = utx = UARTTX(clk_freq=self._clk_freq, baud=self._baud)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        m.submodules.receiver = recv = self._recv
-        m.submodules.sender = send = self._send
-        # The core, or the crossing to it in its own clock domain: the same ports, the same meaning.
-        m.submodules.network = net = self._core
-        if net is self._net:
-            m.d.comb += net.spikes.ready.eq(1)
+        m.submodules.receiver = recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
+        m.submodules.sender = send = FrameSender()
+        # The core, or the crossing to it in its own clock domain: both a CoreSignature, the same ports
+        # with the same meaning; ``net`` is the link's side of them.
+        core = Network(model=model, lanes=self._lanes, memory=self._memory)
+        addr_width = core.addr_width
+        if self._core_domain is None:
+            m.d.comb += core.spikes.ready.eq(1)
+        else:
+            core = CoreCrossing(network=core, core_domain=self._core_domain)
+        m.submodules.network = core
+        net = core.signature.core().flip().create(path=("core",))
+        wiring.connect(m, net, core.signature.face(core))
+        if "flash" in self.signature.members:
+            wiring.connect(m, wiring.flipped(self.flash), core.flash)
 
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         # The FIFO's w_rdy is the receiver's ready: a byte that completes while the FIFO is full is an
@@ -246,7 +272,6 @@ class HostLink(wiring.Component):
         # full (every address below n_in), so their bits from ceil(log2 n_in) up are zero: neither this
         # register nor the core's input stage keeps them (the core's own range check then has nothing
         # to find, as the receiver answered BAD_ADDRESS already).
-        addr_width = self._net.addr_width
         last_addr = Signal(addr_width)
         steps = Signal(16)                   # steps finished since RESET (saturating)
         cycles = Signal(32)                  # their step_cycles, summed (wrapping)

@@ -87,19 +87,20 @@ class BoardTop(Elaboratable):
     def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None,
                  device: str | None = None, separate_clocks: bool = True):
         if not isinstance(separate_clocks, bool):
-            self._MustUse__silence = True     # refused: no "never elaborated" warning
             raise TypeError(f"separate_clocks must be a bool, not {separate_clocks!r}")
         device = device if device is not None else getattr(self.platform_cls, "device", None)
-        # The core makes the same plan when elaborated for the platform; this one fails early.
+        # The plan for the device, made once, here (a model that fits nowhere fails at once), and passed
+        # through the link to the core.
         self._memory = plan_memories(model, lanes, device)
         osc = self.osc_freq()
         self._pll = None if clk_freq is None else self.pll_config(f_in=osc, f_out=clk_freq)
         self._clk_freq = osc if self._pll is None else self._pll.f_out
         self._split = self._pll is not None and separate_clocks
         self._link_freq = self._clk_freq if self._pll is not None and not self._split else osc
-        # Built here, not in elaborate(), so that a bad model, lane count or baud rate fails at once.
-        self._link = HostLink(model=model, lanes=lanes, clk_freq=self._link_freq, baud=baud,
-                              core_domain=CORE_DOMAIN if self._split else None)
+        # The link is built in elaborate(); its checks run now, so that a bad model, lane count or baud
+        # rate fails at once.
+        self._divisor = HostLink.check(model=model, lanes=lanes, clk_freq=self._link_freq, baud=baud,
+                                       core_domain=CORE_DOMAIN if self._split else None, memory=self._memory)[0]
         self._model = model
         self._lanes = lanes
         self._baud = baud
@@ -162,8 +163,15 @@ class BoardTop(Elaboratable):
         return self._pll
 
     @property
-    def link(self) -> HostLink:
-        return self._link
+    def divisor(self) -> int:
+        """The host link's clock cycles per UART bit."""
+        return self._divisor
+
+    @property
+    def link_core_domain(self) -> str | None:
+        """The core's clock domain as the link sees it: ``"core"`` with separate clocks, else ``None`` (the
+        link's own, ``sync``; renamed to ``core`` with it when one PLL clock runs both)."""
+        return CORE_DOMAIN if self._split else None
 
     @property
     def memory(self) -> MemoryPlan:
@@ -176,10 +184,13 @@ class BoardTop(Elaboratable):
         m = Module()
         if self._pll is not None:
             self.pll_domain(m, platform)
-        link = self._link
+        link = HostLink(model=self._model, lanes=self._lanes, clk_freq=self._link_freq, baud=self._baud,
+                        core_domain=self.link_core_domain, memory=self._memory)
         # One clock with a PLL: the link (and the core in it) moves to the PLL's domain; the oscillator's
         # domain is then unused.
         m.submodules.link = link if self._pll is None or self._split else DomainRenamer({"sync": CORE_DOMAIN})(link)
+        if "flash" in link.signature.members:
+            self._flash(m, platform, link.flash)
         uart = self.uart.request(platform)
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
@@ -189,3 +200,20 @@ class BoardTop(Elaboratable):
             m.submodules[f"{name}_buf"] = buf = io.Buffer("o", pin.request(platform, requested))
             m.d.comb += buf.o.eq(getattr(link, name))
         return m
+
+    @staticmethod
+    def _flash(m: Module, platform: Platform, flash) -> None:
+        """The core's SPRAM weight loader on the configuration flash (its pins are free after
+        configuration). Plain buffers, no I/O registers: the loader samples ``cipo`` at the end of SCK's
+        high half, a bit period after the flash changed it, which a round trip through I/O registers
+        would exceed."""
+        pins = platform.request("spi_flash_1x", 0, dir="-")
+        for name, value in (("cs", flash.cs), ("clk", flash.sck), ("copi", flash.copi)):
+            m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
+            m.d.comb += buf.o.eq(value)
+        for name in ("wp", "hold"):       # active low: driven inactive (the resource inverts)
+            if hasattr(pins, name):
+                m.submodules[f"flash_{name}"] = buf = io.Buffer("o", getattr(pins, name))
+                m.d.comb += buf.o.eq(0)
+        m.submodules.flash_cipo = buf = io.Buffer("i", pins.cipo)
+        m.d.comb += flash.cipo.eq(buf.i)
