@@ -29,8 +29,8 @@ import numpy as np
 
 __all__ = [
     "VERSION", "SYNC", "REPLY_FLAG", "MAX_PAYLOAD", "MAX_WORDS", "CRC_INIT", "CRC_POLY",
-    "REQUEST_OVERHEAD", "REPLY_OVERHEAD", "UART_BITS_PER_BYTE", "Cmd", "Err", "Flag", "COUNTERS", "STATUS_LEN",
-    "RESULT_HEADER_LEN",
+    "REQUEST_OVERHEAD", "REPLY_OVERHEAD", "UART_BITS_PER_BYTE", "DEFAULT_BAUD", "Cmd", "Err", "Flag", "COUNTERS",
+    "STATUS_LEN", "RESULT_HEADER_LEN",
     "crc16", "crc16_byte", "encode_request", "encode_reply", "Reply", "ReplyDecoder", "Status",
     "BoardResult", "count_bytes", "mask_bytes", "result_len", "decode_status", "decode_result",
     "encode_wake_mask", "decode_wake_mask", "encode_addresses", "step_requests", "InferenceBytes", "inference_bytes",
@@ -47,6 +47,7 @@ CRC_POLY = 0x1021
 REQUEST_OVERHEAD = 6        #: SYNC, CMD, SEQ, LEN, 2 CRC bytes
 REPLY_OVERHEAD = 7          #: SYNC, CMD, SEQ, STATUS, LEN, 2 CRC bytes
 UART_BITS_PER_BYTE = 10     #: line bits per byte: UART 8N1 is a start bit, 8 data bits and a stop bit
+DEFAULT_BAUD = 115_200      #: the link's line rate unless a build and its host both say otherwise
 
 
 class ProtocolError(ValueError):

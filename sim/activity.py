@@ -22,7 +22,6 @@ deep ones). The classification reads Yosys' Verilog style, which Amaranth's back
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ import numpy as np
 import pywellen
 
 from qlif.boards.flow.activity import Activity, MemoryActivity
+from qlif.sim.waves import waves_on
 
 __all__ = ["DesignInfo", "parse_verilog", "activity_from_waveform", "measure_activity"]
 
@@ -380,19 +380,6 @@ def _high_before(signal: pywellen.Signal, bit: int, edges: np.ndarray) -> int:
 # --------------------------------------------------------------------------------------------------
 # Running the workload.
 
-@contextlib.contextmanager
-def _waves() -> Iterator[None]:
-    saved = os.environ.get("QLIF_WAVES")
-    os.environ["QLIF_WAVES"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("QLIF_WAVES", None)
-        else:
-            os.environ["QLIF_WAVES"] = saved
-
-
 def measure_activity(model, x, *, lanes: int, build_dir: str | os.PathLike | None = None,
                      workload: str = "") -> Activity:
     """Simulate ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) under Verilator with a VCD, check the
@@ -404,7 +391,7 @@ def measure_activity(model, x, *, lanes: int, build_dir: str | os.PathLike | Non
     from qlif.sim.runner import DEFAULT_BUILD_DIR, run_rtl
 
     stats: dict = {}
-    with _waves():
+    with waves_on():
         run_rtl(model, x, simulator="verilator", lanes=lanes, build_dir=build_dir, check=True, stats=stats)
     run_dir = Path(stats["run_dir"])
     try:

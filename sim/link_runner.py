@@ -36,8 +36,8 @@ from qlif.sim.runner import (
     SimulationError,
     build_verilog,
     verilator_env,
-    waves_requested,
 )
+from qlif.sim.waves import waves_requested
 
 __all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
 

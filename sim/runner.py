@@ -11,7 +11,8 @@ generator each get their own build and nothing stale is reused. The cocotb test 
 (:mod:`qlif.sim.cocotb_network`) gets the model and stimuli as files named in environment variables and
 writes its measurements to an ``.npz`` that is read back here.
 
-Waveforms: set ``QLIF_WAVES=1`` (FST from Icarus, VCD from Verilator, left in the run folder).
+Waveforms: set ``QLIF_WAVES=1`` (:mod:`qlif.sim.waves`; FST from Icarus, VCD from Verilator, left in the run
+folder).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from qlif.golden.spec import reference
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model, save_model
 from qlif.sim.compare import first_mismatch
+from qlif.sim.waves import waves_requested
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
-           "first_mismatch", "build_verilog", "verilator_env", "waves_requested"]
+           "first_mismatch", "build_verilog", "verilator_env"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
@@ -102,11 +104,6 @@ def verilator_env(runtime: list[Path] | None = None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def waves_requested() -> bool:
-    """Waveforms were asked for (the environment variable of the module docstring)."""
-    return os.environ.get("QLIF_WAVES", "") not in ("", "0")
 
 
 # Verilator's runtime library is compiled into every build and takes ~85% of its compile time

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from qlif.boards.flow.activity import Activity, MemoryActivity
-from qlif.boards.flow.build import BUILD_ROOT
 from qlif.boards.host.driver import Board
 from qlif.boards.host.emulator import BoardModel, EmulatedPort
 from qlif.boards.protocol import MAX_WORDS, inference_bytes
@@ -25,7 +24,7 @@ from qlif.boards.sweep.rows import COLUMNS, critical_path, only_unrun
 from qlif.boards.sweep.rows import rows as table_rows
 from qlif.boards.sweep.sweep import run_sweep
 from qlif.cli import main
-from qlif.golden.spec.files import ROOT
+from qlif.golden.spec.files import BUILD_ROOT, ROOT
 from qlif.golden.spec.random_model import random_model
 
 PNG = b"\x89PNG\r\n\x1a\n"

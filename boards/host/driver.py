@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from qlif.boards.protocol import (
+    DEFAULT_BAUD,
     MAX_PAYLOAD,
     REQUEST_OVERHEAD,
     BoardResult,
@@ -44,9 +45,8 @@ from qlif.boards.protocol import (
 )
 
 __all__ = ["Port", "LinkError", "BoardTimeout", "ErrorReply", "ModelMismatch", "Board", "Classification",
-           "open_board", "DEFAULT_BAUD", "DEFAULT_TIMEOUT"]
+           "open_board", "DEFAULT_TIMEOUT"]
 
-DEFAULT_BAUD = 115_200
 #: Seconds a read may wait for the board.
 DEFAULT_TIMEOUT = 2.0
 #: Line errors: a request hit by noise is rejected with one of these, and sending it again helps.

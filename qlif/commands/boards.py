@@ -145,7 +145,8 @@ def _seconds_arg(value: str) -> float:
 
 def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
-    from qlif.boards.host.driver import DEFAULT_BAUD, DEFAULT_TIMEOUT
+    from qlif.boards.host.driver import DEFAULT_TIMEOUT
+    from qlif.boards.protocol import DEFAULT_BAUD
     from qlif.boards.tops.registry import BOARDS
     from qlif.boards.tops.top import DEFAULT_BAUD as LINK_BAUD
 
