@@ -18,6 +18,7 @@ folder).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -137,6 +138,17 @@ def _cached_runtime(cache: Path, obj_dir: Path) -> list[Path]:
     return [Path(os.path.relpath(obj, obj_dir)) for obj in objs]
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if need be) for the block."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
     """Build ``verilog`` (unless an identical build exists) and return the cocotb runner and its folder.
 
@@ -153,7 +165,10 @@ def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
     runner = get_runner(simulator)
     stamp = where / "built.ok"
     runtime = _cached_runtime(_runtime_cache(build_dir, waves), where / "build") if simulator == "verilator" else []
-    with verilator_env(runtime) if simulator == "verilator" else contextlib.nullcontext():
+    # One build per folder even when several processes (pytest-xdist workers, sweep workers) ask for the
+    # same design at once: the others wait for the lock, then find the stamp.
+    env = verilator_env(runtime) if simulator == "verilator" else contextlib.nullcontext()
+    with _locked(where / "build.lock"), env:
         if not stamp.exists():
             sources, args = [source], list(_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS)
             if simulator == "icarus" and waves:
