@@ -47,7 +47,9 @@ CRC_POLY = 0x1021
 REQUEST_OVERHEAD = 6        #: SYNC, CMD, SEQ, LEN, 2 CRC bytes
 REPLY_OVERHEAD = 7          #: SYNC, CMD, SEQ, STATUS, LEN, 2 CRC bytes
 UART_BITS_PER_BYTE = 10     #: line bits per byte: UART 8N1 is a start bit, 8 data bits and a stop bit
-DEFAULT_BAUD = 115_200      #: the link's line rate unless a build and its host both say otherwise
+#: The link's line rate unless a build and its host both say otherwise: at 12 MHz 104.2 cycles per bit,
+#: 0.16 % off, well inside a UART's tolerance.
+DEFAULT_BAUD = 115_200
 
 
 class ProtocolError(ValueError):

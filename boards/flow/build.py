@@ -19,8 +19,8 @@ from pathlib import Path
 
 from qlif.boards.flow.reports import CORE_CLOCK_NET, parse_reports, report_markdown, summary, timing_misses
 from qlif.boards.flow.tools import tool_env
+from qlif.boards.protocol import DEFAULT_BAUD
 from qlif.boards.tops.registry import BOARDS, family
-from qlif.boards.tops.top import DEFAULT_BAUD
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
 from qlif.hw.flash import DEFAULT_OFFSET as FLASH_OFFSET

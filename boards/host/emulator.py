@@ -313,7 +313,7 @@ def open_emulator(url: str, model: Model | None) -> EmulatedPort:
 
     ``model`` is the model the board runs unless the URL names another file (to try a mismatch).
     """
-    from qlif.golden.spec.cycles import LANES
+    from qlif.golden.spec.cycles import check_lanes
     from qlif.golden.spec.model import load_model
 
     parts = urlsplit(url)
@@ -330,9 +330,10 @@ def open_emulator(url: str, model: Model | None) -> EmulatedPort:
         except ValueError:
             raise ValueError(f"{url}: {key} must be a {kind.__name__}, not {query[key][-1]!r}") from None
 
-    lanes = one("lanes", int, 4)
-    if lanes not in LANES:
-        raise ValueError(f"{url}: lanes must be one of {LANES}, not {lanes}")
+    try:
+        lanes = check_lanes(one("lanes", int, 4))
+    except ValueError as e:
+        raise ValueError(f"{url}: {e}") from None
     if "model" in query:
         model = load_model(query["model"][-1])
     if model is None:

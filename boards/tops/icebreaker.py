@@ -21,9 +21,9 @@ from amaranth.build.dsl import Attrs
 from amaranth_boards import icebreaker as _boards
 
 from qlif.boards.tops.pll import ICE40PLLConfig, ice40_pll_config, ice40_pll_domain
-from qlif.boards.tops.top import DEFAULT_BAUD, BoardTop, Pin
+from qlif.boards.tops.top import BoardTop, Pin
 
-__all__ = ["OSC_FREQ", "DEFAULT_BAUD", "PLLConfig", "pll_config", "ICEBreakerPlatform", "ICEBreakerTop"]
+__all__ = ["OSC_FREQ", "PLLConfig", "pll_config", "ICEBreakerPlatform", "ICEBreakerTop"]
 
 #: The iCE40 PLL settings and search (kept under these names for existing users).
 PLLConfig = ICE40PLLConfig

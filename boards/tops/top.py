@@ -3,7 +3,7 @@ status outputs on LEDs or header pins, and the clocks: the board oscillator alon
 ``sync``), or with a PLL the core in a ``core`` domain of the PLL's clock and the link on the oscillator
 (``sync``), joined by :class:`~qlif.boards.link.crossing.CoreCrossing`.
 
-A board file subclasses :class:`BoardTop` with its platform, pins and PLL; :data:`qlif.boards.flow.build.BOARDS`
+A board file subclasses :class:`BoardTop` with its platform, pins and PLL; :data:`qlif.boards.tops.registry.BOARDS`
 lists the boards by name.
 """
 
@@ -16,15 +16,12 @@ from amaranth.hdl import DomainRenamer, Elaboratable, Module
 from amaranth.lib import io
 
 from qlif.boards.link.host_link import HostLink
+from qlif.boards.protocol import DEFAULT_BAUD
 from qlif.boards.tops.pll import CORE_DOMAIN
 from qlif.golden.spec.model import Model
 from qlif.hw.memory import MemoryPlan, plan_memories
 
-__all__ = ["DEFAULT_BAUD", "Pin", "BoardTop"]
-
-#: 115200 baud: at 12 MHz 104.2 cycles per bit, 0.16 % off, well inside a UART's tolerance.
-DEFAULT_BAUD = 115_200
-
+__all__ = ["Pin", "BoardTop"]
 
 @dataclass(frozen=True)
 class Pin:

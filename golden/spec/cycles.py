@@ -31,6 +31,7 @@ def check_lanes(lanes) -> int:
         raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, not {lanes!r}")
     return lanes
 
+
 #: Fixed cycles per layer per step: the fire pipeline's last group in stages B, C, D and E
 #: (docs/architecture.md).
 LAYER_OVERHEAD = 4

@@ -148,7 +148,6 @@ def register(add: AddCommand) -> None:
     from qlif.boards.host.driver import DEFAULT_TIMEOUT
     from qlif.boards.protocol import DEFAULT_BAUD
     from qlif.boards.tops.registry import BOARDS
-    from qlif.boards.tops.top import DEFAULT_BAUD as LINK_BAUD
 
     sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report (exit status 1 when "
                                  "the design misses its clock)")
@@ -160,8 +159,8 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--membrane-bits", type=int, default=8, help="with --random (default 8)")
     sp.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
-    sp.add_argument("--baud", type=positive_arg, default=LINK_BAUD,
-                    help=f"UART baud rate of the host link (default {LINK_BAUD})")
+    sp.add_argument("--baud", type=positive_arg, default=DEFAULT_BAUD,
+                    help=f"UART baud rate of the host link (default {DEFAULT_BAUD})")
     sp.add_argument("--out-dir", default="build/board", help="build folder, inside the project's build/")
     sp.add_argument("--name", default="qlif", help="base name of the products (<name>.bin ...; default qlif)")
     sp.add_argument("--clk-mhz", type=mhz_arg, default=None,
