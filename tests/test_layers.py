@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Layer -> (module prefixes, layers it may import). The most specific prefix decides a module's layer.
+#: Layer -> (module prefixes, layers it may import): the table of docs/architecture.md, "Map of the code".
+#: The most specific prefix decides a module's layer.
 LAYERS = {
     "spec": (("qlif.golden.spec",), set()),
     "data": (("qlif.golden.data",), {"spec"}),
