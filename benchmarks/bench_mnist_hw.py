@@ -99,7 +99,8 @@ def main() -> int:
               f"bitstream runs at: mean {cycles.mean() / clk:.1f} us, max {cycles.max() / clk:.1f} us")
 
     if args.rtl:
-        from qlif.sim.runner import first_mismatch, run_rtl
+        from qlif.sim.compare import first_mismatch
+        from qlif.sim.runner import run_rtl
 
         t0 = time.monotonic()
         got = run_rtl(model, x[:args.rtl], simulator=args.simulator, lanes=args.lanes, check=True)

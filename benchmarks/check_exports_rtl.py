@@ -20,7 +20,8 @@ from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode, max_rate_of
 from qlif.golden.spec.model import load_model
 from qlif.golden.spec.reference import run
-from qlif.sim.runner import first_mismatch, run_rtl
+from qlif.sim.compare import first_mismatch
+from qlif.sim.runner import run_rtl
 
 
 def main() -> int:

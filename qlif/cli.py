@@ -1,21 +1,21 @@
 """The ``qlif`` command line: one entry point, one subcommand per step of the flow.
 
-Each package registers its own subcommands (``register(add)`` in ``qlif.commands.golden``,
-``qlif.commands.hw``, ``qlif.commands.sim`` and ``qlif.commands.boards``); this module assembles the
+Each module of :mod:`qlif.commands` registers the subcommands of one part of the flow (``register(add)``:
+golden model and training, simulation, Verilog, boards, hardware sweep); this module assembles the
 parser, adds ``demo``, and turns user errors into one line ``qlif: error: ...`` with exit status 2.
 Output files are written atomically, only once everything has been checked and computed, so a failed
-command leaves no partial output behind (:mod:`qlif.clitools`).
+command leaves no partial output behind (:mod:`qlif.golden.spec.files`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from qlif.clitools import CLIError, lanes_arg, mhz_arg, positive_arg
+from qlif.commands import boards, golden, hw, sim, sweep
 
 __all__ = ["main", "build_parser"]
 
@@ -29,13 +29,7 @@ def cmd_demo(args) -> int:
 
 
 #: Modules with a ``register(add)`` function adding their subcommands, in ``--help`` order.
-COMMAND_MODULES = (
-    "qlif.commands.golden",
-    "qlif.commands.sim",
-    "qlif.commands.hw",
-    "qlif.commands.boards",
-    "qlif.commands.sweep",
-)
+COMMAND_MODULES = (golden, sim, hw, boards, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(add)
+    for module in COMMAND_MODULES:
+        module.register(add)
 
     sp = add("demo", cmd_demo, "train, quantize, verify the RTL, build the UP5K bitstream, write a report")
     sp.add_argument("--out-dir", default="build/demo")

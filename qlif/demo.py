@@ -49,7 +49,8 @@ def run_demo(*, out_dir: Path, samples: int = 200, simulator: str = "verilator",
     from qlif.golden.training.evaluate import float_accuracy
     from qlif.golden.training.quantize import quantize
     from qlif.golden.training.train import TrainConfig, train
-    from qlif.sim.runner import first_mismatch, run_rtl
+    from qlif.sim.compare import first_mismatch
+    from qlif.sim.runner import run_rtl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

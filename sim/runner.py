@@ -34,11 +34,10 @@ from cocotb_tools.runner import get_runner
 from qlif.golden.spec import reference
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model, save_model
-from qlif.sim.compare import first_mismatch
 from qlif.sim.waves import waves_requested
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
-           "first_mismatch", "build_verilog", "verilator_env"]
+           "build_verilog", "verilator_env"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).

@@ -6,8 +6,8 @@ from math import floor
 import numpy as np
 import pytest
 
-from qlif.golden.data.datasets import DIGITS_MAX, load_digits_split
-from qlif.golden.spec.coding import encode, format_max_rate, input_phases, max_rate_of, parse_max_rate
+from qlif.golden.data.datasets import load_digits_split
+from qlif.golden.spec.coding import DIGITS_MAX, encode, format_max_rate, input_phases, max_rate_of, parse_max_rate
 
 
 def test_split_is_deterministic_and_stratified():

@@ -16,7 +16,8 @@ import pytest
 from qlif.golden.spec import reference
 from qlif.golden.spec.model import Layer, Model
 from qlif.golden.spec.random_model import random_model
-from qlif.sim.runner import first_mismatch, run_rtl
+from qlif.sim.compare import first_mismatch
+from qlif.sim.runner import run_rtl
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 

@@ -20,7 +20,7 @@ from qlif.boards.sweep import closure, execute
 from qlif.boards.sweep.config import DEFAULT_TARGET_MHZ, SweepConfig, default_boards, device_of
 from qlif.boards.sweep.execute import jsonable, plan
 from qlif.boards.sweep.render import csv_text, markdown
-from qlif.boards.sweep.rows import COLUMNS, critical_path, only_unrun
+from qlif.boards.sweep.rows import COLUMNS, critical_path_text, only_unrun
 from qlif.boards.sweep.rows import rows as table_rows
 from qlif.boards.sweep.sweep import run_sweep
 from qlif.cli import main
@@ -118,8 +118,8 @@ def test_rows_from_known_results():
     assert ok["energy_osc_uj"] == pytest.approx(ok["power_osc_mw"] * 12_000 / 12.0 / 1000, rel=1e-3)
     no_sources = {"critical_path": {"from": "link.sender.fsm_state_SB_DFFESR_Q_2_D_SB_LUT4_O_LC",
                                     "to": "link.sender.bytes__valid_SB_DFFESR_Q_DFFLC", "sources": []}}
-    assert critical_path(no_sources) == "link.sender.fsm_state -> link.sender.bytes__valid"
-    assert critical_path({}) == ""
+    assert critical_path_text(no_sources) == "link.sender.fsm_state -> link.sender.bytes__valid"
+    assert critical_path_text({}) == ""
     assert "seed 1: RuntimeError: build failed in nextpnr" in bad["error"] and "seed 2: not run" in bad["error"]
     assert bad["fmax_median_mhz"] == "" and bad["energy_uj"] == ""
     text = csv_text(rows)

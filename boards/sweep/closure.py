@@ -39,24 +39,13 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def _package_of(path: Path) -> str:
-    """The package ``path`` lies in (for relative imports)."""
-    for package, folder in sorted(package_dirs().items(), key=lambda item: -len(item[1].parts)):
-        if path.parent.is_relative_to(folder):
-            return ".".join([package, *path.parent.relative_to(folder).parts])
-    raise ValueError(f"{path} lies in no package of pyproject.toml")
-
-
 def _imported(path: Path) -> Iterable[str]:
     """Every module name an ``import`` in ``path`` may mean (``from a import b``: ``a`` and ``a.b``)."""
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = _package_of(path).rsplit(".", node.level - 1)[0]
-                base = f"{parent}.{base}" if base else parent
+            base = node.module or ""       # qlif imports absolutely (tests/test_layers.py)
             yield base
             yield from (f"{base}.{a.name}" for a in node.names)
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["WEIGHT_BITS", "MEMBRANE_BITS", "DEFAULT_TARGET_MHZ", "SweepConfig", "default_boards", "device_of",
+from qlif.boards.flow.power import family_of
+from qlif.boards.tops.registry import BOARDS
+from qlif.golden.data.datasets import DATASET_INPUTS
+from qlif.golden.spec.cycles import LANES
+from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS
+
+__all__ = ["GRID_WEIGHT_BITS", "GRID_MEMBRANE_BITS", "DEFAULT_TARGET_MHZ", "SweepConfig", "default_boards", "device_of",
            "oscillator_hz"]
 
-WEIGHT_BITS = (1, 2, 4, 8)
-MEMBRANE_BITS = (4, 8, 12, 16)
+#: The sweep's default grid: every legal weight width, and four membrane widths spanning the useful ones.
+GRID_WEIGHT_BITS = WEIGHT_BITS
+GRID_MEMBRANE_BITS = (4, 8, 12, 16)
 #: Clock constraint of the builds, by device family: above what the design reaches, so that nextpnr
 #: works for the highest Fmax (its Fmax depends on the constraint, see docs/boards.md).
 DEFAULT_TARGET_MHZ = {"ice40up": 60.0, "ecp5": 125.0}
@@ -39,8 +46,8 @@ class SweepConfig:
     """
 
     boards: tuple[str, ...] = ()
-    weight_bits: tuple[int, ...] = WEIGHT_BITS
-    membrane_bits: tuple[int, ...] = MEMBRANE_BITS
+    weight_bits: tuple[int, ...] = GRID_WEIGHT_BITS
+    membrane_bits: tuple[int, ...] = GRID_MEMBRANE_BITS
     lanes: tuple[int, ...] = (4,)
     seeds: tuple[int, ...] = (1, 2, 3)
     sizes: tuple[int, ...] = (64, 128, 10)
@@ -53,11 +60,6 @@ class SweepConfig:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        from qlif.boards.tops.registry import BOARDS
-        from qlif.golden.spec.cycles import LANES
-        from qlif.golden.spec.model import MEMBRANE_BITS as K_RANGE
-        from qlif.golden.spec.model import WEIGHT_BITS as B_ALLOWED
-
         def ints(name, values, allowed):
             if not values:
                 raise ValueError(f"{name}: give at least one value")
@@ -72,8 +74,8 @@ class SweepConfig:
         for board in self.boards:
             if board not in BOARDS:
                 raise ValueError(f"boards: {board!r} is not one of {', '.join(sorted(BOARDS))}")
-        ints("weight bits", self.weight_bits, B_ALLOWED)
-        ints("membrane bits", self.membrane_bits, list(K_RANGE))
+        ints("weight bits", self.weight_bits, WEIGHT_BITS)
+        ints("membrane bits", self.membrane_bits, list(MEMBRANE_BITS))
         ints("lanes", self.lanes, LANES)
         if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds) \
                 or len(set(self.seeds)) != len(self.seeds):
@@ -87,9 +89,9 @@ class SweepConfig:
                 raise ValueError(f"clock target for {board!r}, which is not swept")
             if not mhz > 0:
                 raise ValueError(f"clock target for {board!r} must be positive, not {mhz!r}")
-        n_in = {"digits": 64, "mnist": 784}.get(self.dataset)
+        n_in = DATASET_INPUTS.get(self.dataset)
         if n_in is None:
-            raise ValueError(f"dataset must be digits or mnist, not {self.dataset!r}")
+            raise ValueError(f"dataset must be one of {', '.join(DATASET_INPUTS)}, not {self.dataset!r}")
         if self.sizes[0] != n_in:
             raise ValueError(f"sizes: the {self.dataset} workload has {n_in} inputs, so sizes must start "
                              f"with {n_in}, not {self.sizes[0]}")
@@ -98,8 +100,6 @@ class SweepConfig:
         """Clock constraint (MHz) of ``board``'s builds."""
         if board in self.target_mhz:
             return float(self.target_mhz[board])
-        from qlif.boards.flow.power import family_of
-
         return DEFAULT_TARGET_MHZ[family_of(device_of(board)).family]
 
     def workload(self) -> dict:
@@ -110,22 +110,16 @@ class SweepConfig:
 
 def device_of(board: str) -> str:
     """The FPGA part of ``board`` (``iCE40UP5K-SG48``)."""
-    from qlif.boards.tops.registry import BOARDS
-
     return str(BOARDS[board].platform.device)
 
 
 def oscillator_hz(board: str) -> float:
     """The frequency of ``board``'s oscillator, the clock without a PLL."""
-    from qlif.boards.tops.registry import BOARDS
-
     return float(BOARDS[board].platform().default_clk_frequency)
 
 
 def default_boards() -> tuple[str, ...]:
     """The iCE40 UP5K board and every ECP5-85F board of :data:`qlif.boards.tops.registry.BOARDS`, as they exist."""
-    from qlif.boards.tops.registry import BOARDS
-
     up5k = [b for b in BOARDS if device_of(b).upper().startswith("ICE40UP5K")]
     ecp5 = [b for b in BOARDS if device_of(b).upper().startswith(("LFE5U-85", "LFE5UM-85", "LFE5UM5G-85"))]
     return tuple(up5k[:1] + ecp5[:1])

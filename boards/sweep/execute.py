@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from qlif.boards.sweep import closure
 from qlif.boards.sweep.config import SweepConfig
+from qlif.golden.spec.files import write_text
 
 __all__ = ["CHECKPOINT_TASKS", "CONNECT_TIMEOUT", "ClusterError", "Task", "plan", "jsonable", "load_record",
            "write_record", "run_task", "cluster", "execute"]
@@ -152,9 +152,7 @@ def load_record(task: Task, stamp: dict, *, any_design: bool = False) -> dict | 
 
 def write_record(task: Task, stamp: dict, seconds: float, result: dict) -> None:
     """Keep a finished task's result (written whole or not at all)."""
-    tmp = task.record.with_suffix(".part")
-    tmp.write_text(json.dumps({"stamp": stamp, "seconds": seconds, "result": result}) + "\n")
-    os.replace(tmp, task.record)
+    write_text(task.record, json.dumps({"stamp": stamp, "seconds": seconds, "result": result}) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------

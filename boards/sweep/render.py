@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from pathlib import Path
 
 from qlif.boards.sweep import closure
 from qlif.boards.sweep.config import SweepConfig, device_of
 from qlif.boards.sweep.rows import COLUMNS, only_unrun
+from qlif.golden.spec.files import write_atomic
 
 __all__ = ["csv_text", "markdown", "write_plots"]
 
@@ -167,10 +167,8 @@ def write_plots(rows: list[dict], out: Path, name: str) -> list[str]:
         fig.suptitle(title)
         fig.tight_layout()
         path = out / fname
-        tmp = path.with_name(f".{path.name}.part")
-        fig.savefig(tmp, dpi=110, format="png")
+        write_atomic(path, lambda f, fig=fig: fig.savefig(f, dpi=110, format="png"))
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(fname)
 
     if any(r["logic_used"] != "" for r in rows):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from qlif.boards.protocol import UART_BITS_PER_BYTE, inference_bytes
 from qlif.boards.sweep.config import SweepConfig, device_of, oscillator_hz
 
-__all__ = ["COLUMNS", "DIGITS", "Measured", "parse", "compute", "format_row", "rows", "critical_path", "only_unrun"]
+__all__ = ["COLUMNS", "DIGITS", "Measured", "parse", "compute", "format_row", "rows", "critical_path_text",
+           "only_unrun"]
 
 COLUMNS = [
     "board", "device", "weight_bits", "membrane_bits", "lanes",
@@ -94,7 +95,7 @@ def compute(m: Measured, config: SweepConfig) -> dict:
         fmax = [r["fmax_mhz"] for r in m.reports]
         median = statistics.median(fmax)
         fig.update(fmax_median_mhz=median, fmax_min_mhz=min(fmax), fmax_max_mhz=max(fmax), seeds=len(fmax),
-                   critical_path=critical_path(min(m.reports, key=lambda r: abs(r["fmax_mhz"] - median))))
+                   critical_path=critical_path_text(min(m.reports, key=lambda r: abs(r["fmax_mhz"] - median))))
     if m.activity:
         act = Activity.from_json(m.activity["activity"])
         fig.update(cycles_mean=m.activity["cycles_mean"], cycles_max=m.activity["cycles_max"],
@@ -144,7 +145,7 @@ def rows(config: SweepConfig, results: dict) -> list[dict]:
     return [format_row(m, compute(m, config)) for m in parse(config, results)]
 
 
-def critical_path(report: dict) -> str:
+def critical_path_text(report: dict) -> str:
     """Where the critical path of a build starts and ends in the project's sources (``boards/link/host_link.py:252
     -> hw/network.py:310``), from nextpnr's path report."""
     path = report.get("critical_path") or {}

@@ -33,7 +33,7 @@ from qlif.boards.sweep.config import SweepConfig
 from qlif.boards.sweep.execute import cluster, execute, load_record, plan, stimuli
 from qlif.boards.sweep.render import csv_text, markdown, write_plots
 from qlif.boards.sweep.rows import rows as table_rows
-from qlif.golden.spec.files import ROOT
+from qlif.golden.spec.files import BUILD_ROOT, ROOT, write_text
 
 __all__ = ["run_sweep"]
 
@@ -79,8 +79,6 @@ def run_sweep(config: SweepConfig, *, out_dir: str | os.PathLike, work_dir: str 
     qlif.boards.sweep.execute.ClusterError
         When the scheduler cannot be reached (before any work) or its workers have other sources.
     """
-    from qlif.golden.spec.files import BUILD_ROOT, write_text
-
     config.check()
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")

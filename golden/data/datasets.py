@@ -13,14 +13,15 @@ import numpy as np
 
 from qlif.golden.data.mnist import load_mnist_split
 from qlif.golden.data.split import DataError, Split
+from qlif.golden.spec.coding import DIGITS_MAX
 
-__all__ = ["DIGITS_MAX", "DATASETS", "load_digits_split", "load_split"]
+__all__ = ["DATASETS", "DATASET_INPUTS", "load_digits_split", "load_split"]
 
-#: Highest pixel value of ``load_digits`` (images hold 0..16).
-DIGITS_MAX = 16
 
 #: The data sets qlif trains and evaluates on: the embedded 8x8 digits, and MNIST from IDX files.
 DATASETS = ("digits", "mnist")
+#: Inputs per sample of each data set: 8x8 and 28x28 pixels.
+DATASET_INPUTS = {"digits": 64, "mnist": 784}
 
 
 def load_digits_split(seed: int = 0, test_fraction: float = 0.25) -> Split:

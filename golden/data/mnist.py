@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from qlif.golden.data.split import DataError, Split
+from qlif.golden.spec.coding import MNIST_MAX
 
-__all__ = ["MNIST_MAX", "MNIST_FILES", "read_idx", "write_idx", "find_mnist_file", "load_mnist_split"]
+__all__ = ["MNIST_FILES", "read_idx", "write_idx", "find_mnist_file", "load_mnist_split"]
 
-#: Highest pixel value of MNIST (images hold 0..255).
-MNIST_MAX = 255
 
 #: The file names of the standard distribution (without ``.gz``), keyed by (split, kind).
 MNIST_FILES = {

@@ -17,11 +17,16 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["encode", "input_phases", "parse_max_rate", "format_max_rate", "max_rate_of", "PHASE_MULTIPLIER"]
+__all__ = ["encode", "input_phases", "parse_max_rate", "format_max_rate", "max_rate_of", "PHASE_MULTIPLIER",
+           "DIGITS_MAX", "MNIST_MAX"]
 
+#: Highest pixel value of ``load_digits`` (images hold 0..16): intensities ``pixel / 16``.
+DIGITS_MAX = 16
+#: Highest pixel value of MNIST (images hold 0..255): intensities ``pixel / 255``.
+MNIST_MAX = 255
 #: Intensity denominators that :func:`encode` recognises and codes in exact integers: the digits' 16
 #: levels (coded exactly, no tolerance) and MNIST's 255.
-_EXACT_LEVELS = (16, 255)
+_EXACT_LEVELS = (DIGITS_MAX, MNIST_MAX)
 
 #: Largest denominator of a maximum rate (``parse_max_rate``).
 _MAX_RATE_DENOMINATOR = 1 << 16
@@ -127,7 +132,7 @@ def encode(images: np.ndarray, timesteps: int, *, max_rate=1) -> np.ndarray:
     for levels in _EXACT_LEVELS:
         q = p * levels
         nearest = np.round(q)
-        if np.all(np.abs(q - nearest) <= (0 if levels == _EXACT_LEVELS[0] else 1e-4)):
+        if np.all(np.abs(q - nearest) <= (0 if levels == DIGITS_MAX else 1e-4)):
             # t * level * a + c * levels <= 2^16 * 255 * 2^16 + 2^16 * 255: far inside int64.
             counts = ((t.astype(np.int64) * (nearest.astype(np.int64) * rate.numerator)[:, None, :]
                        + phase * levels) // (levels * rate.denominator))

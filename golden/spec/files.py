@@ -9,11 +9,13 @@ privately), so synthesis and simulation work folders live below it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["ROOT", "BUILD_ROOT", "write_text", "write_npz", "write_npy"]
+__all__ = ["ROOT", "BUILD_ROOT", "write_atomic", "write_text", "write_npz", "write_npy"]
 
 #: The project's source tree (the folder holding golden/, hw/, sim/, boards/).
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,32 +23,28 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_ROOT = ROOT / "build"
 
 
-def _atomic_path(path: Path) -> Path:
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically: ``write(f)`` fills ``.<name>.part`` beside it, which is then renamed into
+    place (the folder is made if need be). Any file format with a writer that takes a binary file:
+    ``write_atomic(p, lambda f: torch.save(obj, f))``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.part")
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def write_npz(path: str | os.PathLike, arrays: dict) -> None:
-    """Write an ``.npz`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    """Write an ``.npz`` atomically."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def write_npy(path: str | os.PathLike, array) -> None:
     """Write an ``.npy`` atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: np.save(f, array))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write a text file (UTF-8) atomically."""
+    write_atomic(path, lambda f: f.write(text.encode()))

@@ -23,7 +23,7 @@ from qlif.golden.spec.reference import predict, run
 from qlif.golden.training.train import SpikingMLP
 
 __all__ = ["Evaluation", "float_spikes", "float_accuracy", "integer_spikes", "integer_accuracy", "spike_agreement",
-           "evaluation_stimuli", "evaluate"]
+           "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,6 @@ def spike_agreement(net: SpikingMLP, model: Model, x: np.ndarray) -> list[float]
 
 def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
     return [float((sa == sb).mean()) for sa, sb in zip(a, b, strict=True)]
-
-
-def evaluation_stimuli(timesteps: int, *, seed: int = 0, test_fraction: float = 0.25, dataset: str = "digits",
-                       data_dir=None, max_rate=1) -> tuple[np.ndarray, np.ndarray]:
-    """The rate-coded test split: (uint8 [S, T, n_in] stimuli, int64 [S] labels)."""
-    split = load_split(dataset, data_dir=data_dir, seed=seed, test_fraction=test_fraction)
-    return encode(split.x_test, timesteps, max_rate=max_rate), split.y_test
 
 
 def evaluate(*, net: SpikingMLP | None = None, model: Model | None = None,

@@ -18,7 +18,8 @@ Per layer ``l`` (``docs/training.md``):
   ``theta / (2^(k-1) - 2)`` (coarser weights; ``2 theta`` at k = 2) so that it does.
 
 The quantization methods (``ptq`` here, the quantization-aware ones in :mod:`qlif.golden.training.qat`) are
-listed in :data:`METHODS` with the weight bits each can produce; ``docs/quantization.md`` compares them.
+listed in :data:`qlif.golden.training.methods.METHODS` with the weight bits each can produce;
+``docs/quantization.md`` compares them.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode
 from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS, Layer, Model
 from qlif.golden.spec.reference import run
-from qlif.golden.training.methods import METHODS
 from qlif.golden.training.train import SpikingMLP
 
-__all__ = ["METHODS", "quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
+__all__ = ["quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
            "bits_for_range", "quantize", "weight_memory_bits", "CALIBRATION_SAMPLES",
            "calibration_stimuli", "coding_metadata"]
 

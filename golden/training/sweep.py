@@ -27,17 +27,14 @@ import numpy as np
 
 from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode
-from qlif.golden.spec.model import WEIGHT_BITS, save_model
+from qlif.golden.spec.model import save_model
 from qlif.golden.training.checkpoint import load_checkpoint, save_checkpoint
-from qlif.golden.training.methods import METHODS
+from qlif.golden.training.methods import GRID_MEMBRANE_BITS, GRID_WEIGHT_BITS, METHODS
 from qlif.golden.training.quantize import quantize, weight_memory_bits
 from qlif.golden.training.train import MNIST_CONFIG, TrainConfig, set_determinism, train
 
-__all__ = ["GRID_WEIGHT_BITS", "GRID_MEMBRANE_BITS", "PTQ_PERCENTILES", "Row", "sweep", "missing", "write_results"]
+__all__ = ["PTQ_PERCENTILES", "Row", "sweep", "missing", "write_results"]
 
-#: The sweep's default grid: every legal weight width, and four membrane widths spanning the legal ones.
-GRID_WEIGHT_BITS = WEIGHT_BITS
-GRID_MEMBRANE_BITS = (2, 4, 8, 16)
 PTQ_PERCENTILES = (70.0, 80.0, 90.0, 95.0, 99.0, 99.9, 100.0)
 _PTQ_SELECT_SAMPLES = 2000
 #: Fine-tuning of the quantization-aware rows: (epochs, learning rate) per data set and method.

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from qlif.golden.data.datasets import DATASETS, load_split
 from qlif.golden.data.split import Split
 from qlif.golden.spec.coding import encode, format_max_rate
+from qlif.golden.spec.files import write_atomic
 
 __all__ = ["TrainConfig", "SpikingMLP", "train", "fit", "atomic_save", "set_determinism", "MNIST_CONFIG"]
 
@@ -293,10 +294,7 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
 
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` to a temporary file renamed into place: a killed run leaves no partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def train(config: TrainConfig = TrainConfig(), *, split: Split | None = None, data_dir=None,

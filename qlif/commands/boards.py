@@ -47,7 +47,7 @@ def cmd_build(args) -> int:
         raise CLIError(f"build: {e}") from None
     print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}; "
           f"report {report['files']['report_md']}")
-    return 0 if report["timing_met"] else 1
+    return 0     # a missed clock is reported (the summary line and the build's TIMING NOT MET line), not an error
 
 
 def _load_labels(path: str, n_samples: int, n_out: int):
@@ -149,8 +149,7 @@ def register(add: AddCommand) -> None:
     from qlif.boards.protocol import DEFAULT_BAUD
     from qlif.boards.tops.registry import BOARDS
 
-    sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report (exit status 1 when "
-                                 "the design misses its clock)")
+    sp = add("build", cmd_build, "synthesise, place and route a bitstream with a report")
     sp.add_argument("model", nargs="?", help="model file (qlif-model JSON); or --random")
     sp.add_argument("--random", metavar="SIZES", help="instead of a model file: a random model of these layer "
                                                       "sizes, e.g. 64,128,10")

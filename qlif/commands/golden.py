@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, positive_arg
+from qlif.golden.data.datasets import DATASETS
 from qlif.golden.spec.files import write_npy, write_npz
-from qlif.golden.training.methods import METHODS, QAT_METHODS
+from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS
+from qlif.golden.training.methods import GRID_MEMBRANE_BITS, GRID_WEIGHT_BITS, METHODS, QAT_METHODS
 
 __all__ = ["register"]
 
@@ -26,7 +28,7 @@ def cmd_stimuli(args) -> int:
     from qlif.golden.data.datasets import load_split
     from qlif.golden.spec.coding import encode
 
-    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    _check_choice("--dataset", args.dataset, DATASETS)
     count = {f"{args.split}_count": args.count}
     try:
         split = load_split(args.dataset, data_dir=args.data_dir, **count)
@@ -97,7 +99,7 @@ def cmd_train(args) -> int:
     from qlif.golden.training.evaluate import evaluate
     from qlif.golden.training.train import set_determinism, train
 
-    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    _check_choice("--dataset", args.dataset, DATASETS)
     _check_choice("--qat", args.qat, QAT_METHODS)
     if args.qat is None and (args.weight_bits or args.membrane_bits):
         raise CLIError("--weight-bits and --membrane-bits belong to --qat; a float network has neither "
@@ -163,8 +165,9 @@ def cmd_quantize(args) -> int:
     bits = args.weight_bits if args.weight_bits is not None else (4 if trained is None else net.qat.weight_bits)
     if bits not in METHODS[method]:
         raise CLIError(f"{method} gives {' or '.join(map(str, METHODS[method]))}-bit weights, not {bits}")
-    if args.membrane_bits is not None and not 2 <= args.membrane_bits <= 16:
-        raise CLIError(f"--membrane-bits must be 2..16, not {args.membrane_bits}")
+    if args.membrane_bits is not None and args.membrane_bits not in MEMBRANE_BITS:
+        raise CLIError(f"--membrane-bits must be {MEMBRANE_BITS.start}..{MEMBRANE_BITS.stop - 1}, "
+                       f"not {args.membrane_bits}")
     try:
         calibration = None
         if args.membrane_bits is None or (trained is None and bits == 1):
@@ -205,7 +208,7 @@ def cmd_eval(args) -> int:
         return 0
     from qlif.golden.training.evaluate import evaluate
 
-    _check_choice("--dataset", args.dataset, ("digits", "mnist"))
+    _check_choice("--dataset", args.dataset, DATASETS)
     dataset = args.dataset or str(model.metadata.get("dataset", "digits"))
     meta = model.metadata
     split = _load_split(dataset, args.data_dir, seed=int(meta.get("seed", 0)),
@@ -234,12 +237,12 @@ def cmd_sweep(args) -> int:
 
     datasets = tuple(args.datasets.split(","))
     for d in datasets:
-        _check_choice("--datasets", d, ("digits", "mnist"))
+        _check_choice("--datasets", d, DATASETS)
     methods = tuple(args.methods.split(","))
     for m in methods:
         _check_choice("--methods", m, tuple(METHODS))
-    weight_bits = _int_list("--weight-bits", args.weight_bits, (1, 2, 4, 8))
-    membrane_bits = _int_list("--membrane-bits", args.membrane_bits, tuple(range(2, 17)))
+    weight_bits = _int_list("--weight-bits", args.weight_bits, WEIGHT_BITS)
+    membrane_bits = _int_list("--membrane-bits", args.membrane_bits, tuple(MEMBRANE_BITS))
     floats = {}
     for item in args.float_checkpoint or ():
         name, _, path = item.partition("=")
@@ -342,8 +345,9 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--datasets", default="digits", help="comma-separated: digits, mnist (default digits)")
     sp.add_argument("--data-dir", help="folder with the MNIST IDX files")
     sp.add_argument("--methods", default="ptq,lsq,binary,ternary")
-    sp.add_argument("--weight-bits", default="1,2,4,8", help="rows for these b where a method can do them")
-    sp.add_argument("--membrane-bits", default="2,4,8,16")
+    sp.add_argument("--weight-bits", default=",".join(map(str, GRID_WEIGHT_BITS)),
+                    help="rows for these b where a method can do them")
+    sp.add_argument("--membrane-bits", default=",".join(map(str, GRID_MEMBRANE_BITS)))
     sp.add_argument("--float-checkpoint", action="append", metavar="DATASET=PATH",
                     help="reuse this float network for DATASET instead of training one")
     sp.add_argument("--work-dir", default="build/sweep", help="checkpoints, models and the row cache")

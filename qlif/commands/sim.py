@@ -13,7 +13,8 @@ __all__ = ["register"]
 
 def cmd_sim(args) -> int:
     from qlif.golden.spec.reference import check_inputs, run
-    from qlif.sim.runner import first_mismatch, run_rtl
+    from qlif.sim.compare import first_mismatch
+    from qlif.sim.runner import run_rtl
 
     model = load_model_arg(args.model)
     x = check_inputs(model, load_inputs(args.inputs))

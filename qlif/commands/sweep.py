@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from qlif.boards.sweep.config import MEMBRANE_BITS, WEIGHT_BITS, SweepConfig, default_boards, device_of
+from qlif.boards.sweep.config import DEFAULT_TARGET_MHZ, SweepConfig, default_boards, device_of
 from qlif.boards.sweep.execute import ClusterError
 from qlif.boards.sweep.sweep import run_sweep
 from qlif.clitools import CLIError, positive_arg
@@ -56,25 +56,37 @@ def cmd_sweep_hw(args) -> int:
     return 1 if any(r["error"] for r in rows) else 0
 
 
+def _listed(values) -> str:
+    return ",".join(map(str, values))
+
+
 def register(add) -> None:
-    """Add ``sweep-hw`` to the ``qlif`` parser."""
+    """Add ``sweep-hw`` to the ``qlif`` parser (defaults from :class:`SweepConfig`)."""
+    from qlif.golden.data.datasets import DATASETS
+
+    d = SweepConfig()
     sp = add("sweep-hw", cmd_sweep_hw,
              "build every weight x membrane width on each board: resources, Fmax, latency, estimated power and "
              "energy per inference (table, CSV, plots)")
     sp.add_argument("--boards", help="comma-separated board names (default: the UP5K board and an ECP5-85F board "
                                      "when one exists)")
-    sp.add_argument("--weight-bits", type=_int_list, default=WEIGHT_BITS, metavar="LIST", help="default 1,2,4,8")
-    sp.add_argument("--membrane-bits", type=_int_list, default=MEMBRANE_BITS, metavar="LIST",
-                    help="default 4,8,12,16")
-    sp.add_argument("--lanes", type=_int_list, default=(4,), metavar="LIST", help="lanes P (default 4)")
-    sp.add_argument("--seeds", type=positive_arg, default=3, help="nextpnr seeds per build, Fmax is their median")
-    sp.add_argument("--sizes", type=_int_list, default=(64, 128, 10), metavar="LIST", help="layer sizes")
-    sp.add_argument("--timesteps", type=positive_arg, default=16)
-    sp.add_argument("--samples", type=positive_arg, default=8, help="test samples simulated for the activity")
-    sp.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    sp.add_argument("--weight-bits", type=_int_list, default=d.weight_bits, metavar="LIST",
+                    help=f"default {_listed(d.weight_bits)}")
+    sp.add_argument("--membrane-bits", type=_int_list, default=d.membrane_bits, metavar="LIST",
+                    help=f"default {_listed(d.membrane_bits)}")
+    sp.add_argument("--lanes", type=_int_list, default=d.lanes, metavar="LIST",
+                    help=f"lanes P (default {_listed(d.lanes)})")
+    sp.add_argument("--seeds", type=positive_arg, default=len(d.seeds),
+                    help=f"nextpnr seeds per build (1..N, default {len(d.seeds)}), Fmax is their median")
+    sp.add_argument("--sizes", type=_int_list, default=d.sizes, metavar="LIST",
+                    help=f"layer sizes (default {_listed(d.sizes)})")
+    sp.add_argument("--timesteps", type=positive_arg, default=d.timesteps)
+    sp.add_argument("--samples", type=positive_arg, default=d.samples, help="test samples simulated for the activity")
+    sp.add_argument("--dataset", choices=DATASETS, default=d.dataset)
     sp.add_argument("--data-dir", help="MNIST IDX folder (with --dataset mnist)")
     sp.add_argument("--clk-mhz", action="append", metavar="BOARD=MHZ",
-                    help="clock constraint of a board's builds (default: 60 for iCE40, 125 for ECP5)")
+                    help="clock constraint of a board's builds (default by family: "
+                         + ", ".join(f"{mhz:g} for {fam}" for fam, mhz in DEFAULT_TARGET_MHZ.items()) + ")")
     sp.add_argument("--jobs", type=positive_arg, default=2,
                     help="parallel builds and simulations: worker processes of the local Dask cluster")
     sp.add_argument("--scheduler", metavar="ADDRESS",
