@@ -25,6 +25,9 @@ __all__ = ["Token", "TraceLayout", "FlashSignature", "CoreSignature", "check_net
 
 MAX_LAYERS = 16      # the trace's layer field is 4 bits
 TRACE_WIDTH = 16     # membranes on the trace are sign-extended to 16 bits
+#: The trace's index fields: a layer (``0 .. MAX_LAYERS-1``) and a group (at most a neuron index).
+_TRACE_LAYER_BITS = (MAX_LAYERS - 1).bit_length()
+_TRACE_GROUP_BITS = TOKEN_ADDR_BITS
 
 
 def TraceLayout(lanes: int) -> data.StructLayout:
@@ -33,7 +36,7 @@ def TraceLayout(lanes: int) -> data.StructLayout:
     ``layer`` (4), ``group`` (16), ``spikes`` (P; lane ``i`` is neuron ``group*P + i``), ``membrane`` (P
     lanes of signed 16 bits, lane ``i`` in bits ``[16i, 16i+16)``).
     """
-    return data.StructLayout({"layer": 4, "group": 16, "spikes": lanes,
+    return data.StructLayout({"layer": _TRACE_LAYER_BITS, "group": _TRACE_GROUP_BITS, "spikes": lanes,
                               "membrane": data.ArrayLayout(signed(TRACE_WIDTH), lanes)})
 
 
@@ -103,9 +106,10 @@ class _Face:
             setattr(self, name, getattr(obj, name))
 
 
-def check_network(model: Model, lanes: int) -> None:
-    """The checks :class:`Network` makes of its ``model`` and ``lanes`` (``ModelError``, ``TypeError``,
-    ``ValueError``), for a block that builds one when elaborated and must refuse bad ones at once."""
+def check_network(model: Model, lanes: int, memory: MemoryPlan | None = None) -> None:
+    """The checks :class:`Network` makes of its ``model``, ``lanes`` and ``memory`` (``ModelError``,
+    ``TypeError``, ``ValueError``), for a block that builds one when elaborated and must refuse bad ones at
+    once."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
     check_lanes(lanes)
@@ -116,6 +120,8 @@ def check_network(model: Model, lanes: int) -> None:
         if max(layer.n_in, layer.n_out) > 1 << TOKEN_ADDR_BITS:
             raise ValueError(f"layers[{l}] must have at most {1 << TOKEN_ADDR_BITS} inputs and neurons, not "
                              f"{layer.n_in} x {layer.n_out}")
+    if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
+        raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
 
 
 class Network(wiring.Component):
@@ -182,9 +188,7 @@ class Network(wiring.Component):
 
     def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,
                  flash_offset: int = DEFAULT_OFFSET):
-        check_network(model, lanes)
-        if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
-            raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
+        check_network(model, lanes, memory)
         if not isinstance(flash_offset, int) or not 0 <= flash_offset < 1 << 24:
             raise ValueError(f"flash_offset must be a 24-bit byte address, not {flash_offset!r}")
         self._model = model

@@ -36,7 +36,7 @@ Token = AddrToken(TOKEN_ADDR_BITS)
 
 def PushLayout(depth: int, lanes: int) -> data.StructLayout:
     """A queue push: the spike ``mask`` of neuron group ``group`` (lane ``i`` is neuron ``group*P + i``)."""
-    return data.StructLayout({"group": range(depth), "mask": lanes})
+    return data.StructLayout({"group": queue_entry_fields(depth, lanes)["group"], "mask": lanes})
 
 
 class Serializer(wiring.Component):

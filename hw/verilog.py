@@ -39,11 +39,12 @@ class _FlatTrace(Network):
         for path, _member, value in self.signature.flatten(self):
             name = "__".join(map(str, path))
             if name == "trace__payload":
-                ports.update({sig.name: (sig, None) for sig in self.trace_fields.values()})
-            elif isinstance(value, Const):        # trace.ready of an always-ready stream: no port
+                continue                          # its fields follow trace__valid, as they always have
+            if isinstance(value, Const):          # trace.ready of an always-ready stream: no port
                 continue
-            else:
-                ports[name] = (value if isinstance(value, Signal) else value.as_value(), None)
+            ports[name] = (value if isinstance(value, Signal) else value.as_value(), None)
+            if name == "trace__valid":
+                ports.update({sig.name: (sig, None) for sig in self.trace_fields.values()})
         return ports
 
 

@@ -160,9 +160,8 @@ class HostLink(wiring.Component):
         """The constructor's checks (``TypeError``, ``ValueError``, ``ModelError``), with no link built: for
         a board top that builds its link when elaborated. Returns (clock cycles per UART bit, the frame
         timeout in cycles, the wake mask)."""
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a qlif.golden.spec.model.Model, not {model!r}")
-        model.validate()
+        # The checks of the core built in elaborate(), first: they validate the model the rest reads.
+        check_network(model, lanes, memory)
         if model.n_in > 0xFFFF:
             raise ValueError(f"model must have at most 65535 inputs (16-bit addresses), not {model.n_in!r}")
         if model.timesteps > 0xFFFF:
@@ -179,15 +178,10 @@ class HostLink(wiring.Component):
         if timeout_cycles < shortest:
             raise ValueError(f"frame_timeout must be at least {_MIN_TIMEOUT_BYTES} UART frames "
                              f"({shortest / clk_freq:.3g} s at {baud} baud), not {frame_timeout!r}")
-        # The checks of the blocks built in elaborate(): the core's, the crossing's (the frame receiver's
-        # are the ones above).
-        check_network(model, lanes)
+        # The crossing's check (the frame receiver's are the ones above).
         if core_domain is not None:
             check_core_domain(core_domain)
-        if memory is not None and (not isinstance(memory, MemoryPlan) or len(memory.synapses) != len(model.layers)):
-            raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
         return divisor, timeout_cycles, mask
-
 
     @property
     def model(self) -> Model:
