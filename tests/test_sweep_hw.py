@@ -50,6 +50,12 @@ def test_bad_options_exit_2_in_one_line(argv, message, capsys, tmp_path):
     assert not out.exists()                  # nothing written
 
 
+
+def _work_dir(prefix: str) -> Path:
+    """A fresh folder inside BUILD_ROOT (where the YoWASP tools can see), made even on a fresh clone."""
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=BUILD_ROOT))
+
 def test_malformed_list_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["sweep-hw", "--weight-bits", "1,x"])
@@ -171,7 +177,7 @@ def test_records_are_keyed_by_the_sources_builds_depend_on():
     assert {"boards/flow/build.py", "boards/tops/icebreaker.py", "hw/network.py", "hw/layer.py", "golden/spec/model.py",
             "sim/runner.py", "sim/tb.py", "sim/cocotb_network.py"} <= files
     assert not {"boards/sweep/sweep.py", "boards/flow/power.py", "golden/training/train.py"} & files
-    tmp = Path(tempfile.mkdtemp(prefix="test-hash-", dir=BUILD_ROOT))
+    tmp = _work_dir("test-hash-")
     try:
         (tmp / "a.py").write_text("x = 1\n")
         first = closure.hash_files([tmp / "a.py"])
@@ -194,7 +200,7 @@ def test_partial_outputs_say_so():
 
 def test_table_only_from_records(tmp_path):
     """--table-only writes the outputs from the records of one design, whichever, and refuses a mix."""
-    work = Path(tempfile.mkdtemp(prefix="test-sweep-records-", dir=BUILD_ROOT))
+    work = _work_dir("test-sweep-records-")
     try:
         with pytest.raises(ValueError, match="no records"):
             run_sweep(KNOWN_CONFIG, out_dir=tmp_path, work_dir=work, table_only=True, log=lambda _: None)
@@ -233,7 +239,7 @@ def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(closure, "design_hash", lambda: "fixed")
     config = SweepConfig(boards=("icebreaker",), weight_bits=(2, 8), membrane_bits=(8,), lanes=(4,), seeds=(1,),
                          sizes=(64, 16, 10), timesteps=2, samples=1)
-    work = Path(tempfile.mkdtemp(prefix="test-sweep-hw-", dir=BUILD_ROOT))
+    work = _work_dir("test-sweep-hw-")
     try:
         lines: list[str] = []
         rows = run_sweep(config, out_dir=tmp_path, work_dir=work, jobs=2, progress=False, log=lines.append)
@@ -270,7 +276,7 @@ def test_small_sweep_builds_and_resumes(tmp_path, monkeypatch):
 
 def test_unreachable_scheduler_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(execute, "CONNECT_TIMEOUT", 1)
-    work = Path(tempfile.mkdtemp(prefix="test-sweep-scheduler-", dir=BUILD_ROOT))
+    work = _work_dir("test-sweep-scheduler-")
     try:
         argv = ["sweep-hw", "--boards", "icebreaker", "--weight-bits", "4", "--membrane-bits", "8", "--seeds", "1",
                 "--out-dir", str(tmp_path / "results"), "--work-dir", str(work), "--no-progress"]
@@ -300,7 +306,7 @@ def test_sweep_on_an_existing_cluster(tmp_path, monkeypatch):
 
     monkeypatch.setattr(closure, "design_hash", lambda: "fixed")
     monkeypatch.setattr(execute, "run_task", _known_task)
-    work = Path(tempfile.mkdtemp(prefix="test-sweep-cluster-", dir=BUILD_ROOT))
+    work = _work_dir("test-sweep-cluster-")
     argv = ["sweep-hw", "--boards", "icebreaker", "--weight-bits", "4", "--membrane-bits", "8", "--seeds", "3",
             "--out-dir", str(tmp_path), "--work-dir", str(work), "--no-progress"]
     try:
