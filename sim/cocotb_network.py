@@ -14,7 +14,10 @@ Python objects):
 ``QLIF_SIM_BAD_TOKENS``   ``1``: also send invalid tokens, which must be dropped and flagged
 ========================  =====================================================================
 
-The ``.npz`` is written even when the test fails, so the runner can report the checker's message.
+The ``.npz`` is written even when the test fails, so the runner can report the checker's message. Besides
+what the runner reads, it holds ``measured_cycles`` (int64 [S, T]: each step's cycles measured at the
+ports, -1 where not reached) and ``measured_exact`` (bool [S, T]: measured without ``events`` gaps or
+dropped tokens, so compared exactly rather than within bounds; see :class:`qlif.sim.tb.StepTiming`).
 """
 
 from __future__ import annotations
@@ -55,4 +58,5 @@ async def network_matches_golden(dut: HierarchyObject) -> None:
         tb.stop()
         sb = tb.scoreboard
         np.savez(env["QLIF_SIM_OUT"], **sb.result().to_npz_dict(), mismatch=np.str_(sb.mismatch or ""),
-                 failure=np.str_(failure), sim_cycles=np.int64(get_sim_time("ns") // CLOCK_NS))
+                 failure=np.str_(failure), sim_cycles=np.int64(get_sim_time("ns") // CLOCK_NS),
+                 measured_cycles=sb.measured_cycles, measured_exact=sb.measured_exact)

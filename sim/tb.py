@@ -9,6 +9,13 @@ new register value (Icarus and Verilator differ), so one testbench is cycle-exac
 Letting the hardware run free. Python per clock edge is the cost of a cocotb run, so the monitors only
 wake up every cycle while their port is active; while ``valid`` (or ``ready``) is low they sleep on a
 value-change trigger of that one signal. The stimuli of a whole sample are queued before it starts.
+
+Cycles measured, not reported. The parts stamp the events that define a step's cycles (docs/architecture.md,
+"Cycle model") with their clock cycle (:func:`cycle`: the simulation time of the falling edge over the
+fixed clock period, so no coroutine has to count every edge): the driver each accepted ``events`` token
+and the ``valid`` gaps it made, the spike monitor the ``spikes`` eot handshake and the cycles ``spikes``
+waited for ``ready``, the step monitor ``step_done``. :class:`StepTiming` turns them into the step's cycle
+count, which the scoreboard compares with the golden cycle model and with the RTL's own ``step_cycles``.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject, LogicObject
+from cocotb.simtime import get_sim_time
 from cocotb.task import Task
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.types import LogicArray
@@ -33,8 +42,8 @@ from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import prediction_mismatch, step_mismatch
 
 __all__ = [
-    "CLOCK_NS", "StreamProtocolError", "Mismatch", "StreamBus", "pauses", "Driver", "SpikeMonitor",
-    "TraceMonitor", "StepMonitor", "ReferenceModel", "Scoreboard", "Testbench",
+    "CLOCK_NS", "StreamProtocolError", "Mismatch", "StreamBus", "pauses", "cycle", "StepTiming", "Driver",
+    "SpikeMonitor", "TraceMonitor", "StepMonitor", "ReferenceModel", "Scoreboard", "Testbench",
 ]
 
 #: Clock period of the testbench; only the cycle count matters, the unit is for waveform viewers.
@@ -77,6 +86,58 @@ def _uint(sig: LogicObject) -> int:
     """The unsigned value of a port; one-bit ports read as a ``Logic``, wider ones as a ``LogicArray``."""
     v = sig.value
     return v.to_unsigned() if isinstance(v, LogicArray) else int(v)
+
+
+def cycle() -> int:
+    """The clock cycle now: the number of clock periods since time 0.
+
+    The parts call it at falling edges (``CLOCK_NS`` apart), so two calls differ by exactly the number of
+    clock edges between them: counting edges without a coroutine woken at each one.
+    """
+    return round(get_sim_time("ns") / CLOCK_NS)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """The events at the ports that delimit a step, in clock cycles (:func:`cycle`, falling edges).
+
+    The cycle model (docs/architecture.md, "Cycle model"; ``golden/spec/cycles.py``) counts from the
+    cycle the step's first ``events`` token leaves the input queue (the one after it was taken) to
+    ``DONE``, the cycle before ``step_done``, leaving out the cycles spent waiting for ``spikes.ready``
+    in ``OUT`` (``spikes.valid`` is high in every ``OUT`` cycle and only there, so these are the cycles
+    with ``valid`` high and ``ready`` low) and those spent waiting for ``events.valid`` or dropping an
+    invalid token. The last two cannot be seen at the ports: each wait for a token follows a cycle in
+    which the driver held ``valid`` low (``ready`` is high while the input queue is not full), and each
+    drop costs at most one cycle. So :attr:`cycles` is exact when the step had neither (:attr:`slack` 0),
+    and otherwise exceeds the model's figure by at most :attr:`slack`.
+    """
+
+    first_token: int    # the step's first events token was accepted at the end of this cycle
+    eot: int            # the spikes eot token was accepted at the end of this cycle
+    done: int           # step_done was high in this cycle
+    stalls: int         # cycles of the step with spikes.valid high and spikes.ready low
+    gaps: int           # cycles the driver held events.valid low between the step's first and eot tokens
+    dropped: int        # invalid tokens of the step (dropped by the core)
+
+    @property
+    def cycles(self) -> int:
+        """The step's cycles as the model counts them, from ``first_token + 1`` to ``done - 1``, less
+        the ``spikes`` stalls (and, where :attr:`slack` > 0, up to :attr:`slack` waits for tokens)."""
+        return self.done - self.first_token - 1 - self.stalls
+
+    @property
+    def slack(self) -> int:
+        """How many cycles of waiting for ``events`` (not counted by the model) :attr:`cycles` may hold."""
+        return self.gaps + self.dropped
+
+    def describe(self) -> str:
+        """Where the figure comes from, for a failure message."""
+        text = (f"first events token taken at cycle {self.first_token}, step_done at cycle {self.done}, "
+                f"less {self.stalls} cycles of spikes.ready low")
+        if self.slack:
+            text += (f"; up to {self.slack} more may be waits for events ({self.gaps} events.valid gap "
+                     f"cycles, {self.dropped} dropped tokens)")
+        return text
 
 
 async def _until_high(clk: LogicObject, sig: LogicObject) -> None:
@@ -127,12 +188,17 @@ class Driver(_Part):
     Tokens are payload integers (``addr | EOT``). With ``rng`` the driver drops ``valid`` for random
     bursts between tokens (it never withdraws a token once offered: a stream producer holds its payload
     until it is accepted).
+
+    Every accepted token is recorded in :attr:`taken` as ``(cycle, gaps)``: the cycle of its handshake
+    and the number of cycles the driver had held ``valid`` low for a pause before it (since the start).
     """
 
     def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
         self._clk, self._bus = clk, bus
         self._queue: deque[int] = deque()
         self._gaps = pauses(rng)
+        self._gap_cycles = 0
+        self.taken: list[tuple[int, int]] = []
         self._work = Event()
         bus.valid.value = 0
         bus.payload.value = 0
@@ -154,6 +220,7 @@ class Driver(_Part):
                 continue
             if next(self._gaps):
                 bus.valid.value = 0
+                self._gap_cycles += 1
                 continue
             bus.payload.value = self._queue[0]
             bus.valid.value = 1
@@ -165,19 +232,24 @@ class Driver(_Part):
                 await ReadOnly()
             # valid and ready are both high for the coming rising edge: the token is taken there.
             self._queue.popleft()
+            self.taken.append((cycle(), self._gap_cycles))
 
 
 class SpikeMonitor(_Part):
     """Collects the ``spikes`` stream as one list of addresses per timestep (closed by the eot token).
 
     With ``rng`` it holds ``ready`` low for random bursts (backpressure); otherwise ready stays high.
+    For every step, :attr:`ends` gets ``(cycle, stalls)``: the cycle of the eot handshake and the cycles
+    since the previous eot in which ``valid`` was high and ``ready`` low.
     """
 
     def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
         self._clk, self._bus = clk, bus
         self._pauses = pauses(rng)
         self.steps: deque[list[int]] = deque()
+        self.ends: deque[tuple[int, int]] = deque()
         self._current: list[int] = []
+        self._stalls = 0
         bus.ready.value = 0
 
     async def _run(self) -> None:
@@ -196,6 +268,8 @@ class SpikeMonitor(_Part):
                 continue
             if ready:
                 self._take(bus.payload.value)
+            else:
+                self._stalls += 1
             await FallingEdge(clk)
 
     def _take(self, payload: LogicArray) -> None:
@@ -205,7 +279,9 @@ class SpikeMonitor(_Part):
             raise StreamProtocolError(f"spikes token with an undefined eot bit: payload {payload}")
         if eot:   # the address of an eot token is don't-care
             self.steps.append(self._current)
+            self.ends.append((cycle(), self._stalls))
             self._current = []
+            self._stalls = 0
         elif not payload.is_resolvable:
             raise StreamProtocolError(f"spikes token with an undefined address: payload {payload}")
         else:
@@ -244,17 +320,17 @@ class TraceMonitor(_Part):
 
 
 class StepMonitor:
-    """Waits for the ``step_done`` pulse and reads ``step_cycles`` with it."""
+    """Waits for the ``step_done`` pulse and reads ``step_cycles`` with it, noting the cycle it came in."""
 
     def __init__(self, clk: LogicObject, dut: HierarchyObject):
         self._clk = clk
         self._done: LogicObject = dut.step_done
         self._cycles: LogicObject = dut.step_cycles
 
-    async def next_step(self) -> int:
-        """Return the ``step_cycles`` of the next step to finish."""
+    async def next_step(self) -> tuple[int, int]:
+        """Return the ``step_cycles`` of the next step to finish and the cycle its ``step_done`` was high."""
         await _until_high(self._clk, self._done)
-        return _uint(self._cycles)
+        return _uint(self._cycles), cycle()
 
 
 class ReferenceModel:
@@ -273,15 +349,31 @@ class ReferenceModel:
         self.lanes = lanes
         self.expected = reference.run(model, self.x, lanes=lanes)
         self._tokens: list[list[int]] = []
+        #: Invalid tokens per sample and step (each may cost the core one uncounted cycle).
+        self.dropped: list[list[int]] = []
         self.expected_error: list[int] = []
         for s in range(self.samples):
             tokens, error = self._sample_tokens(s, bad_tokens)
             self._tokens.append(tokens)
             self.expected_error.append(error)
+            self.dropped.append(self._dropped(tokens))
 
     @property
     def samples(self) -> int:
         return self.x.shape[0]
+
+    def _dropped(self, tokens: list[int]) -> list[int]:
+        """Per step, the tokens the core must drop: out of range, or not above the previous good one."""
+        out, bad, low = [], 0, 0
+        for tok in tokens:
+            if tok == EOT:
+                out.append(bad)
+                bad, low = 0, 0
+            elif tok >= self.model.n_in or tok < low:
+                bad += 1
+            else:
+                low = tok + 1
+        return out
 
     def _sample_tokens(self, s: int, rng: random.Random | None) -> tuple[list[int], int]:
         out: list[int] = []
@@ -320,6 +412,13 @@ class Scoreboard:
     output spikes, nonzero padding lanes) raise :class:`StreamProtocolError` at once. A difference from the
     golden model is kept as :attr:`mismatch` (the first one) and raised as :class:`Mismatch` only when
     ``strict``.
+
+    Cycles are checked three ways when a step comes with its :class:`StepTiming`: ``step_cycles`` against
+    the golden cycle model (a mismatch), the cycles measured at the ports against the model (a
+    mismatch), and ``step_cycles`` against the measured cycles (a protocol fault: the counter breaks its
+    port contract, and only this makes a lenient run fail when the counter agrees with a wrong model,
+    since the measured :class:`Result` carries ``step_cycles``). Measured figures are in
+    :attr:`measured_cycles` (-1: not measured) and whether each was exact in :attr:`measured_exact`.
     """
 
     def __init__(self, model: ReferenceModel, *, strict: bool):
@@ -331,6 +430,8 @@ class Scoreboard:
         self.spikes = [np.zeros((*shape, layer.n_out), np.uint8) for layer in qm.layers]
         self.membranes = [np.zeros((*shape, layer.n_out), np.int32) for layer in qm.layers]
         self.cycles = np.zeros(shape, np.int64)
+        self.measured_cycles = np.full(shape, -1, np.int64)
+        self.measured_exact = np.zeros(shape, bool)
         self.prediction = np.full(model.samples, -1, np.int64)
         self._groups = [groups(layer.n_out, lanes) for layer in qm.layers]
 
@@ -340,8 +441,9 @@ class Scoreboard:
             raise Mismatch(msg)
 
     def step(self, s: int, t: int, trace: list[tuple[int, int, int, int]], tokens: list[int],
-             cycles: int) -> None:
-        """Score step ``t`` of sample ``s`` from its trace words, output tokens and ``step_cycles``."""
+             cycles: int, timing: StepTiming | None = None) -> None:
+        """Score step ``t`` of sample ``s`` from its trace words, output tokens, ``step_cycles`` and (if
+        given) the port events that delimit it."""
         lanes = self._m.lanes
         seen = [np.zeros(g, bool) for g in self._groups]
         for layer, group, spk, mem in trace:
@@ -372,12 +474,32 @@ class Scoreboard:
                             [x[s, t] for x in self.membranes], cycles)
         if msg is not None:
             self._fail(msg)
+        if timing is not None:
+            self._timing(s, t, cycles, timing)
         # The output tokens are checked against the RTL's own trace: the measured Result then speaks for
         # them too, so a comparison of Results (first_mismatch) loses nothing.
         own = np.flatnonzero(self.spikes[-1][s, t]).tolist()
         if tokens != own:
             raise StreamProtocolError(f"sample {s}, t {t}: spikes stream sent addresses {tokens}, but the trace "
                                       f"shows output spikes at {own}")
+
+    def _timing(self, s: int, t: int, cycles: int, timing: StepTiming) -> None:
+        """Compare the cycles measured at the ports with the cycle model and with ``step_cycles``."""
+        if timing.done - timing.eot != 2:
+            raise StreamProtocolError(f"sample {s}, t {t}: step_done at cycle {timing.done}, "
+                                      f"{timing.done - timing.eot} cycles after the spikes eot handshake "
+                                      f"(cycle {timing.eot}), not 2")
+        got, slack = timing.cycles, timing.slack
+        self.measured_cycles[s, t] = got
+        self.measured_exact[s, t] = slack == 0
+        model = int(self._m.expected.cycles[s, t])
+        if not model <= got <= model + slack:
+            want = f"{model}" if slack == 0 else f"{model}..{model + slack}"
+            self._fail(f"sample {s}, t {t}: cycles measured {got}, cycle model {want} (step_cycles {cycles}; "
+                       f"{timing.describe()})")
+        if not cycles <= got <= cycles + slack:
+            raise StreamProtocolError(f"sample {s}, t {t}: step_cycles says {cycles}, but the ports show "
+                                      f"{got} cycles ({timing.describe()})")
 
     def sample_done(self, s: int, prediction: int, error: int, counts: int) -> None:
         """Score the end of sample ``s`` from the ``prediction``, ``error`` and (packed) ``counts`` ports.
@@ -499,17 +621,29 @@ class Testbench:
             layer, group, _, _ = stray[0]
             raise StreamProtocolError(f"before sample {s}: trace valid outside a step (layer {layer}, "
                                       f"group {group})")
-        self.driver.send(m.tokens(s))
+        tokens = m.tokens(s)
+        # Indices (into driver.taken) of each step's first token and of its eot token.
+        base = len(self.driver.taken)
+        eots = [base + i for i, tok in enumerate(tokens) if tok == EOT]
+        firsts = [base, *(i + 1 for i in eots[:-1])]
+        self.driver.send(tokens)
         for t in range(m.model.timesteps):
             # A generous watchdog: ten times the golden cycle count, plus room for gaps and backpressure.
             budget = 10 * int(m.expected.cycles[s, t]) + 1000
             try:
-                cycles = await with_timeout(self.steps.next_step(), budget * CLOCK_NS, "ns")
+                cycles, done = await with_timeout(self.steps.next_step(), budget * CLOCK_NS, "ns")
             except SimTimeoutError:
                 raise StreamProtocolError(f"sample {s}, t {t}: no step_done within {budget} cycles (the golden "
                                           f"cycle model says {int(m.expected.cycles[s, t])})") from None
             if not self.spikes.steps:
                 raise StreamProtocolError(f"sample {s}, t {t}: step_done before the spikes eot token")
-            sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles)
+            if len(self.driver.taken) <= eots[t]:
+                raise StreamProtocolError(f"sample {s}, t {t}: step_done before the step's events eot token "
+                                          f"was taken")
+            (first, gaps_before), (_, gaps_at_eot) = self.driver.taken[firsts[t]], self.driver.taken[eots[t]]
+            eot, stalls = self.spikes.ends.popleft()
+            timing = StepTiming(first_token=first, eot=eot, done=done, stalls=stalls,
+                                gaps=gaps_at_eot - gaps_before, dropped=m.dropped[s][t])
+            sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles, timing)
         await self._wait_idle()
         sb.sample_done(s, _uint(self.dut.prediction), _uint(self.dut.error), _uint(self.dut.counts))

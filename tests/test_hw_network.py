@@ -154,6 +154,101 @@ def test_prediction_ties_go_to_the_lowest_index():
     assert ((counts == top).sum(axis=1) > 1).all() and (top > 0).any()
 
 
+#: Output spikes of the tie stimuli, per sample and step (the model passes input j to output j).
+TIE_STEPS = [
+    [[3], [1], [], [], [], []],                   # 3 reaches the maximum first, 1 ties it a step later
+    [[4], [2, 4], [0, 2], [], [4], [2]],          # 2 ties 4 three times, once in the cycle before 4 overtakes
+    [[3], [3], [1], [1], [1], [0, 3]],            # 1 ties 3, then overtakes it; 3 ties again and must lose
+    [[4], [0, 1], [], [], [], []],                # 0 ties 4, then 1 ties too, one cycle behind 0's update
+]
+#: The predictions the lowest-index tie rule gives for them.
+TIE_PREDICTIONS = [1, 2, 1, 0]
+
+
+def tie_case() -> tuple[Model, np.ndarray]:
+    """Stimuli whose predictions depend on the argmax tie rule: a higher-index output neuron reaches the
+    maximum count first (an earlier step) and a lower one ties it later, so the lower one must take over
+    (every sample), a lower one overtakes a higher one (sample 2) and a higher one the lower argmax
+    (sample 1). Two layers of 5 neurons that pass
+    input ``j`` to output ``j`` in the same step (weight 3 on the diagonal, 0 elsewhere, theta 2, leak shift
+    0: no memory between steps), so the input spikes are the output spikes; with P = 2 the last group is
+    partial."""
+    diag = Layer(weights=3 * np.eye(5, dtype=np.int64), weight_bits=4, membrane_bits=6, threshold=2,
+                 leak_shift=0, reset="zero")
+    model = Model(timesteps=len(TIE_STEPS[0]), layers=(diag, diag))
+    model.validate()
+    x = np.zeros((len(TIE_STEPS), model.timesteps, model.n_in), np.uint8)
+    for s, sample in enumerate(TIE_STEPS):
+        for t, step in enumerate(sample):
+            x[s, t, step] = 1
+    return model, x
+
+
+def argmax_moves(out_spikes: np.ndarray) -> set[str]:
+    """What the prediction went through in one sample (``out_spikes``: uint8 [T, n_out]), replaying the
+    counts spike by spike in the order the hardware counts them (step, then ascending neuron):
+    ``"tie"``, a lower neuron ties the maximum that a higher one (the argmax) reached first;
+    ``"lower overtakes"``, a lower neuron passes the (nonzero) maximum it shared with a higher one;
+    ``"higher overtakes"``, a higher neuron passes the (nonzero) maximum of the lower argmax."""
+    counts = np.zeros(out_spikes.shape[1], np.int64)
+    best, moves = 0, set()
+    for step in out_spikes:
+        for i in (int(i) for i in np.flatnonzero(step)):
+            top = int(counts.max())
+            counts[i] += 1
+            if counts[i] == top and i < best:
+                moves.add("tie")
+            elif counts[i] > top > 0 and i > best:
+                moves.add("higher overtakes")
+            elif counts[i] > top > 0 and (counts[i + 1:] == top).any():
+                moves.add("lower overtakes")
+            if counts[i] > top or (counts[i] == top and i < best):
+                best = i
+    return moves
+
+
+def test_tie_stimuli_exercise_the_tie_rule():
+    """Guard: in the tie stimuli a lower index really ties a maximum that a higher one reached first, a
+    lower one and a higher one overtake, and the golden predictions are the lowest index of the maximum."""
+    model, x = tie_case()
+    gold = run(model, x, lanes=2)
+    np.testing.assert_array_equal(gold.spikes[-1], x)
+    assert [argmax_moves(sample) for sample in gold.spikes[-1]] == [
+        {"tie"}, {"tie", "higher overtakes"}, {"tie", "lower overtakes"}, {"tie"}]
+    assert gold.prediction.tolist() == TIE_PREDICTIONS
+
+
+def test_prediction_ties_won_after_a_higher_index_got_there_first():
+    model, x = tie_case()
+    gold = assert_same(model, x, lanes=2)
+    assert gold.prediction.tolist() == TIE_PREDICTIONS
+
+
+def tie_term_mutant():
+    """``Network._count`` with its tie term forced to 0 (the source rewritten, nothing in hw/ touched):
+    a lower neuron that only ties the maximum never becomes the argmax."""
+    import inspect
+    import re
+    import textwrap
+
+    import qlif.hw.network
+
+    source, n = re.subn(r"ties\.append\((.*)\)$", r"ties.append((\1) & 0)",
+                        textwrap.dedent(inspect.getsource(Network._count)), flags=re.MULTILINE)
+    assert n == 1, "Network._count no longer appends its tie term as this mutant expects"
+    scope = dict(vars(qlif.hw.network))
+    exec(compile(source, qlif.hw.network.__file__, "exec"), scope)
+    return scope["_count"]
+
+
+def test_tie_mutant_is_caught(monkeypatch):
+    """With the tie term forced to 0 the tie stimuli must fail (the default suite's other tests pass)."""
+    monkeypatch.setattr(Network, "_count", tie_term_mutant())
+    model, x = tie_case()
+    with pytest.raises(AssertionError, match="prediction"):
+        assert_same(model, x, lanes=2)
+
+
 def test_clear_restores_fresh_state():
     model = random_model(5, [6, 6, 3], b=2, k=6, leak=1, reset="zero", timesteps=4)
     x = random_inputs(5, model, samples=1, density=0.8)

@@ -10,7 +10,7 @@ from qlif.golden.spec.layouts import EOT
 from qlif.golden.spec.model import Layer, Model
 from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import first_mismatch
-from qlif.sim.tb import Mismatch, ReferenceModel, Scoreboard, StreamProtocolError
+from qlif.sim.tb import Mismatch, ReferenceModel, Scoreboard, StepTiming, StreamProtocolError
 
 
 def _model() -> Model:
@@ -131,3 +131,74 @@ def test_scoreboard_protocol_faults():
         Scoreboard(m, strict=False).step(0, 0, padded, tokens, cyc)
     with pytest.raises(StreamProtocolError, match="error flags"):
         Scoreboard(m, strict=False).sample_done(0, 0, 2, 0)
+
+
+def _timing(cycles: int, *, stalls: int = 0, gaps: int = 0, dropped: int = 0) -> StepTiming:
+    """Port events of a step that took ``cycles`` counted cycles, as the cycle model delimits them."""
+    first = 100
+    done = first + 1 + cycles + stalls + gaps
+    return StepTiming(first_token=first, eot=done - 2, done=done, stalls=stalls, gaps=gaps, dropped=dropped)
+
+
+def _step(sb: Scoreboard, m: ReferenceModel, cycles: int, timing: StepTiming) -> None:
+    sb.step(0, 1, _words(m, 0, 1), np.flatnonzero(m.expected.spikes[-1][0, 1]).tolist(), cycles, timing)
+
+
+def test_measured_cycles_are_compared_with_the_model_and_the_counter():
+    m = _case()
+    model = int(m.expected.cycles[0, 1])
+    sb = Scoreboard(m, strict=True)
+    _step(sb, m, model, _timing(model, stalls=5))               # spikes.ready stalls are left out
+    assert sb.measured_cycles[0, 1] == model and sb.measured_exact[0, 1]
+    # A counter that agrees with the model cannot hide a design (or a model) that does something else.
+    with pytest.raises(Mismatch, match=rf"sample 0, t 1: cycles measured {model + 1}, cycle model {model} "
+                                       rf"\(step_cycles {model}; first events token taken at cycle 100"):
+        _step(Scoreboard(m, strict=True), m, model, _timing(model + 1))
+    sb = Scoreboard(m, strict=False)
+    with pytest.raises(StreamProtocolError, match=rf"step_cycles says {model}, but the ports show {model - 1}"):
+        _step(sb, m, model, _timing(model - 1))
+    assert sb.mismatch.startswith(f"sample 0, t 1: cycles measured {model - 1}, cycle model {model}")
+    # A counter that disagrees with both is a mismatch (reported first) and a protocol fault.
+    with pytest.raises(Mismatch, match=rf"step_cycles expected {model}, got {model + 1}"):
+        _step(Scoreboard(m, strict=True), m, model + 1, _timing(model))
+    with pytest.raises(StreamProtocolError, match=rf"step_cycles says {model + 1}, but the ports show {model}"):
+        _step(Scoreboard(m, strict=False), m, model + 1, _timing(model))
+
+
+def test_measured_cycles_with_waits_for_events_are_bounded():
+    """Waits for events.valid and dropped tokens are not visible at the ports: a step with events gaps or
+    invalid tokens may measure up to that many cycles more than the model, no fewer, no more."""
+    m = _case()
+    model = int(m.expected.cycles[0, 1])
+    for extra in (0, 3, 5):
+        sb = Scoreboard(m, strict=True)
+        _step(sb, m, model, StepTiming(first_token=0, eot=model + extra - 1, done=model + extra + 1, stalls=0,
+                                       gaps=3, dropped=2))
+        assert sb.measured_cycles[0, 1] == model + extra and not sb.measured_exact[0, 1]
+    for extra in (-1, 6):
+        with pytest.raises(Mismatch, match=rf"cycles measured {model + extra}, cycle model {model}..{model + 5}"):
+            _step(Scoreboard(m, strict=True), m, model,
+                  StepTiming(first_token=0, eot=model + extra - 1, done=model + extra + 1, stalls=0, gaps=3,
+                             dropped=2))
+
+
+def test_step_done_must_follow_the_spikes_eot_by_two_cycles():
+    m = _case()
+    model = int(m.expected.cycles[0, 1])
+    t = _timing(model)
+    late = StepTiming(first_token=t.first_token, eot=t.eot - 1, done=t.done, stalls=0, gaps=0, dropped=0)
+    with pytest.raises(StreamProtocolError, match="3 cycles after the spikes eot handshake"):
+        _step(Scoreboard(m, strict=False), m, model, late)
+
+
+def test_reference_model_counts_the_tokens_to_drop():
+    import random
+
+    m = ReferenceModel(_model(), _case().x, lanes=1, bad_tokens=random.Random(1))
+    for s in range(m.samples):
+        tokens = m.tokens(s)
+        good = int(m.x[s].sum())
+        assert len(m.dropped[s]) == m.model.timesteps
+        assert sum(m.dropped[s]) == len(tokens) - good - m.model.timesteps
+    assert sum(map(sum, m.dropped)) > 0
+    assert _case().dropped == [[0] * 4, [0] * 4]

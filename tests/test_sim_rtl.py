@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_hw_network import TIE_PREDICTIONS, tie_case
 
 import qlif.hw.lif
 from qlif.golden.spec import reference
 from qlif.golden.spec.cycles import LANES
 from qlif.golden.spec.model import Layer, Model, default_codebook
-from qlif.sim.runner import RtlMismatch, SimulationError, first_mismatch, run_rtl
+from qlif.sim.compare import first_mismatch
+from qlif.sim.runner import RtlMismatch, SimulationError, run_rtl
 
 SIMULATORS = ["icarus", "verilator"]
 T = 8
@@ -105,6 +107,40 @@ def test_rtl_equals_golden_with_gaps_and_backpressure(simulator):
     assert first_mismatch(ref, got) is None
     # The gaps and stalls really happened (the simulation ran longer) yet step_cycles did not count them.
     assert stalled["sim_cycles"] > free["sim_cycles"] + ref.cycles.size
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_prediction_ties_go_to_the_lowest_index(simulator):
+    """The tie stimuli of tests/test_hw_network.py (a higher output neuron reaches the maximum first, a
+    lower one ties it later; overtakes both ways): the predictions follow the lowest-index rule. With the
+    argmax tie term forced to 0 this fails (docs/verification.md)."""
+    model, x = tie_case()
+    got = run_rtl(model, x, simulator=simulator, lanes=2, check=True)
+    assert first_mismatch(reference.run(model, x, lanes=2), got) is None
+    assert got.prediction.tolist() == TIE_PREDICTIONS
+
+
+def test_wrong_step_cycles_is_caught_at_the_ports(monkeypatch, tmp_path):
+    """A ``step_cycles`` counter one too high fails even a run that does not compare with the golden
+    model (``check=False``): the bench measures each step's cycles at the ports, and the counter
+    contradicts them (tests/test_sim_checker.py: and a counter that agrees with a wrong model does not
+    pass either)."""
+    import re
+
+    import qlif.hw.verilog
+
+    real = qlif.hw.verilog.generate
+
+    def one_too_many(model, *, lanes, name):
+        text, n = re.subn(r"(= cycles \+ (?:\(\*[^*]*\*\) )?)2'h2;", r"\g<1>3'h3;",
+                          real(model, lanes=lanes, name=name))
+        assert n == 1, "the generated Verilog no longer computes step_cycles as cycles + 2"
+        return text
+
+    monkeypatch.setattr(qlif.hw.verilog, "generate", one_too_many)
+    model = MODELS["mixed"]
+    with pytest.raises(SimulationError, match=r"sample 0, t 0: step_cycles says \d+, but the ports show"):
+        run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
