@@ -36,7 +36,7 @@ from cocotb.types import LogicArray
 
 from qlif.golden.spec import reference
 from qlif.golden.spec.cycles import groups
-from qlif.golden.spec.layouts import EOT
+from qlif.golden.spec.layouts import EOT, TOKEN_ADDR_BITS
 from qlif.golden.spec.model import Model
 from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import prediction_mismatch, step_mismatch
@@ -273,8 +273,8 @@ class SpikeMonitor(_Part):
             await FallingEdge(clk)
 
     def _take(self, payload: LogicArray) -> None:
-        # LogicArray indices follow the Verilog range [16:0]: index 16 is eot, [15:0] the address.
-        eot = payload[16]
+        # LogicArray indices follow the Verilog range: the bit above the address is eot.
+        eot = payload[TOKEN_ADDR_BITS]
         if not eot.is_resolvable:
             raise StreamProtocolError(f"spikes token with an undefined eot bit: payload {payload}")
         if eot:   # the address of an eot token is don't-care
@@ -379,7 +379,7 @@ class ReferenceModel:
         out: list[int] = []
         error = 0
         n_in = self.model.n_in
-        # With 65536 inputs every 16-bit address is in range.
+        # With 2^TOKEN_ADDR_BITS inputs every address is in range.
         oor = rng is not None and n_in < EOT
         for t in range(self.model.timesteps):
             if oor and rng.random() < 0.1:
