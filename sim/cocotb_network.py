@@ -31,7 +31,9 @@ from cocotb.handle import HierarchyObject
 from cocotb.simtime import get_sim_time
 
 from qlif.golden.spec.model import load_model
-from qlif.sim.tb import CLOCK_NS, ReferenceModel, Testbench
+from qlif.sim.monitors import CLOCK_NS
+from qlif.sim.scoreboard import ReferenceModel
+from qlif.sim.tb import Testbench
 
 
 @cocotb.test()

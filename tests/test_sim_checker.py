@@ -10,7 +10,8 @@ from qlif.golden.spec.layouts import EOT
 from qlif.golden.spec.model import Layer, Model
 from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import first_mismatch
-from qlif.sim.tb import Mismatch, ReferenceModel, Scoreboard, StepTiming, StreamProtocolError
+from qlif.sim.monitors import StreamProtocolError
+from qlif.sim.scoreboard import Mismatch, ReferenceModel, Scoreboard, StepTiming
 
 
 def _model() -> Model:
