@@ -84,6 +84,22 @@ def _assert_stimuli_exercise(name: str, x: np.ndarray) -> None:
     assert hit == {"upper", "lower"}
 
 
+def _mutate_verilog(monkeypatch, pattern: str, replacement: str, what: str, *, count: int | None = None) -> None:
+    """Make ``generate`` return the Verilog with ``pattern`` replaced (a mutant of the RTL as built); the
+    substitution must happen (``count`` times, if given), else the mutant no longer means anything."""
+    import re
+
+    import qlif.hw.verilog
+
+    real = qlif.hw.verilog.generate
+
+    def mutant(model, *, lanes, name):
+        text, n = re.subn(pattern, replacement, real(model, lanes=lanes, name=name))
+        assert n and (count is None or n == count), f"the generated Verilog no longer {what} as this mutant expects"
+        return text
+
+    monkeypatch.setattr(qlif.hw.verilog, "generate", mutant)
+
 @pytest.mark.parametrize("lanes", [1, 4])
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -125,19 +141,8 @@ def test_wrong_step_cycles_is_caught_at_the_ports(monkeypatch, tmp_path):
     model (``check=False``): the bench measures each step's cycles at the ports, and the counter
     contradicts them (tests/test_sim_checker.py: and a counter that agrees with a wrong model does not
     pass either)."""
-    import re
-
-    import qlif.hw.verilog
-
-    real = qlif.hw.verilog.generate
-
-    def one_too_many(model, *, lanes, name):
-        text, n = re.subn(r"(= cycles \+ (?:\(\*[^*]*\*\) )?)2'h2;", r"\g<1>3'h3;",
-                          real(model, lanes=lanes, name=name))
-        assert n == 1, "the generated Verilog no longer computes step_cycles as cycles + 2"
-        return text
-
-    monkeypatch.setattr(qlif.hw.verilog, "generate", one_too_many)
+    _mutate_verilog(monkeypatch, r"(= cycles \+ (?:\(\*[^*]*\*\) )?)2'h2;", r"\g<1>3'h3;",
+                    "computes step_cycles as cycles + 2", count=1)
     model = MODELS["mixed"]
     with pytest.raises(SimulationError, match=r"sample 0, t 0: step_cycles says \d+, but the ports show"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
@@ -219,18 +224,7 @@ def test_random_models(simulator, designs):
 
 def test_hang_is_caught_by_the_watchdog(monkeypatch, tmp_path):
     """A design that never signals step_done ends in a SimulationError naming the step, not a hang."""
-    import re
-
-    import qlif.hw.verilog
-
-    real = qlif.hw.verilog.generate
-
-    def no_step_done(model, *, lanes, name):
-        text, n = re.subn(r"(\bstep_done <= )", r"\g<1>1'h0 & ", real(model, lanes=lanes, name=name))
-        assert n, "the generated Verilog no longer assigns step_done as this mutant expects"
-        return text
-
-    monkeypatch.setattr(qlif.hw.verilog, "generate", no_step_done)
+    _mutate_verilog(monkeypatch, r"(\bstep_done <= )", r"\g<1>1'h0 & ", "assigns step_done")
     model = MODELS["saturating"]
     with pytest.raises(SimulationError, match=r"sample 0, t 0: no step_done within \d+ cycles"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
