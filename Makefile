@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench mutation clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -26,6 +26,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lanes.py
+
+# The RTL tests against each mutant of sim/mutants.py (about 15 min on 2 cores); ends with "mutants killed: K/N".
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py
 
 clean:
 	rm -rf build
