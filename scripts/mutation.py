@@ -28,9 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The RTL test files of the default suite, run against every mutant (fast killers first).
-TEST_FILES = ("tests/test_hw_lif.py", "tests/test_hw_network.py", "tests/test_sim_rtl.py", "tests/test_hw_memory.py")
-#: RTL test files that are taken when they exist (being written).
-OPTIONAL_TEST_FILES = ("tests/test_random_designs.py",)
+TEST_FILES = ("tests/test_hw_lif.py", "tests/test_hw_network.py", "tests/test_sim_rtl.py", "tests/test_hw_memory.py",
+              "tests/test_random_designs.py", "tests/test_random_verilog.py")
 OUT = ROOT / "build" / "mutation"
 #: Where tests/conftest.py sends a mutant's simulator builds (emptied after each mutant, but for the
 #: Verilator runtime objects that every build links: ``runtime-*``).
@@ -46,11 +45,6 @@ class Outcome:
     status: str          # "killed", "SURVIVED" or "ERROR"
     detail: str          # the killing test, or why the run broke down
     seconds: float
-
-
-def rtl_test_files() -> list[str]:
-    """The test files to run: :data:`TEST_FILES` and those of :data:`OPTIONAL_TEST_FILES` that exist now."""
-    return list(TEST_FILES) + [f for f in OPTIONAL_TEST_FILES if (ROOT / f).exists()]
 
 
 def node_id(case: ET.Element) -> str:
@@ -138,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     OUT.mkdir(parents=True, exist_ok=True)
-    files = rtl_test_files()
+    files = list(TEST_FILES)
     print(f"{len(chosen)} mutants against {' '.join(files)}", flush=True)
     width = max(len(m.name) for m in chosen)
     start = time.monotonic()

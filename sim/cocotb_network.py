@@ -17,7 +17,9 @@ Python objects):
 The ``.npz`` is written even when the test fails, so the runner can report the checker's message. Besides
 what the runner reads, it holds ``measured_cycles`` (int64 [S, T]: each step's cycles measured at the
 ports, -1 where not reached) and ``measured_exact`` (bool [S, T]: measured without ``events`` gaps or
-dropped tokens, so compared exactly rather than within bounds; see :class:`qlif.sim.tb.StepTiming`).
+dropped tokens, so compared exactly rather than within bounds; see :class:`qlif.sim.tb.StepTiming`), and
+for functional coverage (:mod:`qlif.sim.coverage`) ``gap_runs``, ``stall_runs``, ``forwarding`` and
+``bad_tokens``.
 """
 
 from __future__ import annotations
@@ -61,4 +63,8 @@ async def network_matches_golden(dut: HierarchyObject) -> None:
         sb = tb.scoreboard
         np.savez(env["QLIF_SIM_OUT"], **sb.result().to_npz_dict(), mismatch=np.str_(sb.mismatch or ""),
                  failure=np.str_(failure), sim_cycles=np.int64(get_sim_time("ns") // CLOCK_NS),
-                 measured_cycles=sb.measured_cycles, measured_exact=sb.measured_exact)
+                 measured_cycles=sb.measured_cycles, measured_exact=sb.measured_exact,
+                 gap_runs=np.array(tb.driver.gap_runs, np.int64),
+                 stall_runs=np.array(tb.spikes.stall_runs, np.int64),
+                 forwarding=np.array(tb.forwarding, np.int64),
+                 bad_tokens=np.array([k for s in range(model.samples) for k in model.bad_kinds(s)], np.str_))

@@ -24,6 +24,7 @@ from qlif.golden.spec.reference import Result, check_inputs
 from qlif.hw.flash import READ, RELEASE_POWER_DOWN
 from qlif.hw.memory import MemoryPlan, spram_image
 from qlif.hw.network import Network
+from qlif.sim import coverage
 from qlif.sim.waves import waves_requested
 
 __all__ = ["RtlRun", "WAVES_DIR", "simulate", "simulate_tokens", "spi_flash"]
@@ -45,6 +46,9 @@ class RtlRun:
     errors: np.ndarray              # int64 [S]: the error port at the sample's last step_done
     counts: np.ndarray              # int64 [S, n_out]: the counts port at the sample's last step_done
     total_cycles: int               # simulated clock cycles, waits included
+    taken: list[list[int]]          # per step (samples in order), the cycle each address token was taken
+    gap_runs: list[int]             # lengths of the runs of cycles events.valid was held low (stalls)
+    stall_runs: list[int]           # lengths of the runs of cycles spikes.valid waited on ready
 
 
 def simulate(model: Model, x: np.ndarray, *, lanes: int, stall: float = 0.0, seed: int = 0,
@@ -54,7 +58,12 @@ def simulate(model: Model, x: np.ndarray, *, lanes: int, stall: float = 0.0, see
     a model of the SPI flash serves their weights to the core's loader first."""
     x = check_inputs(model, x)
     samples = [[list(np.flatnonzero(step)) for step in sample] for sample in x]
-    return simulate_tokens(model, samples, lanes=lanes, stall=stall, seed=seed, memory=memory)
+    run = simulate_tokens(model, samples, lanes=lanes, stall=stall, seed=seed, memory=memory)
+    # Every token is valid here: the cycles between a step's consecutive tokens are layer 0's distances.
+    coverage.record(coverage.observe(
+        model, x, lanes, run.result, gap_runs=run.gap_runs, stall_runs=run.stall_runs,
+        forwarding=[b - a for step in run.taken for a, b in zip(step, step[1:], strict=False)]))
+    return run
 
 
 def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int, stall: float = 0.0,
@@ -84,32 +93,51 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     counts = np.zeros((n_samples, model.n_out), np.int64)
     state = {"done": 0, "ordered": True, "padding_zero": True, "cycles": 0}
     total = n_samples * n_steps
+    taken, gap_runs, stall_runs = [], [], []
 
     async def driver(ctx):
+        now = 0                     # the driver's own cycle count: one per tick it awaits
         for sample in samples:
             while not ctx.get(dut.idle):
                 await ctx.tick()
+                now += 1
             ctx.set(dut.clear, 1)
             await ctx.tick()
+            now += 1
             ctx.set(dut.clear, 0)
             for step in sample:
+                taken.append([])
                 for addr, eot in [*((int(a), 0) for a in step), (0, 1)]:
+                    gap = 0
                     while stall and rng.random() < stall:
                         await ctx.tick()
+                        gap += 1
+                    if gap:
+                        gap_runs.append(gap)
+                    now += gap
                     ctx.set(dut.events.valid, 1)
                     ctx.set(dut.events.payload, {"addr": addr, "eot": eot})
                     while not (await ctx.tick().sample(dut.events.ready))[2]:
-                        pass
+                        now += 1
+                    if not eot:
+                        taken[-1].append(now)
+                    now += 1
                     ctx.set(dut.events.valid, 0)
         while state["done"] < total:
             await ctx.tick()
 
     async def sink(ctx):
         seen = {"step": 0, "last": -1}
+        waited = 0
         while True:
             ready = not (stall and rng.random() < stall)
             ctx.set(dut.spikes.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(dut.spikes.valid, dut.spikes.payload)
+            if valid and not ready:
+                waited += 1
+            elif waited:
+                stall_runs.append(waited)
+                waited = 0
             if not (valid and ready):
                 continue
             s, t = divmod(seen["step"], n_steps)
@@ -124,13 +152,23 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
                 out[s, t, addr] = 1
             seen["last"] = addr
 
+    # A watchdog: a step that takes this many cycles has hung (a broken design, a mutant); the longest
+    # legal step of the designs simulated here is a few ten thousand cycles.
+    budget = 10 * sum(layer.n_in * groups(layer.n_out, lanes) + groups(layer.n_out, lanes) + 8
+                      for layer in model.layers) + 1000
+
     async def monitor(ctx):
         tr = dut.trace
+        waited = 0
         async for (_, _, valid, layer, group, sp, mem, done, step_cycles, integrating, pred, err,
                    cnt) in ctx.tick().sample(
                 tr.valid, tr.payload.layer, tr.payload.group, tr.payload.spikes, tr.payload.membrane, dut.step_done,
                 dut.step_cycles, dut.integrating, dut.prediction, dut.error, dut.counts):
             state["cycles"] += 1
+            waited = 0 if done else waited + 1
+            if waited > budget and state["done"] < total:
+                s, t = divmod(state["done"], n_steps)
+                raise RuntimeError(f"sample {s}, t {t}: no step_done within {budget} cycles (the design hangs)")
             if done and state["done"] < total:
                 s, t = divmod(state["done"], n_steps)
                 cycles[s, t] = step_cycles
@@ -178,7 +216,8 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     )
     return RtlRun(result=result, stream_spikes=out, stream_ordered=state["ordered"], integrate_cycles=integ,
                   trace_counts=trace_counts, padding_zero=state["padding_zero"], errors=errors,
-                  counts=counts, total_cycles=state["cycles"])
+                  counts=counts, total_cycles=state["cycles"], taken=taken, gap_runs=gap_runs,
+                  stall_runs=stall_runs)
 
 
 def spi_flash(port, image: bytes, *, offset: int):

@@ -46,11 +46,12 @@ class StreamBus:
 def pauses(rng: random.Random | None, rate: float = 0.3) -> Iterator[bool]:
     """Endless pause pattern: True means "hold back this cycle". None gives no pauses at all.
 
-    Pauses come in bursts of 1..4 cycles so that both single-cycle and longer stalls are exercised.
+    Pauses come in bursts of 1..4 cycles, and one in ten of 8..12 cycles, so that single-cycle, short
+    and long stalls are all exercised (functional coverage asks for 1 and >= 8 cycles).
     """
     while True:
         if rng is not None and rng.random() < rate:
-            yield from [True] * rng.randint(1, 4)
+            yield from [True] * (rng.randint(8, 12) if rng.random() < 0.1 else rng.randint(1, 4))
         else:
             yield False
 
@@ -120,7 +121,8 @@ class Driver(Part):
     until it is accepted).
 
     Every accepted token is recorded in :attr:`taken` as ``(cycle, gaps)``: the cycle of its handshake
-    and the number of cycles the driver had held ``valid`` low for a pause before it (since the start).
+    and the number of cycles the driver had held ``valid`` low for a pause before it (since the start);
+    :attr:`gap_runs` gets the length of every pause (functional coverage).
     """
 
     def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
@@ -128,7 +130,9 @@ class Driver(Part):
         self._queue: deque[int] = deque()
         self._gaps = pauses(rng)
         self._gap_cycles = 0
+        self._run_length = 0
         self.taken: list[tuple[int, int]] = []
+        self.gap_runs: list[int] = []
         self._work = Event()
         bus.valid.value = 0
         bus.payload.value = 0
@@ -151,7 +155,11 @@ class Driver(Part):
             if next(self._gaps):
                 bus.valid.value = 0
                 self._gap_cycles += 1
+                self._run_length += 1
                 continue
+            if self._run_length:
+                self.gap_runs.append(self._run_length)
+                self._run_length = 0
             bus.payload.value = self._queue[0]
             bus.valid.value = 1
             # ready may depend combinationally on valid: read it only once the write has settled.
@@ -170,7 +178,8 @@ class SpikeMonitor(Part):
 
     With ``rng`` it holds ``ready`` low for random bursts (backpressure); otherwise ready stays high.
     For every step, :attr:`ends` gets ``(cycle, stalls)``: the cycle of the eot handshake and the cycles
-    since the previous eot in which ``valid`` was high and ``ready`` low.
+    since the previous eot in which ``valid`` was high and ``ready`` low; :attr:`stall_runs` the length
+    of every unbroken run of such cycles (functional coverage).
     """
 
     def __init__(self, clk: LogicObject, bus: StreamBus, rng: random.Random | None = None):
@@ -180,6 +189,8 @@ class SpikeMonitor(Part):
         self.ends: deque[tuple[int, int]] = deque()
         self._current: list[int] = []
         self._stalls = 0
+        self._run_length = 0
+        self.stall_runs: list[int] = []
         bus.ready.value = 0
 
     async def _run(self) -> None:
@@ -193,14 +204,22 @@ class SpikeMonitor(Part):
                 last = ready
             # valid never depends on ready, so it can be read in the same phase as the write above.
             if not bus.valid.value:
+                self._end_run()
                 await RisingEdge(bus.valid)
                 await FallingEdge(clk)
                 continue
             if ready:
+                self._end_run()
                 self._take(bus.payload.value)
             else:
                 self._stalls += 1
+                self._run_length += 1
             await FallingEdge(clk)
+
+    def _end_run(self) -> None:
+        if self._run_length:
+            self.stall_runs.append(self._run_length)
+            self._run_length = 0
 
     def _take(self, payload: LogicArray) -> None:
         # LogicArray indices follow the Verilog range: the bit above the address is eot.

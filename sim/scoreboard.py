@@ -15,6 +15,7 @@ from qlif.golden.spec.layouts import EOT
 from qlif.golden.spec.model import Model
 from qlif.hw.network import TRACE_WIDTH
 from qlif.sim.compare import prediction_mismatch, step_mismatch
+from qlif.sim.coverage import bad_token_kind
 from qlif.sim.monitors import StreamProtocolError
 
 __all__ = ["Mismatch", "StepTiming", "ReferenceModel", "Scoreboard"]
@@ -90,23 +91,43 @@ class ReferenceModel:
             tokens, error = self._sample_tokens(s, bad_tokens)
             self._tokens.append(tokens)
             self.expected_error.append(error)
-            self.dropped.append(self._dropped(tokens))
+            self.dropped.append(self._dropped(s))
 
     @property
     def samples(self) -> int:
         return self.x.shape[0]
 
-    def _dropped(self, tokens: list[int]) -> list[int]:
+    def valid(self, s: int) -> list[bool]:
+        """Per token of sample ``s``: an address the core integrates (not an eot, not one it must drop)."""
+        out, low = [], 0
+        for tok in self._tokens[s]:
+            good = tok != EOT and low <= tok < self.model.n_in
+            out.append(good)
+            low = 0 if tok == EOT else tok + 1 if good else low
+        return out
+
+    def bad_kinds(self, s: int) -> list[str]:
+        """The kinds (:data:`qlif.sim.coverage.BAD_TOKENS`) of the invalid tokens of sample ``s``."""
+        tokens, kinds, previous = self._tokens[s], [], None
+        for i, (tok, good) in enumerate(zip(tokens, self.valid(s), strict=True)):
+            if tok == EOT:
+                previous = None
+            elif good:
+                previous = tok
+            else:
+                kinds.append(bad_token_kind(tok, previous, self.model.n_in,
+                                            tokens[i + 1] if i + 1 < len(tokens) else None))
+        return kinds
+
+    def _dropped(self, s: int) -> list[int]:
         """Per step, the tokens the core must drop: out of range, or not above the previous good one."""
-        out, bad, low = [], 0, 0
-        for tok in tokens:
+        out, bad = [], 0
+        for tok, good in zip(self._tokens[s], self.valid(s), strict=True):
             if tok == EOT:
                 out.append(bad)
-                bad, low = 0, 0
-            elif tok >= self.model.n_in or tok < low:
+                bad = 0
+            elif not good:
                 bad += 1
-            else:
-                low = tok + 1
         return out
 
     def _sample_tokens(self, s: int, rng: random.Random | None) -> tuple[list[int], int]:

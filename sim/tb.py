@@ -73,6 +73,8 @@ class Testbench:
         self.trace = TraceMonitor(self.clk, dut)
         self.steps = StepMonitor(self.clk, dut)
         self.scoreboard = Scoreboard(model, strict=strict)
+        #: Cycles between consecutive integrated ``events`` tokens of a step (functional coverage).
+        self.forwarding: list[int] = []
         self._clock: Task | None = None
         dut.clear.value = 0
         dut.rst.value = 0
@@ -165,3 +167,13 @@ class Testbench:
             sb.step(s, t, self.trace.take(), self.spikes.steps.popleft(), cycles, timing)
         await self._wait_idle()
         sb.sample_done(s, read_uint(self.dut.prediction), read_uint(self.dut.error), read_uint(self.dut.counts))
+        # Functional coverage: the cycles between consecutive integrated tokens of a step (layer 0 issues
+        # each event's groups from the cycle its token is taken).
+        last = None
+        for tok, good, (c, _) in zip(tokens, m.valid(s), self.driver.taken[base:], strict=True):
+            if tok == EOT:
+                last = None
+            elif good:
+                if last is not None:
+                    self.forwarding.append(c - last)
+                last = c

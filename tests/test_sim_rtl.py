@@ -15,7 +15,6 @@ from test_hw_network import TIE_PREDICTIONS, tie_case
 
 import qlif.hw.lif
 from qlif.golden.spec import reference
-from qlif.golden.spec.cycles import LANES
 from qlif.golden.spec.model import Layer, Model, default_codebook
 from qlif.sim.compare import first_mismatch
 from qlif.sim.runner import RtlMismatch, SimulationError, run_rtl
@@ -185,41 +184,6 @@ def test_broken_verilog_is_a_simulation_error(monkeypatch, tmp_path):
     model = MODELS["mixed"]
     with pytest.raises(SimulationError, match="build"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
-
-
-def _random_model(rng) -> Model:
-    """1-3 layers of random width (1-23), every parameter drawn from its whole legal range, sometimes a
-    custom codebook with the extreme entries -32768 and 32768."""
-    widths = [int(w) for w in rng.integers(1, 24, int(rng.integers(2, 5)))]
-    layers = []
-    for n_in, n_out in zip(widths, widths[1:], strict=False):
-        b, k = int(rng.choice([1, 2, 4, 8])), int(rng.integers(2, 17))
-        book = None
-        if rng.random() < 0.3:
-            book = [int(v) for v in rng.integers(-300, 300, 1 << b)]
-            if rng.random() < 0.3:
-                book[0], book[-1] = -32768, 32768
-        layers.append(_layer(rng, n_in, n_out, b=b, k=k, theta=int(rng.integers(0, min((1 << (k - 1)) - 1, 40))),
-                             leak=None if rng.random() < 0.3 else int(rng.integers(0, 16)),
-                             reset=str(rng.choice(["subtract", "zero"])), codebook=book,
-                             tilt=float(rng.uniform(0, 1))))
-    model = Model(timesteps=int(rng.integers(1, 7)), layers=tuple(layers))
-    model.validate()
-    return model
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("simulator", "designs"), [("icarus", 24), ("verilator", 5)])
-def test_random_models(simulator, designs):
-    """Random models, lanes P in {1, 2, 4, 8, 16, 32, 64}, sometimes with gaps and backpressure."""
-    for seed in range(designs):
-        rng = np.random.default_rng(1000 + seed)
-        model = _random_model(rng)
-        x = (rng.random((2, model.timesteps, model.n_in)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
-        lanes = int(rng.choice(LANES))
-        got = run_rtl(model, x, simulator=simulator, lanes=lanes, gaps=bool(rng.random() < 0.3), seed=seed)
-        msg = first_mismatch(reference.run(model, x, lanes=lanes), got)
-        assert msg is None, f"seed {1000 + seed}, P={lanes}: {msg}"
 
 
 def test_hang_is_caught_by_the_watchdog(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""``qlif`` subcommands of the simulation package: sim."""
+"""``qlif`` subcommands of the simulation package: sim, random-design."""
 
 from __future__ import annotations
 
@@ -31,6 +31,26 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def cmd_random_design(args) -> int:
+    from qlif.golden.spec.random_model import random_design
+    from qlif.sim.campaign import run_design
+
+    failed = 0
+    for seed in range(args.seed, args.seed + args.count):
+        design = random_design(seed)
+        if args.show:
+            print(design.describe())
+            continue
+        outcome = run_design(design, args.simulator)
+        if outcome.mismatch is not None:
+            print(f"qlif: {outcome.message}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{design.describe()}\n  {args.simulator}: bit-exact, {outcome.samples} samples, "
+                  f"{outcome.steps} steps, {outcome.cycles} cycles, {outcome.seconds:.1f} s")
+    return 1 if failed else 0
+
+
 def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
     from qlif.sim.runner import SIMULATORS
@@ -42,3 +62,12 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--simulator", choices=SIMULATORS, default="icarus")
     sp.add_argument("--lanes", type=lanes_arg, default=1, help="P synapses per cycle (default 1)")
     sp.add_argument("--build-dir", help="simulator build folder (default build/sim/...)")
+
+    from qlif.sim.campaign import SIMULATORS as ANY
+
+    sp = add("random-design", cmd_random_design,
+             "draw constrained-random design SEED (model, stimuli, P, port timing) and run it on the RTL")
+    sp.add_argument("seed", type=int, help="the seed a test or campaign names")
+    sp.add_argument("--simulator", choices=ANY, default="amaranth")
+    sp.add_argument("--count", type=int, default=1, help="run the designs SEED .. SEED+COUNT-1 (default 1)")
+    sp.add_argument("--show", action="store_true", help="print the designs, do not run them")
