@@ -156,6 +156,10 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     # legal step of the designs simulated here is a few ten thousand cycles.
     budget = 10 * sum(layer.n_in * groups(layer.n_out, lanes) + groups(layer.n_out, lanes) + 8
                       for layer in model.layers) + 1000
+    image = spram_image(model, lanes, memory) if memory is not None and memory.uses_spram else None
+    # Before the first step the loader reads the synapses from the flash model: a few SPI clock
+    # cycles of the core per bit, far less than 64.
+    first_budget = budget + (64 * 8 * len(image) if image is not None else 0)
 
     async def monitor(ctx):
         tr = dut.trace
@@ -166,9 +170,10 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
                 dut.step_cycles, dut.integrating, dut.prediction, dut.error, dut.counts):
             state["cycles"] += 1
             waited = 0 if done else waited + 1
-            if waited > budget and state["done"] < total:
+            if waited > (budget if state["done"] else first_budget) and state["done"] < total:
                 s, t = divmod(state["done"], n_steps)
-                raise RuntimeError(f"sample {s}, t {t}: no step_done within {budget} cycles (the design hangs)")
+                raise RuntimeError(f"sample {s}, t {t}: no step_done within {waited - 1} cycles (the design "
+                                   f"hangs)")
             if done and state["done"] < total:
                 s, t = divmod(state["done"], n_steps)
                 cycles[s, t] = step_cycles
@@ -194,7 +199,7 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     if memory is not None and memory.uses_spram:
-        sim.add_testbench(spi_flash(dut.flash, spram_image(model, lanes, memory), offset=dut.flash_offset),
+        sim.add_testbench(spi_flash(dut.flash, image, offset=dut.flash_offset),
                           background=True)
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
