@@ -14,6 +14,7 @@ from qlif.hw.layer import NeuronLayer
 from qlif.hw.network import Network
 from qlif.hw.serializer import Serializer
 from qlif.hw.verilog import generate
+from qlif.sim.coverage import argmax_moves
 from qlif.sim.harness import simulate, simulate_tokens
 
 
@@ -167,29 +168,6 @@ def tie_case() -> tuple[Model, np.ndarray]:
         for t, step in enumerate(sample):
             x[s, t, step] = 1
     return model, x
-
-
-def argmax_moves(out_spikes: np.ndarray) -> set[str]:
-    """What the prediction went through in one sample (``out_spikes``: uint8 [T, n_out]), replaying the
-    counts spike by spike in the order the hardware counts them (step, then ascending neuron):
-    ``"tie"``, a lower neuron ties the maximum that a higher one (the argmax) reached first;
-    ``"lower overtakes"``, a lower neuron passes the (nonzero) maximum it shared with a higher one;
-    ``"higher overtakes"``, a higher neuron passes the (nonzero) maximum of the lower argmax."""
-    counts = np.zeros(out_spikes.shape[1], np.int64)
-    best, moves = 0, set()
-    for step in out_spikes:
-        for i in (int(i) for i in np.flatnonzero(step)):
-            top = int(counts.max())
-            counts[i] += 1
-            if counts[i] == top and i < best:
-                moves.add("tie")
-            elif counts[i] > top > 0 and i > best:
-                moves.add("higher overtakes")
-            elif counts[i] > top > 0 and (counts[i + 1:] == top).any():
-                moves.add("lower overtakes")
-            if counts[i] > top or (counts[i] == top and i < best):
-                best = i
-    return moves
 
 
 def test_tie_stimuli_exercise_the_tie_rule():
