@@ -152,8 +152,8 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
                 out[s, t, addr] = 1
             seen["last"] = addr
 
-    # A watchdog: a step that takes this many cycles has hung (a broken design, a mutant); the longest
-    # legal step of the designs simulated here is a few ten thousand cycles.
+    # A watchdog: a step that takes this many cycles has hung (a broken design, a mutant). Ten times the
+    # longest legal step: every input spiking (n_in events of G cycles) and the fire pass, per layer.
     budget = 10 * sum(layer.n_in * groups(layer.n_out, lanes) + groups(layer.n_out, lanes) + 8
                       for layer in model.layers) + 1000
     image = spram_image(model, lanes, memory) if memory is not None and memory.uses_spram else None
