@@ -11,15 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qlif.golden.spec.cycles import groups
+from qlif.golden.spec.model import Model
 from qlif.golden.spec.random_model import Design, random_design
 from qlif.golden.spec.reference import Result, run
 from qlif.sim.compare import first_mismatch
 
-__all__ = ["SIMULATORS", "SEED_BASE", "Outcome", "DesignMismatch", "run_design", "check_design", "campaign",
-           "reproduce"]
+if TYPE_CHECKING:
+    from qlif.sim.harness import RtlRun
+
+__all__ = ["SIMULATORS", "SEED_BASE", "Outcome", "DesignMismatch", "harness_mismatch", "run_design",
+           "check_design", "campaign", "reproduce"]
 
 #: Where a design can run: the Amaranth simulator (the Python model of the RTL) or the generated Verilog.
 SIMULATORS = ("amaranth", "icarus", "verilator")
@@ -52,16 +58,13 @@ class Outcome:
                 f"  reproduce: {reproduce(self.design.seed, self.simulator)}")
 
 
-def _amaranth(design: Design, gold: Result) -> str | None:
-    from qlif.sim.harness import simulate
-
-    model, lanes = design.model, design.lanes
-    rtl = simulate(model, design.inputs, lanes=lanes, stall=0.3 if design.gaps else 0.0, seed=design.seed)
+def harness_mismatch(model: Model, lanes: int, gold: Result, rtl: RtlRun) -> str | None:
+    """The first difference of an Amaranth-simulator run ``rtl`` from ``gold``, or a broken port rule
+    (what the cocotb bench checks as protocol, checked from the harness's records), or None."""
     mismatch = first_mismatch(gold, rtl.result)
     if mismatch is not None:
         return mismatch
-    # The ports the cocotb bench checks as protocol, checked here from the harness's records.
-    n_groups = [-(-layer.n_out // lanes) for layer in model.layers]
+    n_groups = [groups(layer.n_out, lanes) for layer in model.layers]
     checks = [
         (np.array_equal(rtl.stream_spikes, gold.spikes[-1]), "the spikes stream differs from the output layer"),
         (rtl.stream_ordered, "the spikes stream is not strictly ascending or misses an eot"),
@@ -71,6 +74,14 @@ def _amaranth(design: Design, gold: Result) -> str | None:
         (not rtl.errors.any(), f"error flags {rtl.errors.tolist()} on valid stimuli"),
     ]
     return next((why for ok, why in checks if not ok), None)
+
+
+def _amaranth(design: Design, gold: Result) -> str | None:
+    from qlif.sim.harness import simulate
+
+    rtl = simulate(design.model, design.inputs, lanes=design.lanes, stall=0.3 if design.gaps else 0.0,
+                   seed=design.seed)
+    return harness_mismatch(design.model, design.lanes, gold, rtl)
 
 
 def _verilog(design: Design, gold: Result, simulator: str) -> str | None:

@@ -118,7 +118,7 @@ def _layer_facts(layer: Layer, inputs: np.ndarray, v: np.ndarray, s: np.ndarray,
         "reset": layer.reset,
         "codebook": ("default" if book is None else
                      "custom with extremes" if {-(1 << 15), 1 << 15} <= set(book) else "custom"),
-        "partial_group": layer.n_out % lanes != 0 and groups(layer.n_out, lanes) * lanes > layer.n_out,
+        "partial_group": layer.n_out % lanes != 0,
         "theta": sorted({*(["0, spiking"] if layer.threshold == 0 and spiked.any() else []),
                          *(["max, spiking"] if layer.threshold == top and spiked.any() else [])}),
         "integrate_saturation": [name for name, hit in (("top", sat_top), ("bottom", sat_bottom)) if hit],
