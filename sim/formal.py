@@ -26,13 +26,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 from amaranth.back import rtlil
 
 from qlif.golden.spec.files import BUILD_ROOT
+from qlif.sim import mutants as _mutants
 
-__all__ = ["FORMAL_DIR", "ENGINE", "ProofResult", "FormalToolError", "prove", "tool_env"]
+__all__ = ["FORMAL_DIR", "ENGINE", "Proof", "ProofResult", "FormalToolError", "prove", "run_proof", "tool_env"]
 
 #: Where proofs run (inside the build tree, the one tree the YoWASP tools can see).
 FORMAL_DIR = BUILD_ROOT / "formal"
@@ -161,3 +163,57 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise FormalToolError(f"{name}: SymbiYosys ended without a verdict (exit {proc.returncode}):\n{tail}")
     return ProofResult(name=name, mode=mode, depth=depth, status=status, seconds=seconds, workdir=root / "run")
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One property of the RTL, its harness, its depths, and the broken designs it must catch.
+
+    Attributes
+    ----------
+    name : str
+        Short kebab-case name (``make formal``, the test ids, ``build/formal/<name>``).
+    claim : str
+        What is proved, in one line, in the words of docs/semantics.md or the port contract.
+    build : callable
+        ``build() -> (harness, ports)``: a fresh harness (the block under proof and its properties) and its
+        ports for :func:`prove` (``None`` for a ``wiring.Component``). Called after a mutant is installed,
+        so the harness must construct the block under proof inside ``build``.
+    mode : {"prove", "bmc"}
+    depth : int
+        The full depth (``make formal``).
+    quick_depth : int
+        The depth in the default suite (all proofs together under 5 minutes on 2 cores).
+    why_depth : str
+        Why the depth suffices (induction closes at it; or, for BMC, what the bound covers).
+    broken : tuple of qlif.sim.mutants.Mutant
+        Deliberate bugs under which this proof must FAIL (a counterexample, not merely no proof).
+    """
+
+    name: str
+    claim: str
+    build: Callable[[], tuple[object, list | None]]
+    mode: Literal["prove", "bmc"]
+    depth: int
+    quick_depth: int
+    why_depth: str
+    broken: tuple[_mutants.Mutant, ...] = ()
+
+
+def run_proof(proof: Proof, *, full: bool = False, mutant: _mutants.Mutant | None = None,
+              timeout: int | None = None) -> ProofResult:
+    """Run ``proof`` at its full or quick depth, on the RTL as it is or with ``mutant`` installed.
+
+    The mutant (one of ``proof.broken``, or any :class:`qlif.sim.mutants.Mutant`) is installed around the
+    harness' construction and conversion only, then undone; its run's folder is
+    ``build/formal/<proof>--<mutant>``.
+    """
+    depth = proof.depth if full else proof.quick_depth
+    name = proof.name if mutant is None else f"{proof.name}--{mutant.name}"
+    undo = _mutants.install(mutant) if mutant is not None else None
+    try:
+        harness, ports = proof.build()
+        return prove(harness, name=name, mode=proof.mode, depth=depth, ports=ports, timeout=timeout)
+    finally:
+        if undo is not None:
+            undo()
