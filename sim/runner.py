@@ -208,7 +208,8 @@ def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
 
 def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
             lanes: int = 1, build_dir: str | os.PathLike | None = None, gaps: bool = False, seed: int = 0,
-            check: bool = False, bad_tokens: bool = False, stats: dict | None = None) -> reference.Result:
+            check: bool = False, bad_tokens: bool = False, stats: dict | None = None,
+            verilog: str | None = None) -> reference.Result:
     """Run ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) on the RTL; return what the RTL computed.
 
     Spikes and membranes of every layer are read from the ``trace`` port at every step, cycles from
@@ -231,6 +232,10 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     stats : dict, optional
         Filled with ``sim_cycles`` (clock cycles simulated, waits included) and ``run_dir`` (kept only
         with ``QLIF_WAVES=1``).
+    verilog : str, optional
+        The design to simulate instead of :func:`~qlif.hw.verilog.generate`'s Verilog: a module
+        ``qlif_top`` with the same ports made for ``model`` and ``lanes``, with every module it needs
+        (the gate-level netlists of :mod:`qlif.sim.gate`).
 
     A run that passes leaves its functional-coverage observation in ``$QLIF_COVERAGE_DIR`` when that is
     set (:mod:`qlif.sim.coverage`).
@@ -251,7 +256,9 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     # Absolute: the simulator runs in the run folder, where a relative path would point elsewhere.
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = waves_requested()
-    runner, where = build_verilog(generate(model, lanes=lanes, name=TOPLEVEL), simulator, build_dir, waves)
+    if verilog is None:
+        verilog = generate(model, lanes=lanes, name=TOPLEVEL)
+    runner, where = build_verilog(verilog, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=where))
     save_model(model, run_dir / "model.json")

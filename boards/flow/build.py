@@ -26,7 +26,7 @@ from qlif.golden.spec.model import Model
 from qlif.hw.flash import DEFAULT_OFFSET as FLASH_OFFSET
 from qlif.hw.memory import spram_image
 
-__all__ = ["build", "build_seeds"]
+__all__ = ["build", "build_seeds", "build_plan"]
 
 #: Build stages and the product each one writes last, per family.
 _STAGES = {
@@ -225,9 +225,19 @@ def build_seeds(model: Model, seeds: list[int], *, out_dir: str | os.PathLike, *
 
 def _run_flow(top, platform, out: Path, name: str, seed: int, synth_opts: str, fam: str, stages, progress,
               *, abc9: bool) -> None:
-    """Extract Amaranth's build plan into ``out`` and run it (``platform``: a fresh instance, a platform
-    builds once). ``abc9=False`` (ECP5): synthesis stops
-    before its ABC9 LUT mapping, classic ``abc -lut 4`` maps the LUTs, then synthesis goes on."""
+    """Extract Amaranth's build plan (:func:`build_plan`) into ``out`` and run it."""
+    plan = build_plan(top, platform, name, seed, synth_opts, fam, abc9=abc9)
+    plan.extract(out)
+    for _, product in stages:
+        (out / product).unlink(missing_ok=True)
+    _run_plan(out / f"{plan.script}.sh", out, tool_env(), stages, progress)
+
+
+def build_plan(top, platform, name: str, seed: int, synth_opts: str, fam: str, *, abc9: bool):
+    """Amaranth's build plan of ``top`` with the flow's tool options (``platform``: a fresh instance, a
+    platform builds once); :mod:`qlif.sim.gate` takes its Yosys script from here. ``abc9=False`` (ECP5):
+    synthesis stops before its ABC9 LUT mapping, classic ``abc -lut 4`` maps the LUTs, then synthesis
+    goes on."""
     after = f"tee -q -o {name}.stat.json stat -json"
     if not abc9:
         synth_opts = f"{synth_opts} -run :map_luts".strip()
@@ -241,13 +251,9 @@ def _run_flow(top, platform, out: Path, name: str, seed: int, synth_opts: str, f
     }
     if fam == "ecp5":
         options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
-    build_plan = platform.build(top, name=name, do_build=False,
-                                debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
-                                **options)
-    build_plan.extract(out)
-    for _, product in stages:
-        (out / product).unlink(missing_ok=True)
-    _run_plan(out / f"{build_plan.script}.sh", out, tool_env(), stages, progress)
+    return platform.build(top, name=name, do_build=False,
+                          debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
+                          **options)
 
 
 def _abc9_failure(out: Path, name: str) -> bool:
