@@ -508,7 +508,9 @@ def regress(model: Model, x: np.ndarray, *, lanes: int, simulator: str = "verila
             progress: Callable[[int], None] | None = None, keep: bool = False) -> RegressResult:
     """Run ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) through the free-running bench, ``chunk``
     samples per simulator process, ``jobs`` processes at a time, and compare every step with
-    :func:`qlif.golden.spec.reference.run`.
+    :func:`qlif.golden.spec.reference.run`. A chunk whose run breaks down (a watchdog, a missing or
+    undefined output, a port rule broken) counts as a mismatch with the simulator's words; a failed
+    build raises ``RuntimeError``.
 
     ``weights``: a model of the same shape whose weights are loaded instead of ``model``'s (a corrupted
     weights file, to show that the comparison catches it). ``progress(n)`` is called as ``n`` more samples
@@ -523,8 +525,13 @@ def regress(model: Model, x: np.ndarray, *, lanes: int, simulator: str = "verila
 
     def one(start: int):
         xs = x[start:start + chunk]
-        got, clocks = run_shard(built, model, lanes, files, xs, runs / f"s{start:06d}")
         expected = reference.run(model, xs, lanes=lanes)
+        try:
+            got, clocks = run_shard(built, model, lanes, files, xs, runs / f"s{start:06d}")
+        except RuntimeError as e:     # the run broke down or broke a port rule: a failure like a mismatch
+            if progress is not None:
+                progress(len(xs))
+            return np.full(len(xs), -1), expected.prediction, 0, 0, f"samples {start}..{start + len(xs) - 1}: {e}"
         mismatch = first_mismatch(expected, got)
         if mismatch is None and not keep:
             shutil.rmtree(runs / f"s{start:06d}", ignore_errors=True)

@@ -75,3 +75,22 @@ def test_mutated_core_is_caught(tmp_path):
     finally:
         undo()
     assert result.mismatch is not None and ("spike expected" in result.mismatch or "membrane" in result.mismatch)
+
+
+def test_missing_or_undefined_output_is_a_failure(builds):
+    """The reader refuses a run that stopped early (a line short) or wrote an undefined (x) value."""
+    from qlif.sim.regress import _read_shard
+
+    model, x = _model(), _stimuli(2)
+    result = regress(model, x, lanes=LANES, simulator="icarus", jobs=1, build_dir=builds, keep=True)
+    assert result.mismatch is None
+    run = next(p for p in (result.build.folder).glob("run-*/s000000") if (p / "trace.hex").exists())
+    assert _read_shard(model, LANES, len(x), run).problem is None
+    steps = (run / "steps.hex").read_text().splitlines(keepends=True)
+    (run / "steps.hex").write_text("".join(steps[:-1]))
+    assert "step_done came" in _read_shard(model, LANES, len(x), run).problem
+    (run / "steps.hex").write_text("".join(steps))
+    trace = (run / "trace.hex").read_text()
+    (run / "trace.hex").write_text(trace[:-3] + "x" + trace[-2:])
+    with pytest.raises(ValueError, match="not a defined hex value"):
+        _read_shard(model, LANES, len(x), run)
