@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench mutation clean
+.PHONY: setup demo test test-all lint bench mutation regress-mnist clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -45,6 +45,15 @@ bench: $(STAMP)
 # The RTL tests against each mutant of sim/mutants.py (about 15 min on 2 cores); ends with "mutants killed: K/N".
 mutation: $(STAMP)
 	$(BIN)/python scripts/mutation.py
+
+# The seed network at scale (scripts/regress_mnist.py, docs/verification.md): a 784-500-10 4-bit model
+# (trained 1 epoch and quantized once, or MODEL=M.json) on the 10,000 MNIST test images through the generated
+# Verilog at P = 32 under Verilator, bit-exact at every step, then the first ICARUS images under Icarus
+# (about 30 cycles/s at P = 32: minutes per image); ends with "regress-mnist: 10000/10000 bit-exact in S s".
+MNIST  ?= $(CURDIR)/../shared/data/mnist
+ICARUS ?= 2
+regress-mnist: $(STAMP)
+	$(BIN)/python scripts/regress_mnist.py --data-dir $(MNIST) --icarus $(ICARUS) $(if $(MODEL),--model $(MODEL))
 
 clean:
 	rm -rf build
