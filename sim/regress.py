@@ -257,13 +257,15 @@ endmodule
 
 @dataclass(frozen=True)
 class Build:
-    """A built bench: ``command`` (argv, plusargs to be added) runs it; ``seconds`` the build took here
-    (0 when it was found in the cache)."""
+    """A built bench: ``command`` (argv, plusargs to be added) runs it; ``seconds`` the simulator's build
+    took here (0 when it was found in the cache), ``generated`` the seconds spent generating the Verilog
+    (every time: its text is the cache key)."""
 
     simulator: str
     folder: Path
     command: tuple[str, ...]
     seconds: float
+    generated: float = 0.0
 
 
 def _tool_version(simulator: str) -> str:
@@ -285,7 +287,9 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     root = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve() / simulator
+    start = time.perf_counter()
     core = runtime_weights_verilog(model, lanes=lanes)
+    generated = time.perf_counter() - start
     bench = testbench(model, lanes=lanes, verilog=core)
     flags = _VERILATOR_ARGS + _VERILATOR_MAKE if simulator == "verilator" else _ICARUS_ARGS
     key = hashlib.sha256("\0".join([simulator, _tool_version(simulator), *flags, bench, core]).encode())
@@ -293,7 +297,7 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
     exe = folder / ("obj" / Path(f"V{BENCH}") if simulator == "verilator" else Path(f"{BENCH}.vvp"))
     command = (str(exe),) if simulator == "verilator" else ("vvp", "-n", str(exe))
     if exe.exists():
-        return Build(simulator, folder, command, 0.0)
+        return Build(simulator, folder, command, 0.0, generated)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     (tmp / f"{TOPLEVEL}.v").write_text(core)
@@ -316,7 +320,7 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
         tmp.rename(folder)
     except OSError:       # another process built the same folder meanwhile: use that one
         shutil.rmtree(tmp, ignore_errors=True)
-    return Build(simulator, folder, command, seconds)
+    return Build(simulator, folder, command, seconds, generated)
 
 
 def write_weights(model: Model, lanes: int, folder: Path) -> list[Path]:
