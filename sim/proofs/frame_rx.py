@@ -34,6 +34,7 @@ from qlif.boards.link.frame_rx import FrameReceiver
 from qlif.boards.protocol import CRC_INIT, CRC_POLY, SYNC, Cmd, Err, mask_bytes
 from qlif.sim.formal import Proof
 from qlif.sim.mutants import Mutant
+from qlif.sim.proofs.internals import signal_lookup
 
 __all__ = ["crc16_step", "FrameReceiverHarness", "PROOFS"]
 
@@ -78,17 +79,7 @@ class FrameReceiverHarness(Elaboratable):
         # Elaborated here, so that the invariants can name its internal signals.
         fragment = Fragment.get(dut, platform)
         m.submodules.dut = fragment
-        found: dict[str, dict[int, Signal]] = {}
-        for statements in fragment.statements.values():
-            for statement in statements:
-                for signal in statement._lhs_signals():
-                    found.setdefault(signal.name, {})[id(signal)] = signal
-
-        def find(name: str):
-            if len(found.get(name, ())) != 1:
-                raise LookupError(f"boards/link/frame_rx.py: no single signal {name!r} in "
-                                  f"FrameReceiver.elaborate (renamed? update sim/proofs/frame_rx.py)")
-            return next(iter(found[name].values()))
+        find = signal_lookup(fragment, "boards/link/frame_rx.py", "FrameReceiver.elaborate")
 
         state = find("fsm_state")
         encoding = {}

@@ -26,7 +26,7 @@ harness adds); a rename in ``hw/serializer.py`` fails the harness' construction 
 from __future__ import annotations
 
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Assume, Const, Elaboratable, Fragment, Module, Mux, Signal
 from amaranth.lib import data
 
 from qlif.golden.spec.layouts import queue_entry_fields, queue_ring_depth
@@ -34,6 +34,7 @@ from qlif.hw.serializer import Serializer
 from qlif.sim.formal import Proof
 from qlif.sim.mutants import Mutant
 from qlif.sim.mutants import get as _catalogue
+from qlif.sim.proofs.internals import signal_lookup
 
 __all__ = ["SerializerHarness", "DROP_LANES", "PROOFS"]
 
@@ -68,29 +69,30 @@ class SerializerHarness(Elaboratable):
         # One address bit more than group and lane need: an address out of range shows as one.
         self.addr_width = self._fields["group"] + self._fields["lane"] + 1
 
-    def _internals(self, dut: Serializer):
-        """Elaborate ``dut`` here (to reach its signals and its ring); returns the module and a lookup."""
-        module = dut.elaborate(None)
-        dut._MustUse__used = True           # elaborated by hand, as Fragment.get would mark it
-        driven = {}
-        for signal in module._driving:
-            driven.setdefault(signal.name, []).append(signal)
-
-        def find(name: str):
-            found = driven.get(name, [])
-            if len(found) != 1:
-                raise LookupError(f"hw/serializer.py: no single signal {name!r} in Serializer.elaborate "
-                                  f"(renamed? update sim/proofs/serializer.py)")
-            return found[0]
-        return module, find
-
     def elaborate(self, platform):
         m = Module()
         P, G = self.lanes, self.depth
         entry = data.StructLayout(self._fields)
         dut = Serializer(lanes=P, depth=G, addr_width=self.addr_width)
-        module, find = self._internals(dut)
         push, tok = dut.push, dut.tokens
+        # Elaborated here, so that the invariants can name its internal signals and read its ring (through
+        # asynchronous ports added to it before it is elaborated).
+        module = dut.elaborate(platform)
+        dut._MustUse__used = True           # as Fragment.get marks what it elaborates
+        R = queue_ring_depth(G)
+        rows = []
+        if R and self.invariants:
+            ring = module._named_submodules.get("queue", (None,))[0]
+            if ring is None:
+                raise LookupError("hw/serializer.py: no submodule 'queue' (the ring) in Serializer.elaborate "
+                                  "(renamed? update the proof's harness)")
+            for i in range(R):
+                port = ring.read_port(domain="comb")
+                m.d.comb += port.addr.eq(i)
+                rows.append(port.data.as_value())
+        fragment = Fragment.get(module, platform)
+        m.submodules.dut = fragment
+        find = signal_lookup(fragment, "hw/serializer.py", "Serializer.elaborate")
 
         # The environment's free choices: pushes, when to start reading, the reader's ready.
         m.d.comb += [push.valid.eq(AnySeq(1)), push.payload.eq(AnySeq(len(push.payload.as_value()))),
@@ -130,27 +132,19 @@ class SerializerHarness(Elaboratable):
         sent = Mux(took_addr, Const(1, G * P) << tok.payload.addr, 0)
         m.d.sync += pending.eq((pending | pushed_bits) & ~sent)
 
-        m.submodules.dut = module
         if not self.invariants:
             return m
         # Auxiliary invariants (module docstring): the entries the serializer holds, in queue order.
         valid = [find(f"{n}_valid") for n in ("head", "nxt", "pf")]
         slots = [data.View(entry, find(n)) for n in ("head", "nxt", "pf")]
         entries = list(zip(valid, slots, strict=True))
-        R = queue_ring_depth(G)
         if R:
-            ring = module._named_submodules["queue"][0]
             landing, ra, ra_inc = find("landing"), find("ra"), find("ra_inc")
             wr_ptr, nonempty = find("wr_ptr"), find("ram_nonempty")
-            rows = []
-            for i in range(R):
-                port = ring.read_port(domain="comb")
-                m.d.comb += port.addr.eq(i)
-                rows.append(port.data.as_value())
             rows = Array(rows)
             in_ring = Signal(range(R))
             m.d.comb += in_ring.eq(wr_ptr - ra)
-            entries.append((landing, ring.read_ports[0].data))
+            entries.append((landing, ring.read_ports[0].data))     # the serializer's own read port
             entries += [(in_ring > k, data.View(entry, rows[(ra + k) % R])) for k in range(R)]
             m.d.comb += [Assert(ra_inc == (ra + 1) % R), Assert(nonempty == (in_ring != 0)),
                          Assert(~landing | reading), Assert(~(landing | nonempty) | valid[0]),
