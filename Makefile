@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench mutation regress-mnist clean
+.PHONY: setup demo test test-all lint bench mutation gate regress-mnist clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -45,6 +45,12 @@ bench: $(STAMP)
 # The RTL tests against each mutant of sim/mutants.py (about 15 min on 2 cores); ends with "mutants killed: K/N".
 mutation: $(STAMP)
 	$(BIN)/python scripts/mutation.py
+
+# Gate-level equivalence (scripts/gate.py): the digits demo model as synthesised for the UP5K and
+# 784-500-10 for the ECP5-85F, on the cocotb bench with Yosys' cell models; ends with
+# "gate-level: D designs, S samples bit-exact".
+gate: $(STAMP)
+	$(BIN)/python scripts/gate.py
 
 # The seed network at scale (scripts/regress_mnist.py, docs/verification.md): a 784-500-10 4-bit model
 # (trained 1 epoch and quantized once, or MODEL=M.json) on the 10,000 MNIST test images through the generated

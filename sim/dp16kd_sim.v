@@ -1,21 +1,25 @@
 // Simulation model of the ECP5 block RAM DP16KD, for the gate-level netlists of qlif.sim.gate.
 //
 // Yosys ships DP16KD as a blackbox only (share/lattice/cells_sim_ecp5.v), so qlif.sim.gate puts this
-// model in its place. It covers what Yosys' own mapping (share/lattice/brams_map_16kd.v, the
-// $__DP16KD_ cell) emits and stops the simulation on anything else:
+// model in its place. It covers what Yosys' own mapping (share/lattice/brams_map_16kd.v: the true dual
+// port $__DP16KD_ and the pseudo dual port $__PDPW16KD_) emits and stops the simulation on anything else:
 //
-// * widths 1, 2, 4, 9, 18 per port; REGMODE "NOREG"; CSDECODE "0b000" (a port works while its CS pins
-//   are all 0); CLKxMUX "CLKx" or "INV"; WRITEMODE "NORMAL" (the output keeps its value during a
-//   write), "WRITETHROUGH" (reads the new word), "READBEFOREWRITE" (reads the old word);
+// * widths 1, 2, 4, 9, 18 per port, and 36 (the pseudo dual port: port A writes DIB:DIA, port B reads
+//   DOB:DOA); REGMODE "NOREG"; CSDECODE "0b000" (a port works while its CS pins are all 0); CLKxMUX
+//   "CLKx" or "INV"; WRITEMODE "NORMAL" (the output keeps its value during a write), "WRITETHROUGH"
+//   (reads the new word), "READBEFOREWRITE" (reads the old word);
 // * RESETMODE "SYNC" (RST clears the output at the clock edge, over CE) or "ASYNC" (at once);
 // * the 18 Kbit array as 1024 rows of 18 bits, row 16*i + j in INITVAL_i[20*j +: 18] (brams_map_16kd.v's
-//   init_slice); a narrower word nests in the wider one as Yosys' memory library describes it
-//   (passes/memory/memlib.md: an 18-bit word is two 9-bit words, a 9-bit word two 4-bit words and an
-//   extra bit, a 4-bit word two 2-bit words, ...), so a w-bit port's address bits above those of the
-//   word (AD13 down to AD4, AD3, AD2, AD1, AD0 for w = 18, 9, 4, 2, 1) pick the row and nested half;
-// * x18 writes: AD1/AD0 enable the upper/lower 9 bits (brams_map_16kd.v puts the byte enables there).
+//   init_slice); the words of each width nest as Yosys' memory library describes it
+//   (passes/memory/memlib.md: a 36-bit word is two rows, an 18-bit word two 9-bit words, a 9-bit word
+//   two 4-bit words and an extra bit, a 4-bit word two 2-bit words, ...), so a w-bit port's address
+//   bits above those of the word (AD13 down to AD5, AD4, AD3, AD2, AD1, AD0 for w = 36, 18, 9, 4, 2, 1)
+//   pick the row and the nested half;
+// * byte enables of wide writes on the low address pins, as brams_map_16kd.v puts them: AD0, AD1 for
+//   the 9-bit halves of an 18-bit word, AD0..AD3 for the 9-bit quarters of a 36-bit word.
 //
-// The 36-bit pseudo-dual-port mode ($__PDPW16KD_) is not modelled: a netlist that uses it stops here.
+// A read and a write of the same word at the same clock edge by the two ports read either word (the
+// hardware leaves it undefined, and Yosys does not rely on it).
 `timescale 1ps / 1ps
 module DP16KD(
   input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
@@ -78,7 +82,9 @@ module DP16KD(
 		for (r = 0; r < 1024; r = r + 1)
 			mem[18*r +: 18] = INITVAL[20*r +: 18];
 		if (DATA_WIDTH_A != 1 && DATA_WIDTH_A != 2 && DATA_WIDTH_A != 4 && DATA_WIDTH_A != 9 && DATA_WIDTH_A != 18
+		    && DATA_WIDTH_A != 36
 		    || DATA_WIDTH_B != 1 && DATA_WIDTH_B != 2 && DATA_WIDTH_B != 4 && DATA_WIDTH_B != 9 && DATA_WIDTH_B != 18
+		    && DATA_WIDTH_B != 36
 		    || REGMODE_A != "NOREG" || REGMODE_B != "NOREG" || CSDECODE_A != "0b000" || CSDECODE_B != "0b000"
 		    || RESETMODE != "SYNC" && RESETMODE != "ASYNC") begin
 			$display("DP16KD %m: configuration not modelled (DATA_WIDTH %0d/%0d, REGMODE, CSDECODE or RESETMODE)",
@@ -90,6 +96,7 @@ module DP16KD(
 	// Bit offset of a word of `width` bits at address `ad` (the pins AD13..AD0) in the flat array.
 	function integer offset(input integer width, input [13:0] ad);
 		case (width)
+			36: offset = 36 * ad[13:5];
 			18: offset = 18 * ad[13:4];
 			9: offset = 18 * ad[13:4] + 9 * ad[3];
 			4: offset = 18 * ad[13:4] + 9 * ad[3] + 4 * ad[2];
@@ -107,16 +114,20 @@ module DP16KD(
 	wire ena = {CSA2, CSA1, CSA0} == 3'b000;
 	wire enb = {CSB2, CSB1, CSB0} == 3'b000;
 
-	reg [17:0] doa = 0, dob = 0;
-	assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
-	assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+	// Port B's output register holds 36 bits (a 36-bit read drives DOB:DOA), port A's 18.
+	reg [17:0] doa = 0;
+	reg [35:0] dob = 0;
+	wire [17:0] doa_pins = DATA_WIDTH_B == 36 ? dob[17:0] : doa;
+	wire [17:0] dob_pins = DATA_WIDTH_B == 36 ? dob[35:18] : dob[17:0];
+	assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa_pins;
+	assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob_pins;
 
 	// One port's access at its clock edge: the write, and the output the write mode gives (ports A and B
 	// alike); `dout` is the output before the edge, `next` after it.
-	task automatic access(input integer width, input [13:0] ad, input [17:0] di, input we,
-	                      input [8*15:1] mode, input [17:0] dout, output [17:0] next);
+	task automatic access(input integer width, input [13:0] ad, input [35:0] di, input we,
+	                      input [8*15:1] mode, input [35:0] dout, output [35:0] next);
 		integer base, i;
-		reg [17:0] old;
+		reg [35:0] old;
 		begin
 			base = offset(width, ad);
 			old = 0;
@@ -125,7 +136,7 @@ module DP16KD(
 			next = dout;
 			if (we) begin
 				for (i = 0; i < width; i = i + 1)
-					if (width != 18 || (i < 9 ? ad[0] : ad[1]))
+					if (width < 18 || ad[i / 9])
 						mem[base + i] = di[i];
 			end
 			if (!we || mode == "READBEFOREWRITE")
@@ -141,20 +152,22 @@ module DP16KD(
 	// RESETMODE "ASYNC": the reset clears the output at once; "SYNC": at the clock edge, over CE.
 	wire arsta = RESETMODE == "ASYNC" && RSTA;
 	wire arstb = RESETMODE == "ASYNC" && RSTB;
-	reg [17:0] nexta, nextb;
+	reg [35:0] nexta, nextb;
 	always @(posedge clka or posedge arsta) begin
 		if (arsta || RSTA && ena)
 			doa <= 0;
 		else if (CEA && ena) begin
-			access(DATA_WIDTH_A, ada, dia, WEA, WRITEMODE_A, doa, nexta);
-			doa <= nexta;
+			// A 36-bit port A writes DIB:DIA (and has no read data of its own).
+			access(DATA_WIDTH_A, ada, DATA_WIDTH_A == 36 ? {dib, dia} : {18'b0, dia}, WEA, WRITEMODE_A,
+			       {18'b0, doa}, nexta);
+			doa <= nexta[17:0];
 		end
 	end
 	always @(posedge clkb or posedge arstb) begin
 		if (arstb || RSTB && enb)
 			dob <= 0;
 		else if (CEB && enb) begin
-			access(DATA_WIDTH_B, adb, dib, WEB, WRITEMODE_B, dob, nextb);
+			access(DATA_WIDTH_B, adb, {18'b0, dib}, WEB, WRITEMODE_B, dob, nextb);
 			dob <= nextb;
 		end
 	end

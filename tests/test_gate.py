@@ -67,7 +67,7 @@ def _digits() -> tuple[Model, np.ndarray]:
     config = TrainConfig()
     model = quantize(load_checkpoint(FIXTURES / "digits_float_seed0.pt"), weight_bits=4)
     split = load_digits_split(config.seed, config.test_fraction)
-    return model, encode(split.x_test[:8], model.timesteps)
+    return model, encode(split.x_test[:4], model.timesteps)
 
 
 def _mnist() -> tuple[Model, np.ndarray]:
