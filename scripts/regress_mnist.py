@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=250, help="images per simulator process (default 250)")
     p.add_argument("--out-dir", type=Path, default=OUT, help=f"models and builds (default {OUT})")
     args = p.parse_args(argv)
+    # Our lines in order with those of the training commands and tqdm's, also when piped into a log.
+    sys.stdout.reconfigure(line_buffering=True)
     if args.lanes not in LANES:
         p.error(f"--lanes must be one of {', '.join(map(str, LANES))}")
     if not 1 <= args.count <= 10000 or not 0 <= args.icarus <= args.count or args.jobs < 1 or args.chunk < 1 \
