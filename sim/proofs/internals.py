@@ -1,4 +1,5 @@
-"""The internal signals of a block under proof, by name, for a harness' auxiliary invariants.
+"""The internal signals of a block under proof, by name, for a harness' auxiliary invariants; and
+several harnesses proved as one design.
 
 k-induction on port properties alone rarely closes: an unreachable state can hide behind a stalled port
 for any number of steps. Its invariants have to talk about the block's state, which its ports do not
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amaranth.hdl import Fragment, Signal
+from amaranth.hdl import Elaboratable, Fragment, Module, Signal
 
-__all__ = ["signal_lookup"]
+__all__ = ["signal_lookup", "together"]
 
 
 def signal_lookup(fragment: Fragment, source: str, function: str) -> Callable[[str], Signal]:
@@ -46,3 +47,12 @@ def signal_lookup(fragment: Fragment, source: str, function: str) -> Callable[[s
                               f"(renamed? update the proof's harness)")
         return next(iter(signals.values()))
     return find
+
+
+def together(*harnesses: Elaboratable) -> Module:
+    """One design of several harnesses (each a submodule), whose assertions are proved together: a full
+    run over more parameter sets than the default suite's (``Proof.full_build``)."""
+    m = Module()
+    for i, harness in enumerate(harnesses):
+        m.submodules[f"harness{i}"] = harness
+    return m
