@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench mutation gate regress-mnist clean
+.PHONY: setup demo test test-all lint bench mutation formal gate regress-mnist clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -45,6 +45,11 @@ bench: $(STAMP)
 # The RTL tests against each mutant of sim/mutants.py (about 15 min on 2 cores); ends with "mutants killed: K/N".
 mutation: $(STAMP)
 	$(BIN)/python scripts/mutation.py
+
+# Every formal proof (sim/proofs) at its full depth and every broken design it names (SymbiYosys through
+# YoWASP, smtbmc); ends with "proofs passed: K/N" and "broken designs caught: B/M".
+formal: $(STAMP)
+	$(BIN)/python scripts/formal.py
 
 # Gate-level equivalence (scripts/gate.py): the digits demo model as synthesised for the UP5K and
 # 784-500-10 for the ECP5-85F, on the cocotb bench with Yosys' cell models; ends with

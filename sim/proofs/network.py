@@ -1,0 +1,232 @@
+"""The core's ports keep their contracts, its membranes their range, its state machines their states.
+
+Proved on a small :class:`~qlif.hw.network.Network` (:func:`small_model`: two layers, P = 2, so each layer is
+one neuron group and a whole timestep is a few dozen cycles) whose environment is free within the port
+contract: ``events`` tokens of any address (good, out of range or out of order) and ``eot`` at any time,
+held until taken (the producer's stream rules, assumed), ``spikes.ready`` and ``clear`` free in every
+cycle. The properties, asserted in every cycle:
+
+* ``network-spikes-stream``: ``spikes`` obeys the stream rules: once ``valid`` is high without ``ready``,
+  ``valid`` stays high and ``payload`` stays the same in the next cycle (no valid withdrawn, payload held
+  until taken);
+* ``network-events-stream``: ``events`` keeps its side of the contract: after a step's ``eot`` is taken,
+  no token is taken before ``step_done`` (the Network docstring: "No token of the next step is taken
+  before step_done");
+* ``network-membrane-range``: every membrane on ``trace`` lies in ``[-2^(k-1), 2^(k-1) - 1]`` of the
+  layer it names (the trace sign-extends them to 16 bits). Inside the layers a membrane is a ``k``-bit
+  signed memory word or register, in range by its type; that the values put there are the contract's
+  (saturated, never wrapped) is the datapath proof's (:mod:`qlif.sim.proofs.lif`);
+* ``network-fsm-onehot``: the core's state machine, a one-hot register (a flip-flop per state,
+  ``st_INT0`` .. ``st_CLEAR``), has exactly one flip-flop set;
+* ``flash-fsm-legal``: the SPI flash loader's state machine (an Amaranth ``m.FSM``, binary encoded) holds
+  one of its states' codes, never one of the unused codes of its state register.
+
+All but the last are bounded model checks from reset. k-induction does not close on them: the core's
+state holds counters and memories that no port property constrains (the 32-bit cycle counter, the
+membrane memory, the input queue), so an unreachable state can wait out any induction length before it
+shows at a port, as in the serializer's proof. The depth is chosen to cover whole timesteps of the
+small model (see :data:`PROOFS`). The flash FSM's property is inductive on its own (an Amaranth FSM moves
+only between its states' codes), so that one is a k-induction proof.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Assert, Assume, Cat, Elaboratable, Fragment, Module, Signal
+
+from qlif.golden.spec.model import Layer, Model
+from qlif.hw.flash import FlashLoader
+from qlif.hw.network import Network
+from qlif.sim.formal import Proof
+from qlif.sim.mutants import Mutant
+from qlif.sim.proofs.internals import signal_lookup
+
+__all__ = ["small_model", "NetworkHarness", "FlashFsmHarness", "legal_codes", "PROOFS"]
+
+#: Lanes of the small model's core.
+LANES = 2
+
+
+def small_model() -> Model:
+    """Two layers: 2 inputs to 3 neurons (two groups at P = 2, the second with a padding lane), then 3 to
+    2 (one group); ``k`` = 4 then 3, so the trace's range check tells the layers apart; weights that make
+    both layers spike; subtract reset with a leak, then zero reset without one."""
+    l0 = Layer(weights=np.array([[3, -2, 7], [2, 5, -8]], np.int64), weight_bits=4, membrane_bits=4,
+               threshold=1, leak_shift=1, reset="subtract")
+    l1 = Layer(weights=np.array([[1, -1], [-2, 1], [1, 1]], np.int64), weight_bits=2, membrane_bits=3,
+               threshold=0, leak_shift=None, reset="zero")
+    model = Model(timesteps=3, layers=(l0, l1))
+    model.validate()
+    return model
+
+
+class NetworkHarness(Elaboratable):
+    """A :class:`~qlif.hw.network.Network` of :func:`small_model` in a free environment, one property on.
+
+    Parameters
+    ----------
+    check : {"spikes", "events", "range", "onehot"}
+        The property to assert (each proof has its own run, so a broken design shows which one failed).
+    """
+
+    CHECKS = ("spikes", "events", "range", "onehot")
+
+    def __init__(self, check: str):
+        if check not in self.CHECKS:
+            raise ValueError(f"check must be one of {self.CHECKS}, not {check!r}")
+        self.check = check
+        self.model = small_model()
+
+    def elaborate(self, platform):
+        m = Module()
+        net = Network(model=self.model, lanes=LANES)
+        frag = Fragment.get(net, platform)
+        m.submodules.net = frag
+
+        # The environment: events tokens free but held until taken; clear and spikes.ready free.
+        ev = net.events
+        ev_valid, ev_payload = AnySeq(1), AnySeq(len(ev.payload.as_value()))
+        m.d.comb += [ev.valid.eq(ev_valid), ev.payload.eq(ev_payload), net.clear.eq(AnySeq(1)),
+                     net.spikes.ready.eq(AnySeq(1))]
+        ev_waiting = Signal()                       # events.valid without ready in the last cycle
+        ev_last = Signal.like(ev.payload.as_value())
+        m.d.sync += [ev_waiting.eq(ev.valid & ~ev.ready), ev_last.eq(ev.payload.as_value())]
+        with m.If(ev_waiting):
+            m.d.comb += [Assume(ev.valid), Assume(ev.payload.as_value() == ev_last)]
+
+        if self.check == "spikes":
+            sp = net.spikes
+            waiting = Signal()
+            last = Signal.like(sp.payload.as_value())
+            m.d.sync += [waiting.eq(sp.valid & ~sp.ready), last.eq(sp.payload.as_value())]
+            with m.If(waiting):
+                m.d.comb += [Assert(sp.valid), Assert(sp.payload.as_value() == last)]
+        elif self.check == "events":
+            closed = Signal()                       # an eot was taken and step_done has not come since
+            taken = ev.valid & ev.ready
+            with m.If(net.step_done):
+                m.d.sync += closed.eq(0)
+            with m.Elif(taken & ev.payload.eot):
+                m.d.sync += closed.eq(1)
+            # "Before step_done": the cycle of the step_done pulse may take the next step's first token.
+            with m.If(closed & ~net.step_done):
+                m.d.comb += Assert(~taken)
+        elif self.check == "range":
+            tr = net.trace
+            for l, layer in enumerate(self.model.layers):
+                with m.If(tr.valid & (tr.payload.layer == l)):
+                    for i in range(LANES):
+                        mem = tr.payload.membrane[i]
+                        m.d.comb += Assert((mem >= layer.v_min) & (mem <= layer.v_max))
+            m.d.comb += Assert(~tr.valid | (tr.payload.layer < len(self.model.layers)))
+        else:
+            find = signal_lookup(frag, "hw/network.py", "Network.elaborate")
+            names = [f"{kind}{l}" for l in range(len(self.model.layers)) for kind in ("INT", "FIRE")]
+            hot = Cat(*(find(f"st_{name}") for name in (*names, "OUT", "DONE", "CLEAR")))
+            # Exactly one bit set: nonzero, and clearing the lowest set bit leaves zero.
+            m.d.comb += Assert((hot != 0) & ((hot & (hot - 1)) == 0))
+        return m
+
+
+class FlashFsmHarness(Elaboratable):
+    """A :class:`~qlif.hw.flash.FlashLoader` (one target, so that its FSM has 7 states in a 3-bit register
+    and one unused code) with a free flash, its FSM's state register asserted to hold a state's code."""
+
+    def elaborate(self, platform):
+        m = Module()
+        loader = FlashLoader(targets=[(8, 3)], offset=0x100, wake_cycles=2)
+        frag = Fragment.get(loader, platform)
+        m.submodules.loader = frag
+        m.d.comb += loader.flash.cipo.eq(AnySeq(1))
+        state = signal_lookup(frag, "hw/flash.py", "FlashLoader.elaborate")("fsm_state")
+        codes = legal_codes(state)
+        if len(codes) == 1 << len(state):
+            raise RuntimeError("FlashLoader's FSM uses every code of its register: the proof would be empty")
+        m.d.comb += Assert(state < len(codes))
+        return m
+
+
+def legal_codes(state: Signal) -> list[int]:
+    """The codes of an Amaranth FSM's states: those its state register's decoder names (Amaranth numbers
+    the states ``0 .. n - 1`` in the order they are defined)."""
+    codes = []
+    for code in range(1 << len(state)):
+        try:
+            state.decoder(code)
+        except KeyError:
+            continue
+        codes.append(code)
+    if codes != list(range(len(codes))):
+        raise RuntimeError(f"FSM codes {codes} are not 0 .. n - 1 (Amaranth changed its FSM encoding)")
+    return codes
+
+
+def _network(check: str):
+    return lambda: (NetworkHarness(check), [])
+
+
+#: Formal-only broken designs (not in the mutation score, :data:`qlif.sim.mutants.MUTANTS`).
+_NET = "qlif.hw.network"
+VALID_TOGGLES = Mutant(
+    "net-valid-withdrawn", "spikes.valid is withdrawn in cycles where the step's cycle count is odd",
+    _NET, "Network.elaborate", r"self\.spikes\.valid\.eq\(1\),", r"self.spikes.valid.eq(~cycles[0]),")
+PAYLOAD_CHANGES = Mutant(
+    "net-payload-changes", "spikes.payload's lowest bit follows the cycle count while it waits",
+    _NET, "Network.elaborate", r"self\.spikes\.payload\.eq\(tok\.payload\),",
+    r"self.spikes.payload.eq(tok.payload.as_value() ^ cycles[0]),")
+ACCEPTS_AFTER_EOT = Mutant(
+    "net-accepts-after-eot", "events.ready comes back after the eot is taken (accepting ignores closed)",
+    _NET, "Network._input", r"accepting\.eq\(~closed & ~closing & ~second_next\.valid\)",
+    r"accepting.eq(~closing & ~second_next.valid)")
+TRACE_UNSIGNED = Mutant(
+    "net-trace-zero-extend", "the trace zero-extends membranes to 16 bits instead of sign-extending",
+    _NET, "Network.elaborate", r"trace\.membrane\[i\]\.eq\(out\.membrane\[i\]\)",
+    r"trace.membrane[i].eq(out.membrane[i].as_unsigned())")
+FSM_BAD_CODE = Mutant(
+    "flash-fsm-bad-code", "the flash loader's FSM leaves START for the unused code 7 of its state register",
+    "qlif.hw.flash", "FlashLoader.elaborate",
+    r"(?s)with m\.FSM\(\):(.*)\n(\s+)return m\n$",
+    r"with m.FSM() as fsm:\1\n\2with m.If(fsm.state == 0): m.d.sync += fsm.state.eq(7)\n\2return m\n")
+STATES_STICK = Mutant(
+    "net-states-stick", "a state's flip-flop is not cleared when the FSM leaves it",
+    _NET, "Network.elaborate", r"nxt\[name\]\.eq\(\(flag & ~Cat\(\*leave\)\.any\(\)\) \| Cat\(\*enter\)\.any\(\)\)",
+    r"nxt[name].eq(flag | Cat(*enter).any())")
+_WHY_BMC = ("bounded from reset; k-induction does not close (unconstrained counters and memories can hide "
+            "an unreachable state for any induction length). Depth {quick} reaches {what}; {full} (make "
+            "formal) covers {full_what}")
+
+PROOFS: tuple[Proof, ...] = (
+    Proof(name="network-spikes-stream",
+          claim="spikes: once valid without ready, valid stays high and payload stays the same next cycle",
+          build=_network("spikes"), mode="bmc", depth=40, quick_depth=24, solver="yices",
+          why_depth=_WHY_BMC.format(quick=24, what="the first spikes of a step with two input events",
+                                    full=40, full_what="a whole step with both inputs and the next one's start"),
+          broken=(VALID_TOGGLES, PAYLOAD_CHANGES)),
+    Proof(name="network-events-stream",
+          claim="events: after a step's eot is taken, no token is taken before step_done",
+          build=_network("events"), mode="bmc", depth=40, quick_depth=24, solver="yices",
+          why_depth=_WHY_BMC.format(quick=24, what="an eot taken and the step run through its layers",
+                                    full=40, full_what="a whole step and step_done"),
+          broken=(ACCEPTS_AFTER_EOT,)),
+    Proof(name="network-membrane-range",
+          claim="every membrane on trace lies in [-2^(k-1), 2^(k-1)-1] of the layer it names",
+          build=_network("range"), mode="bmc", depth=40, quick_depth=24, solver="yices",
+          why_depth=_WHY_BMC.format(quick=24, what="both layers' fire passes of the first step",
+                                    full=40, full_what="a second step's fire passes (membranes after leak "
+                                    "and reset)"),
+          broken=(TRACE_UNSIGNED,)),
+    Proof(name="network-fsm-onehot",
+          claim="the core's state machine (one flip-flop per state) has exactly one state flip-flop set",
+          build=_network("onehot"), mode="bmc", depth=40, quick_depth=24, solver="yices",
+          why_depth=_WHY_BMC.format(quick=24, what="every state of the first step (INT0 to DONE) and CLEAR",
+                                    full=40, full_what="the move back to INT0 and a second step"),
+          broken=(STATES_STICK,)),
+    Proof(name="flash-fsm-legal",
+          claim="the flash loader's FSM (binary encoded) only ever holds one of its 7 states' codes",
+          build=lambda: (FlashFsmHarness(), []), mode="prove", depth=4, quick_depth=4, solver="yices",
+          why_depth=("k-induction: an Amaranth FSM moves from a state's code only to a state's code, so the "
+                     "property is inductive at depth 1; depth 4 gives the base case the steps in which the "
+                     "broken design leaves its states"),
+          broken=(FSM_BAD_CODE,)),
+)
