@@ -34,7 +34,7 @@ from qlif.boards.link.frame_rx import FrameReceiver
 from qlif.boards.protocol import CRC_INIT, CRC_POLY, SYNC, Cmd, Err, mask_bytes
 from qlif.sim.formal import Proof
 from qlif.sim.mutants import Mutant
-from qlif.sim.proofs.internals import signal_lookup
+from qlif.sim.proofs.internals import signal_lookup, together
 
 __all__ = ["crc16_step", "FrameReceiverHarness", "PROOFS"]
 
@@ -81,6 +81,7 @@ class FrameReceiverHarness(Elaboratable):
         m.submodules.dut = fragment
         find = signal_lookup(fragment, "boards/link/frame_rx.py", "FrameReceiver.elaborate")
 
+        # The state machine's encoding, from the names its state signal decodes to ("NAME/value").
         state = find("fsm_state")
         encoding = {}
         for value in range(1 << len(state)):
@@ -231,9 +232,13 @@ PROOFS: tuple[Proof, ...] = (
         name="frame-rx",
         claim="the host link's frame receiver never passes on a frame with a bad CRC or length: an OK verdict "
               "is for a whole frame whose CRC bytes match CMD SEQ LEN PAYLOAD and whose LEN is legal for its "
-              "(known) command, with that CMD, SEQ and LEN (n_out = 12, timeout 2)",
+              "(known) command, with that CMD, SEQ and LEN (n_out = 12, timeout 2; the full run adds n_out = 17, "
+              "timeout 5, n_in = 100)",
         build=lambda: (FrameReceiverHarness(n_in=0xFFFF, n_out=12, timeout=2), []),
-        mode="prove", depth=12, quick_depth=12,
+        # The full run adds a 3-byte wake mask with 7 bits that must be 0, a longer timeout, a small n_in.
+        full_build=lambda: (together(FrameReceiverHarness(n_in=0xFFFF, n_out=12, timeout=2),
+                                     FrameReceiverHarness(n_in=100, n_out=17, timeout=5)), []),
+        mode="prove", solver="yices", depth=12, quick_depth=12,
         why_depth="k-induction closes at k = 2 with the auxiliary invariants; k = 12 so that the base case (from "
                   "reset) reaches the verdict on a 7-byte frame (step 9), where the broken designs show",
         broken=(CRC_UNCHECKED, CRC_LOW_BYTE, ODD_WORDS, SHORT_WAKE, SHORT_DATA)),

@@ -34,7 +34,7 @@ from qlif.hw.serializer import Serializer
 from qlif.sim.formal import Proof
 from qlif.sim.mutants import Mutant
 from qlif.sim.mutants import get as _catalogue
-from qlif.sim.proofs.internals import signal_lookup
+from qlif.sim.proofs.internals import signal_lookup, together
 
 __all__ = ["SerializerHarness", "DROP_LANES", "PROOFS"]
 
@@ -170,8 +170,9 @@ class SerializerHarness(Elaboratable):
         return m
 
 
-def _build(lanes: int, depth: int):
-    return lambda: (SerializerHarness(lanes=lanes, depth=depth), [])
+def _build(*sizes: tuple[int, int]):
+    """``Proof.build``: the harnesses of ``(lanes, depth)`` pairs, proved as one design."""
+    return lambda: (together(*(SerializerHarness(lanes=p, depth=g) for p, g in sizes)), [])
 
 
 #: A formal-only broken design (not in the mutation score, :data:`qlif.sim.mutants.MUTANTS`): every pushed
@@ -194,14 +195,16 @@ _CLAIM = ("the serializer neither drops, duplicates nor reorders a spike: within
 PROOFS: tuple[Proof, ...] = (
     Proof(
         name="serializer-p2-g3", claim=_CLAIM + " (P = 2, depth 3: the smallest queue with a ring, of 2)",
-        build=_build(2, 3), mode="prove", depth=12, quick_depth=12,
+        build=_build((2, 3)), mode="prove", solver="yices", depth=12, quick_depth=12,
         why_depth="k-induction closes at k = 2 with the auxiliary invariants; k = 12 so that the base case "
                   "(from reset) reaches the second train through the ring, where queue-wrap shows (step 11)",
         broken=(_catalogue("queue-wrap"), _catalogue("lowest-lane"), DROP_LANES, STALE_RING)),
     Proof(
-        name="serializer-p4-g5", claim=_CLAIM + " (P = 4, depth 5: a ring of 4, lanes searched in two levels)",
-        build=_build(4, 5), mode="prove", depth=5, quick_depth=5,
-        why_depth="k-induction closes at k = 2; k = 5 so that the base case reaches a ring read (step 4), "
-                  "where ser-ring-stale shows",
+        name="serializer", claim=_CLAIM + " (P = 4, depth 5: a ring of 4, lanes searched in two levels; the "
+                                          "full run adds P = 4, depth 9: a ring of 8, and P = 8, depth 5)",
+        build=_build((4, 5)), full_build=_build((4, 5), (4, 9), (8, 5)),
+        mode="prove", solver="yices", depth=5, quick_depth=5,
+        why_depth="k-induction closes at k = 2 (each size); k = 5 so that the base case reaches a ring read "
+                  "(step 4), where ser-ring-stale shows",
         broken=(_catalogue("lowest-lane"), DROP_LANES, STALE_RING)),
 )
