@@ -82,6 +82,7 @@ class SerializerHarness(Elaboratable):
         R = queue_ring_depth(G)
         rows = []
         if R and self.invariants:
+            # Amaranth 0.5 keeps a module's named submodules in _named_submodules (not a public API).
             ring = module._named_submodules.get("queue", (None,))[0]
             if ring is None:
                 raise LookupError("hw/serializer.py: no submodule 'queue' (the ring) in Serializer.elaborate "
