@@ -76,7 +76,7 @@ def run(model, x: np.ndarray, y: np.ndarray, *, simulator: str, lanes: int, jobs
     print(f"regress-mnist: {label}")
     print(f"  build: Verilog generated in {b.generated:.1f} s, {simulator} build "
           f"{f'{b.seconds:.1f} s' if b.seconds else 'cached'} ({b.folder})")
-    print(f"  simulation: {result.seconds:.1f} s, {len(x) / result.seconds:.1f} samples/s, "
+    print(f"  simulation: {result.seconds:.1f} s, {len(x) / result.seconds:.3g} samples/s, "
           f"{result.clocks / result.seconds:,.0f} cycles/s ({result.clocks:,} clock cycles; "
           f"{result.steps_cycles:,} counted in step_cycles)")
     rtl = float(np.mean(result.rtl_prediction == y))
