@@ -10,9 +10,10 @@ afterwards, vectorised, with :func:`qlif.golden.spec.reference.run` at every ste
     assert result.mismatch is None
 
 **Weights at run time.** The Verilog of :func:`qlif.hw.verilog.generate` holds the synapse words as
-memory init values, which Verilator compiles into a constructor: over 20 minutes for 784-500-10 at
-P = 32. The core is generated here from a *placeholder* of the model (the same shapes, widths and neuron
-parameters, every weight code 0) and the init blocks of its synapse memories are cut out of the text;
+memory init values, which Verilator compiles into constructors, so the build grows with the weights
+(figures in docs/verification.md, "The seed network at scale"). The core is generated here from a
+*placeholder* of the model (the same shapes, widths and neuron parameters, every weight code 0) and the
+init blocks of its synapse memories are cut out of the text;
 the bench fills them at time 0 with ``$readmemh`` through their hierarchical names
 (``dut.layer{l}.syn``) from files written per model. The Verilog text, and so the build, does not depend
 on the weights: one build serves every model of the same shape, and its time does not grow with them.
