@@ -9,10 +9,11 @@ The full depths run with ``-m slow`` (and in ``make formal``).
 from __future__ import annotations
 
 import pytest
-from amaranth.hdl import Assert, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Elaboratable, Fragment, Module, Signal
 
 from qlif.sim import proofs
 from qlif.sim.formal import Proof, prove, run_proof
+from qlif.sim.mutants import install
 from qlif.sim.proofs import lif, network
 
 PROOFS = lif.PROOFS + network.PROOFS
@@ -36,6 +37,19 @@ def test_broken_design_fails(proof, mutant):
 def test_proof_passes_at_full_depth(proof):
     result = run_proof(proof, full=True)
     assert result.passed, result.summary()
+
+
+def test_onehot_claim_alone_catches_its_broken_design():
+    # network-fsm-onehot's invariants could catch net-states-stick before the claim does; the claim alone
+    # (a bounded check from reset, no invariants) sees it too.
+    undo = install(network.STATES_STICK)
+    try:
+        harness = network.NetworkHarness("onehot")
+        result = prove(harness, name="network-fsm-onehot-claim-only", mode="bmc", depth=8, ports=[],
+                       solver="yices")
+    finally:
+        undo()
+    assert result.status == "FAIL", result.summary()
 
 
 def test_registry_holds_every_module_once():
@@ -98,5 +112,4 @@ def test_flash_fsm_has_an_unused_code():
     harness = network.FlashFsmHarness()
     top = Module()
     top.submodules.h = harness
-    from amaranth.hdl import Fragment
     Fragment.get(top, None)            # raises if every code is a state, or the register is not found

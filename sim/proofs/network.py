@@ -21,12 +21,13 @@ cycle. The properties, asserted in every cycle:
 * ``flash-fsm-legal``: the SPI flash loader's state machine (an Amaranth ``m.FSM``, binary encoded) holds
   one of its states' codes, never one of the unused codes of its state register.
 
-All but the last are bounded model checks from reset. k-induction does not close on them: the core's
-state holds counters and memories that no port property constrains (the 32-bit cycle counter, the
-membrane memory, the input queue), so an unreachable state can wait out any induction length before it
-shows at a port, as in the serializer's proof. The depth is chosen to cover whole timesteps of the
-small model (see :data:`PROOFS`). The flash FSM's property is inductive on its own (an Amaranth FSM moves
-only between its states' codes), so that one is a k-induction proof.
+The membrane range and the flash FSM's states are k-induction proofs, each property inductive on its
+own (the trace is loaded only from a layer's k-bit output; an Amaranth FSM moves only between its states'
+codes). One-hot is k-induction with three invariants on the input queue (without them the counterexample
+to induction is a queue holding an eot while ``started`` is low, going round the steps for ever). The
+stream rules are bounded model checks from reset, at depths that cover whole timesteps of the small model
+(see :data:`PROOFS`): k-induction fails on them at unreachable queue states too, and their invariants
+would reach into the serializer and the layers' pipelines.
 """
 
 from __future__ import annotations
@@ -68,14 +69,20 @@ class NetworkHarness(Elaboratable):
     ----------
     check : {"spikes", "events", "range", "onehot"}
         The property to assert (each proof has its own run, so a broken design shows which one failed).
+    invariants : bool
+        With ``"onehot"``: also assert the auxiliary invariants that let k-induction close, on the input
+        queue's internal registers (found by name, :func:`~qlif.sim.proofs.internals.signal_lookup`): a
+        queued token means the step has started, the second entry is only filled behind the first, and
+        tokens wait only in state INT0. Without them only the claim is asserted.
     """
 
     CHECKS = ("spikes", "events", "range", "onehot")
 
-    def __init__(self, check: str):
+    def __init__(self, check: str, invariants: bool = False):
         if check not in self.CHECKS:
             raise ValueError(f"check must be one of {self.CHECKS}, not {check!r}")
         self.check = check
+        self.invariants = invariants
         self.model = small_model()
 
     def elaborate(self, platform):
@@ -126,6 +133,12 @@ class NetworkHarness(Elaboratable):
             hot = Cat(*(find(f"st_{name}") for name in (*names, "OUT", "DONE", "CLEAR")))
             # Exactly one bit set: nonzero, and clearing the lowest set bit leaves zero.
             m.d.comb += Assert((hot != 0) & ((hot & (hot - 1)) == 0))
+            if self.invariants:
+                # in0, in1: the input queue's entries, fields (valid, eot, good, addr) from bit 0.
+                head, second, started = find("in0"), find("in1"), find("started")
+                head_valid, second_valid = head[0], second[0]
+                m.d.comb += [Assert(~head_valid | started), Assert(~second_valid | head_valid),
+                             Assert(find("st_INT0") | ~head_valid)]
         return m
 
 
@@ -211,16 +224,18 @@ PROOFS: tuple[Proof, ...] = (
           broken=(ACCEPTS_AFTER_EOT,)),
     Proof(name="network-membrane-range",
           claim="every membrane on trace lies in [-2^(k-1), 2^(k-1)-1] of the layer it names",
-          build=_network("range"), mode="bmc", depth=40, quick_depth=24, solver="yices",
-          why_depth=_WHY_BMC.format(quick=24, what="both layers' fire passes of the first step",
-                                    full=40, full_what="a second step's fire passes (membranes after leak "
-                                    "and reset)"),
+          build=_network("range"), mode="prove", depth=16, quick_depth=12, solver="yices",
+          why_depth=("k-induction: closes at depth 1 (the trace registers are loaded only from a layer's k-bit "
+                     "output, sign-extended, with that layer's index); depth 12 so that the base case from reset "
+                     "reaches layer 0's first fire pass on the trace, where the broken design shows"),
           broken=(TRACE_UNSIGNED,)),
     Proof(name="network-fsm-onehot",
           claim="the core's state machine (one flip-flop per state) has exactly one state flip-flop set",
-          build=_network("onehot"), mode="bmc", depth=40, quick_depth=24, solver="yices",
-          why_depth=_WHY_BMC.format(quick=24, what="every state of the first step (INT0 to DONE) and CLEAR",
-                                    full=40, full_what="the move back to INT0 and a second step"),
+          build=lambda: (NetworkHarness("onehot", invariants=True), []), mode="prove", depth=12, quick_depth=8,
+          solver="yices",
+          why_depth=("k-induction with three invariants on the input queue (a queued token means the step has "
+                     "started; the second entry only behind a first; tokens wait only in INT0): closes at k = 6, "
+                     "not at 5; 8 in the default suite, 12 in make formal"),
           broken=(STATES_STICK,)),
     Proof(name="flash-fsm-legal",
           claim="the flash loader's FSM (binary encoded) only ever holds one of its 7 states' codes",
