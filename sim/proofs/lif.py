@@ -4,8 +4,8 @@
 reset kind) into its logic, so the harness holds one datapath per parameter set and lets the solver choose
 every port input of each (``AnyConst``): the membrane ``v``, the weight code of each lane, and the
 previous step's recorded membrane. Beside each it restates the contract in a few lines of Amaranth
-written from docs/semantics.md (not from hw/lif.py: the codebook is a table of the documented values, the
-leak a floor division, saturation a min/max), and asserts, lane by lane:
+written from docs/semantics.md (not from hw/lif.py: the codebook is a table of the documented values,
+saturation a min/max, the leak and the resets as the page writes them), and asserts, lane by lane:
 
 * ``integrated == sat(v + W[code])`` (step 3, one input event);
 * ``spikes == (v > theta)`` (step 4);
@@ -19,10 +19,12 @@ always ``p > theta`` of the recorded membrane ``p``. Other pairs (a spike with `
 states of the contract; the datapath's subtract reset does not saturate and relies on that (see its
 comment in hw/lif.py).
 
-The datapath is combinational, so one step decides: the proof is k-induction at depth 1, which closes
-with no state. What the default suite narrows is the parameter sets, not the depth (:func:`configs`):
-``make formal`` proves every ``k`` in 2..8 with every ``theta``, every ``lam`` (null and 0..15) and both
-resets, crossed, with the default codebook and a custom one.
+The datapath is combinational and its inputs are free in the first step, so a bounded check of depth 1
+is a complete proof. What the default suite narrows is the parameter sets, not the depth
+(:func:`configs`): one per ``k`` (:data:`QUICK`), three per ``k`` in ``make formal`` (with :data:`FULL`),
+chosen to hold the extreme and odd values of each parameter. Not every combination: smtbmc checks all
+assertions of a design in one query, whose time grows much faster than the number of datapaths in it,
+and one run per parameter set costs seconds of tool start-up (docs/verification.md, "Formal proofs").
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ def contract_codebook(config: Config) -> tuple[int, ...]:
 
 
 def custom_codebook(b: int, k: int) -> tuple[int, ...]:
-    """A custom codebook for the proof: values well past both membrane bounds (so integration saturates
-    from a single weight), zero, both signs, a repeated value and the format's extremes -32768 and 32768."""
+    """A custom codebook for the proof: the format's extremes -32768 and 32768 first (all a 1-bit book
+    holds), then 0 and -1, then values just past both membrane bounds (one weight saturates), then random
+    values within twice the membrane range."""
     span = 1 << k
     values = [-(1 << 15), 1 << 15, 0, -1, 1, -span - 3, span + 5, 3]
     rng = np.random.default_rng(1000 * b + k)
@@ -96,7 +99,8 @@ def custom_codebook(b: int, k: int) -> tuple[int, ...]:
 QUICK = {2: (0, None, "subtract", False), 3: (1, 0, "zero", False), 4: (6, 1, "subtract", False),
          5: (7, 4, "subtract", False), 6: (30, 15, "zero", False), 7: (62, 6, "subtract", True),
          8: (126, 2, "zero", False)}
-#: What ``make formal`` adds per ``k``: two more parameter sets, the ``theta`` as a fraction of the largest.
+#: What ``make formal`` adds per ``k``: two more parameter sets, pairing other values of ``theta`` (0, 1,
+#: middle and near-largest), ``lam`` and reset kind, seven of the 14 with the custom codebook.
 FULL = {2: ((0, 15, "zero", True), (0, 1, "subtract", False)),
         3: ((0, 15, "subtract", False), (1, None, "zero", True)),
         4: ((1, None, "zero", True), (3, 3, "subtract", False)),
