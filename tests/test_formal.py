@@ -1,6 +1,7 @@
 """Formal proofs of the LIF datapath and the core (sim/proofs/lif.py, sim/proofs/network.py): each proof
 passes at its quick depth and fails (a counterexample, not merely no proof) on every broken design it
-names; the proof registry; and the runner's clock, without which sequential proofs check nothing.
+names, and where a proof also asserts auxiliary invariants, its claim alone catches them too; the proof
+registry; and the runner's clock, without which sequential proofs check nothing.
 
 The serializer's and the frame receiver's proofs have their own file (tests/test_formal_link.py).
 The full depths run with ``-m slow`` (and in ``make formal``).
@@ -39,14 +40,19 @@ def test_proof_passes_at_full_depth(proof):
     assert result.passed, result.summary()
 
 
-def test_onehot_claim_alone_catches_its_broken_design():
-    # network-fsm-onehot's invariants could catch net-states-stick before the claim does; the claim alone
-    # (a bounded check from reset, no invariants) sees it too.
-    undo = install(network.STATES_STICK)
+# The core's proofs assert auxiliary invariants besides their claim, which could catch a broken design
+# first; the claim alone (a bounded check from reset, no invariants) sees each one too, at these depths.
+CLAIM_ONLY = [("spikes", network.VALID_TOGGLES, 18), ("spikes", network.PAYLOAD_CHANGES, 18),
+              ("events", network.ACCEPTS_AFTER_EOT, 12), ("onehot", network.STATES_STICK, 8)]
+
+
+@pytest.mark.parametrize("check, mutant, depth", CLAIM_ONLY, ids=[f"{c}-{m.name}" for c, m, _ in CLAIM_ONLY])
+def test_network_claim_alone_catches(check, mutant, depth):
+    undo = install(mutant)
     try:
-        harness = network.NetworkHarness("onehot")
-        result = prove(harness, name="network-fsm-onehot-claim-only", mode="bmc", depth=8, ports=[],
-                       solver="yices")
+        harness = network.NetworkHarness(check)
+        result = prove(harness, name=f"network-{check}-claim-only--{mutant.name}", mode="bmc", depth=depth,
+                       ports=[], solver="yices")
     finally:
         undo()
     assert result.status == "FAIL", result.summary()

@@ -1,10 +1,10 @@
 """The core's ports keep their contracts, its membranes their range, its state machines their states.
 
-Proved on a small :class:`~qlif.hw.network.Network` (:func:`small_model`: two layers, P = 2, so each layer is
-one neuron group and a whole timestep is a few dozen cycles) whose environment is free within the port
-contract: ``events`` tokens of any address (good, out of range or out of order) and ``eot`` at any time,
-held until taken (the producer's stream rules, assumed), ``spikes.ready`` and ``clear`` free in every
-cycle. The properties, asserted in every cycle:
+Proved on a small :class:`~qlif.hw.network.Network` (:func:`small_model`: two layers at P = 2, a timestep
+of a few dozen cycles) whose environment is free within the port contract: ``events`` tokens of any
+address (good, out of range or out of order) and ``eot`` at any time, held until taken (the producer's
+stream rules, assumed), ``spikes.ready`` and ``clear`` free in every cycle. The properties, asserted in
+every cycle:
 
 * ``network-spikes-stream``: ``spikes`` obeys the stream rules: once ``valid`` is high without ``ready``,
   ``valid`` stays high and ``payload`` stays the same in the next cycle (no valid withdrawn, payload held
@@ -21,13 +21,12 @@ cycle. The properties, asserted in every cycle:
 * ``flash-fsm-legal``: the SPI flash loader's state machine (an Amaranth ``m.FSM``, binary encoded) holds
   one of its states' codes, never one of the unused codes of its state register.
 
-The membrane range and the flash FSM's states are k-induction proofs, each property inductive on its
-own (the trace is loaded only from a layer's k-bit output; an Amaranth FSM moves only between its states'
-codes). One-hot is k-induction with three invariants on the input queue (without them the counterexample
-to induction is a queue holding an eot while ``started`` is low, going round the steps for ever). The
-stream rules are bounded model checks from reset, at depths that cover whole timesteps of the small model
-(see :data:`PROOFS`): k-induction fails on them at unreachable queue states too, and their invariants
-would reach into the serializer and the layers' pipelines.
+All are k-induction proofs. The membrane range and the flash FSM's states are inductive on their own
+(the trace is loaded only from a layer's k-bit output; an Amaranth FSM moves only between its states'
+codes). One-hot and the stream rules need auxiliary invariants on the core's internal registers (found by
+name, :func:`~qlif.sim.proofs.internals.signal_lookup`), asserted with them: without them the
+counterexample to induction is an input queue holding an eot while ``started`` is low, going round the
+steps for ever. Depths and why: :data:`PROOFS`.
 """
 
 from __future__ import annotations
@@ -70,10 +69,12 @@ class NetworkHarness(Elaboratable):
     check : {"spikes", "events", "range", "onehot"}
         The property to assert (each proof has its own run, so a broken design shows which one failed).
     invariants : bool
-        With ``"onehot"``: also assert the auxiliary invariants that let k-induction close, on the input
-        queue's internal registers (found by name, :func:`~qlif.sim.proofs.internals.signal_lookup`): a
-        queued token means the step has started, the second entry is only filled behind the first, and
-        tokens wait only in state INT0. Without them only the claim is asserted.
+        Also assert the auxiliary invariants that let k-induction close, on the core's internal registers
+        (found by name, :func:`~qlif.sim.proofs.internals.signal_lookup`): the state flip-flops are one-hot;
+        a queued token means the step has started, the second queue entry is only filled behind the first,
+        and tokens wait only in state INT0; with ``"events"`` also: the harness' closed flag and the core's
+        agree (up to the step_done cycle), a closed step is started and not accepting, and CLEAR is not
+        started. Without them only the claim is asserted.
     """
 
     CHECKS = ("spikes", "events", "range", "onehot")
@@ -112,10 +113,11 @@ class NetworkHarness(Elaboratable):
         elif self.check == "events":
             closed = Signal()                       # an eot was taken and step_done has not come since
             taken = ev.valid & ev.ready
-            with m.If(net.step_done):
-                m.d.sync += closed.eq(0)
-            with m.Elif(taken & ev.payload.eot):
+            # An eot taken in the cycle of step_done (an empty step) closes the next step.
+            with m.If(taken & ev.payload.eot):
                 m.d.sync += closed.eq(1)
+            with m.Elif(net.step_done):
+                m.d.sync += closed.eq(0)
             # "Before step_done": the cycle of the step_done pulse may take the next step's first token.
             with m.If(closed & ~net.step_done):
                 m.d.comb += Assert(~taken)
@@ -127,7 +129,7 @@ class NetworkHarness(Elaboratable):
                         mem = tr.payload.membrane[i]
                         m.d.comb += Assert((mem >= layer.v_min) & (mem <= layer.v_max))
             m.d.comb += Assert(~tr.valid | (tr.payload.layer < len(self.model.layers)))
-        else:
+        if self.check == "onehot" or self.invariants:
             find = signal_lookup(frag, "hw/network.py", "Network.elaborate")
             names = [f"{kind}{l}" for l in range(len(self.model.layers)) for kind in ("INT", "FIRE")]
             hot = Cat(*(find(f"st_{name}") for name in (*names, "OUT", "DONE", "CLEAR")))
@@ -139,6 +141,11 @@ class NetworkHarness(Elaboratable):
                 head_valid, second_valid = head[0], second[0]
                 m.d.comb += [Assert(~head_valid | started), Assert(~second_valid | head_valid),
                              Assert(find("st_INT0") | ~head_valid)]
+                if self.check == "events":
+                    net_closed, accepting = find("closed"), find("accepting")
+                    m.d.comb += [Assert(~net_closed | closed), Assert(~closed | net.step_done | net_closed),
+                                 Assert(~net_closed | ~accepting), Assert(~net_closed | started),
+                                 Assert(~find("st_CLEAR") | ~started)]
         return m
 
 
@@ -205,22 +212,25 @@ STATES_STICK = Mutant(
     "net-states-stick", "a state's flip-flop is not cleared when the FSM leaves it",
     _NET, "Network.elaborate", r"nxt\[name\]\.eq\(\(flag & ~Cat\(\*leave\)\.any\(\)\) \| Cat\(\*enter\)\.any\(\)\)",
     r"nxt[name].eq(flag | Cat(*enter).any())")
-_WHY_BMC = ("bounded from reset; k-induction does not close (unconstrained counters and memories can hide "
-            "an unreachable state for any induction length). Depth {quick} reaches {what}; {full} (make "
-            "formal) covers {full_what}")
+def _with_invariants(check: str):
+    return lambda: (NetworkHarness(check, invariants=True), [])
+
 
 PROOFS: tuple[Proof, ...] = (
     Proof(name="network-spikes-stream",
           claim="spikes: once valid without ready, valid stays high and payload stays the same next cycle",
-          build=_network("spikes"), mode="bmc", depth=40, quick_depth=24, solver="yices",
-          why_depth=_WHY_BMC.format(quick=24, what="the first spikes of a step with two input events",
-                                    full=40, full_what="a whole step with both inputs and the next one's start"),
+          build=_with_invariants("spikes"), mode="prove", depth=24, quick_depth=18, solver="yices",
+          why_depth=("k-induction with the one-hot and input queue invariants: closes at k = 8, not at 7; 18 so "
+                     "that the base case from reset reaches the first output spike waiting on ready (step 16), "
+                     "where the broken designs show; 24 in make formal"),
           broken=(VALID_TOGGLES, PAYLOAD_CHANGES)),
     Proof(name="network-events-stream",
           claim="events: after a step's eot is taken, no token is taken before step_done",
-          build=_network("events"), mode="bmc", depth=40, quick_depth=24, solver="yices",
-          why_depth=_WHY_BMC.format(quick=24, what="an eot taken and the step run through its layers",
-                                    full=40, full_what="a whole step and step_done"),
+          build=_with_invariants("events"), mode="prove", depth=16, quick_depth=12, solver="yices",
+          why_depth=("k-induction with the one-hot and input queue invariants and five on the step's closing "
+                     "(the harness' and the core's closed flags agree, a closed step is started and not "
+                     "accepting, CLEAR is not started): closes at k = 6, not at 5; 12 so that the base case "
+                     "reaches an eot waiting in the input queue, where the broken design shows; 16 in make formal"),
           broken=(ACCEPTS_AFTER_EOT,)),
     Proof(name="network-membrane-range",
           claim="every membrane on trace lies in [-2^(k-1), 2^(k-1)-1] of the layer it names",
@@ -231,8 +241,7 @@ PROOFS: tuple[Proof, ...] = (
           broken=(TRACE_UNSIGNED,)),
     Proof(name="network-fsm-onehot",
           claim="the core's state machine (one flip-flop per state) has exactly one state flip-flop set",
-          build=lambda: (NetworkHarness("onehot", invariants=True), []), mode="prove", depth=12, quick_depth=8,
-          solver="yices",
+          build=_with_invariants("onehot"), mode="prove", depth=12, quick_depth=8, solver="yices",
           why_depth=("k-induction with three invariants on the input queue (a queued token means the step has "
                      "started; the second entry only behind a first; tokens wait only in INT0): closes at k = 6, "
                      "not at 5; 8 in the default suite, 12 in make formal"),
