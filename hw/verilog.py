@@ -78,9 +78,9 @@ def generate(model: Model, *, lanes: int, name: str = "qlif_top") -> str:
 
 
 class _CoreOneDown(Elaboratable):
-    """A top module around the core (``core``) with the core's ports: Yosys 0.70's ABC9 fails on the
-    core as the top module itself (``Assert count_id(wire->name) == 0`` when it reintegrates the mapped
-    logic, YosysHQ/yosys#4349), not one level down, where a board top has it."""
+    """A top module around the core (``core``) with the core's ports: ``synth_ice40``'s ABC9 (Yosys 0.70)
+    fails on the core as the top module itself (``Assert count_id(wire->name) == 0`` when it reintegrates
+    the mapped logic, YosysHQ/yosys#4349), not one level down, where a board top has it."""
 
     def __init__(self, core: _FlatTrace):
         self.core = core

@@ -32,7 +32,7 @@ def describe(r: dict) -> str:
     cells = r["cells"]
     luts = cells.get("SB_LUT4", 0) + cells.get("LUT4", 0)
     rams = cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0)
-    synth = "cached" if r["synth_cached"] else f"{r['synth_s']:.0f} s"
+    synth = f"{r['synth_s']:.0f} s" + (", cached" if r["synth_cached"] else "")
     return (f"{r['design']}: {r['family']} ({r['board']}), {'-'.join(map(str, r['sizes']))}, T={r['timesteps']}, "
             f"P={r['lanes']}: synthesis {synth} ({r['mapper']}, {luts} LUT4, {rams} block RAMs), "
             f"{r['simulator']} build {r['build_s']:.0f} s, {r['samples']} samples ({r['sim_cycles']} cycles) "
