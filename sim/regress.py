@@ -17,7 +17,9 @@ init blocks of its synapse memories are cut out of the text;
 the bench fills them at time 0 with ``$readmemh`` through their hierarchical names
 (``dut.layer{l}.syn``) from files written per model. The Verilog text, and so the build, does not depend
 on the weights: one build serves every model of the same shape, and its time does not grow with them.
-Builds are kept in a folder named by a hash of the two texts, the simulator and its flags.
+Builds are kept in a folder named by a hash of the two texts, the simulator and its flags. Icarus gets
+the core as Yosys rewrites it (:func:`icarus_verilog`: the same logic as cells, not processes), which it
+runs some 15 times faster at P = 32.
 
 Files of one run (a *shard*: some samples, one simulator process), all fixed-width hex lines:
 
