@@ -153,10 +153,13 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         raise ValueError(f"depth must be a positive integer, not {depth!r}")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, not {solver!r}")
-    if not isinstance(name, str) or not name or "/" in name:
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
         raise ValueError(f"name must be a non-empty file name, not {name!r}")
-    env = tool_env()
     root = Path(workdir) if workdir is not None else FORMAL_DIR / name
+    # The folder is emptied first: only ever one inside the build tree.
+    if not root.resolve().is_relative_to(BUILD_ROOT.resolve()):
+        raise ValueError(f"workdir must lie inside {BUILD_ROOT}, not {str(root)!r}")
+    env = tool_env()
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)

