@@ -22,8 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from qlif.sim.gate import GATE_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-GATE = ROOT / "build" / "gate"
+GATE = GATE_DIR     # the cache tests/test_gate.py builds into (qlif.sim.gate), so --fresh empties it
 RECORDS = GATE / "records"
 
 
