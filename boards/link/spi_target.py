@@ -1,0 +1,301 @@
+"""The SPI frame path: an SPI target through which a microcontroller or sensor writes a frame of input
+intensities and reads the result, with no fast clock running while it waits.
+
+SPI mode 0 (CPOL = 0, CPHA = 0: SCK idles low, both sides sample on SCK's rising edge and change on its
+falling edge), most significant bit first, CS active low. The target runs on SCK itself: its receive
+logic in a domain clocked by SCK's rising edge and reset (asynchronously) while CS is high, its
+transmit register in one clocked by SCK's falling edge, and its state that outlives a transaction (the
+frame handshake, the wake mask, the flags) in a third, on SCK's rising edge, never reset. So it needs
+no clock of its own: between transactions nothing toggles.
+
+The frame buffer (``n_in`` x 8 bits, one memory) is written from the SCK domain and read from the
+core's (the component's ``sync``), whose clock runs only while a frame is being inferred. They never
+use it at once: a frame is committed (``req`` toggles) on the SCK edge that completes its last byte,
+the core reads it only after it has seen that toggle through a synchroniser, and a WRITE_FRAME that
+begins before the core has toggled ``ack`` back is refused whole (no byte of it is written). The
+result (``prediction``, ``counts``, ``wake``) is read by the SCK side straight from the core's
+registers: they change only while the target is busy, and it answers zeros then (a multi-cycle path,
+not timed, as in :mod:`qlif.boards.link.crossing`).
+
+The protocol (docs/host-protocol.md, "SPI frame path") is described by :class:`SPICmd`,
+:class:`SPIFlag` and the helpers below; the host side and the testbenches build their transactions
+with them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Array, Cat, ClockDomain, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.memory import Memory, ReadPort
+from amaranth.lib.wiring import In, Out
+
+from qlif.boards.protocol import count_bytes, mask_bytes
+
+__all__ = ["SPICmd", "SPIFlag", "STATUS_BYTES", "result_bytes", "write_frame", "write_mask", "read_status",
+           "read_result", "decode_spi_status", "decode_spi_result", "SPITarget"]
+
+
+class SPICmd(enum.IntEnum):
+    """The first byte of a transaction (CS low to CS high); the bytes after it depend on it."""
+
+    WRITE_FRAME = 0x01     #: ``n_in`` bytes follow, one intensity per input, input 0 first
+    READ_STATUS = 0x02     #: the target answers :data:`STATUS_BYTES` bytes
+    READ_RESULT = 0x03     #: the target answers :func:`result_bytes` bytes
+    WRITE_MASK = 0x04      #: ``mask_bytes(n_out)`` bytes of wake mask follow (byte ``i`` bit ``b``: class 8i + b)
+
+
+class SPIFlag(enum.IntFlag):
+    """The first byte of the READ_STATUS answer."""
+
+    BUSY = 0x01            #: a committed frame is being inferred (the core's clock runs)
+    DONE = 0x02            #: not busy, and a frame has been inferred: the result is the last frame's
+    WAKE = 0x04            #: the wake pin is high (DONE and the prediction is in the wake mask)
+    REFUSED = 0x08         #: a WRITE_FRAME or WRITE_MASK was refused (busy) since the last READ_STATUS
+    CORE_ERROR = 0x10      #: the core dropped an input token (never happens: the encoder's are in order)
+
+
+#: Bytes of the READ_STATUS answer: flags, prediction, frames accepted (mod 256).
+STATUS_BYTES = 3
+
+
+def result_bytes(n_out: int, timesteps: int) -> int:
+    """Bytes of the READ_RESULT answer: the prediction, then each class's count (``count_bytes(T)`` each,
+    most significant byte first)."""
+    return 1 + n_out * count_bytes(timesteps)
+
+
+def write_frame(frame) -> bytes:
+    """The MOSI bytes of a WRITE_FRAME transaction (``frame``: ``n_in`` intensities 0..255)."""
+    values = [int(v) for v in frame]
+    if any(not 0 <= v <= 0xFF for v in values):
+        raise ValueError("frame intensities must be 0..255")
+    return bytes([SPICmd.WRITE_FRAME, *values])
+
+
+def write_mask(classes, n_out: int) -> bytes:
+    """The MOSI bytes of a WRITE_MASK transaction."""
+    from qlif.boards.protocol import encode_wake_mask
+
+    return bytes([SPICmd.WRITE_MASK]) + encode_wake_mask(classes, n_out)
+
+
+def read_status() -> bytes:
+    """The MOSI bytes of a READ_STATUS transaction (the command, then dummy bytes to clock the answer)."""
+    return bytes([SPICmd.READ_STATUS]) + bytes(STATUS_BYTES)
+
+
+def read_result(n_out: int, timesteps: int) -> bytes:
+    """The MOSI bytes of a READ_RESULT transaction."""
+    return bytes([SPICmd.READ_RESULT]) + bytes(result_bytes(n_out, timesteps))
+
+
+def decode_spi_status(miso: bytes) -> tuple[SPIFlag, int, int]:
+    """(flags, prediction, frames accepted mod 256) from the MISO bytes of a READ_STATUS transaction."""
+    if len(miso) != 1 + STATUS_BYTES:
+        raise ValueError(f"a READ_STATUS transaction has {1 + STATUS_BYTES} bytes, not {len(miso)}")
+    return SPIFlag(miso[1]), miso[2], miso[3]
+
+
+def decode_spi_result(miso: bytes, *, n_out: int, timesteps: int) -> tuple[int, list[int]]:
+    """(prediction, counts) from the MISO bytes of a READ_RESULT transaction."""
+    if len(miso) != 1 + result_bytes(n_out, timesteps):
+        raise ValueError(f"a READ_RESULT transaction has {1 + result_bytes(n_out, timesteps)} bytes, not {len(miso)}")
+    cb = count_bytes(timesteps)
+    counts = [int.from_bytes(miso[2 + cb * i: 2 + cb * (i + 1)], "big") for i in range(n_out)]
+    return miso[1], counts
+
+
+class SPITarget(wiring.Component):
+    """The SPI frame path (module docstring) in front of a core that infers one frame at a time.
+
+    Parameters
+    ----------
+    n_in : int
+        Bytes per frame (the model's inputs), 1..65535.
+    n_out : int
+        Classes (the model's outputs), 1..255.
+    timesteps : int
+        T of the model (the width of the counts, 1 or 2 bytes each in READ_RESULT).
+    wake_classes : int
+        The wake mask at power-up (bit ``i``: class ``i``), until a WRITE_MASK changes it.
+
+    Members
+    -------
+    sck, cs_n, copi : In(1)
+        The SPI bus (``cs_n`` idles high; ``init=1``).
+    cipo : Out(1)
+        To the controller, changed on SCK's falling edge (0 during the command byte).
+    frame : Out(ReadPort.Signature(addr_width=ceil(log2 n_in), shape=8))
+        The frame buffer's read port, in ``sync`` (the core's domain), transparent-free, one cycle of
+        latency; read it only between ``start`` and ``done``.
+    start : Out(1)
+        ``sync``: high from a committed frame (seen through a two-stage synchroniser) until ``done``.
+    done : In(1)
+        ``sync``: a one-cycle pulse when the frame's result is final (``prediction``, ``counts``, ``wake``
+        must hold from then on until the next ``start``).
+    run : Out(1)
+        High from the commit of a frame (the SCK edge of its last byte) until ``done`` (an XOR of two
+        registers, one per clock, each toggling once per frame: no glitch). It enables the core's clock,
+        which is why it cannot be a register of the core's domain.
+    mask : Out(n_out)
+        The wake mask (SCK domain; changes only while ``run`` is low).
+    prediction : In(range(n_out)), counts : In(ArrayLayout(unsigned(bit_length(T)), n_out)), wake : In(1)
+        The core's result (read when not busy).
+    error : In(1)
+        The core's error flag (reported as CORE_ERROR).
+
+    Latency: a frame of ``n_in`` bytes takes ``8 (n_in + 1)`` SCK cycles; ``run`` rises with its last SCK
+    edge; ``start`` follows two core clock edges after the core's clock runs. Throughput: one frame per
+    inference (a frame sent while busy is refused, not queued). Memory: the frame buffer (``n_in`` x 8,
+    one iCE40 block RAM up to 512 inputs), about 40 flip-flops and one byte counter.
+    """
+
+    def __init__(self, *, n_in: int, n_out: int, timesteps: int, wake_classes: int | None = None):
+        for name, value, top in (("n_in", n_in, 0xFFFF), ("n_out", n_out, 0xFF), ("timesteps", timesteps, 0xFFFF)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise ValueError(f"{name} must be an integer 1..{top}, not {value!r}")
+        mask = (1 << n_out) - 1 if wake_classes is None else wake_classes
+        if not isinstance(mask, int) or isinstance(mask, bool) or not 0 <= mask < 1 << n_out:
+            raise ValueError(f"wake_classes must be a mask of {n_out} bits, not {wake_classes!r}")
+        self._n_in, self._n_out, self._t = n_in, n_out, timesteps
+        self._mask = mask
+        self._addr_width = max(1, (n_in - 1).bit_length())
+        super().__init__({
+            "sck": In(1),
+            "cs_n": In(1, init=1),
+            "copi": In(1),
+            "cipo": Out(1),
+            "frame": Out(ReadPort.Signature(addr_width=self._addr_width, shape=8)),
+            "start": Out(1),
+            "done": In(1),
+            "run": Out(1),
+            "mask": Out(n_out, init=mask),
+            "prediction": In(range(n_out)),
+            "counts": In(data.ArrayLayout(unsigned(timesteps.bit_length()), n_out)),
+            "wake": In(1),
+            "error": In(1),
+        })
+
+    @property
+    def n_in(self) -> int:
+        return self._n_in
+
+    @property
+    def n_out(self) -> int:
+        return self._n_out
+
+    @property
+    def timesteps(self) -> int:
+        return self._t
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        n_in, n_out = self._n_in, self._n_out
+        # Three domains on SCK: the transaction's (reset while CS is high), the transmit register's
+        # (falling edge, reset too) and the persistent one (never reset: it only holds state that must
+        # survive CS going high).
+        m.domains.spi = cd_spi = ClockDomain("spi", async_reset=True, local=True)
+        m.domains.spi_tx = cd_tx = ClockDomain("spi_tx", clk_edge="neg", async_reset=True, local=True)
+        m.domains.spi_keep = cd_keep = ClockDomain("spi_keep", reset_less=True, local=True)
+        m.d.comb += [cd.clk.eq(self.sck) for cd in (cd_spi, cd_tx, cd_keep)]
+        m.d.comb += [cd_spi.rst.eq(self.cs_n), cd_tx.rst.eq(self.cs_n)]
+
+        # -- bytes in --------------------------------------------------------------------------------
+        bit = Signal(3)                       # bits of the current byte received so far
+        shift = Signal(7)
+        index = Signal(16)                    # bytes of the transaction completed so far
+        cmd = Signal(8)
+        byte = Cat(self.copi, shift)          # the byte completing at this edge (with bit == 7)
+        complete = bit == 7
+        m.d.spi += [bit.eq(bit + 1), shift.eq(byte[:7])]
+        with m.If(complete):
+            m.d.spi += index.eq(Mux(index == 0xFFFF, index, index + 1))
+            with m.If(index == 0):
+                m.d.spi += cmd.eq(byte)
+        # The command as it is known at this edge (its own byte completes now when index is 0).
+        cmd_now = Signal(8)
+        m.d.comb += cmd_now.eq(Mux(index == 0, byte, cmd))
+
+        # -- frame handshake (persistent) -------------------------------------------------------------
+        req = Signal()                        # toggled on committing a frame
+        ack = Signal()                        # toggled by the core side when the result is final
+        ack_s = Signal()
+        m.submodules.ack_sync = FFSynchronizer(ack, ack_s, o_domain="spi_keep")
+        busy = req ^ ack_s                    # as the SCK side sees it (may lag ``ack`` by two SCK edges)
+        m.d.comb += self.run.eq(req ^ ack)
+        refused = Signal()
+        frames = Signal(8)
+        inferred = Signal()                   # a frame has been committed once
+        accepted = Signal()                   # the command byte of this transaction was not refused
+        writes = (cmd_now == SPICmd.WRITE_FRAME) | (cmd_now == SPICmd.WRITE_MASK)
+        with m.If(complete & (index == 0) & writes):
+            m.d.spi += accepted.eq(~busy)
+            with m.If(busy):
+                m.d.spi_keep += refused.eq(1)
+
+        # The frame buffer: byte k of the frame (transaction byte k + 1) to address k.
+        m.submodules.buffer = buffer = Memory(shape=8, depth=n_in, init=[])
+        wr = buffer.write_port(domain="spi")
+        m.d.comb += [wr.addr.eq(index - 1), wr.data.eq(byte),
+                     wr.en.eq(complete & accepted & (cmd_now == SPICmd.WRITE_FRAME) & (index >= 1) & (index <= n_in))]
+        with m.If(wr.en & (index == n_in)):
+            m.d.spi_keep += [req.eq(~req), frames.eq(frames + 1), inferred.eq(1)]
+
+        # The wake mask, little-endian bytes; the new value takes effect with its last byte.
+        n_mask = mask_bytes(n_out)
+        staged = Signal(8 * n_mask)
+        with m.If(complete & accepted & (cmd_now == SPICmd.WRITE_MASK) & (index >= 1) & (index <= n_mask)):
+            m.d.spi += staged.word_select((index - 1)[:16], 8).eq(byte)
+            with m.If(index == n_mask):
+                m.d.spi_keep += self.mask.eq(Cat(staged[:8 * (n_mask - 1)], byte)[:n_out])
+
+        # -- bytes out --------------------------------------------------------------------------------
+        # The next byte to send, chosen at the edge that completes a byte (index: the byte's number),
+        # loaded into the transmit register at the falling edge after it. Core values read as zero
+        # while busy (they change then).
+        ready = ~busy
+        flags = Cat(busy, ready & inferred, ready & self.wake, refused, self.error)
+        pred = Mux(ready, self.prediction, 0)
+        status = [flags, pred, frames]
+        cb = count_bytes(self._t)
+        counts = []
+        for i in range(n_out):
+            value = Cat(self.counts[i], Const(0, 16))[:8 * cb]
+            counts += [Mux(ready, value.word_select(cb - 1 - k, 8), 0) for k in range(cb)]
+        result = [pred, *counts]
+        tx_next = Signal(8)
+        with m.If(complete):
+            with m.Switch(cmd_now):
+                with m.Case(SPICmd.READ_STATUS):
+                    m.d.spi += tx_next.eq(_table(status, index))
+                    with m.If(index == 0):
+                        m.d.spi_keep += refused.eq(0)
+                with m.Case(SPICmd.READ_RESULT):
+                    m.d.spi += tx_next.eq(_table(result, index))
+                with m.Default():
+                    m.d.spi += tx_next.eq(0)
+        tx = Signal(8)
+        with m.If(bit == 0):
+            m.d.spi_tx += tx.eq(tx_next)
+        with m.Else():
+            m.d.spi_tx += tx.eq(tx << 1)
+        m.d.comb += self.cipo.eq(tx[7])
+
+        # -- core side (sync) -------------------------------------------------------------------------
+        req_s = Signal()
+        m.submodules.req_sync = FFSynchronizer(req, req_s, o_domain="sync")
+        m.d.comb += self.start.eq(req_s != ack)
+        with m.If(self.done):
+            m.d.sync += ack.eq(~ack)
+        rd = buffer.read_port(domain="sync", transparent_for=())
+        wiring.connect(m, wiring.flipped(self.frame), rd)
+        return m
+
+
+def _table(values: list, index):
+    """``values[index]`` as a multiplexer; 0 past the end."""
+    n = len(values)
+    return Array([*values, Const(0, 8)])[Mux(index < n, index, n)]

@@ -1,0 +1,116 @@
+"""The SPI target of the wake-up build (boards/link/spi_target.py) in Amaranth's simulator: frames in,
+status and result out, a frame sent while busy refused whole, the wake mask written over SPI."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from qlif.boards.link.spi_target import (
+    SPIFlag,
+    SPITarget,
+    decode_spi_result,
+    decode_spi_status,
+    read_result,
+    read_status,
+    write_frame,
+    write_mask,
+)
+
+N_IN, N_OUT, T = 12, 10, 300       # T > 255: two bytes per count
+
+
+async def transfer(ctx, dut, mosi: bytes) -> bytes:
+    """One SPI mode-0 transaction, MSB first; returns the MISO bytes. The core domain ticks meanwhile
+    (the target must work whether or not it runs)."""
+    miso = []
+    ctx.set(dut.cs_n, 0)
+    await ctx.delay(1e-7)
+    for byte in mosi:
+        got = 0
+        for b in reversed(range(8)):
+            ctx.set(dut.copi, byte >> b & 1)
+            await ctx.delay(1e-7)
+            got = got << 1 | ctx.get(dut.cipo)
+            ctx.set(dut.sck, 1)
+            await ctx.delay(1e-7)
+            ctx.set(dut.sck, 0)
+        miso.append(got)
+    await ctx.delay(1e-7)
+    ctx.set(dut.cs_n, 1)
+    await ctx.delay(1e-7)
+    return bytes(miso)
+
+
+def test_spi_target_frames_status_result():
+    dut = SPITarget(n_in=N_IN, n_out=N_OUT, timesteps=T, wake_classes=0b100)
+    rng = random.Random(3)
+    frames = [[rng.randrange(256) for _ in range(N_IN)] for _ in range(2)]
+    seen = []
+    release = []          # the host lets the core finish a frame once it has checked it busy
+
+    async def host(ctx):
+        flags, pred, n = decode_spi_status(await transfer(ctx, dut, read_status()))
+        assert (flags, n) == (SPIFlag(0), 0)
+        assert not ctx.get(dut.run)
+        await transfer(ctx, dut, write_frame(frames[0]))
+        assert ctx.get(dut.run)                          # the core's clock may start now
+        # Busy: a second frame and a mask are refused, and the buffer keeps the first frame.
+        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
+        assert flags == SPIFlag.BUSY and n == 1
+        await transfer(ctx, dut, write_frame(frames[1]))
+        await transfer(ctx, dut, write_mask([0], N_OUT))
+        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
+        assert flags == SPIFlag.BUSY | SPIFlag.REFUSED and n == 1
+        assert ctx.get(dut.mask) == 0b100
+        release.append(0)
+        await ctx.tick().until(~dut.run)
+        flags, pred, n = decode_spi_status(await transfer(ctx, dut, read_status()))   # REFUSED was cleared
+        assert (flags, pred, n) == (SPIFlag.DONE | SPIFlag.WAKE, 2, 1)
+        got = decode_spi_result(await transfer(ctx, dut, read_result(N_OUT, T)), n_out=N_OUT, timesteps=T)
+        assert got == (2, [7 * i + 250 for i in range(N_OUT)])
+        await transfer(ctx, dut, write_mask([1, 9], N_OUT))
+        assert ctx.get(dut.mask) == 0b10_0000_0010
+        # A short frame commits nothing.
+        await transfer(ctx, dut, write_frame(frames[1])[:-1])
+        assert not ctx.get(dut.run)
+        await transfer(ctx, dut, write_frame(frames[1]))
+        release.append(1)
+        await ctx.tick().until(~dut.run)
+
+    async def core(ctx):
+        for k in range(len(frames)):
+            await ctx.tick().until(dut.start)
+            while len(release) <= k:      # read after the refused frame: it must not have been written
+                await ctx.tick()
+            got = []
+            for j in range(N_IN):
+                ctx.set(dut.frame.addr, j)
+                await ctx.tick()
+                got.append(ctx.get(dut.frame.data))
+            seen.append(got)
+            ctx.set(dut.prediction, 2)
+            ctx.set(dut.wake, 1)
+            for i in range(N_OUT):
+                ctx.set(dut.counts[i], 7 * i + 250)
+            ctx.set(dut.done, 1)
+            await ctx.tick()
+            ctx.set(dut.done, 0)
+            await ctx.tick()
+            assert not ctx.get(dut.start)
+
+    sim = Simulator(dut)
+    sim.add_clock(1 / 12e6)
+    sim.add_testbench(host)
+    sim.add_testbench(core, background=True)
+    sim.run_until(2e-3)
+    assert seen == frames
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_in=0, n_out=2, timesteps=4), dict(n_in=4, n_out=256, timesteps=4),
+                                    dict(n_in=4, n_out=2, timesteps=4, wake_classes=4)])
+def test_spi_target_refuses_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        SPITarget(**kwargs)
