@@ -21,7 +21,8 @@ from qlif.hw.layer import NeuronLayer
 from qlif.hw.memory import MemoryPlan, plan_memories
 from qlif.hw.serializer import Serializer, Token
 
-__all__ = ["Token", "TraceLayout", "FlashSignature", "CoreSignature", "check_network", "Network"]
+__all__ = ["Token", "TraceLayout", "FlashSignature", "CoreSignature", "check_network", "network_signature",
+           "Network"]
 
 MAX_LAYERS = 16      # the trace's layer field is 4 bits
 TRACE_WIDTH = 16     # membranes on the trace are sign-extended to 16 bits
@@ -124,6 +125,17 @@ def check_network(model: Model, lanes: int, memory: MemoryPlan | None = None) ->
         raise TypeError(f"memory must be a MemoryPlan for the model's {len(model.layers)} layers, not {memory!r}")
 
 
+def network_signature(model: Model, lanes: int, memory: MemoryPlan) -> CoreSignature:
+    """The signature of a :class:`Network` of ``model``, ``lanes`` and the memory plan ``memory`` (for a
+    block that offers the core's outputs and builds the core only when elaborated)."""
+    flash = {"flash": Out(FlashSignature())} if memory.uses_spram else {}
+    return CoreSignature(model, extra={
+        **flash,
+        "spikes": Out(stream.Signature(Token)),
+        "trace": Out(stream.Signature(TraceLayout(lanes), always_ready=True)),
+    })
+
+
 class Network(wiring.Component):
     """Event-driven LIF network core (one bitstream per model: weights are memory init values).
 
@@ -196,12 +208,7 @@ class Network(wiring.Component):
         self._memory = memory if memory is not None else plan_memories(model, lanes, None)
         self._flash_offset = flash_offset
         self._count_width = model.timesteps.bit_length()
-        flash = {"flash": Out(FlashSignature())} if self._memory.uses_spram else {}
-        super().__init__(CoreSignature(model, extra={
-            **flash,
-            "spikes": Out(stream.Signature(Token)),
-            "trace": Out(stream.Signature(TraceLayout(lanes), always_ready=True)),
-        }))
+        super().__init__(network_signature(model, lanes, self._memory))
         #: Not a port: high in the counted cycles of integrate phases (for benchmarks/bench_lanes.py).
         self.integrating = Signal()
 

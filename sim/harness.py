@@ -20,14 +20,14 @@ from amaranth.sim import Simulator
 from qlif.golden.spec.cycles import groups
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
-from qlif.golden.spec.reference import Result, check_inputs
+from qlif.golden.spec.reference import Result, check_inputs, frame_inputs
 from qlif.hw.flash import READ, RELEASE_POWER_DOWN
 from qlif.hw.memory import MemoryPlan, spram_image
 from qlif.hw.network import Network
 from qlif.sim import coverage
 from qlif.sim.waves import waves_requested
 
-__all__ = ["RtlRun", "WAVES_DIR", "simulate", "simulate_tokens", "spi_flash"]
+__all__ = ["RtlRun", "WAVES_DIR", "simulate", "simulate_tokens", "simulate_frames", "spi_flash"]
 
 #: Where simulations write their VCDs when ``QLIF_WAVES`` is set (and not ``0``).
 WAVES_DIR = BUILD_ROOT / "sim" / "amaranth"
@@ -74,28 +74,12 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
     """
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be in [0, 1), not {stall!r}")
-    dut = Network(model=model, lanes=lanes, memory=memory)
-    rng = np.random.default_rng(seed)
-    n_samples = len(samples)
     n_steps = len(samples[0]) if samples else 0
     if any(len(sample) != n_steps for sample in samples):
         raise ValueError("samples must all have the same number of steps")
-    n_layers = len(model.layers)
-    width = [groups(layer.n_out, lanes) * lanes for layer in model.layers]
-    spikes = [np.zeros((n_samples, n_steps, w), np.uint8) for w in width]
-    membranes = [np.zeros((n_samples, n_steps, w), np.int32) for w in width]
-    out = np.zeros((n_samples, n_steps, model.n_out), np.uint8)
-    cycles = np.zeros((n_samples, n_steps), np.int64)
-    integ = np.zeros((n_samples, n_steps), np.int64)
-    trace_counts = np.zeros((n_samples, n_steps, n_layers), np.int64)
-    prediction = np.zeros(n_samples, np.int64)
-    errors = np.zeros(n_samples, np.int64)
-    counts = np.zeros((n_samples, model.n_out), np.int64)
-    state = {"done": 0, "ordered": True, "padding_zero": True, "cycles": 0}
-    total = n_samples * n_steps
-    taken, gap_runs, stall_runs = [], [], []
+    dut = Network(model=model, lanes=lanes, memory=memory)
 
-    async def driver(ctx):
+    async def feed(ctx, rng, taken, gap_runs):
         now = 0                     # the driver's own cycle count: one per tick it awaits
         for sample in samples:
             while not ctx.get(dut.idle):
@@ -123,6 +107,69 @@ def simulate_tokens(model: Model, samples: list[list[list[int]]], *, lanes: int,
                         taken[-1].append(now)
                     now += 1
                     ctx.set(dut.events.valid, 0)
+
+    return _simulate(model, dut, feed, len(samples), n_steps, lanes=lanes, stall=stall, seed=seed, memory=memory)
+
+
+def simulate_frames(model: Model, frames: np.ndarray, *, lanes: int, stall: float = 0.0, seed: int = 0,
+                    memory: MemoryPlan | None = None) -> RtlRun:
+    """Simulate the core with the on-chip encoder (:class:`~qlif.hw.encoder.EncodedNetwork`) on frames
+    (integers [S, n_in], checked by :func:`~qlif.golden.spec.reference.frame_inputs`): each sample's frame
+    goes in byte by byte (``stall``: the chance per cycle of a gap on ``frame.valid`` and of
+    ``spikes.ready`` low), then the next waits for ``busy`` to fall. ``taken`` stays empty (the events
+    are inside)."""
+    from qlif.hw.encoder import EncodedNetwork
+
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must be in [0, 1), not {stall!r}")
+    frames = np.asarray(frames)
+    frame_inputs(model, frames)     # the checks (a ModelError naming what is wrong)
+    dut = EncodedNetwork(model=model, lanes=lanes, memory=memory)
+
+    async def feed(ctx, rng, taken, gap_runs):
+        for frame in frames:
+            while ctx.get(dut.busy):
+                await ctx.tick()
+            for value in frame:
+                gap = 0
+                while stall and rng.random() < stall:
+                    await ctx.tick()
+                    gap += 1
+                if gap:
+                    gap_runs.append(gap)
+                ctx.set(dut.frame.valid, 1)
+                ctx.set(dut.frame.payload, int(value))
+                while not (await ctx.tick().sample(dut.frame.ready))[2]:
+                    pass
+                ctx.set(dut.frame.valid, 0)
+            taken.extend([] for _ in range(model.timesteps))
+
+    return _simulate(model, dut, feed, frames.shape[0], model.timesteps, lanes=lanes, stall=stall, seed=seed,
+                     memory=memory)
+
+
+def _simulate(model: Model, dut, feed, n_samples: int, n_steps: int, *, lanes: int, stall: float, seed: int,
+              memory: MemoryPlan | None) -> RtlRun:
+    """Run ``dut`` (a :class:`Network` or an :class:`~qlif.hw.encoder.EncodedNetwork`) with the testbench
+    ``feed(ctx, rng, taken, gap_runs)`` driving its input, a sink on ``spikes`` and a monitor."""
+    rng = np.random.default_rng(seed)
+    n_layers = len(model.layers)
+    width = [groups(layer.n_out, lanes) * lanes for layer in model.layers]
+    spikes = [np.zeros((n_samples, n_steps, w), np.uint8) for w in width]
+    membranes = [np.zeros((n_samples, n_steps, w), np.int32) for w in width]
+    out = np.zeros((n_samples, n_steps, model.n_out), np.uint8)
+    cycles = np.zeros((n_samples, n_steps), np.int64)
+    integ = np.zeros((n_samples, n_steps), np.int64)
+    trace_counts = np.zeros((n_samples, n_steps, n_layers), np.int64)
+    prediction = np.zeros(n_samples, np.int64)
+    errors = np.zeros(n_samples, np.int64)
+    counts = np.zeros((n_samples, model.n_out), np.int64)
+    state = {"done": 0, "ordered": True, "padding_zero": True, "cycles": 0}
+    total = n_samples * n_steps
+    taken, gap_runs, stall_runs = [], [], []
+
+    async def driver(ctx):
+        await feed(ctx, rng, taken, gap_runs)
         while state["done"] < total:
             await ctx.tick()
 

@@ -13,12 +13,14 @@ all firing in the same step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 __all__ = ["encode", "input_phases", "parse_max_rate", "format_max_rate", "max_rate_of", "PHASE_MULTIPLIER",
-           "DIGITS_MAX", "MNIST_MAX"]
+           "DIGITS_MAX", "MNIST_MAX", "FRAME_LEVELS", "frame_levels_of", "check_frames", "EncoderConstants",
+           "encoder_constants", "encode_frames"]
 
 #: Highest pixel value of ``load_digits`` (images hold 0..16): intensities ``pixel / 16``.
 DIGITS_MAX = 16
@@ -27,6 +29,12 @@ MNIST_MAX = 255
 #: Intensity denominators that :func:`encode` recognises and codes in exact integers: the digits' 16
 #: levels (coded exactly, no tolerance) and MNIST's 255.
 _EXACT_LEVELS = (DIGITS_MAX, MNIST_MAX)
+#: The frame levels ``L`` of a model's data set (the on-chip encoder's intensity denominator): a frame
+#: holds one integer ``0 .. L`` per input, the intensity ``p / L``. Only the levels :func:`encode` codes
+#: exactly, so that the on-chip rule and :func:`encode` agree by proof, not by tolerance.
+FRAME_LEVELS = {"digits": DIGITS_MAX, "mnist": MNIST_MAX}
+#: Bits of a frame value (one byte per input on the encoder's ``frame`` port).
+FRAME_BITS = 8
 
 #: Largest denominator of a maximum rate (``parse_max_rate``).
 _MAX_RATE_DENOMINATOR = 1 << 16
@@ -140,3 +148,101 @@ def encode(images: np.ndarray, timesteps: int, *, max_rate=1) -> np.ndarray:
     else:
         counts = np.floor(t * (p * float(rate))[:, None, :] + phase / rate.denominator + 1e-9)
     return (np.diff(counts, axis=1) > 0).astype(np.uint8)
+
+
+def frame_levels_of(metadata: dict) -> int:
+    """The frame levels ``L`` of a model (docs/semantics.md, "On-chip encoding"): its metadata's
+    ``"frame_levels"`` (16 or 255), else those of its ``"dataset"`` (:data:`FRAME_LEVELS`; ``"digits"``
+    when it names none, as ``qlif eval`` assumes). Raises ``ValueError`` naming the field otherwise."""
+    if "frame_levels" in metadata:
+        levels = metadata["frame_levels"]
+        if isinstance(levels, bool) or levels not in _EXACT_LEVELS:
+            raise ValueError(f"metadata.frame_levels must be one of {_EXACT_LEVELS}, not {levels!r}")
+        return int(levels)
+    dataset = metadata.get("dataset", "digits")
+    if dataset not in FRAME_LEVELS:
+        raise ValueError(f"metadata.dataset {dataset!r} has no frame levels (known: {', '.join(FRAME_LEVELS)}); "
+                         "give metadata.frame_levels")
+    return FRAME_LEVELS[dataset]
+
+
+def check_frames(frames, n_in: int, levels: int) -> np.ndarray:
+    """Validate frames (an integer array [S, n_in] of values ``0 .. levels``); return them as uint8.
+
+    Raises ``ValueError`` with a one-line message naming what is wrong (dtype, shape or a value).
+    """
+    f = np.asarray(frames)
+    if f.dtype.kind not in "iu":
+        raise ValueError(f"frames: must be an integer (uint8) array, not dtype {f.dtype}")
+    if f.ndim != 2 or f.shape[1] != n_in:
+        raise ValueError(f"frames: must have shape [samples, {n_in}] (one value per input), not {f.shape}")
+    if f.size and (f.min() < 0 or f.max() > levels):
+        s, j = (int(a) for a in np.argwhere((f < 0) | (f > levels))[0])
+        raise ValueError(f"frames: sample {s}, input {j}: value {int(f[s, j])} is outside 0..{levels} "
+                         "(the model's frame levels)")
+    return f.astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class EncoderConstants:
+    """The integers of the on-chip rule for ``L`` levels and maximum rate ``a/b``.
+
+    An input of value ``p`` adds ``p * multiplier`` (``a``) to its accumulator per step and spikes each
+    time the sum reaches ``modulus`` (``D = L * b``); ``start`` holds the accumulators at step 0,
+    ``c_j * L`` (int64 [n_in], each ``< D``).
+    """
+
+    levels: int
+    multiplier: int
+    modulus: int
+    start: np.ndarray
+
+    @property
+    def acc_bits(self) -> int:
+        """Bits of a stored accumulator (``0 .. D-1``)."""
+        return max(1, (self.modulus - 1).bit_length())
+
+    @property
+    def increment_bits(self) -> int:
+        """Bits of an increment ``p * a`` (``0 .. L * a``)."""
+        return (self.levels * self.multiplier).bit_length()
+
+
+def encoder_constants(n_in: int, levels: int, max_rate=1) -> EncoderConstants:
+    """The constants of the on-chip rule (:class:`EncoderConstants`) for ``n_in`` inputs."""
+    if levels not in _EXACT_LEVELS:
+        raise ValueError(f"levels must be one of {_EXACT_LEVELS}, not {levels!r}")
+    rate = parse_max_rate(max_rate)
+    return EncoderConstants(levels=levels, multiplier=rate.numerator, modulus=levels * rate.denominator,
+                            start=input_phases(n_in, rate.denominator) * levels)
+
+
+def encode_frames(frames, timesteps: int, *, levels: int, max_rate=1) -> np.ndarray:
+    """The on-chip encoder's rule: frames (integers ``0 .. levels``, [S, n_in]) into spike trains.
+
+    Per input ``j`` an accumulator starts at ``acc = c_j * L`` (:func:`input_phases` with the rate's
+    denominator ``b``, times ``L = levels``); at every step ``acc += p_j * a``, and input ``j`` spikes
+    iff ``acc >= D = L * b``, which then subtracts ``D``. No division, and at most one spike per step
+    (``p_j * a <= L * a <= D``). The same spikes as ``encode(frames / levels, timesteps,
+    max_rate=a/b)``: by induction ``acc`` at step ``t`` is ``(t p a + c L) mod D`` and the spikes so far
+    ``floor((t p a + c L) / D)``, which is :func:`encode`'s exact integer count (docs/semantics.md;
+    tests/test_encoder_golden.py checks every 8-bit value).
+
+    Returns uint8 [S, T, n_in] of 0/1, the stimulus format of :func:`qlif.golden.spec.reference.run`.
+    """
+    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, not {timesteps!r}")
+    f = np.asarray(frames)
+    if f.ndim == 1:
+        f = f[None, :]
+    f = check_frames(f, f.shape[-1] if f.ndim == 2 else 0, levels)
+    k = encoder_constants(f.shape[1], levels, max_rate)
+    inc = f.astype(np.int64) * k.multiplier
+    acc = np.broadcast_to(k.start, f.shape).copy()
+    out = np.zeros((f.shape[0], timesteps, f.shape[1]), np.uint8)
+    for t in range(timesteps):
+        acc += inc
+        spike = acc >= k.modulus
+        acc -= k.modulus * spike
+        out[:, t] = spike
+    return out

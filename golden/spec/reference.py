@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qlif.golden.spec.coding import encode_frames, frame_levels_of, max_rate_of
 from qlif.golden.spec.cycles import cycle_model
 from qlif.golden.spec.model import Layer, Model, ModelError
 
-__all__ = ["Result", "check_inputs", "integrate_in_order", "run_layer", "run", "predict"]
+__all__ = ["Result", "check_inputs", "frame_inputs", "integrate_in_order", "run_layer", "run", "predict"]
 
 
 @dataclass
@@ -76,6 +77,24 @@ def check_inputs(model: Model, x: np.ndarray) -> np.ndarray:
     if x.size and (x.min() < 0 or x.max() > 1):
         raise ModelError("inputs", "values must be 0 or 1")
     return x.astype(np.uint8)
+
+
+def frame_inputs(model: Model, frames: np.ndarray) -> np.ndarray:
+    """The stimuli (uint8 [S, T, n_in]) that the on-chip encoder makes of ``frames`` (integers [S, n_in],
+    ``0 ..`` the model's frame levels) with the model's T and maximum rate (docs/semantics.md, "On-chip
+    encoding"). Anything wrong is a :class:`ModelError` naming ``frames`` or the metadata field."""
+    try:
+        levels = frame_levels_of(model.metadata)
+        rate = max_rate_of(model.metadata)
+    except ValueError as e:
+        raise ModelError("metadata", str(e)) from None
+    frames = np.asarray(frames)
+    if frames.ndim != 2:
+        raise ModelError("frames", f"must be a 2-D array [samples, {model.n_in}], not shape {frames.shape}")
+    try:
+        return encode_frames(frames, model.timesteps, levels=levels, max_rate=rate)
+    except ValueError as e:
+        raise ModelError("frames", str(e).removeprefix("frames: ")) from None
 
 
 def _sat(u: np.ndarray, layer: Layer) -> np.ndarray:
