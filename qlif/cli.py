@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qlif.clitools import CLIError, lanes_arg, mhz_arg, positive_arg
-from qlif.commands import boards, golden, hw, sim, sweep
+from qlif.commands import boards, golden, hw, nir, sim, sweep
 
 __all__ = ["main", "build_parser"]
 
@@ -29,7 +29,7 @@ def cmd_demo(args) -> int:
 
 
 #: Modules with a ``register(add)`` function adding their subcommands, in ``--help`` order.
-COMMAND_MODULES = (golden, sim, hw, boards, sweep)
+COMMAND_MODULES = (golden, nir, sim, hw, boards, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,8 +57,9 @@ class TrainConfig:
         Hidden layer widths; ``(128,)`` (or ``128``) gives the 64-128-10 network.
     timesteps : int
         Steps T per sample, both for the rate coding and the network.
-    leak_shift : int
+    leak_shift : int or None
         ``lam`` of the integer leak ``v - (v >> lam)``; the float network uses ``beta = 1 - 2^-lam``.
+        ``None``: no leak (``beta = 1``, an integrate-and-fire neuron, e.g. imported from a NIR ``IF``).
     threshold : float or tuple of float
         Firing threshold, one for every layer or one per layer (float units; the weights learn their
         scale relative to it, so 1.0 loses nothing).
@@ -81,7 +82,7 @@ class TrainConfig:
 
     hidden: tuple[int, ...] = (128,)
     timesteps: int = 16
-    leak_shift: int = 3
+    leak_shift: int | None = 3
     threshold: float | tuple[float, ...] = 1.0
     epochs: int = 20
     batch_size: int = 64
@@ -103,8 +104,8 @@ class TrainConfig:
             raise ValueError(f"hidden must be a non-empty tuple of positive integers, not {self.hidden!r}")
         if not isinstance(self.timesteps, int) or self.timesteps < 1:
             raise ValueError(f"timesteps must be a positive integer, not {self.timesteps!r}")
-        if not isinstance(self.leak_shift, int) or not 0 <= self.leak_shift <= 15:
-            raise ValueError(f"leak_shift must be an integer 0..15, not {self.leak_shift!r}")
+        if self.leak_shift is not None and (not isinstance(self.leak_shift, int) or not 0 <= self.leak_shift <= 15):
+            raise ValueError(f"leak_shift must be an integer 0..15 or None, not {self.leak_shift!r}")
         n_layers = len(self.hidden) + 1
         if isinstance(self.threshold, tuple) and len(self.threshold) != n_layers:
             raise ValueError(f"threshold needs one value or {n_layers} (one per layer), not {self.threshold!r}")
@@ -127,8 +128,8 @@ class TrainConfig:
 
     @property
     def beta(self) -> float:
-        """The float decay equal to the integer leak ``v - v / 2^lam``."""
-        return 1.0 - 2.0 ** -self.leak_shift
+        """The float decay equal to the integer leak ``v - v / 2^lam`` (1 for no leak)."""
+        return 1.0 if self.leak_shift is None else 1.0 - 2.0 ** -self.leak_shift
 
 
 def set_determinism(seed: int) -> None:
