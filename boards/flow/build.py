@@ -20,7 +20,7 @@ from pathlib import Path
 from qlif.boards.flow.reports import CORE_CLOCK_NET, parse_reports, report_markdown, summary, timing_misses
 from qlif.boards.flow.tools import tool_env
 from qlif.boards.protocol import DEFAULT_BAUD
-from qlif.boards.tops.registry import BOARDS, family
+from qlif.boards.tops.registry import BOARDS, WAKEUP_BOARDS, family
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
 from qlif.hw.flash import DEFAULT_OFFSET as FLASH_OFFSET
@@ -75,7 +75,7 @@ def _stderr(line: str) -> None:
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
           clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
           seed: int = 1, progress: Callable[[str], None] | None = _stderr, synth_opts: str = "",
-          separate_clocks: bool = True) -> dict:
+          separate_clocks: bool = True, wakeup: bool = False) -> dict:
     """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json`` and
     ``report.md`` in the build directory).
 
@@ -106,6 +106,10 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     separate_clocks : bool
         With ``clk_freq``: the core on the PLL's clock and the host link on the oscillator (default), or
         both on the PLL's (``False``: no clock-domain crossing; packs better on a nearly full iCE40).
+    wakeup : bool
+        The wake-up build of :data:`WAKEUP_BOARDS` (:mod:`qlif.boards.tops.wakeup`): frames over SPI, the
+        core on ``SB_HFOSC`` gated off while idle; ``clk_freq`` is then the oscillator's (48, 24, 12 or
+        6 MHz; ``None``: 12), ``baud`` and ``separate_clocks`` do not apply.
 
     Returns
     -------
@@ -128,7 +132,9 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     out = out.resolve()
     if not out.is_relative_to(BUILD_ROOT.resolve()):
         raise ValueError(f"out_dir must lie inside {BUILD_ROOT} (YoWASP sees only that tree), not {str(out)!r}")
-    spec = BOARDS[board]
+    if wakeup and board not in WAKEUP_BOARDS:
+        raise ValueError(f"--wakeup is built for {', '.join(sorted(WAKEUP_BOARDS))}, not {board!r}")
+    spec = (WAKEUP_BOARDS if wakeup else BOARDS)[board]
     fam = family(spec.platform)
     top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq, device=spec.platform.device,
                    separate_clocks=separate_clocks)
@@ -179,6 +185,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "link_clk_mhz": top.link_freq / 1e6,
         "pll": clk_freq is not None,
         "separate_clocks": top.separate_clocks,
+        "wakeup": wakeup,
         "seed": seed,
         "synth_opts": synth_opts,
         "lut_mapper": mapper,

@@ -15,15 +15,16 @@ from qlif.boards.tops import ecpix5, ulx3s
 from qlif.boards.tops.icebreaker import ICEBreakerPlatform, ICEBreakerTop
 from qlif.boards.tops.icesugar import ICESugarPlatform, ICESugarTop
 from qlif.boards.tops.top import BoardTop
+from qlif.boards.tops.wakeup import ICEBreakerWakeupTop, WakeupPlatform
 
-__all__ = ["BoardSpec", "BOARDS", "family"]
+__all__ = ["BoardSpec", "BOARDS", "WAKEUP_BOARDS", "family"]
 
 
 class BoardSpec(NamedTuple):
     """A buildable board: the ``amaranth-boards`` platform class, the top, and a line for people."""
 
     platform: type[Platform]
-    top: type[BoardTop]
+    top: type[BoardTop] | type[ICEBreakerWakeupTop]
     description: str
 
 
@@ -36,6 +37,13 @@ BOARDS: dict[str, BoardSpec] = {
     **{f"ecpix5-{size}": BoardSpec(platform, ecpix5.ECPIX5Top,
                                    f"LambdaConcept ECPIX-5, {platform.device}-{platform.package}")
        for size, platform in ecpix5.PLATFORMS.items()},
+}
+
+#: The boards of the wake-up build (``qlif build --wakeup``: SPI frames, the core on a gated SB_HFOSC;
+#: :mod:`qlif.boards.tops.wakeup`), by the same names.
+WAKEUP_BOARDS: dict[str, BoardSpec] = {
+    "icebreaker": BoardSpec(WakeupPlatform, ICEBreakerWakeupTop,
+                            "1BitSquared iCEBreaker, iCE40UP5K-SG48: wake-up build (SPI on PMOD1B)"),
 }
 
 

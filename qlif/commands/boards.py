@@ -40,7 +40,7 @@ def cmd_build(args) -> int:
     try:
         report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=Path(args.out_dir),
                        name=args.name, seed=args.seed, clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
-                       separate_clocks=not args.one_clock)
+                       separate_clocks=not args.one_clock, wakeup=args.wakeup)
     except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
         raise CLIError(f"build: {e}") from None
     except RuntimeError as e:     # a tool failed: the stage, its exit status and the end of its log
@@ -169,6 +169,9 @@ def register(add: AddCommand) -> None:
                     help="with --clk-mhz: the host link on the PLL clock too (no clock-domain crossing; packs "
                          "better on a nearly full iCE40)")
     sp.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    sp.add_argument("--wakeup", action="store_true",
+                    help="the wake-up build (icebreaker): frames over SPI, the core on the UP5K's SB_HFOSC, stopped "
+                         "while idle; --clk-mhz is then the oscillator's, 48, 24, 12 (default) or 6")
 
     sp = add("run", cmd_run, "classify stimuli on a board over its UART (docs/host-protocol.md)")
     sp.add_argument("model", help="the model file the board's bitstream was built from (checked against it)")

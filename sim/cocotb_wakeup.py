@@ -1,0 +1,159 @@
+"""cocotb test of the wake-up build (:class:`~qlif.boards.tops.wakeup.WakeupCore` as Verilog, with the
+oscillator models of :file:`ice40_osc_sim.v`), through its SPI pins and ``wake`` only.
+
+Run by :func:`qlif.sim.wakeup_runner.run_wakeup`, which passes a JSON file in ``QLIF_WAKEUP_CONFIG``
+(the frames, the golden predictions and counts, the wake masks, the clock periods, the output path).
+The test writes its figures and verdict to the output JSON, even when it fails.
+
+``frames``: the wake mask written over SPI; then per frame: the core's clock stopped before it (no
+oscillator edge over an idle window), the frame written, busy at once, for the first frames a second
+frame sent while busy and refused (REFUSED, the accepted-frames count unchanged), the clock running
+until DONE and stopped again after, the result (prediction and every count) equal to the golden
+model's, the wake pin and flag as the mask says; and the oscillator never enabled before its power-up
+time (the model's ``early`` flag).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.handle import HierarchyObject
+from cocotb.triggers import Timer
+
+from qlif.boards.link.spi_target import (
+    SPIFlag,
+    decode_spi_result,
+    decode_spi_status,
+    read_result,
+    read_status,
+    write_frame,
+    write_mask,
+)
+
+
+class SPIMaster:
+    """An SPI mode-0 controller on ``sck``, ``cs_n``, ``copi``, ``cipo``: MSB first, COPI changed while
+    SCK is low, CIPO sampled at SCK's rising edge."""
+
+    def __init__(self, dut: HierarchyObject, period_ns: float):
+        self.dut = dut
+        self.half = period_ns / 2
+        dut.sck.value = 0
+        dut.cs_n.value = 1
+        dut.copi.value = 0
+
+    async def transfer(self, mosi: bytes) -> bytes:
+        dut = self.dut
+        dut.cs_n.value = 0
+        await Timer(self.half, unit="ns")
+        miso = bytearray()
+        for byte in mosi:
+            got = 0
+            for b in reversed(range(8)):
+                dut.copi.value = byte >> b & 1
+                await Timer(self.half, unit="ns")
+                dut.sck.value = 1
+                got = got << 1 | int(dut.cipo.value)
+                await Timer(self.half, unit="ns")
+                dut.sck.value = 0
+            miso.append(got)
+        await Timer(self.half, unit="ns")
+        dut.cs_n.value = 1
+        await Timer(self.half, unit="ns")
+        return bytes(miso)
+
+
+class WakeupHost:
+    """The commands of docs/host-protocol.md ("SPI frame path") on an :class:`SPIMaster`."""
+
+    def __init__(self, spi: SPIMaster, n_out: int, timesteps: int):
+        self.spi, self.n_out, self.timesteps = spi, n_out, timesteps
+
+    async def status(self) -> tuple[SPIFlag, int, int]:
+        return decode_spi_status(await self.spi.transfer(read_status()))
+
+    async def result(self) -> tuple[int, list[int]]:
+        miso = await self.spi.transfer(read_result(self.n_out, self.timesteps))
+        return decode_spi_result(miso, n_out=self.n_out, timesteps=self.timesteps)
+
+    async def frame(self, frame) -> None:
+        await self.spi.transfer(write_frame(frame))
+
+    async def mask(self, classes) -> None:
+        await self.spi.transfer(write_mask(classes, self.n_out))
+
+
+@cocotb.test()
+async def frames(dut):
+    cfg = json.loads(Path(os.environ["QLIF_WAKEUP_CONFIG"]).read_text())
+    stats = {"frames": 0, "refused": 0, "hf_edges": [], "idle_ns": 0, "failure": None}
+    try:
+        await _frames(dut, cfg, stats)
+    except Exception as e:
+        stats["failure"] = str(e) or repr(e)
+        raise
+    finally:
+        Path(cfg["out"]).write_text(json.dumps(stats))
+
+
+async def _frames(dut, cfg, stats):
+    periods = cfg["periods_ns"]
+    Clock(dut.hfosc.osc, periods["hfosc"], unit="ns").start()
+    Clock(dut.lfosc.osc, periods["lfosc"], unit="ns").start()
+    host = WakeupHost(SPIMaster(dut, periods["sck"]), cfg["n_out"], cfg["timesteps"])
+    idle = 5 * periods["lfosc"]
+    await Timer(1, unit="ns")          # past the registers' initial values (time 0 events under Icarus)
+
+    def edges() -> int:
+        return int(dut.hfosc.edges.value)
+
+    async def stopped(what: str) -> None:
+        before = edges()
+        await Timer(idle, unit="ns")
+        stats["idle_ns"] += idle
+        assert edges() == before and not int(dut.run.value), f"the core's clock ran while idle ({what})"
+
+    await stopped("after configuration")
+    assert edges() == 0, "the core's clock ran before the first frame"
+    flags, _, accepted = await host.status()
+    assert flags == SPIFlag(0) and accepted == 0, f"status at power-up: {flags!r}, {accepted} frames"
+    await host.mask(cfg["wake_set"])
+    mask = set(cfg["wake_set"])
+    for s, frame in enumerate(cfg["frames"]):
+        e0 = edges()
+        await host.frame(frame)
+        stats["frames"] += 1
+        assert int(dut.run.value), f"frame {s}: run low after the frame's last byte"
+        if s < cfg["busy_frames"]:
+            # Another frame at once (the oscillator is still powering up): refused whole.
+            await host.frame(cfg["frames"][(s + 1) % len(cfg["frames"])][::-1])
+            flags, _, accepted = await host.status()
+            assert SPIFlag.REFUSED in flags, f"frame {s}: a frame sent while busy was not refused ({flags!r})"
+            assert accepted == (s + 1) % 256, f"frame {s}: {accepted} frames accepted, expected {s + 1}"
+            stats["refused"] += 1
+        for _ in range(10_000):
+            flags, pred, accepted = await host.status()
+            if SPIFlag.BUSY not in flags:
+                break
+        else:
+            raise AssertionError(f"frame {s}: still busy after 10000 status reads")
+        e1 = edges()
+        stats["hf_edges"].append(e1 - e0)
+        assert e1 > e0, f"frame {s}: done, but the core's clock never ran"
+        assert SPIFlag.DONE in flags and SPIFlag.REFUSED not in flags, f"frame {s}: flags {flags!r}"
+        assert SPIFlag.CORE_ERROR not in flags, f"frame {s}: core error"
+        assert accepted == (s + 1) % 256, f"frame {s}: {accepted} frames accepted, expected {s + 1}"
+        got_pred, got_counts = await host.result()
+        want_pred, want_counts = cfg["prediction"][s], cfg["counts"][s]
+        assert (pred, got_pred, got_counts) == (want_pred, want_pred, want_counts), (
+            f"frame {s}: prediction {pred}/{got_pred} counts {got_counts}, golden {want_pred} {want_counts}")
+        wake = want_pred in mask
+        assert int(dut.wake.value) == wake and (SPIFlag.WAKE in flags) == wake, (
+            f"frame {s}: wake pin {int(dut.wake.value)}, flag {SPIFlag.WAKE in flags}, class {want_pred} "
+            f"in mask {sorted(mask)}: {wake}")
+        await stopped(f"after frame {s}")
+    assert not int(dut.hfosc.early.value), "SB_HFOSC enabled before its power-up time"

