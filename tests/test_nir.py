@@ -247,3 +247,29 @@ def test_refusal_is_one_line_exit_2_no_file(case, tmp_path, capsys):
                                      "step; train with bias=False")
     else:
         assert err == f"qlif: error: {path}: {why}\n"
+
+
+def test_scale_folds_when_exact_and_is_refused_otherwise(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    w0, w1 = rng.normal(size=(16, 64)).astype(np.float32), rng.normal(size=(10, 16)).astype(np.float32)
+
+    def graph(scale: float) -> nir.NIRGraph:
+        lif = {n: nir.LIF(tau=np.full(n, 8e-4), r=np.full(n, 8.0), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                          v_reset=np.zeros(n)) for n in (16, 10)}
+        return nir.NIRGraph(nodes={
+            "in": nir.Input(input_type=np.array([64])), "s": nir.Scale(scale=np.full(64, scale)),
+            "w0": nir.Linear(weight=w0), "lif0": lif[16], "w1": nir.Linear(weight=w1), "lif1": lif[10],
+            "out": nir.Output(output_type=np.array([10])),
+        }, edges=[("in", "s"), ("s", "w0"), ("w0", "lif0"), ("lif0", "w1"), ("w1", "lif1"), ("lif1", "out")])
+
+    path, ckpt = tmp_path / "s.nir", tmp_path / "s.pt"
+    nir.write(path, graph(0.25))
+    assert main(["import", str(path), "--out", str(ckpt), "--timesteps", "4", "--reset", "subtract"]) == 0
+    assert np.array_equal(load_checkpoint(ckpt).fcs[0].weight.detach().numpy(), w0 * 0.25)
+    ckpt.unlink()
+    nir.write(path, graph(0.3))
+    capsys.readouterr()
+    assert main(["import", str(path), "--out", str(ckpt), "--timesteps", "4", "--reset", "subtract"]) == 2
+    assert capsys.readouterr().err == (f"qlif: error: {path}: node 's' (Scale): scale factors that do not fold "
+                                       "exactly into the float32 weights (powers of two do)\n")
+    assert not ckpt.exists()

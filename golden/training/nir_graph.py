@@ -283,6 +283,7 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
     weights: np.ndarray | None = None          # [n_in, n_out] of the weight layer awaiting its neurons
     weight_node = ""
     in_scale: np.ndarray | None = None          # a Scale before the next weight layer, on its inputs
+    scale_node = ""
     for name in order[1:-1]:
         node = nodes[name]
         kind = type(node).__name__
@@ -297,6 +298,7 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
                 notes.append(f"{name} (Scale): folded into {weight_node!r}'s weights")
             else:                        # on spikes or stimuli: scales the next weight layer's inputs
                 in_scale = s if in_scale is None else in_scale * s
+                scale_node = name
                 notes.append(f"{name} (Scale): folded into the next weight layer's inputs")
         elif isinstance(node, _WEIGHTS):
             if weights is not None:
@@ -310,7 +312,7 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
                 raise NIRImportError(name, kind, f"weight of shape {w.shape}, not [n_out, n_in]")
             weights, weight_node = w.T.copy(), name
             if in_scale is not None:
-                weights = _fold(weights, in_scale[:, None] if in_scale.size > 1 else in_scale, name, kind)
+                weights = _fold(weights, in_scale[:, None] if in_scale.size > 1 else in_scale, scale_node, "Scale")
                 in_scale = None
             if layers and weights.shape[0] != layers[-1].weights.shape[1]:
                 raise NIRImportError(name, kind, f"takes {weights.shape[0]} inputs, the layer before has "
