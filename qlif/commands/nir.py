@@ -41,8 +41,11 @@ def cmd_import(args) -> int:
         raise CLIError(f"{args.graph}: {e}") from None
     leak = _leak_report(imported, net, coding, args)
     shape = "-".join(str(n) for n in (imported.n_in, *(layer.weights.shape[1] for layer in imported.layers)))
-    save_checkpoint(net, args.out, history={"imported_from": str(args.graph), "nir_notes": list(imported.notes),
-                                            "leak": leak})
+    try:
+        save_checkpoint(net, args.out, history={"imported_from": str(args.graph),
+                                                "nir_notes": list(imported.notes), "leak": leak})
+    except OSError as e:
+        raise CLIError(f"--out {args.out}: {e.strerror or e}") from None
     for note in imported.notes:
         print(f"import: {note}")
     thresholds = ", ".join(f"{layer.threshold:.6g}" for layer in imported.layers)
@@ -87,7 +90,10 @@ def cmd_export(args) -> int:
     model = load_model_arg(args.model)
     if Path(args.nir).suffix != ".nir":
         raise CLIError(f"--nir {args.nir}: name the NIR file *.nir")
-    export_graph(model, args.nir, dt=args.dt)
+    try:
+        export_graph(model, args.nir, dt=args.dt)
+    except OSError as e:
+        raise CLIError(f"--nir {args.nir}: {e.strerror or e}") from None
     shape = "-".join(str(n) for n in (model.n_in, *(layer.n_out for layer in model.layers)))
     print(f"export: {shape}, T = {model.timesteps}, as NIR (Linear + LIF/IF per layer, the model file in the "
           f"metadata) -> {args.nir}")
