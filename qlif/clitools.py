@@ -12,7 +12,8 @@ import argparse
 import os
 from collections.abc import Callable
 
-__all__ = ["CLIError", "AddCommand", "load_inputs", "load_model_arg", "lanes_arg", "mhz_arg", "positive_arg"]
+__all__ = ["CLIError", "AddCommand", "load_inputs", "load_stimuli", "stimuli_args", "load_model_arg", "lanes_arg",
+           "mhz_arg", "positive_arg"]
 
 
 class CLIError(Exception):
@@ -33,6 +34,25 @@ def load_inputs(path: str | os.PathLike):
         raise CLIError(f"{path}: no such file") from None
     except (ValueError, OSError) as e:
         raise CLIError(f"{path}: not a readable .npy array ({e})") from None
+
+
+def stimuli_args(sp: argparse.ArgumentParser) -> None:
+    """``--inputs`` (spike trains) or ``--frames`` (one intensity per input, encoded as on chip): one of them."""
+    group = sp.add_mutually_exclusive_group(required=True)
+    group.add_argument("--inputs", help="stimuli .npy, uint8 [samples, T, n_in] of 0/1")
+    group.add_argument("--frames", help="frames .npy, uint8 [samples, n_in] of 0..L (the model's frame levels), "
+                                        "rate-coded as the on-chip encoder does (docs/semantics.md)")
+
+
+def load_stimuli(model, args):
+    """The frames of ``args.frames`` (or None) and the stimuli (uint8 [S, T, n_in]) of ``args.inputs`` or
+    those the on-chip encoder makes of the frames; a bad file is a one-line error naming what is wrong."""
+    from qlif.golden.spec.reference import check_inputs, frame_inputs
+
+    if args.frames is not None:
+        frames = load_inputs(args.frames)
+        return frames, frame_inputs(model, frames)
+    return None, check_inputs(model, load_inputs(args.inputs))
 
 
 def load_model_arg(path):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, positive_arg
+from qlif.clitools import (
+    AddCommand,
+    CLIError,
+    lanes_arg,
+    load_inputs,
+    load_model_arg,
+    load_stimuli,
+    positive_arg,
+    stimuli_args,
+)
 from qlif.golden.data.datasets import DATASETS
 from qlif.golden.spec.files import write_npy, write_npz
 from qlif.golden.spec.model import MEMBRANE_BITS, WEIGHT_BITS
@@ -14,13 +23,14 @@ __all__ = ["register"]
 
 
 def cmd_golden(args) -> int:
-    from qlif.golden.spec.reference import check_inputs, run
+    from qlif.golden.spec.reference import run
 
     model = load_model_arg(args.model)
-    x = check_inputs(model, load_inputs(args.inputs))
+    frames, x = load_stimuli(model, args)
     result = run(model, x, lanes=args.lanes)
     write_npz(args.out, result.to_npz_dict())
-    print(f"golden: {x.shape[0]} samples x {model.timesteps} steps -> {args.out}")
+    coded = "" if frames is None else " (frames, encoded as on chip)"
+    print(f"golden: {x.shape[0]} samples x {model.timesteps} steps{coded} -> {args.out}")
     return 0
 
 
@@ -35,15 +45,29 @@ def cmd_stimuli(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     images, labels = (split.x_test, split.y_test) if args.split == "test" else (split.x_train, split.y_train)
-    try:
-        x = encode(images, args.timesteps, max_rate=args.max_rate)
-    except ValueError as e:
-        raise CLIError(f"--max-rate: {e}") from None
+    if args.frames:
+        if args.timesteps is not None:
+            raise CLIError("--frames writes intensities: T and the max rate are the model's, give no --timesteps")
+        import numpy as np
+
+        from qlif.golden.spec.coding import FRAME_LEVELS
+
+        # The data sets' intensities are pixel / L exactly (float32 within 2e-5): the pixels back.
+        x = np.rint(images * FRAME_LEVELS[args.dataset]).astype(np.uint8)
+        what = f"frames (0..{FRAME_LEVELS[args.dataset]})"
+    else:
+        if args.timesteps is None:
+            raise CLIError("--timesteps is required (or --frames)")
+        try:
+            x = encode(images, args.timesteps, max_rate=args.max_rate)
+        except ValueError as e:
+            raise CLIError(f"--max-rate: {e}") from None
+        rate = "" if args.max_rate == "1" else f", max rate {args.max_rate}"
+        what = f"T={args.timesteps}{rate}"
     write_npy(args.out, x)
     if args.labels:
         write_npy(args.labels, labels)
-    rate = "" if args.max_rate == "1" else f", max rate {args.max_rate}"
-    print(f"stimuli: {x.shape[0]} {args.dataset} samples ({args.split} split), T={args.timesteps}{rate} -> {args.out}")
+    print(f"stimuli: {x.shape[0]} {args.dataset} samples ({args.split} split), {what} -> {args.out}")
     return 0
 
 
@@ -287,17 +311,20 @@ def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
     sp = add("golden", cmd_golden, "run the integer reference model on stimuli")
     sp.add_argument("model", help="model file (JSON, docs/model-format.md)")
-    sp.add_argument("--inputs", required=True, help="stimuli .npy, uint8 [samples, T, n_in] of 0/1")
+    stimuli_args(sp)
     sp.add_argument("--out", required=True, help="results .npz")
     sp.add_argument("--lanes", type=lanes_arg, default=1, help="P, for the cycle model (default 1)")
 
     sp = add("stimuli", cmd_stimuli, "rate-code a data set (the embedded digits, or MNIST) into stimuli")
     _data_args(sp)
     sp.add_argument("--split", choices=("train", "test"), default="test")
-    sp.add_argument("--timesteps", type=positive_arg, required=True)
+    sp.add_argument("--timesteps", type=positive_arg, help="T (required unless --frames)")
     sp.add_argument("--max-rate", default="1",
                     help="maximum rate of the rate coding, a fraction in (0, 1] such as 1/8 (default 1); use the "
                          "model's (its metadata's max_rate)")
+    sp.add_argument("--frames", action="store_true",
+                    help="write frames instead (uint8 [samples, n_in], the pixels 0..16 or 0..255) for the --frames "
+                         "of qlif golden and qlif sim, which code them as the on-chip encoder does")
     sp.add_argument("--count", type=positive_arg)
     sp.add_argument("--out", required=True)
     sp.add_argument("--labels", help="also write the labels .npy here")
