@@ -107,6 +107,8 @@ async def _frames(dut, cfg, stats):
     host = WakeupHost(SPIMaster(dut, periods["sck"]), cfg["n_out"], cfg["timesteps"])
     idle = 5 * periods["lfosc"]
     await Timer(1, unit="ns")          # past the registers' initial values (time 0 events under Icarus)
+    # 100 us, the oscillator's power-up time, is one LFOSC period (10 kHz) on the board: so here.
+    dut.hfosc.startup.value = periods["lfosc"] // periods["hfosc"]
 
     def edges() -> int:
         return int(dut.hfosc.edges.value)

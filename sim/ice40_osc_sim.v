@@ -9,13 +9,13 @@
 //
 // SB_HFOSC's power-up rule (iCE40 UltraPlus data sheet: CLKHFEN may rise only once CLKHFPU has been high
 // for 100 us) is checked in oscillator cycles: `early` goes high, and stays high, when the output is
-// enabled less than STARTUP cycles of `osc` after CLKHFPU rose; the bench asserts it low. `edges`
-// counts the output's rising edges (the bench reads it to see the clock stopped and started).
+// enabled less than `startup` cycles of `osc` after CLKHFPU rose (the bench sets `startup` to the
+// cycles of 100 us at its clock ratio) and the bench asserts it low. `edges` counts the output's rising
+// edges (the bench reads it to see the clock stopped and started).
 `timescale 1ns / 1ps
 module SB_HFOSC #(
   parameter CLKHF_DIV = "0b00",
-  parameter TRIM_EN = "0b0",
-  parameter STARTUP = 4
+  parameter TRIM_EN = "0b0"
 ) (
   input CLKHFPU,
   input CLKHFEN,
@@ -25,14 +25,15 @@ module SB_HFOSC #(
   reg gate = 1'b0;
   reg early = 1'b0;
   reg [15:0] warm = 16'd0;
+  reg [15:0] startup = 16'd4;
   reg [31:0] edges = 32'd0;
   always @(negedge osc) begin
     if (!CLKHFPU)
       warm <= 16'd0;
-    else if (warm != STARTUP)
+    else if (warm != startup)
       warm <= warm + 16'd1;
     gate <= CLKHFPU & CLKHFEN;
-    if (CLKHFEN && (!CLKHFPU || warm != STARTUP))
+    if (CLKHFEN && (!CLKHFPU || warm != startup))
       early <= 1'b1;
   end
   assign CLKHF = osc & gate;

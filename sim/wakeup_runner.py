@@ -41,8 +41,9 @@ TEST_MODULE = "qlif.sim.cocotb_wakeup"
 OSC_MODELS = Path(__file__).with_name("ice40_osc_sim.v")
 #: Clock periods in simulation (ns): the core's oscillator, the always-on one and SCK. Their ratios are
 #: not the board's (10 kHz against 12 MHz would make the power-up delay 2400 core cycles of simulation
-#: per frame); what the bench checks holds for any ratio: the power-up rule (the HFOSC model's STARTUP
-#: cycles, 40 ns here, against two LFOSC cycles, 2 us), the clock stopped while idle, the results.
+#: per frame); what the bench checks holds for any ratio: the power-up rule (100 us is one LFOSC
+#: period on the board, so the HFOSC model wants one here, 100 of its cycles), the clock stopped while
+#: idle, the results.
 SIM_PERIODS_NS = {"hfosc": 10, "lfosc": 1000, "sck": 100}
 
 _VERILOG: dict[tuple, str] = {}

@@ -71,8 +71,8 @@ class WakeupCore(wiring.Component):
     sck, cs_n, copi : In(1); cipo : Out(1)
         The SPI target (:class:`~qlif.boards.link.spi_target.SPITarget`, mode 0).
     wake : Out(1)
-        High from a result whose class is in the wake mask until the next frame is committed (a
-        ``core`` register: it holds while the clock is stopped).
+        High from a result whose class is in the wake mask until the core starts on the next frame
+        (a ``core`` register: it holds while the clock is stopped).
     run : Out(1)
         The oscillator's power-up request (a frame is being inferred).
 
