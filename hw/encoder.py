@@ -70,7 +70,8 @@ class SpikeEncoder(wiring.Component):
         Clearing the core or encoding a sample (from the cycle after the frame's last byte until the
         last step's eot is taken); ``frame.ready`` is low meanwhile.
 
-    Latency: the first step's first token is valid 3 cycles after the clear is taken. Throughput: a
+    Latency: the first step's first token is valid 3 cycles after the clear is taken at the earliest
+    (when input 0 spikes). Throughput: a
     frame byte per cycle; per step ``n_in + 1`` cycles (each input, then the eot) while ``events`` does
     not push back. Memory: ``n_in`` words of ``increment_bits + acc_bits``
     (:class:`~qlif.golden.spec.coding.EncoderConstants`; 9 bits on the digits at ``r = 1``, 16 on
@@ -227,8 +228,10 @@ class EncodedNetwork(wiring.Component):
     def __init__(self, *, model: Model, lanes: int, memory: MemoryPlan | None = None,
                  flash_offset: int = DEFAULT_OFFSET):
         check_network(model, lanes, memory)
-        # The encoder's parameters are checked now (a model without frame levels fails here, not later).
-        frame_levels_of(model.metadata)
+        if not isinstance(flash_offset, int) or not 0 <= flash_offset < 1 << 24:
+            raise ValueError(f"flash_offset must be a 24-bit byte address, not {flash_offset!r}")
+        # The encoder's parameters are checked now (bad frame levels or max rate fail here, not later).
+        encoder_constants(model.n_in, frame_levels_of(model.metadata), max_rate_of(model.metadata))
         self._model, self._lanes, self._flash_offset = model, lanes, flash_offset
         self._memory = memory if memory is not None else plan_memories(model, lanes, None)
         core = network_signature(model, lanes, self._memory)

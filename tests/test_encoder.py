@@ -137,9 +137,13 @@ def _digits_model():
     return replace(model, metadata={"dataset": "digits"})
 
 
-def test_encoded_network_refuses_a_model_without_levels():
+def test_encoded_network_refuses_bad_coding_metadata():
     with pytest.raises(ValueError, match="frame_levels"):
         EncodedNetwork(model=replace(_small_model(), metadata={"dataset": "cifar"}), lanes=2)
+    with pytest.raises(ValueError, match="max rate"):
+        EncodedNetwork(model=replace(_small_model(), metadata={"max_rate": "3/2"}), lanes=2)
+    with pytest.raises(ValueError, match="flash_offset"):
+        EncodedNetwork(model=_small_model(), lanes=2, flash_offset=-1)
 
 
 @pytest.mark.parametrize("name, lanes, stall", [("small", 2, 0.3), ("digits", 8, 0.0)])
