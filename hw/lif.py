@@ -66,6 +66,10 @@ class LifDatapath(wiring.Component):
         The golden layer whose parameters (codebook, k, theta, leak shift, reset) are baked in.
     lanes : int
         P, neurons updated per cycle, in :data:`qlif.golden.spec.cycles.LANES`.
+    threshold : Value or None
+        For the formal proof only (sim/proofs/lif.py): theta as a ``signed(k)`` value (a free solver input)
+        in place of the constant ``layer.threshold``, which is then never read. The same expressions use it
+        either way, so one proof build stands for every theta. ``None`` (hardware): the layer's constant.
 
     Members
     -------
@@ -84,13 +88,18 @@ class LifDatapath(wiring.Component):
     (the default ones decode as plain two's complement or ``2c - 1``).
     """
 
-    def __init__(self, *, layer: Layer, lanes: int):
+    def __init__(self, *, layer: Layer, lanes: int, threshold: Value | None = None):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer must be a qlif.golden.spec.model.Layer, not {layer!r}")
         check_lanes(lanes)
+        k = layer.membrane_bits
+        if threshold is not None:
+            threshold = Value.cast(threshold)
+            if threshold.shape() != signed(k):
+                raise TypeError(f"threshold must be a signed({k}) value, not {threshold!r}")
         self._layer = layer
         self._lanes = lanes
-        k = layer.membrane_bits
+        self._threshold = threshold
         super().__init__({
             "codes": In(unsigned(lanes * layer.weight_bits)),
             "membrane": In(data.ArrayLayout(signed(k), lanes)),
@@ -128,7 +137,7 @@ class LifDatapath(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, b, k = self._layer, self._layer.weight_bits, self._layer.membrane_bits
-        theta = C(layer.threshold, signed(k))
+        theta = C(layer.threshold, signed(k)) if self._threshold is None else self._threshold
         for i in range(self._lanes):
             v = self.membrane[i]
             w = self._decode(m, self.codes[i * b:(i + 1) * b])

@@ -7,11 +7,14 @@
     .venv/bin/python scripts/formal.py --quick           # the default suite's depths
     .venv/bin/python scripts/formal.py --list
 
-A proof passes when SymbiYosys says PASS at the full depth (:attr:`qlif.sim.formal.Proof.depth`, and its
-``full_build`` where it has one); a broken design is caught when its run, at the proof's quick depth (the
-depth the default suite checks it at), ends in FAIL with a counterexample. Prints a line per run as it
-goes, then a table, then ``proofs passed: K/N`` and ``broken designs caught: B/M``; the exit status is 1
-when any proof did not pass or any broken design was not caught.
+A proof passes when SymbiYosys (or, for a ``"sat"`` family, Yosys' SAT solver) says PASS at the full depth
+(:attr:`qlif.sim.formal.Proof.depth`, and its ``full_build`` where it has one); a broken design is caught
+when its run, at the proof's quick depth (the depth the default suite checks it at), ends in FAIL with a
+counterexample. Without ``--quick``, every broken design also runs against the ``full_build`` of its proof
+where there is one, at the full depth: a harness that proves more than the default suite's must be
+shown to catch the same bugs (its assumptions could otherwise rule out every run, and every property pass).
+Prints a line per run as it goes, then a table, then ``proofs passed: K/N`` and ``broken designs caught:
+B/M``; the exit status is 1 when any proof did not pass or any broken design was not caught.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import time
 
 from qlif.sim.formal import FormalToolError, run_proof
-from qlif.sim.proofs import PROOFS
+from qlif.sim.proofs import PROOFS, get
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,11 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
     selected = list(PROOFS)
     if args.only:
-        wanted = args.only.split(",")
-        unknown = sorted(set(wanted) - {p.name for p in PROOFS})
-        if unknown:
-            parser.error(f"unknown proof(s) {', '.join(unknown)}; valid: {', '.join(p.name for p in PROOFS)}")
-        selected = [p for p in PROOFS if p.name in wanted]
+        try:
+            selected = [get(name) for name in dict.fromkeys(args.only.split(","))]
+        except ValueError as error:
+            parser.error(str(error))
     if args.list:
         for proof in selected:
             print(f"{proof.name}: {proof.mode}, depth {proof.quick_depth}/{proof.depth}; broken: "
@@ -47,19 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = []                      # (proof, run, expected, verdict, seconds, ok)
     start = time.monotonic()
     for proof in selected:
-        runs = [(None, "PASS")] + [(mutant, "FAIL") for mutant in proof.broken]
-        for mutant, expected in runs:
+        # (mutant, full): the proof at its depth, each broken design at the quick depth, and without --quick
+        # each broken design against the full harness too, where it is not the quick one.
+        runs = [(None, not args.quick)] + [(mutant, False) for mutant in proof.broken]
+        if not args.quick and proof.full_build is not None:
+            runs += [(mutant, True) for mutant in proof.broken]
+        for mutant, full in runs:
+            expected = "PASS" if mutant is None else "FAIL"
             try:
-                result = run_proof(proof, full=not args.quick) if mutant is None else run_proof(proof, mutant=mutant)
-                status, seconds, depth = result.status, result.seconds, result.depth
+                result = run_proof(proof, full=full, mutant=mutant)
+                status, seconds = result.status, result.seconds
+                what = f"{result.designs} designs" if result.mode == "sat" else f"depth {result.depth}"
                 ok = status == expected and (expected == "PASS" or bool(result.traces()))
             except FormalToolError as error:
-                status, seconds, depth, ok = "ERROR", 0.0, 0, False
+                status, seconds, what, ok = "ERROR", 0.0, "no verdict", False
                 print(error, file=sys.stderr)
-            label = proof.name if mutant is None else f"{proof.name} -- {mutant.name}"
-            print(f"{'ok  ' if ok else 'MISS'} {label}: {status} ({proof.mode}, depth {depth}, {seconds:.1f} s)",
+            run = "proof" if mutant is None else mutant.name + (" (full)" if full else "")
+            label = proof.name if mutant is None else f"{proof.name} -- {run}"
+            scope = f"; {proof.scope(full)}" if mutant is None and proof.scope is not None else ""
+            print(f"{'ok  ' if ok else 'MISS'} {label}: {status} ({proof.mode}, {what}, {seconds:.1f} s{scope})",
                   flush=True)
-            rows.append((proof.name, "proof" if mutant is None else mutant.name, expected, status, seconds, ok))
+            rows.append((proof.name, run, expected, status, seconds, ok))
 
     width = max(len(r[0]) for r in rows)
     run_width = max(len(r[1]) for r in rows)

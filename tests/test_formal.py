@@ -1,6 +1,8 @@
 """Formal proofs of the LIF datapath and the core (sim/proofs/lif.py, sim/proofs/network.py): each proof
-passes at its quick depth and fails (a counterexample, not merely no proof) on every broken design it
-names, and where a proof also asserts auxiliary invariants, its claim alone catches them too; the proof
+passes at its quick depth (the LIF datapath: its default-suite builds) and fails (a counterexample, not
+merely no proof) on every broken design it names, and where a proof also asserts auxiliary invariants, its
+claim alone catches them too; the LIF proof's builds cover every parameter set, its free theta ranges over
+the format's thresholds, and a datapath that reads the threshold in Python fails the build; the proof
 registry; and the runner's clock, without which sequential proofs check nothing.
 
 The serializer's and the frame receiver's proofs have their own file (tests/test_formal_link.py).
@@ -9,9 +11,15 @@ The full depths run with ``-m slow`` (and in ``make formal``).
 
 from __future__ import annotations
 
-import pytest
-from amaranth.hdl import Assert, Elaboratable, Fragment, Module, Signal
+import gc
+import warnings
 
+import numpy as np
+import pytest
+from amaranth.hdl import Assert, Elaboratable, Fragment, Module, Signal, UnusedElaboratable
+
+from qlif.golden.spec.model import Layer, ModelError
+from qlif.hw.lif import LifDatapath
 from qlif.sim import proofs
 from qlif.sim.formal import Proof, prove, run_proof
 from qlif.sim.mutants import install
@@ -99,27 +107,69 @@ def test_a_proof_only_empties_folders_in_the_build_tree(name, workdir):
     Fragment.get(counter, None)     # refused before its conversion: mark it used (no UnusedElaboratable)
 
 
-def test_lif_parameter_sets_cover_the_claim():
-    # The default suite's sets hold each k, both resets, no leak, lam 0, 1 and 15, theta 0, odd (with the
-    # subtract reset) and the largest, and a custom codebook; the full sets add to them.
+def test_lif_full_builds_cover_every_parameter_set():
+    # make formal: every (k, lam, reset) with the default codebook is a build of its own, theta free in each;
+    # 8,398 parameter sets per b. The default suite's builds are a subset holding every k and both resets.
+    every = {(k, lam, reset) for k in lif.K_RANGE for lam in (None, *range(16)) for reset in ("subtract", "zero")}
     for b in lif.WEIGHT_BITS:
-        quick, full = lif.configs(b, full=False), lif.configs(b, full=True)
+        quick, full = lif.builds(b, full=False), lif.builds(b, full=True)
         assert set(quick) < set(full)
-        assert {c.k for c in quick} == set(lif.K_RANGE)
-        assert {c.reset for c in quick} == {"subtract", "zero"}
-        assert {None, 0, 1, 15} <= {c.lam for c in quick}
-        assert 0 in {c.theta for c in quick}
-        assert any(c.theta == (1 << (c.k - 1)) - 2 for c in quick)
-        assert any(c.theta % 2 and c.reset == "subtract" for c in quick)
-        assert any(c.codebook is not None for c in quick)
-        for c in full:
-            c.layer()                                         # a valid layer (validate() raises otherwise)
+        default = [x for x in full if x.codebook is None]
+        assert len(default) == len(every) and {(x.k, x.lam, x.reset) for x in default} == every
+        assert lif.parameter_sets(default) == 8398
+        assert any(x.codebook is not None for x in full)
+        assert {x.k for x in quick} == set(lif.K_RANGE)
+        assert {x.reset for x in quick} == {"subtract", "zero"}
+        assert {None, 0, 1, 15} <= {x.lam for x in quick}
+        for x in full:
+            x.layer()                                         # a valid layer (validate() raises otherwise)
+
+
+@pytest.mark.parametrize("k", lif.K_RANGE)
+def test_lif_free_theta_ranges_over_the_formats_thresholds(k):
+    # The harness assumes theta in lif.thetas(k): exactly the thresholds Layer.validate accepts.
+    def layer(theta):
+        return Layer(weights=np.zeros((1, 1), np.int64), weight_bits=4, membrane_bits=k, threshold=theta,
+                     leak_shift=None, reset="zero")
+    thetas = lif.thetas(k)
+    assert len(thetas) >= 1
+    for theta in (thetas[0], thetas[-1]):
+        layer(theta).validate("t")
+    for theta in (thetas[0] - 1, thetas[-1] + 1):
+        with pytest.raises(ModelError):
+            layer(theta).validate("t")
+
+
+def test_lif_proof_build_refuses_a_datapath_that_reads_theta():
+    # A free theta stands for every theta only while the generator never branches on the threshold in
+    # Python; one that does (this broken design) must fail the proof's build, not pass it unproved.
+    undo = install(lif.READS_THETA)
+    try:
+        harness = lif.LifHarness(lif.Build(4, 4, None, "subtract"))
+        with warnings.catch_warnings():
+            # The datapath's Module, abandoned by the refused elaboration, is collected here, unused.
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            with pytest.raises(TypeError, match="read layer.threshold"):
+                Fragment.get(harness, None)
+            gc.collect()
+    finally:
+        undo()
+
+
+def test_lif_datapath_threshold_port_is_checked():
+    layer = Layer(weights=np.zeros((1, 1), np.int64), weight_bits=2, membrane_bits=4, threshold=1,
+                  leak_shift=None, reset="zero")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)          # the refused datapath, never elaborated
+        with pytest.raises(TypeError, match=r"threshold must be a signed\(4\) value"):
+            LifDatapath(layer=layer, lanes=1, threshold=Signal(4))
+        gc.collect()
 
 
 def test_contract_codebook_is_the_documented_one():
-    assert lif.contract_codebook(lif.Config(1, 4, 0, None, "zero", None)) == (-1, 1)
-    assert lif.contract_codebook(lif.Config(2, 4, 0, None, "zero", None)) == (0, 1, -2, -1)
-    assert lif.contract_codebook(lif.Config(4, 4, 0, None, "zero", None))[7:10] == (7, -8, -7)
+    assert lif.contract_codebook(lif.Build(1, 4, None, "zero")) == (-1, 1)
+    assert lif.contract_codebook(lif.Build(2, 4, None, "zero")) == (0, 1, -2, -1)
+    assert lif.contract_codebook(lif.Build(4, 4, None, "zero"))[7:10] == (7, -8, -7)
 
 
 def test_flash_fsm_has_an_unused_code():

@@ -182,8 +182,9 @@ def legal_codes(state: Signal) -> list[int]:
     return codes
 
 
-def _network(check: str):
-    return lambda: (NetworkHarness(check), [])
+def _network(check: str, *, invariants: bool = False):
+    """``Proof.build`` of the core's harness for ``check``, with or without its auxiliary invariants."""
+    return lambda: (NetworkHarness(check, invariants=invariants), [])
 
 
 #: Formal-only broken designs (not in the mutation score, :data:`qlif.sim.mutants.MUTANTS`).
@@ -212,21 +213,18 @@ STATES_STICK = Mutant(
     "net-states-stick", "a state's flip-flop is not cleared when the FSM leaves it",
     _NET, "Network.elaborate", r"nxt\[name\]\.eq\(\(flag & ~Cat\(\*leave\)\.any\(\)\) \| Cat\(\*enter\)\.any\(\)\)",
     r"nxt[name].eq(flag | Cat(*enter).any())")
-def _with_invariants(check: str):
-    return lambda: (NetworkHarness(check, invariants=True), [])
-
 
 PROOFS: tuple[Proof, ...] = (
     Proof(name="network-spikes-stream",
           claim="spikes: once valid without ready, valid stays high and payload stays the same next cycle",
-          build=_with_invariants("spikes"), mode="prove", depth=24, quick_depth=18, solver="yices",
+          build=_network("spikes", invariants=True), mode="prove", depth=24, quick_depth=18, solver="yices",
           why_depth=("k-induction with the one-hot and input queue invariants: closes at k = 8, not at 7; 18 so "
                      "that the base case from reset reaches the first output spike waiting on ready (step 16), "
                      "where the broken designs show; 24 in make formal"),
           broken=(VALID_TOGGLES, PAYLOAD_CHANGES)),
     Proof(name="network-events-stream",
           claim="events: after a step's eot is taken, no token is taken before step_done",
-          build=_with_invariants("events"), mode="prove", depth=16, quick_depth=12, solver="yices",
+          build=_network("events", invariants=True), mode="prove", depth=16, quick_depth=12, solver="yices",
           why_depth=("k-induction with the one-hot and input queue invariants and five on the step's closing "
                      "(the harness' and the core's closed flags agree, a closed step is started and not "
                      "accepting, CLEAR is not started): closes at k = 6, not at 5; 12 so that the base case "
@@ -241,7 +239,7 @@ PROOFS: tuple[Proof, ...] = (
           broken=(TRACE_UNSIGNED,)),
     Proof(name="network-fsm-onehot",
           claim="the core's state machine (one flip-flop per state) has exactly one state flip-flop set",
-          build=_with_invariants("onehot"), mode="prove", depth=12, quick_depth=8, solver="yices",
+          build=_network("onehot", invariants=True), mode="prove", depth=12, quick_depth=8, solver="yices",
           why_depth=("k-induction with three invariants on the input queue (a queued token means the step has "
                      "started; the second entry only behind a first; tokens wait only in INT0): closes at k = 6, "
                      "not at 5; 8 in the default suite, 12 in make formal"),
