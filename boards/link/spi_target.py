@@ -129,8 +129,8 @@ class SPITarget(wiring.Component):
     cipo : Out(1)
         To the controller, changed on SCK's falling edge (0 during the command byte).
     frame : Out(ReadPort.Signature(addr_width=ceil(log2 n_in), shape=8))
-        The frame buffer's read port, in ``sync`` (the core's domain), transparent-free, one cycle of
-        latency; read it only between ``start`` and ``done``.
+        The frame buffer's read port, in ``sync`` (the core's domain), one cycle of latency; read it only
+        between ``start`` and ``done``.
     start : Out(1)
         ``sync``: high from a committed frame (seen through a two-stage synchroniser) until ``done``.
     done : In(1)
@@ -150,7 +150,8 @@ class SPITarget(wiring.Component):
     Latency: a frame of ``n_in`` bytes takes ``8 (n_in + 1)`` SCK cycles; ``run`` rises with its last SCK
     edge; ``start`` follows two core clock edges after the core's clock runs. Throughput: one frame per
     inference (a frame sent while busy is refused, not queued). Memory: the frame buffer (``n_in`` x 8,
-    one iCE40 block RAM up to 512 inputs), about 40 flip-flops and one byte counter.
+    one iCE40 block RAM up to 512 inputs) and about 80 flip-flops (a 16-bit byte counter, the shift
+    registers, the mask) plus ``8 ceil(n_out / 8)`` for the mask being written.
     """
 
     def __init__(self, *, n_in: int, n_out: int, timesteps: int, wake_classes: int | None = None):
