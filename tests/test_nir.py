@@ -35,6 +35,7 @@ from qlif.golden.training.train import set_determinism
 T = 8
 HIDDEN = 32
 RTL_SAMPLES = 3
+GRID = 2 ** 12
 
 
 def _lif(n: int, beta: float, output: bool = False) -> snn.Leaky:
@@ -42,13 +43,13 @@ def _lif(n: int, beta: float, output: bool = False) -> snn.Leaky:
                      spike_grad=surrogate.fast_sigmoid(slope=10))
 
 
-def _run(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def run_producer(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The producer stepped as snntorch users do: hidden state reset, one call per step; output spikes."""
     utils.reset(net)
     return torch.stack([net(x[:, t])[0] for t in range(x.shape[1])], dim=1)
 
 
-def _train_producer(beta: float, epochs: int, split) -> torch.nn.Sequential:
+def train_producer(beta: float, epochs: int, split) -> torch.nn.Sequential:
     set_determinism(0)
     net = torch.nn.Sequential(torch.nn.Linear(64, HIDDEN, bias=False), _lif(HIDDEN, beta),
                               torch.nn.Linear(HIDDEN, 10, bias=False), _lif(10, beta, output=True))
@@ -58,10 +59,18 @@ def _train_producer(beta: float, epochs: int, split) -> torch.nn.Sequential:
         for idx in torch.randperm(len(split.y_train), generator=gen).split(64):
             x = torch.from_numpy(encode(split.x_train[idx.numpy()], T)).float()
             y = torch.from_numpy(split.y_train[idx.numpy()])
-            loss = torch.nn.functional.cross_entropy(_run(net, x).sum(dim=1), y)
+            loss = torch.nn.functional.cross_entropy(run_producer(net, x).sum(dim=1), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
+    with torch.no_grad():
+        # Weights on a grid of 2^-12: while a neuron's sum of |w| stays below 2^12, every partial sum of its
+        # inputs is a multiple of 2^-12 below 2^12 (24 bits), exact in float32 in any order. The producer's
+        # per-step products and qlif's all-steps-at-once product then agree on every CPU and BLAS (the
+        # elementwise neuron updates are the same IEEE operations in both).
+        for p in net.parameters():
+            p.copy_(torch.round(p * GRID) / GRID)
+            assert float(p.abs().sum(dim=1).max()) < 2 ** 24 / GRID
     net.eval()
     return net
 
@@ -74,12 +83,12 @@ def split():
 @pytest.fixture(scope="module")
 def producer(tmp_path_factory, split):
     """A snntorch network at beta = 0.875 = 1 - 2^-3 (exact), its NIR file and its test-split spikes."""
-    net = _train_producer(0.875, 4, split)
+    net = train_producer(0.875, 4, split)
     path = tmp_path_factory.mktemp("nir") / "snntorch.nir"
     nir.write(path, export_to_nir(net, torch.zeros(64)))
     x = encode(split.x_test, T)
     with torch.no_grad():
-        spikes = _run(net, torch.from_numpy(x).float()).numpy().astype(np.uint8)
+        spikes = run_producer(net, torch.from_numpy(x).float()).numpy().astype(np.uint8)
     return net, path, x, spikes
 
 
@@ -148,7 +157,7 @@ def test_nearest_leak_shift(beta, lam):
 
 
 def test_inexact_beta_is_snapped_and_measured(split, tmp_path, capsys):
-    net = _train_producer(0.9, 2, split)
+    net = train_producer(0.9, 2, split)
     path = tmp_path / "b09.nir"
     nir.write(path, export_to_nir(net, torch.zeros(64)))
     out = tmp_path / "c.pt"
