@@ -16,7 +16,7 @@ cannot hold is refused by :class:`NIRImportError`, one line naming the node, its
 :func:`export_graph` writes an integer model as ``Input -> (Linear -> LIF or IF)... -> Output`` with
 weights, threshold and ``tau = dt 2^lam``, ``R = 2^lam`` (so ``g = 1`` and ``beta = 1 - 2^-lam``), and
 the whole model file in the graph's metadata: NIR cannot say "saturate at k bits", "floor the leak" or
-"subtract the threshold", the metadata does, and :func:`import_graph` reads it back.
+"subtract the threshold", the metadata does, and :func:`map_graph` reads it back.
 """
 
 from __future__ import annotations
