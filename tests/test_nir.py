@@ -282,3 +282,14 @@ def test_scale_folds_when_exact_and_is_refused_otherwise(tmp_path, capsys):
     assert capsys.readouterr().err == (f"qlif: error: {path}: node 's' (Scale): scale factors that do not fold "
                                        "exactly into the float32 weights (powers of two do)\n")
     assert not ckpt.exists()
+
+
+def test_train_qat_and_eval_take_the_imported_checkpoint(imported, tmp_path, capsys):
+    qat = tmp_path / "qat.pt"
+    assert main(["train", "--qat", "lsq", "--weight-bits", "4", "--teacher", str(imported), "--epochs", "1",
+                 "--out", str(qat)]) == 0
+    model = tmp_path / "qat.json"
+    assert main(["quantize", str(qat), "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(model)]) == 0
+    assert "(450 test samples)" in capsys.readouterr().out
