@@ -199,7 +199,8 @@ def prove_each(designs: Mapping[str, tuple[object, list]], *, name: str,
     ----------
     designs : mapping of str to (Elaboratable, list of Signal)
         Each design's label (for the verdict and ``run/designs.txt``) and its harness and ports, which are
-        the free inputs. A design must be combinational (no ``sync`` domain; nothing clocks it here).
+        the free inputs. A design must be combinational: one with a register or memory is refused
+        (``FormalToolError``), as ``sat`` would take the register's output for a free input.
     name, workdir :
         As :func:`prove`.
 
@@ -224,8 +225,9 @@ def prove_each(designs: Mapping[str, tuple[object, list]], *, name: str,
     (run / "designs.txt").write_text("".join(f"{m} {x}\n" for m, x in zip(modules, labels, strict=True)))
     # Every module converted is a top (Amaranth marks it so); Yosys keeps only one top through flatten,
     # so the mark goes. proc -norom: a case table stays logic (sat has no model of a ROM's read port).
-    lines = ["read_rtlil design.il", "setattr -mod -unset top", "proc -norom", "flatten", "chformal -lower",
-             "opt_clean"]
+    # Without -seq, sat takes a register's output as a free value: a design with state is refused.
+    lines = ["read_rtlil design.il", "setattr -mod -unset top", "proc -norom",
+             "select -assert-none t:$*ff t:$*dff* t:$*latch* t:$mem*", "flatten", "chformal -lower", "opt_clean"]
     for module in modules:
         lines += [f"log {_MARK} {module}",
                   f"sat -prove-asserts -set-assumes -verify -show-ports -dump_vcd trace.vcd {module}"]

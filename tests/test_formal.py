@@ -21,7 +21,7 @@ from amaranth.hdl import Assert, Elaboratable, Fragment, Module, Signal, UnusedE
 from qlif.golden.spec.model import Layer, ModelError
 from qlif.hw.lif import LifDatapath
 from qlif.sim import proofs
-from qlif.sim.formal import Proof, prove, run_proof
+from qlif.sim.formal import FormalToolError, Proof, prove, prove_each, run_proof
 from qlif.sim.mutants import install
 from qlif.sim.proofs import lif, network
 
@@ -96,6 +96,12 @@ def test_registers_advance_in_a_proof():
     # and every sequential property passed unchecked: the counter must reach 5 at step 5, and not before.
     assert prove(_Counter(), name="counter-reaches-5", mode="bmc", depth=6, ports=[]).status == "FAIL"
     assert prove(_Counter(), name="counter-before-5", mode="bmc", depth=5, ports=[]).passed
+
+
+def test_prove_each_refuses_a_design_with_state():
+    # Yosys' sat (without -seq) would take the counter's register for a free input: refused, not proved.
+    with pytest.raises(FormalToolError, match="selection is not empty"):
+        prove_each({"counter": (_Counter(), [])}, name="prove-each-refuses-state")
 
 
 @pytest.mark.parametrize(("name", "workdir"), [("..", None), (".", None), ("ok", "/tmp/qlif-proof")])
