@@ -34,7 +34,9 @@ __all__ = [
     "crc16", "crc16_byte", "encode_request", "encode_reply", "Reply", "ReplyDecoder", "Status",
     "BoardResult", "count_bytes", "mask_bytes", "result_len", "decode_status", "decode_result",
     "encode_wake_mask", "decode_wake_mask", "encode_addresses", "step_requests", "InferenceBytes", "inference_bytes",
-    "model_id", "ProtocolError",
+    "frame_requests", "frame_inference_bytes", "model_id", "ProtocolError",
+    "SPICmd", "SPIFlag", "SPI_STATUS_BYTES", "spi_result_bytes", "spi_write_frame", "spi_write_mask",
+    "spi_read_status", "spi_read_result", "decode_spi_status", "decode_spi_result",
 ]
 
 VERSION = 1                 #: protocol version, the first byte of the STATUS reply
@@ -67,6 +69,9 @@ class Cmd(enum.IntEnum):
     SET_WAKE = 0x06        #: set the wake class mask
     GET_WAKE = 0x07        #: read the wake class mask
     CLEAR_COUNTERS = 0x08  #: zero the frame and error counters of the status block
+    #: the next bytes of a frame (one intensity per input); the one that completes it runs a sample on
+    #: the on-chip encoder and is answered with the RESULT payload (builds with the encoder only)
+    FRAME = 0x09
 
 
 class Err(enum.IntEnum):
@@ -79,7 +84,7 @@ class Err(enum.IntEnum):
     BAD_LENGTH = 4         #: LEN is not allowed for CMD
     BAD_ADDRESS = 5        #: an input address >= n_in
     BAD_ORDER = 6          #: addresses of a step not strictly ascending (also across SPIKES frames)
-    BAD_ARG = 7            #: a wake mask with bits at classes >= n_out
+    BAD_ARG = 7            #: a wake mask with bits at classes >= n_out, or a frame value above the levels
 
     @property
     def description(self) -> str:
@@ -94,7 +99,7 @@ _ERR_TEXT = {
     Err.BAD_LENGTH: "payload length not allowed for the command",
     Err.BAD_ADDRESS: "input address >= n_in",
     Err.BAD_ORDER: "input addresses not strictly ascending",
-    Err.BAD_ARG: "wake mask names a class >= n_out",
+    Err.BAD_ARG: "wake mask names a class >= n_out, or a frame value is above the frame levels",
 }
 
 
@@ -106,6 +111,8 @@ class Flag(enum.IntFlag):
     WAKE = 0x04            #: the wake output is high (DONE and the prediction is in the wake mask)
     FAULT = 0x08           #: a request was rejected since the last RESET (the fault output)
     CORE_ERROR = 0x10      #: the core dropped an input token (never happens: the link checks them first)
+    FRAME_OPEN = 0x20      #: FRAME sent bytes of a frame that is not complete yet
+    ENCODER = 0x40         #: the build has the on-chip encoder: it takes FRAME requests
 
 
 #: Counters of the STATUS reply, in order, 16 bits each. ``frames_ok`` wraps around; the others saturate
@@ -347,6 +354,16 @@ def step_requests(addresses: Iterable[int]) -> Iterator[tuple[Cmd, bytes]]:
     yield Cmd.STEP, encode_addresses(addresses)
 
 
+def frame_requests(frame: Iterable[int]) -> Iterator[tuple[Cmd, bytes]]:
+    """The ``FRAME`` requests of one frame (``n_in`` intensities, input 0 first): chunks of
+    :data:`MAX_PAYLOAD` bytes while more remain, then the rest; the board runs the sample on the last."""
+    data = bytes(int(v) for v in frame)       # bytes() refuses a value outside 0..255
+    if not data:
+        raise ValueError("a frame must have at least one input")
+    for i in range(0, len(data), MAX_PAYLOAD):
+        yield Cmd.FRAME, data[i:i + MAX_PAYLOAD]
+
+
 class InferenceBytes(NamedTuple):
     """UART bytes of one inference, each way (see :func:`inference_bytes`)."""
 
@@ -383,6 +400,17 @@ def inference_bytes(inputs_per_step: Iterable[int], *, n_out: int) -> InferenceB
                           from_board=frames * REPLY_OVERHEAD + result_len(n_out, len(active)))
 
 
+def frame_inference_bytes(n_in: int, *, n_out: int, timesteps: int) -> InferenceBytes:
+    """The bytes on the line of one inference over the frame path (:meth:`~qlif.boards.host.driver.Board.
+    classify_frames`): the :func:`frame_requests` of an ``n_in``-byte frame, and their replies, the last
+    one carrying the RESULT payload (:func:`result_len`). No RESET: the last chunk starts the sample."""
+    if not isinstance(n_in, int) or n_in < 1:
+        raise ValueError(f"n_in must be a positive integer, not {n_in!r}")
+    frames = -(-n_in // MAX_PAYLOAD)
+    return InferenceBytes(to_board=frames * REQUEST_OVERHEAD + n_in,
+                          from_board=frames * REPLY_OVERHEAD + result_len(n_out, timesteps))
+
+
 def model_id(model) -> int:
     """32-bit fingerprint of a model (weights, widths, thresholds, T; not its metadata).
 
@@ -393,3 +421,78 @@ def model_id(model) -> int:
     doc.pop("metadata", None)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+# -- the SPI frame path (docs/host-protocol.md, "SPI frame path") -------------------------------------------
+# The wake-up build's SPI target (:mod:`qlif.boards.link.spi_target`): mode 0, MSB first, CS active low; one
+# transaction from CS low to CS high, its first byte the command. The target answers a byte late: the MISO
+# byte ``k + 1`` of a read is the answer's byte ``k`` (the first MISO byte is 0).
+
+
+class SPICmd(enum.IntEnum):
+    """The first byte of an SPI transaction; the bytes after it depend on it."""
+
+    WRITE_FRAME = 0x01     #: ``n_in`` bytes follow, one intensity per input, input 0 first
+    READ_STATUS = 0x02     #: the target answers :data:`SPI_STATUS_BYTES` bytes
+    READ_RESULT = 0x03     #: the target answers :func:`spi_result_bytes` bytes
+    WRITE_MASK = 0x04      #: ``mask_bytes(n_out)`` bytes of wake mask follow (byte ``i`` bit ``b``: class 8i + b)
+
+
+class SPIFlag(enum.IntFlag):
+    """The first byte of the READ_STATUS answer."""
+
+    BUSY = 0x01            #: a committed frame is being inferred (the core's clock runs)
+    DONE = 0x02            #: not busy, and a frame has been inferred: the result is the last frame's
+    WAKE = 0x04            #: the wake pin is high (DONE and the prediction is in the wake mask)
+    REFUSED = 0x08         #: a WRITE_FRAME or WRITE_MASK was refused (busy) since the last READ_STATUS
+    CORE_ERROR = 0x10      #: the core dropped an input token (never happens: the encoder's are in order)
+
+
+#: Bytes of the READ_STATUS answer: flags, prediction, frames accepted (mod 256).
+SPI_STATUS_BYTES = 3
+
+
+def spi_result_bytes(n_out: int, timesteps: int) -> int:
+    """Bytes of the READ_RESULT answer: the prediction, then each class's count (``count_bytes(T)`` each,
+    most significant byte first)."""
+    return 1 + n_out * count_bytes(timesteps)
+
+
+def spi_write_frame(frame: Iterable[int]) -> bytes:
+    """The MOSI bytes of a WRITE_FRAME transaction (``frame``: ``n_in`` intensities 0..255)."""
+    values = [int(v) for v in frame]
+    if any(not 0 <= v <= 0xFF for v in values):
+        raise ValueError("frame intensities must be 0..255")
+    return bytes([SPICmd.WRITE_FRAME, *values])
+
+
+def spi_write_mask(classes: Iterable[int], n_out: int) -> bytes:
+    """The MOSI bytes of a WRITE_MASK transaction."""
+    return bytes([SPICmd.WRITE_MASK]) + encode_wake_mask(classes, n_out)
+
+
+def spi_read_status() -> bytes:
+    """The MOSI bytes of a READ_STATUS transaction (the command, then dummy bytes to clock the answer)."""
+    return bytes([SPICmd.READ_STATUS]) + bytes(SPI_STATUS_BYTES)
+
+
+def spi_read_result(n_out: int, timesteps: int) -> bytes:
+    """The MOSI bytes of a READ_RESULT transaction."""
+    return bytes([SPICmd.READ_RESULT]) + bytes(spi_result_bytes(n_out, timesteps))
+
+
+def decode_spi_status(miso: bytes) -> tuple[SPIFlag, int, int]:
+    """(flags, prediction, frames accepted mod 256) from the MISO bytes of a READ_STATUS transaction."""
+    if len(miso) != 1 + SPI_STATUS_BYTES:
+        raise ProtocolError(f"a READ_STATUS transaction has {1 + SPI_STATUS_BYTES} bytes, not {len(miso)}")
+    return SPIFlag(miso[1]), miso[2], miso[3]
+
+
+def decode_spi_result(miso: bytes, *, n_out: int, timesteps: int) -> tuple[int, list[int]]:
+    """(prediction, counts) from the MISO bytes of a READ_RESULT transaction."""
+    n = 1 + spi_result_bytes(n_out, timesteps)
+    if len(miso) != n:
+        raise ProtocolError(f"a READ_RESULT transaction has {n} bytes, not {len(miso)}")
+    cb = count_bytes(timesteps)
+    counts = [int.from_bytes(miso[2 + cb * i: 2 + cb * (i + 1)], "big") for i in range(n_out)]
+    return miso[1], counts

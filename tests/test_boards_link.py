@@ -35,16 +35,18 @@ class SimPort:
     budget ran out, like a port's timeout); ``pause(s)`` lets the queued bytes go out, then keeps the
     line quiet. ``pins`` records (ok, fault, wake) at every reply byte. ``core_period``: the core in a
     clock domain of its own with this period in seconds (behind the link's clock-domain crossing).
+    ``encoder``: the link with the on-chip encoder (``FRAME`` requests).
     """
 
     CHUNK = 400              # cycles simulated per step while waiting
 
     def __init__(self, model, lanes: int, *, timeout_cycles: int = 30_000, wake_classes=None,
-                 core_period: float | None = None):
+                 core_period: float | None = None, encoder: bool = False):
         m = Module()
         m.submodules.link = self.link = HostLink(model=model, lanes=lanes, clk_freq=CLK, baud=BAUD,
                                                  frame_timeout=TIMEOUT / CLK, wake_classes=wake_classes,
-                                                 core_domain=None if core_period is None else "core")
+                                                 core_domain=None if core_period is None else "core",
+                                                 encoder=encoder)
         m.submodules.host_tx = self._tx = UARTTX(clk_freq=CLK, baud=BAUD)
         m.submodules.host_rx = self._rx = UARTRX(clk_freq=CLK, baud=BAUD)
         m.d.comb += [self.link.rx.eq(self._tx.tx), self._rx.rx.eq(self.link.tx)]

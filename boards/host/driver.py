@@ -40,12 +40,13 @@ from qlif.boards.protocol import (
     decode_wake_mask,
     encode_request,
     encode_wake_mask,
+    frame_requests,
     model_id,
     step_requests,
 )
 
-__all__ = ["Port", "LinkError", "BoardTimeout", "ErrorReply", "ModelMismatch", "Board", "Classification",
-           "open_board", "DEFAULT_TIMEOUT"]
+__all__ = ["Port", "LinkError", "BoardTimeout", "ErrorReply", "ModelMismatch", "NoEncoder", "Board",
+           "Classification", "open_board", "DEFAULT_TIMEOUT"]
 
 #: Seconds a read may wait for the board.
 DEFAULT_TIMEOUT = 2.0
@@ -80,6 +81,13 @@ class ErrorReply(LinkError):
 
 class ModelMismatch(LinkError):
     """The board runs another model than the host was given."""
+
+    transient = False
+
+
+class NoEncoder(LinkError):
+    """The board's build has no on-chip encoder: it takes spikes per step (:meth:`Board.classify`), not
+    frames."""
 
     transient = False
 
@@ -289,13 +297,19 @@ class Board:
             raise ValueError(f"x must be a 0/1 integer array [samples, timesteps, n_in], not {x.dtype} {x.shape}")
         if x.shape[1:] != (st.timesteps, st.n_in):
             raise ValueError(f"x must be [samples, {st.timesteps}, {st.n_in}] for the board's model, not {x.shape}")
-        n = len(x)
+        return self._run(len(x), lambda start: self._sample_requests(x, start), progress)
+
+    def _run(self, n: int, requests: Callable[[int], Iterable[tuple[Cmd, bytes, object]]],
+             progress: Callable[[int], None] | None) -> Classification:
+        """Pipeline ``requests(start)`` (the requests of samples ``start ..``, RESULT payloads tagged with
+        their sample) and collect the results; after a line error, resync and go on from the failed sample."""
+        st = self._sizes()
         out = Classification(prediction=np.zeros(n, np.int64), counts=np.zeros((n, st.n_out), np.int64),
                              cycles=np.zeros(n, np.int64), wake=np.zeros(n, bool), retries=0)
         start, failures = 0, 0
         while start < n:
             try:
-                for s, reply in self.pipeline(self._sample_requests(x, start)):
+                for s, reply in self.pipeline(requests(start)):
                     if s is None:
                         continue
                     res = decode_result(reply.payload, n_out=st.n_out, timesteps=st.timesteps)
@@ -313,6 +327,36 @@ class Board:
                 out.retries += 1
                 self.resync()
         return out
+
+    def classify_frames(self, frames: np.ndarray, *, progress: Callable[[int], None] | None = None
+                        ) -> Classification:
+        """Classify frames (integers ``0 ..`` the model's frame levels, [S, n_in]) on a board with the
+        on-chip encoder: per sample its ``FRAME`` requests (:func:`~qlif.boards.protocol.frame_requests`),
+        the last answered with the result, all pipelined; a ``RESET`` first, and again after a resync, so
+        that no partial frame from before is completed by this run's bytes.
+
+        Recovery and errors as :meth:`classify`; a board without the encoder raises :class:`NoEncoder`,
+        a value above the levels :class:`ErrorReply` (``BAD_ARG``).
+        """
+        st = self._sizes()
+        if Flag.ENCODER not in st.flags:
+            raise NoEncoder("the board has no on-chip encoder (a build with HostLink(encoder=True) takes frames; "
+                            "this one takes spikes per step: classify)")
+        f = np.asarray(frames)
+        if f.ndim != 2 or f.dtype.kind not in "iu" or (f.size and (f.min() < 0 or f.max() > 0xFF)):
+            raise ValueError(f"frames must be an integer array [samples, n_in] of 0..255, not {f.dtype} {f.shape}")
+        if f.shape[1] != st.n_in:
+            raise ValueError(f"frames must be [samples, {st.n_in}] for the board's model, not {f.shape}")
+        return self._run(len(f), lambda start: self._frame_sample_requests(f, start), progress)
+
+    @staticmethod
+    def _frame_sample_requests(frames: np.ndarray, start: int) -> Iterator[tuple[Cmd, bytes, object]]:
+        """A RESET, then the FRAME requests from sample ``start`` on; the last of each carries its index."""
+        yield Cmd.RESET, b"", None
+        for s in range(start, len(frames)):
+            chunks = list(frame_requests(frames[s]))
+            for i, (cmd, payload) in enumerate(chunks):
+                yield cmd, payload, s if i == len(chunks) - 1 else None
 
     @staticmethod
     def _sample_requests(x: np.ndarray, start: int) -> Iterator[tuple[Cmd, bytes, object]]:

@@ -28,7 +28,10 @@ from qlif.boards.protocol import (
     Cmd,
     Err,
     Flag,
+    SPICmd,
+    SPIFlag,
     Status,
+    count_bytes,
     crc16,
     decode_wake_mask,
     encode_reply,
@@ -36,11 +39,12 @@ from qlif.boards.protocol import (
     mask_bytes,
     model_id,
 )
+from qlif.golden.spec.coding import frame_levels_of
 from qlif.golden.spec.cycles import cycle_model
 from qlif.golden.spec.model import Model
-from qlif.golden.spec.reference import predict, run_layer
+from qlif.golden.spec.reference import frame_inputs, predict, run_layer
 
-__all__ = ["BoardModel", "EmulatedPort", "EMULATOR_SCHEME", "RX_BUFFER", "open_emulator"]
+__all__ = ["BoardModel", "EmulatedPort", "SpiTargetModel", "EMULATOR_SCHEME", "RX_BUFFER", "open_emulator"]
 
 #: Receive buffer the emulated board reports (the RTL's :data:`qlif.boards.link.host_link.RX_FIFO_DEPTH`).
 RX_BUFFER = 512
@@ -65,11 +69,17 @@ class BoardModel:
         Receive buffer reported by STATUS.
     wake_classes : iterable of int or None
         The wake mask at power-up (None: every class), as :class:`~qlif.boards.link.host_link.HostLink`'s.
+    encoder : bool
+        The build has the on-chip encoder (``HostLink(encoder=True)``): ``FRAME`` requests run samples,
+        encoded by :func:`qlif.golden.spec.reference.frame_inputs`.
     """
 
     def __init__(self, model: Model, *, lanes: int = 4, divisor: int = 104, rx_buffer: int = RX_BUFFER,
-                 wake_classes=None):
+                 wake_classes=None, encoder: bool = False):
         model.validate()
+        self.encoder = bool(encoder)
+        self.levels = frame_levels_of(model.metadata) if encoder else None   # refuses a model without levels
+        self.frame = bytearray()               # the open frame's bytes (FRAME so far)
         self.model = model
         self.lanes = lanes
         self.divisor = divisor
@@ -121,6 +131,10 @@ class BoardModel:
             flags |= Flag.WAKE
         if self.fault:
             flags |= Flag.FAULT
+        if self.frame:
+            flags |= Flag.FRAME_OPEN
+        if self.encoder:
+            flags |= Flag.ENCODER
         return flags
 
     def result(self) -> BoardResult:
@@ -133,6 +147,16 @@ class BoardModel:
         return Status(version=VERSION, flags=self.flags(), model_id=self._id, n_in=m.n_in, n_out=m.n_out,
                       timesteps=m.timesteps, lanes=self.lanes, rx_buffer=self.rx_buffer, divisor=self.divisor,
                       counters=dict(self.counters))
+
+    def run_frame(self, frame: bytes) -> BoardResult:
+        """A whole frame through the on-chip encoder, as the ``FRAME`` that completes it: a new sample
+        (an open step ended, a partial frame dropped, as RESET does), its T encoded steps; the result."""
+        x = frame_inputs(self.model, np.frombuffer(bytes(frame), np.uint8)[None])[0]
+        self._reset_sample()
+        self.frame.clear()
+        self.fault = False
+        self.steps = list(x)
+        return self.result()
 
     @property
     def wake(self) -> bool:
@@ -217,6 +241,14 @@ class BoardModel:
             if any(b <= a for a, b in zip(seq, seq[1:], strict=False)):
                 return Err.BAD_ORDER
             return Err.OK
+        if cmd == Cmd.FRAME:
+            if not self.encoder:
+                return Err.UNKNOWN_CMD
+            if not 0 < n <= self.model.n_in - len(self.frame):
+                return Err.BAD_LENGTH
+            if max(payload) > self.levels:
+                return Err.BAD_ARG
+            return Err.OK
         if cmd == Cmd.SET_WAKE:
             if n != mask_bytes(self.model.n_out):
                 return Err.BAD_LENGTH
@@ -239,7 +271,12 @@ class BoardModel:
             data = self.status().encode()
         elif cmd == Cmd.RESET:
             self._reset_sample()
+            self.frame.clear()
             self.fault = False
+        elif cmd == Cmd.FRAME:
+            self.frame += payload
+            if len(self.frame) == self.model.n_in:
+                data = self.run_frame(bytes(self.frame)).encode(self.model.timesteps)
         elif cmd in (Cmd.SPIKES, Cmd.STEP):
             self.open += [int.from_bytes(payload[i:i + 2], "big") for i in range(0, len(payload), 2)]
             if cmd == Cmd.STEP:
@@ -258,6 +295,100 @@ class BoardModel:
             self.counters = dict.fromkeys(COUNTERS, 0)
         assert len(data) <= MAX_PAYLOAD
         return encode_reply(cmd, self._seq, Err.OK, data)
+
+
+class SpiTargetModel:
+    """Reference model of the wake-up build's SPI target (:mod:`qlif.boards.link.spi_target`) with its
+    core: whole SPI transactions in, the MISO bytes out (sans-I/O).
+
+    Inference takes time on a board; here a committed frame keeps the target busy for the next
+    ``latency`` transactions (0: done at once), so that a host's polling and the refusal of a frame
+    sent while busy can be exercised. The result comes from :meth:`BoardModel.run_frame` (golden).
+
+    Parameters
+    ----------
+    model : Model
+        The network; its metadata gives the encoder's frame levels and rate.
+    latency : int
+        Transactions during which a committed frame is BUSY.
+    wake_classes : iterable of int or None
+        The wake mask at power-up (None: every class).
+    """
+
+    def __init__(self, model: Model, *, latency: int = 1, wake_classes=None):
+        if not isinstance(latency, int) or latency < 0:
+            raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
+        self._board = BoardModel(model, encoder=True, wake_classes=wake_classes)
+        self.model = model
+        self.latency = latency
+        self.buffer = bytearray(model.n_in)
+        self.busy = 0                     # transactions left while busy
+        self.frames = 0                   # frames accepted, mod 256
+        self.refused = False
+        self.inferred = False
+        self.result: BoardResult | None = None
+
+    @property
+    def mask(self) -> frozenset[int]:
+        return self._board.wake_mask
+
+    @property
+    def wake(self) -> bool:
+        """The wake pin: a result whose prediction is in the mask, and not busy."""
+        return not self.busy and self.result is not None and self.result.prediction in self.mask
+
+    def _answer(self, cmd: int, n: int) -> bytes:
+        """The answer bytes of a read command (0 past its end), sampled at the command byte."""
+        ready = not self.busy
+        pred = self.result.prediction if ready and self.result is not None else 0
+        if cmd == SPICmd.READ_STATUS:
+            flags = SPIFlag(0)
+            if self.busy:
+                flags |= SPIFlag.BUSY
+            if ready and self.inferred:
+                flags |= SPIFlag.DONE
+            if self.wake:
+                flags |= SPIFlag.WAKE
+            if self.refused:
+                flags |= SPIFlag.REFUSED
+            table = bytes([int(flags), pred, self.frames])
+            self.refused = False
+        elif cmd == SPICmd.READ_RESULT:
+            cb = count_bytes(self.model.timesteps)
+            counts = self.result.counts if ready and self.result is not None else [0] * self.model.n_out
+            table = bytes([pred]) + b"".join(int(c).to_bytes(cb, "big") for c in counts)
+        else:
+            table = b""
+        return (table + bytes(n))[:n]
+
+    def exchange(self, mosi: bytes) -> bytes:
+        """One transaction (CS low, ``mosi`` clocked out, CS high); returns the MISO bytes."""
+        mosi = bytes(mosi)
+        if not mosi:
+            return b""
+        cmd, data = mosi[0], mosi[1:]
+        busy = bool(self.busy)
+        miso = bytes(1) + self._answer(cmd, len(data))
+        if cmd in (SPICmd.WRITE_FRAME, SPICmd.WRITE_MASK) and busy:
+            self.refused = True
+        elif cmd == SPICmd.WRITE_FRAME:
+            n_in = self.model.n_in
+            self.buffer[:min(len(data), n_in)] = data[:n_in]
+            if len(data) >= n_in:           # committed with its last byte; bytes after it are ignored
+                # The encoder takes a value above the levels as the levels (the host tools refuse it).
+                levels = self._board.levels
+                self.result = self._board.run_frame(bytes(min(v, levels) for v in self.buffer))
+                self.frames = (self.frames + 1) & 0xFF
+                self.inferred = True
+                self.busy = self.latency + 1   # this transaction's own count is taken below
+        elif cmd == SPICmd.WRITE_MASK:
+            n_mask = mask_bytes(self.model.n_out)
+            if len(data) >= n_mask:
+                mask = int.from_bytes(data[:n_mask], "little") & ((1 << self.model.n_out) - 1)
+                self._board.wake_mask = decode_wake_mask(mask.to_bytes(n_mask, "little"))
+        if self.busy:
+            self.busy -= 1
+        return miso
 
 
 class EmulatedPort:
@@ -309,18 +440,19 @@ class EmulatedPort:
 
 
 def open_emulator(url: str, model: Model | None) -> EmulatedPort:
-    """An :class:`EmulatedPort` for ``emu://[?lanes=P&noise=p&seed=s&model=FILE]``.
+    """An :class:`EmulatedPort` for ``emu://[?lanes=P&noise=p&seed=s&model=FILE&encoder=1]``.
 
-    ``model`` is the model the board runs unless the URL names another file (to try a mismatch).
+    ``model`` is the model the board runs unless the URL names another file (to try a mismatch);
+    ``encoder=1`` emulates a build with the on-chip encoder (``FRAME`` requests).
     """
     from qlif.golden.spec.cycles import check_lanes
     from qlif.golden.spec.model import load_model
 
     parts = urlsplit(url)
     query = parse_qs(parts.query)
-    unknown = set(query) - {"lanes", "noise", "seed", "model"}
+    unknown = set(query) - {"lanes", "noise", "seed", "model", "encoder"}
     if parts.netloc or parts.path or unknown:
-        raise ValueError(f"emulator port must be emu://[?lanes=P&noise=p&seed=s&model=FILE], not {url!r}")
+        raise ValueError(f"emulator port must be emu://[?lanes=P&noise=p&seed=s&model=FILE&encoder=0|1], not {url!r}")
 
     def one(key, kind, default):
         if key not in query:
@@ -338,4 +470,11 @@ def open_emulator(url: str, model: Model | None) -> EmulatedPort:
         model = load_model(query["model"][-1])
     if model is None:
         raise ValueError(f"{url}: the emulated board needs a model")
-    return EmulatedPort(BoardModel(model, lanes=lanes), noise=one("noise", float, 0.0), seed=one("seed", int, 0))
+    encoder = one("encoder", int, 0)
+    if encoder not in (0, 1):
+        raise ValueError(f"{url}: encoder must be 0 or 1, not {encoder!r}")
+    try:
+        board = BoardModel(model, lanes=lanes, encoder=bool(encoder))
+    except ValueError as e:
+        raise ValueError(f"{url}: {e}") from None
+    return EmulatedPort(board, noise=one("noise", float, 0.0), seed=one("seed", int, 0))

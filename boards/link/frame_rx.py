@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from qlif.boards.link.crc import crc16_next
 from qlif.boards.protocol import CRC_INIT, MAX_PAYLOAD, MAX_WORDS, SYNC, Cmd, Err, mask_bytes
+from qlif.golden.spec.coding import FRAME_LEVELS
 
 __all__ = ["FrameInfo", "LastAddress", "FrameReceiver"]
 
@@ -33,7 +34,9 @@ class FrameReceiver(wiring.Component):
     this order: the CRC (``BAD_CRC``), the command (``UNKNOWN_CMD``), the length for the command
     (``BAD_LENGTH``), then for ``SPIKES``/``STEP`` the addresses (``BAD_ADDRESS``: ``>= n_in``;
     ``BAD_ORDER``: not strictly ascending, starting from ``last``) and for ``SET_WAKE`` the mask
-    (``BAD_ARG``: a bit at a class ``>= n_out``). The payload is checked while it arrives and kept in a
+    (``BAD_ARG``: a bit at a class ``>= n_out``). With ``levels`` (a build with the on-chip encoder),
+    ``FRAME`` is a command too: its length must be 1 .. ``room`` (``BAD_LENGTH``), each byte at most
+    ``levels`` (``BAD_ARG``). The payload is checked while it arrives and kept in a
     buffer: nothing leaves the receiver before the whole frame has passed, so a bad frame has no effect
     but its verdict.
 
@@ -45,6 +48,10 @@ class FrameReceiver(wiring.Component):
         Classes: the wake mask has ``ceil(n_out / 8)`` bytes.
     timeout : int
         Clock cycles without a byte after which an open frame is dropped as truncated.
+    levels : int or None
+        ``None`` (default): ``FRAME`` is an unknown command. Else the frame levels ``L`` of the on-chip
+        encoder (:data:`~qlif.golden.spec.coding.FRAME_LEVELS`): ``FRAME`` is accepted, its bytes
+        ``0 .. L``.
 
     Members
     -------
@@ -58,7 +65,9 @@ class FrameReceiver(wiring.Component):
         ``arg``), and only then does the receiver take the next byte.
     words : Out(stream.Signature(16))
         While a good ``SPIKES``/``STEP`` frame is presented: its ``LEN / 2`` addresses, in order, one every
-        two cycles at most (from the buffer, a 128 x 16 memory addressed by a register).
+        two cycles at most (from the buffer, a 128 x 16 memory addressed by a register). While a good
+        ``FRAME`` is presented: its bytes in pairs, ``ceil(LEN / 2)`` words, the earlier byte in the high
+        half (an odd last byte alone in the high half).
     arg : Out(8 * ceil(n_out / 8))
         The last ``ceil(n_out / 8)`` payload bytes, the first of them in the low bits: the ``SET_WAKE``
         mask (valid while the frame is presented).
@@ -67,12 +76,15 @@ class FrameReceiver(wiring.Component):
         frame must lie above it.
     junk : Out(1)
         One-cycle pulse for each byte dropped while looking for ``SYNC``.
+    room : In(16)
+        Only with ``levels``: the bytes the open frame still needs (``n_in`` minus those received), the
+        longest ``FRAME`` payload allowed; read at the verdict.
 
     Latency: the verdict three cycles after the last byte is taken. Throughput: one byte per cycle. The
     timeout counts from when a byte leaves the input register, so it never ends a frame early.
     """
 
-    def __init__(self, *, n_in: int, n_out: int, timeout: int):
+    def __init__(self, *, n_in: int, n_out: int, timeout: int, levels: int | None = None):
         problem = None
         if not isinstance(n_in, int) or not 1 <= n_in <= 0xFFFF:
             problem = f"n_in must be an integer 1..65535, not {n_in!r}"
@@ -80,9 +92,11 @@ class FrameReceiver(wiring.Component):
             problem = f"n_out must be an integer 1..{8 * MAX_PAYLOAD}, not {n_out!r}"
         elif not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 2:
             problem = f"timeout must be an integer of at least 2 cycles, not {timeout!r}"
+        elif levels is not None and levels not in FRAME_LEVELS.values():
+            problem = f"levels must be None or one of {sorted(set(FRAME_LEVELS.values()))}, not {levels!r}"
         if problem:
             raise ValueError(problem)
-        self._n_in, self._n_out, self._timeout = n_in, n_out, timeout
+        self._n_in, self._n_out, self._timeout, self._levels = n_in, n_out, timeout, levels
         self._arg_bytes = mask_bytes(n_out)
         super().__init__({
             "bytes": In(stream.Signature(8)),
@@ -91,6 +105,7 @@ class FrameReceiver(wiring.Component):
             "arg": Out(8 * self._arg_bytes),
             "last": In(LastAddress),
             "junk": Out(1),
+            **({"room": In(16)} if levels is not None else {}),
         })
 
     @property
@@ -104,6 +119,10 @@ class FrameReceiver(wiring.Component):
     @property
     def timeout(self) -> int:
         return self._timeout
+
+    @property
+    def levels(self) -> int | None:
+        return self._levels
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -146,6 +165,11 @@ class FrameReceiver(wiring.Component):
         # RAM's address), so after a word is taken the next one shows a cycle later: one word per two
         # cycles, far faster than words arrive on the line. ``pending``: words left (set by the verdict).
         is_words = (info.cmd == Cmd.SPIKES) | (info.cmd == Cmd.STEP)
+        frames = self._levels is not None
+        is_frame = (info.cmd == Cmd.FRAME) if frames else Const(0)
+        value_err = Signal()                # a FRAME byte above the levels
+        # Words to replay: LEN / 2 addresses, or ceil(LEN / 2) frame byte pairs.
+        n_replay = Mux(is_frame, (info.length + 1)[1:], n_words) if frames else n_words
         pending = Signal()
         loaded = Signal()                   # rd.data holds the word at ridx
         take_word = self.words.valid & self.words.ready
@@ -172,7 +196,7 @@ class FrameReceiver(wiring.Component):
                 m.d.sync += order_err.eq(1)
         with m.If(take_word):
             m.d.sync += ridx.eq(ridx + 1)
-            with m.If(ridx + 1 == n_words):
+            with m.If(ridx + 1 == n_replay):
                 m.d.sync += pending.eq(0)
 
         def open_frame(next_state):
@@ -195,7 +219,7 @@ class FrameReceiver(wiring.Component):
                     with m.If(is_sync):
                         m.d.sync += [info.cmd.eq(0), info.seq.eq(0), info.length.eq(0), crc.eq(CRC_INIT),
                                      count.eq(0), idle.eq(0), ridx.eq(0), addr_err.eq(0), order_err.eq(0),
-                                     pending.eq(0),
+                                     pending.eq(0), value_err.eq(0),
                                      have_prev.eq(self.last.valid), prev.eq(self.last.addr)]
                         m.next = "CMD"
                     with m.Else():
@@ -226,6 +250,13 @@ class FrameReceiver(wiring.Component):
                         m.d.sync += [checked.eq(word), check.eq(1)]
                     with m.Else():
                         m.d.sync += high.eq(byte)
+                        if frames:
+                            # A FRAME's odd last byte is stored alone, in the high half.
+                            with m.If(count + 1 == info.length):
+                                m.d.comb += [wr.en.eq(1), wr.data.eq(Cat(Const(0, 8), byte))]
+                    if frames and self._levels < 0xFF:
+                        with m.If(is_frame & (byte > self._levels)):
+                            m.d.sync += value_err.eq(1)
                     with m.If(count + 1 == info.length):
                         m.next = "CRC1"
             with m.State("CRC1"):
@@ -235,9 +266,12 @@ class FrameReceiver(wiring.Component):
             with m.State("CHECK"):
                 # The verdict from registers only (the CRC of everything after SYNC is 0 when intact).
                 cmd, length = info.cmd, info.length
-                known = (cmd >= int(min(Cmd))) & (cmd <= int(max(Cmd)))
+                top = Cmd.FRAME if frames else Cmd.CLEAR_COUNTERS      # FRAME only with the encoder
+                known = (cmd >= int(min(Cmd))) & (cmd <= int(top))
                 wake = cmd == Cmd.SET_WAKE
                 length_ok = Mux(is_words, ~length[0], Mux(wake, length == self._arg_bytes, length == 0))
+                if frames:
+                    length_ok = Mux(is_frame, (length != 0) & (length <= self.room), length_ok)
                 arg_bad = (self.arg[self._n_out:] != 0) if 8 * self._arg_bytes > self._n_out else 0
                 with m.If(crc != 0):
                     m.d.sync += info.error.eq(Err.BAD_CRC)
@@ -249,10 +283,10 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += info.error.eq(Err.BAD_ADDRESS)
                 with m.Elif(is_words & order_err):
                     m.d.sync += info.error.eq(Err.BAD_ORDER)
-                with m.Elif(wake & arg_bad):
+                with m.Elif((wake & arg_bad) | (is_frame & value_err)):
                     m.d.sync += info.error.eq(Err.BAD_ARG)
                 with m.Else():
-                    m.d.sync += [info.error.eq(Err.OK), pending.eq(is_words & (n_words != 0))]
+                    m.d.sync += [info.error.eq(Err.OK), pending.eq((is_words & (n_words != 0)) | is_frame)]
                 m.d.sync += self.frame.valid.eq(1)
                 m.next = "PRESENT"
             with m.State("PRESENT"):

@@ -3,13 +3,15 @@
 ``rx`` -> :class:`~.uart.UARTRX` -> receive FIFO (:data:`RX_FIFO_DEPTH` bytes, one block RAM) ->
 :class:`~.frame_rx.FrameReceiver` (CRC, timeout, checks, payload buffer) -> command sequencer (this
 module) -> ``Network``; replies: sequencer -> :class:`~.frame_tx.FrameSender` -> :class:`~.uart.UARTTX`
--> ``tx``. :class:`HostLink` is board independent; a board top only adds pins and a clock.
+-> ``tx``. :class:`HostLink` is board independent; a board top only adds pins and a clock. With
+``encoder=True`` the link also takes whole frames (``FRAME``) and runs their samples through a
+:class:`~qlif.hw.encoder.SpikeEncoder` in front of the core.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import fifo, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -25,16 +27,20 @@ from qlif.boards.protocol import (
     VERSION,
     Cmd,
     Err,
+    Flag,
     count_bytes,
     encode_wake_mask,
     mask_bytes,
     model_id,
     result_len,
 )
+from qlif.golden.spec.coding import frame_levels_of, max_rate_of, parse_max_rate
 from qlif.golden.spec.model import Model
+from qlif.hw.encoder import SpikeEncoder
 from qlif.hw.flash import FlashSignature
 from qlif.hw.memory import MemoryPlan
 from qlif.hw.network import Network, check_network
+from qlif.hw.serializer import Token
 
 __all__ = ["RX_FIFO_DEPTH", "FRAME_TIMEOUT", "HostLink", "wake_mask"]
 
@@ -103,6 +109,11 @@ class HostLink(wiring.Component):
     memory : MemoryPlan or None
         The core's memory plan (:func:`qlif.hw.memory.plan_memories`), made by the board top for its
         device; ``None``: the generic one (simulation, Verilog).
+    encoder : bool
+        ``False`` (default): ``FRAME`` is an unknown command. ``True``: the on-chip encoder
+        (:class:`~qlif.hw.encoder.SpikeEncoder`, its levels and rate from the model's metadata) sits in
+        front of the core, and ``FRAME`` requests run whole samples on it; the core must share the link's
+        clock domain (``core_domain=None``).
 
     Members
     -------
@@ -124,7 +135,10 @@ class HostLink(wiring.Component):
     Latency: a request's reply starts a few cycles after its last byte (a STEP: after the core's
     ``step_done``). Throughput: one received byte per cycle into the FIFO side; the UART sets the pace
     (docs/host-protocol.md has the figures). Memory: the receive FIFO (512 x 8), the frame buffer
-    (128 x 16) and the frame counters (8 x 16), one block RAM each on an iCE40.
+    (128 x 16) and the frame counters (8 x 16), one block RAM each on an iCE40; with the encoder, its
+    state (``n_in`` words, :class:`~qlif.hw.encoder.SpikeEncoder`). A ``FRAME`` that completes a frame is
+    answered after the sample's last ``step_done``: the encoder's clear, then ``T`` steps of the cycle
+    model plus the encoder's scan (at most ``n_in + 1`` cycles per step).
 
     The core (and its crossing), the UARTs and the frame blocks are built when the link is elaborated;
     the constructor makes their parameter checks, so that a bad model, lane count, clock or baud rate
@@ -133,10 +147,11 @@ class HostLink(wiring.Component):
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: int | float, baud: int,
                  frame_timeout: float = FRAME_TIMEOUT, wake_classes=None, core_domain: str | None = None,
-                 memory: MemoryPlan | None = None):
+                 memory: MemoryPlan | None = None, encoder: bool = False):
         self._divisor, self._timeout_cycles, self._wake_mask = HostLink.check(
             model=model, lanes=lanes, clk_freq=clk_freq, baud=baud, frame_timeout=frame_timeout,
-            wake_classes=wake_classes, core_domain=core_domain, memory=memory)
+            wake_classes=wake_classes, core_domain=core_domain, memory=memory, encoder=encoder)
+        self._encoder = encoder
         self._core_domain = core_domain
         self._memory = memory
         self._model = model
@@ -155,8 +170,8 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def check(*, model: Model, lanes: int, clk_freq: int | float, baud: int, frame_timeout: float = FRAME_TIMEOUT,
-              wake_classes=None, core_domain: str | None = None, memory: MemoryPlan | None = None
-              ) -> tuple[int, int, int]:
+              wake_classes=None, core_domain: str | None = None, memory: MemoryPlan | None = None,
+              encoder: bool = False) -> tuple[int, int, int]:
         """The constructor's checks (``TypeError``, ``ValueError``, ``ModelError``), with no link built: for
         a board top that builds its link when elaborated. Returns (clock cycles per UART bit, the frame
         timeout in cycles, the wake mask)."""
@@ -181,6 +196,18 @@ class HostLink(wiring.Component):
         # The crossing's check (the frame receiver's are the ones above).
         if core_domain is not None:
             check_core_domain(core_domain)
+        if not isinstance(encoder, bool):
+            raise TypeError(f"encoder must be a bool, not {encoder!r}")
+        if encoder:
+            if core_domain is not None:
+                # Not verified across the crossing: the encoder clears and feeds the core directly.
+                raise ValueError(f"encoder=True needs the core in the link's clock domain (core_domain=None), "
+                                 f"not {core_domain!r}")
+            try:
+                frame_levels_of(model.metadata)
+                parse_max_rate(max_rate_of(model.metadata))
+            except ValueError as e:
+                raise ValueError(f"encoder=True: the model's {e}") from None
         return divisor, timeout_cycles, mask
 
     @property
@@ -195,6 +222,11 @@ class HostLink(wiring.Component):
     def core_domain(self) -> str | None:
         """The core's clock domain, or ``None`` when it shares the link's."""
         return self._core_domain
+
+    @property
+    def encoder(self) -> bool:
+        """Whether the build has the on-chip encoder (and takes ``FRAME``)."""
+        return self._encoder
 
     @property
     def divisor(self) -> int:
@@ -216,7 +248,9 @@ class HostLink(wiring.Component):
         m.submodules.uart_rx = urx = UARTRX(clk_freq=self._clk_freq, baud=self._baud)
         m.submodules.uart_tx = utx = UARTTX(clk_freq=self._clk_freq, baud=self._baud)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        m.submodules.receiver = recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles)
+        levels = frame_levels_of(model.metadata) if self._encoder else None
+        m.submodules.receiver = recv = FrameReceiver(n_in=model.n_in, n_out=model.n_out, timeout=self._timeout_cycles,
+                                                     levels=levels)
         m.submodules.sender = send = FrameSender()
         # The core, or the crossing to it in its own clock domain: both a CoreSignature, the same ports
         # with the same meaning; ``net`` is the link's side of them.
@@ -272,6 +306,7 @@ class HostLink(wiring.Component):
         done = Signal()                      # steps >= T
         fault = Signal()
         mask = Signal(model.n_out, init=self._wake_mask)
+        fill = Signal(range(model.n_in + 1))  # bytes of the open frame (FRAME) in the encoder so far
         m.d.comb += [recv.last.valid.eq(step_open), recv.last.addr.eq(last_addr),
                      self.ok.eq(done), self.fault.eq(fault)]
         m.d.sync += self.wake.eq(done & mask.bit_select(net.prediction, 1))
@@ -280,7 +315,9 @@ class HostLink(wiring.Component):
         hdr = send.header.payload
         kind = Signal(range(3))
         index = Signal(8)                    # payload byte being sent
-        flags = Cat(step_open, done, self.wake, fault, net.error != 0, Const(0, 3))
+        flags = Cat(step_open, done, self.wake, fault, net.error != 0, fill != 0, Const(self._encoder, 1),
+                    Const(0, 1))
+        assert (Flag.FRAME_OPEN, Flag.ENCODER) == (1 << 5, 1 << 6)
         fc_first = 17                        # STATUS offset of the memory's counters (2 bytes each)
         fc_byte = Signal(8)                  # the memory half named by the index (its word is read below)
         m.d.comb += fc_byte.eq(Mux((index - fc_first)[0], fc_rd.data[:8], fc_rd.data[8:]))
@@ -308,8 +345,24 @@ class HostLink(wiring.Component):
         # A token enters only when the stage is empty, so nothing here depends on the core's ready
         # combinationally: at most one token per two cycles, against one per G0 >= 1 cycles that the
         # core takes and one per 20 bit times that the line brings.
-        ev = net.events
+        # The link's tokens, and with the encoder the encoder's, which drive the core while it is busy
+        # (the link then waits for the sample's end, so its own stage is empty).
+        ev = stream.Signature(Token).create(path=("link_events",))
         ev_free = ~ev.valid
+        if self._encoder:
+            enc = SpikeEncoder.for_model(model)
+            enc_reset = Signal()             # RESET drops a partial frame
+            m.submodules.encoder = ResetInserter(enc_reset)(enc)
+            sel = enc.busy
+            m.d.comb += [net.events.valid.eq(Mux(sel, enc.events.valid, ev.valid)),
+                         net.events.payload.eq(Mux(sel, enc.events.payload, ev.payload)),
+                         ev.ready.eq(net.events.ready & ~sel), enc.events.ready.eq(net.events.ready & sel),
+                         enc.core_idle.eq(net.idle), recv.room.eq(model.n_in - fill)]
+            with m.If(enc.clear):
+                m.d.comb += net.clear.eq(1)
+        else:
+            m.d.comb += [net.events.valid.eq(ev.valid), net.events.payload.eq(ev.payload),
+                         ev.ready.eq(net.events.ready)]
         with m.If(ev.ready):
             m.d.sync += ev.valid.eq(0)
 
@@ -318,6 +371,9 @@ class HostLink(wiring.Component):
         left = Signal(7)                      # words of this frame still to hand to the core ...
         none_left = Signal()                  # ... and whether that is none (a register, for a short path)
         zero = Signal(3)                      # CLEAR_COUNTERS: the memory word being zeroed
+        final = Signal()                      # FRAME: this chunk completes the frame (runs the sample)
+        high_next = Signal()                  # FRAME: the next byte is a word's high half
+        bytes_left = Signal(8)                # FRAME: bytes of this chunk still to hand to the encoder
         m.d.comb += [fc_rd.addr.eq(info.error), fc_wr.addr.eq(info.error), fc_wr.data.eq(
             Mux((fc_rd.data != 0xFFFF) | (info.error == Err.OK), fc_rd.data + 1, fc_rd.data))]
 
@@ -328,6 +384,9 @@ class HostLink(wiring.Component):
                     m.d.sync += [hdr.cmd.eq(info.cmd), hdr.seq.eq(info.seq), hdr.status.eq(info.error),
                                  hdr.length.eq(0), index.eq(0), phase.eq(0),
                                  left.eq(info.length[1:]), none_left.eq(info.length[1:] == 0)]
+                    if self._encoder:
+                        m.d.sync += [final.eq(info.length == recv.room), high_next.eq(1),
+                                     bytes_left.eq(info.length)]
                     # The command decoded into flags, so that TAKE's choices come from flip-flops.
                     m.d.sync += [go[c].eq((info.error == Err.OK) & (info.cmd == c)) for c in Cmd]
                     m.next = "TAKE"
@@ -342,6 +401,15 @@ class HostLink(wiring.Component):
                     m.d.sync += [snap[name].eq(counters[name]) for name in snap]
                 with m.If(go[Cmd.RESET]):
                     m.next = "FLUSH"
+                    if self._encoder:
+                        m.d.comb += enc_reset.eq(1)
+                        m.d.sync += fill.eq(0)
+                if self._encoder:
+                    with m.If(go[Cmd.FRAME]):
+                        # The last chunk starts a sample as RESET does: an open step is ended first.
+                        m.next = "FRAME_FEED"
+                        with m.If(final):
+                            m.next = "FLUSH"
                 with m.If(go[Cmd.SPIKES] | go[Cmd.STEP]):
                     m.next = "FEED"
                 with m.If(go[Cmd.RESULT]):
@@ -386,17 +454,57 @@ class HostLink(wiring.Component):
                     m.d.sync += cycles.eq(cycles + net.step_cycles)
                     m.next = "REPLY"
 
+            def after_flush():
+                """RESET then clears the core; a frame's last chunk goes to the encoder, which does."""
+                if not self._encoder:
+                    m.next = "CLEAR"
+                    return
+                with m.If(go[Cmd.FRAME]):
+                    m.next = "FRAME_FEED"
+                with m.Else():
+                    m.next = "CLEAR"
+
             with m.State("FLUSH"):
                 # RESET in the middle of a step: end the step first (the core clears between steps only).
                 with m.If(~step_open):
-                    m.next = "CLEAR"
+                    after_flush()
                 with m.Elif(ev_free):
                     m.d.sync += [ev.valid.eq(1), ev.payload.eot.eq(1), step_open.eq(0)]
                     m.next = "FLUSH_WAIT"
 
             with m.State("FLUSH_WAIT"):
                 with m.If(net.step_done):
-                    m.next = "CLEAR"
+                    after_flush()
+
+            if self._encoder:
+                with m.State("FRAME_FEED"):
+                    # The chunk's bytes to the encoder (it takes one per cycle while loading): each word's
+                    # high half, then its low half; an odd last byte is a word's high half alone.
+                    word = recv.words.payload
+                    m.d.comb += [enc.frame.valid.eq(recv.words.valid & (bytes_left != 0)),
+                                 enc.frame.payload.eq(Mux(high_next, word[8:], word[:8]))]
+                    with m.If(enc.frame.valid & enc.frame.ready):
+                        m.d.sync += [bytes_left.eq(bytes_left - 1), high_next.eq(~high_next)]
+                        with m.If(~high_next | (bytes_left == 1)):
+                            m.d.comb += recv.words.ready.eq(1)
+                    with m.If(bytes_left == 0):
+                        with m.If(final):
+                            # The encoder clears the core and runs the sample: the state of a new one.
+                            m.d.sync += [fill.eq(0), steps.eq(0), cycles.eq(0), done.eq(0), fault.eq(0)]
+                            m.next = "ENCODE"
+                        with m.Else():
+                            m.d.sync += fill.eq(fill + info.length)
+                            m.next = "REPLY"
+
+                with m.State("ENCODE"):
+                    # The encoder's T steps; the reply, after the last one, is RESULT's.
+                    with m.If(net.step_done):
+                        with m.If(steps != 0xFFFF):
+                            m.d.sync += steps.eq(steps + 1)
+                        m.d.sync += cycles.eq(cycles + net.step_cycles)
+                        with m.If(steps == model.timesteps - 1):
+                            m.d.sync += [done.eq(1), hdr.length.eq(len(result_bytes)), kind.eq(_KIND_RESULT)]
+                            m.next = "REPLY"
 
             with m.State("CLEAR"):
                 # The stage is empty and the core idle: every token reached it and its step ended.
