@@ -11,6 +11,7 @@ Verilator.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,9 @@ from qlif.hw.encoder import EncodedNetwork, SpikeEncoder
 from qlif.sim.compare import first_mismatch
 from qlif.sim.harness import simulate_frames
 from qlif.sim.runner import run_rtl
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 
 #: (n_in, T, L, r): one input and one step, the MNIST levels with phases (b > 1), a rate with a > 1,
 #: full rate on both levels.
@@ -179,3 +183,35 @@ def test_encoded_network_verilog_digits(simulator):
 def test_run_rtl_wants_inputs_or_frames():
     with pytest.raises(ValueError, match="either"):
         run_rtl(_small_model())
+
+
+@pytest.mark.slow
+def test_encoded_network_trained_digits_verilator():
+    # The demo's model (4-bit PTQ of the stored float network) on the first 20 digits test images.
+    from qlif.golden.data.datasets import load_digits_split
+    from qlif.golden.training.checkpoint import load_checkpoint
+    from qlif.golden.training.quantize import quantize
+    from qlif.golden.training.train import TrainConfig
+
+    config = TrainConfig()
+    model = quantize(load_checkpoint(FIXTURES / "digits_float_seed0.pt"), weight_bits=4)
+    frames = np.rint(load_digits_split(config.seed, config.test_fraction).x_test[:20] * 16).astype(np.uint8)
+    want = reference.run(model, reference.frame_inputs(model, frames), lanes=4)
+    got = run_rtl(model, frames=frames, simulator="verilator", lanes=4, gaps=True, seed=6, check=True)
+    assert first_mismatch(want, got) is None
+
+
+@pytest.mark.slow
+def test_encoded_network_mnist_verilator():
+    # 784-500-10 at r = 1/8 (phases in a ROM) on real MNIST frames.
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST IDX files not found in {MNIST}")
+    from qlif.golden.data.datasets import load_split
+
+    model = replace(random_model([784, 500, 10], timesteps=16, weight_bits=4, membrane_bits=13, seed=1),
+                    metadata={"dataset": "mnist", "max_rate": "1/8"})
+    frames = np.rint(load_split("mnist", data_dir=MNIST, test_count=4).x_test * 255).astype(np.uint8)
+    want = reference.run(model, reference.frame_inputs(model, frames), lanes=32)
+    assert want.spikes[0].any() and not want.spikes[0].all()
+    got = run_rtl(model, frames=frames, simulator="verilator", lanes=32, check=True)
+    assert first_mismatch(want, got) is None
