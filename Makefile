@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench mutation formal gate regress-mnist clean
+.PHONY: setup demo test test-all lint bench mutation formal gate regress-mnist power-calibration clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -56,6 +56,12 @@ formal: $(STAMP)
 # "gate-level: D designs, S samples bit-exact".
 gate: $(STAMP)
 	$(BIN)/python scripts/gate.py
+
+# The power model against the published iCE40 UP5K measurements (scripts/power_calibration.py,
+# docs/power.md): rebuilds the 16 measured designs (a few seconds each, cached under
+# build/power-calibration), fits, writes docs/results/power-calibration.{csv,md,json}.
+power-calibration: $(STAMP)
+	$(BIN)/python scripts/power_calibration.py
 
 # The seed network at scale (scripts/regress_mnist.py, docs/verification.md): a 784-500-10 4-bit model
 # (trained 1 epoch and quantized once, or MODEL=M.json) on the 10,000 MNIST test images through the generated

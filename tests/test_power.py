@@ -39,9 +39,11 @@ def test_every_coefficient_has_a_source_and_is_documented():
             assert coef.kind in ("datasheet", "measured", "estimate") and len(coef.source) > 20, name
             # docs/power.md lists each coefficient by family and name.
             assert f"`{fam.family}.{name}`" in doc, f"docs/power.md does not list {fam.family}.{name}"
-    # The data-sheet static figure is the one of FPGA-DS-02008 Table 4.6.
-    assert "Table 4.6" in ICE40UP.static["iCE40UP5K"].source
-    assert ICE40UP.static["iCE40UP5K"].value == pytest.approx(75e-6 * 1.2 + 0.55e-6 * 2.5 + 2 * 0.5e-6 * 3.3)
+    # The UP5K's core static figure is the measured blank design (85.6 uA at 1.219 V); the other rails'
+    # standby currents are those of FPGA-DS-02008 Table 4.6.
+    assert ICE40UP.static["iCE40UP5K"].value == pytest.approx(85.6e-6 * 1.219)
+    assert "Table 4.6" in ICE40UP.static_aux["iCE40UP5K"].source
+    assert ICE40UP.static_aux["iCE40UP5K"].value == pytest.approx(0.55e-6 * 2.5 + 2 * 0.5e-6 * 3.3)
     # Every ECP5 dynamic coefficient says it is an estimate (no vendor figure was at hand).
     assert all(c.kind == "estimate" for n, c in ECP5.coefficients().items() if n not in ("vcc", "vccio"))
 
@@ -57,21 +59,32 @@ def test_coefficient_checks():
 
 def test_exact_arithmetic():
     """Every term of the formula in the module docstring, by hand, for the UP5K at 10 MHz."""
-    p = power(pll=True, io_toggles_per_s=1e4)
-    f, e_t = 10e6, 0.2e-12
-    assert p.static_w == pytest.approx(ICE40UP.static["iCE40UP5K"].value)
+    p = power(pll=True, oscillator="hfosc", io_toggles_per_s=1e4)
+    f, c = 10e6, ICE40UP
+    e_t = c.toggle.value
+    core_static = c.static["iCE40UP5K"].value + c.configured.value + 1000 * c.lc_leak.value    # max(luts, ffs)
+    aux = c.static_aux["iCE40UP5K"].value
+    assert p.static_w == pytest.approx(core_static + aux)
     d = p.dynamic_w
-    assert d["clock"] == pytest.approx(f * 52.1e-12)
+    assert d["clock"] == pytest.approx(f * c.clock["iCE40UP5K"].value)
+    assert d["flip-flop clocks"] == pytest.approx(f * 500 * c.clock_ff.value)
     assert d["flip-flops"] == pytest.approx(f * e_t * 500 * 0.1)
     assert d["logic"] == pytest.approx(f * e_t * 1200 * 0.05)
     # one 512 x 16 memory: 2 blocks of 256 x 16, each read every cycle and written every 4th
     assert d["block RAM"] == pytest.approx(f * 10 * (1.0 * 3e-12 + 0.25 * 3e-12))
     assert d["SPRAM"] == 0 and d["DSP"] == 0
-    assert d["PLL"] == pytest.approx(0.79e-3)
+    assert d["oscillator"] == pytest.approx(c.hfosc.value)
+    assert d["PLL"] == pytest.approx(c.pll.value + c.pll_rail.value)
     assert d["I/O"] == pytest.approx(1e4 * 16e-12 * 3.3 ** 2)
     assert p.total_w == pytest.approx(p.static_w + sum(d.values()))
+    # The core rail: everything but the other rails' standby, the PLL's own supply and the pins.
+    assert p.core_w == pytest.approx(p.total_w - aux - c.pll_rail.value - d["I/O"])
     # energy = power x latency
     assert p.energy_per_inference(1000) == pytest.approx(p.total_w * 1000 / f)
+    # A family without the calibrated terms (ECP5) leaves them out and counts its static power as core.
+    q = power(ECP5_85)
+    assert q.dynamic_w["flip-flop clocks"] == 0 and q.dynamic_w["oscillator"] == 0
+    assert q.static_w == ECP5.static["LFE5U-85"].value and q.core_w == q.total_w
 
 
 @pytest.mark.parametrize("device", [UP5K, ECP5_85])
@@ -109,8 +122,9 @@ def test_wider_design_more_power(device):
     assert power(device, res=replace(RES, carries=400)).total_w > base
 
 
-def test_pll_and_io_add_power():
+def test_pll_oscillators_and_io_add_power():
     assert power(pll=True).total_w > power().total_w
+    assert power(oscillator="hfosc").total_w > power(oscillator="lfosc").total_w > power().total_w
     assert power(io_toggles_per_s=1e6).total_w > power().total_w
 
 
@@ -127,6 +141,10 @@ def test_bad_arguments():
         power(clk=float("inf"))
     with pytest.raises(ValueError, match="io_toggles"):
         power(io_toggles_per_s=-1)
+    with pytest.raises(ValueError, match="oscillator"):
+        power(oscillator="ring")
+    with pytest.raises(ValueError, match="no hfosc figure"):
+        power(ECP5_85, oscillator="hfosc")
     with pytest.raises(ValueError, match="no static figure"):
         estimate_power(device="iCE40UP3K-SG48", resources=RES, activity=activity(), clk_hz=1e6)
     with pytest.raises(ValueError, match="luts"):

@@ -3,29 +3,38 @@
 This is an **estimate**, not a measurement; docs/power.md gives every coefficient with its source.
 Per device family::
 
-    P = P_static(device)                                                     data sheet
+    P = P_static(device) + P_static_aux(device)                              blank design; other rails
+      + P_configured + N_lc * P_lc                                           a configured design, clock stopped
       + f * ( E_clock                                                        clock network, per cycle
+            + N_ff * E_clock_ff                                              each flip-flop's clock load
             + E_toggle * (N_ff * a_ff + (N_lut + N_carry) * a_logic)         fabric nets
             + N_ebr   * (r_read * E_ebr_read + r_write * E_ebr_write)        block RAM accesses
             + N_spram * (r_read + r_write) * E_spram                         single-port RAM accesses
             + N_dsp   * a_logic * E_dsp )                                    multipliers
-      + P_pll (when the clock comes from the PLL)
+      + P_hfosc or P_lfosc (when an on-chip oscillator runs)
+      + P_pll + P_pll_rail (when the clock comes from the PLL)
       + P_io  (output pin toggles x (C_pin + C_load) * V_io^2)
 
 ``N_*`` come from the build report (:func:`qlif.boards.flow.build.build`), the activity rates ``a_ff``,
 ``a_logic`` (toggles per bit per cycle) and ``r_read``, ``r_write`` (accesses per block per cycle)
 from RTL simulation of the workload (:mod:`qlif.sim.activity`), ``f`` is the clock. Energy per
-inference is ``P x cycles / f``.
+inference is ``P x cycles / f``. The iCE40 coefficients are fitted to published measurements of
+the UP5K (:mod:`qlif.boards.flow.calibration`, docs/results/power-calibration.md).
+
+:func:`power_states` gives the power of a build running, with its clock stopped, and idle with an
+always-on part (clocked by the LFOSC or by an SPI host's SCK), and the average power against an
+inference rate (the wake-up report's figures).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from qlif.boards.flow.activity import Activity
 
-__all__ = ["Coefficient", "FamilyModel", "FAMILIES", "Resources", "PowerEstimate", "family_of", "estimate_power"]
+__all__ = ["Coefficient", "FamilyModel", "FAMILIES", "Resources", "PowerEstimate", "family_of", "static_power",
+           "estimate_power", "AlwaysOn", "DutyCycle", "PowerStates", "power_states"]
 
 
 @dataclass(frozen=True)
@@ -73,16 +82,35 @@ class FamilyModel:
     pll: Coefficient      # W
     io_cap: Coefficient   # F, pin plus board load
     vccio: Coefficient
+    # What only the measured family has (None, or no entry: the term is left out).
+    static_aux: dict = field(default_factory=dict)   # device prefix -> W on the rails other than VCC
+    configured: Coefficient | None = None    # W: a configured design's clock nets and inputs, clock stopped
+    lc_leak: Coefficient | None = None       # W per logic cell in use
+    clock_ff: Coefficient | None = None      # J per flip-flop per cycle (its clock pin's load)
+    hfosc: Coefficient | None = None         # W: the 48 MHz oscillator running (any divider)
+    lfosc: Coefficient | None = None         # W: the 10 kHz oscillator running
+    pll_rail: Coefficient | None = None      # W on the PLL's own supply (``pll`` is its share of the core's)
+    hfosc_startup: Coefficient | None = None   # s from CLKHFEN to a stable clock
+
+    #: The optional coefficients, in the order :meth:`coefficients` lists them.
+    OPTIONAL = ("configured", "lc_leak", "clock_ff", "hfosc", "lfosc", "pll_rail", "hfosc_startup")
 
     def coefficients(self) -> dict[str, Coefficient]:
         """Every coefficient by a dotted name (``static.iCE40UP5K``, ``toggle``, ...)."""
         out = {}
-        for name in ("vcc", "toggle", "ebr_read", "ebr_write", "spram_access", "dsp_op", "pll", "io_cap", "vccio"):
-            out[name] = getattr(self, name)
-        for group in ("static", "clock"):
+        for name in ("vcc", "toggle", "ebr_read", "ebr_write", "spram_access", "dsp_op", "pll", "io_cap", "vccio",
+                     *self.OPTIONAL):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        for group in ("static", "static_aux", "clock"):
             for device, coef in getattr(self, group).items():
                 out[f"{group}.{device}"] = coef
         return out
+
+    def value(self, name: str) -> float:
+        """The value of an optional coefficient, 0 where the family has none."""
+        coef = getattr(self, name)
+        return 0.0 if coef is None else coef.value
 
     def per_device(self, group: str, device: str) -> Coefficient:
         table = getattr(self, group)
@@ -93,25 +121,43 @@ class FamilyModel:
                          f"(known: {', '.join(sorted(table))})")
 
 
+#: The fit of the published UP5K measurements (qlif.boards.flow.calibration, make power-calibration).
+_FIT = (f"least-squares fit (weighted by 1/measured) of 16 designs rebuilt from the descriptions of {_TV}; "
+        "docs/results/power-calibration.md")
+
 ICE40UP = FamilyModel(
     family="ice40up",
     vcc=Coefficient(1.2, "V", "datasheet", f"{_DS_UP}, Table 4.6 (typical VCC of the supply currents)"),
     static={"iCE40UP5K": Coefficient(
-        75e-6 * 1.2 + 0.55e-6 * 2.5 + 0.5e-6 * 3.3 + 0.5e-6 * 3.3, "W", "datasheet",
-        f"{_DS_UP}, Table 4.6: ICCSTDBY 75 uA (core, 1.2 V), IPP2V5STDBY 0.55 uA, ISPI_VCCIO1STDBY 0.5 uA, "
-        "ICCIOSTDBY 0.5 uA (3.3 V); typical, TJ = 25 C, 0 MHz, PLL off. A blank design measured 85.6 uA "
-        f"on the core ({_TV}, row 'Blank design')")},
+        85.6e-6 * 1.219, "W", "measured",
+        f"{_TV}, row 'Blank design': 85.6 uA on the core at 1.219 V (the fit keeps it: only this row "
+        f"determines it). {_DS_UP}, Table 4.6 gives ICCSTDBY 75 uA typical (1.2 V, TJ = 25 C)")},
+    static_aux={"iCE40UP5K": Coefficient(
+        0.55e-6 * 2.5 + 0.5e-6 * 3.3 + 0.5e-6 * 3.3, "W", "datasheet",
+        f"{_DS_UP}, Table 4.6: IPP2V5STDBY 0.55 uA, ISPI_VCCIO1STDBY 0.5 uA and ICCIOSTDBY 0.5 uA (3.3 V); "
+        "typical, TJ = 25 C. The breakout board measured 1.3 + 3.4 + 1.5 uA on its banks and 4.1 uA on "
+        "VCCPLL (20 uW more), its pull-ups and LEDs included: the data sheet is the chip's figure")},
+    configured=Coefficient(
+        8.37e-6, "W", "measured",
+        f"{_FIT}: a configured 24-bit counter with its external clock halted draws 92.1 uA, 6.5 uA over the "
+        "blank design (the clock net and input buffers in use); not per LC (see lc_leak)"),
+    lc_leak=Coefficient(
+        2.3e-9, "W/LC", "measured",
+        f"{_TV}, Observations: at 10 kHz a 1536-bit counter draws 3 uA more than the 24-bit one, 3.66 uW "
+        "for 1512 more LCs; less their clock load at 10 kHz (0.2 uW) this is 2.3 nW per LC of leakage"),
     clock={"iCE40UP5K": Coefficient(
-        52.1e-12, "J/cycle", "measured",
-        f"{_TV}: core current of a 28-LC counter clocked by HFOSC at 6/12/24/48 MHz is 388.4/645/1162/2184 uA, "
-        "a straight line of slope 42.76 uA/MHz (residuals < 3 uA); x 1.219 V = 52.1 pJ per cycle for the global "
-        "clock network and the clocked cells")},
+        48.0e-12, "J/cycle", "measured",
+        f"{_FIT}: the global clock network per cycle; determined by the slope of the HFOSC rows "
+        "(6/12/24/48 MHz, 388.4/645/1162/2184 uA) less the counter's flip-flops and toggles")},
+    clock_ff=Coefficient(
+        20.9e-15, "J/FF/cycle", "measured",
+        f"{_FIT}: each flip-flop's clock load; the rows 'External 12 MHz + 28*k bit counter' (one counter "
+        "of 28, 56, 112, 224 bits: 613.5/616.65/624.2/641.3 uA) grow with the flip-flops while their "
+        "toggles stay at about 2 per cycle (bit i of a counter toggles every 2^i cycles)"),
     toggle=Coefficient(
-        0.20e-12, "J/toggle", "measured",
-        f"{_TV}: 7 more 28-bit counters (196 more LCs, about 14 more output toggles per cycle) at 12 MHz add "
-        "27.8 uA: 2.82 pJ per cycle, 0.20 pJ per toggle (counting every extra LC's clock load in it; the "
-        "counter rows cannot separate the two). Cross-check: the 8x8 multiplier row (180 LCs, +351 uA at "
-        "12 MHz) then implies about one toggle per LC per cycle, plausible for a glitchy array multiplier"),
+        0.556e-12, "J/toggle", "measured",
+        f"{_FIT}: determined by the 8x8 multiply in LUTs (996 uA at 12 MHz, 351 uA over the counter alone) "
+        "with its RTL activity (no glitches: the figure absorbs them, as the model's toggle rates lack them)"),
     ebr_read=Coefficient(
         3.0e-12, "J/access", "estimate",
         "engineering estimate: a 256 x 16 SRAM read in 40 nm is about 1-2 pJ; doubled for the block's "
@@ -124,13 +170,28 @@ ICE40UP = FamilyModel(
         "engineering estimate: a 16k x 16 single-port array, about 3x the EBR figure for its longer bit "
         "lines"),
     dsp_op=Coefficient(
-        20e-12, "J/cycle", "measured",
-        f"{_TV}: the same multiplier in one DSP at 12 MHz adds 237 uA over the 28-LC counter, 24 pJ per "
-        "cycle, less about 4 pJ for the 44 extra LCs"),
+        45.5e-12, "J/cycle", "measured",
+        f"{_FIT}: determined by the 8x8 multiply in one SB_MAC16 (882 uA at 12 MHz), per DSP and cycle "
+        "at the design's logic toggle rate"),
+    hfosc=Coefficient(
+        51.8e-6, "W", "measured",
+        f"{_FIT}: the HFOSC rows' line at 0 Hz against the external-clock rows (the oscillator runs at "
+        "48 MHz inside whatever the divider)"),
+    lfosc=Coefficient(
+        4.10e-6, "W", "measured",
+        f"{_FIT}: the LFOSC row (96.3 uA) over the halted-clock row (92.1 uA), less its 10 kHz dynamic power"),
     pll=Coefficient(
-        0.79e-3, "W", "measured",
-        f"{_TV}: VCCPLL draws 138.6 uA at 1.219 V (0.17 mW), and the core 388-602 uA more than the HFOSC "
-        "line at the same clock (rows 'PLL (12MHz in, 16/32/48MHz output)'), mean 506 uA (0.62 mW)"),
+        0.672e-3, "W", "measured",
+        f"{_FIT}: the PLL's share of the core current: the rows 'PLL (12MHz in, 16/32/48MHz output)' "
+        "(1419/2029/2573 uA, fed by the HFOSC at 12 MHz) over the HFOSC line at the same clock"),
+    pll_rail=Coefficient(
+        138.7e-6 * 1.219, "W", "measured",
+        f"{_TV}: VCCPLL draws 138.6/138.9/103.6 uA at 16/32/48 MHz (4.1 uA with the PLL off); the two "
+        "higher, x 1.219 V"),
+    hfosc_startup=Coefficient(
+        100e-6, "s", "estimate",
+        "the HFOSC start-up time of about 100 us that issue 12 quotes from FPGA-DS-02008 (not re-read here); "
+        "counted as running time"),
     io_cap=Coefficient(
         16e-12, "F", "estimate",
         f"{_DS_UP}, Table 4.5: I/O capacitance 6 pF; plus an assumed 10 pF of board trace and load"),
@@ -236,17 +297,24 @@ class Resources:
 
 @dataclass(frozen=True)
 class PowerEstimate:
-    """Static and dynamic power (W) by component at clock ``clk_hz``."""
+    """Static and dynamic power (W) by component at clock ``clk_hz``; ``off_core_w`` of the total is
+    drawn from rails other than the core's VCC (the I/O banks' and the PLL's own supply)."""
 
     device: str
     family: str
     clk_hz: float
     static_w: float
     dynamic_w: dict
+    off_core_w: float = 0.0
 
     @property
     def total_w(self) -> float:
         return self.static_w + sum(self.dynamic_w.values())
+
+    @property
+    def core_w(self) -> float:
+        """What the core rail (VCC) draws: the figure the published UP5K measurements give."""
+        return self.total_w - self.off_core_w
 
     def energy_per_inference(self, cycles: float) -> float:
         """Joules for an inference of ``cycles`` clock cycles at :attr:`clk_hz` (power x latency)."""
@@ -256,33 +324,239 @@ class PowerEstimate:
 
     def to_json(self) -> dict:
         return {"device": self.device, "family": self.family, "clk_hz": self.clk_hz, "static_w": self.static_w,
-                "dynamic_w": dict(self.dynamic_w), "total_w": self.total_w}
+                "dynamic_w": dict(self.dynamic_w), "total_w": self.total_w, "core_w": self.core_w}
+
+
+#: On-chip oscillators :func:`estimate_power` knows (``oscillator=``).
+OSCILLATORS = ("hfosc", "lfosc")
+
+
+def static_power(*, device: str, resources: Resources, model: FamilyModel | None = None) -> tuple[float, float]:
+    """The power (W) that does not depend on the clock, as ``(core, off_core)``: what a build draws with
+    its clocks stopped (oscillators off, the external clock halted).
+
+    Core: the blank device's static power, plus, once a design is configured (any LUT or flip-flop),
+    ``configured`` and ``lc_leak`` per logic cell (``max(luts, ffs)``: an iCE40 LC holds one of each).
+    Off-core: ``static_aux`` (I/O banks, the configuration supply, the PLL's supply in standby). Families
+    without these coefficients (ECP5) give their whole static figure as core.
+    """
+    fam = model or family_of(device)
+    core = fam.per_device("static", device).value
+    if resources.luts or resources.ffs:
+        core += fam.value("configured") + max(resources.luts, resources.ffs) * fam.value("lc_leak")
+    aux = fam.per_device("static_aux", device).value if fam.static_aux else 0.0
+    return core, aux
 
 
 def estimate_power(*, device: str, resources: Resources, activity: Activity, clk_hz: float, pll: bool = False,
-                   io_toggles_per_s: float = 0.0, model: FamilyModel | None = None) -> PowerEstimate:
+                   oscillator: str | None = None, io_toggles_per_s: float = 0.0,
+                   model: FamilyModel | None = None) -> PowerEstimate:
     """Estimate the power of a design on ``device`` running at ``clk_hz`` with ``activity``.
 
-    ``pll``: the clock comes from the on-chip PLL (its power is added). ``io_toggles_per_s``: output
-    pin transitions per second (the host link's replies). ``model`` defaults to the device's family.
+    ``pll``: the clock comes from the on-chip PLL (its power is added). ``oscillator``: ``"hfosc"`` or
+    ``"lfosc"`` when an on-chip oscillator runs (the clock's source, or the PLL's reference); ``None``
+    for a board oscillator. ``io_toggles_per_s``: output pin transitions per second (the host link's
+    replies). ``model`` defaults to the device's family.
     """
     if not (isinstance(clk_hz, (int, float)) and math.isfinite(clk_hz) and clk_hz > 0):
         raise ValueError(f"clk_hz must be a positive frequency, not {clk_hz!r}")
     if not io_toggles_per_s >= 0:
         raise ValueError(f"io_toggles_per_s must be non-negative, not {io_toggles_per_s!r}")
+    if oscillator not in (None, *OSCILLATORS):
+        raise ValueError(f"oscillator must be None or one of {', '.join(OSCILLATORS)}, not {oscillator!r}")
     fam = model or family_of(device)
-    static = fam.per_device("static", device).value
+    if oscillator is not None and getattr(fam, oscillator) is None:
+        raise ValueError(f"the {fam.family} power model has no {oscillator} figure")
+    static_core, static_aux = static_power(device=device, resources=resources, model=fam)
     a_ff, a_logic = activity.ff_rate, activity.logic_rate
     r_read, r_write = activity.memory_rates(block_width=fam.ebr_geometry[0], block_depth=fam.ebr_geometry[1])
     f = float(clk_hz)
+    io = io_toggles_per_s * fam.io_cap.value * fam.vccio.value ** 2
+    pll_rail = fam.value("pll_rail") if pll else 0.0
     dynamic = {
         "clock": f * fam.per_device("clock", device).value,
+        "flip-flop clocks": f * resources.ffs * fam.value("clock_ff"),
         "flip-flops": f * fam.toggle.value * resources.ffs * a_ff,
         "logic": f * fam.toggle.value * (resources.luts + resources.carries) * a_logic,
         "block RAM": f * resources.ebr * (r_read * fam.ebr_read.value + r_write * fam.ebr_write.value),
         "SPRAM": f * resources.spram * (r_read + r_write) * fam.spram_access.value,
         "DSP": f * resources.dsp * a_logic * fam.dsp_op.value,
-        "PLL": fam.pll.value if pll else 0.0,
-        "I/O": io_toggles_per_s * fam.io_cap.value * fam.vccio.value ** 2,
+        "oscillator": fam.value(oscillator) if oscillator else 0.0,
+        "PLL": fam.pll.value + pll_rail if pll else 0.0,
+        "I/O": io,
     }
-    return PowerEstimate(device=device, family=fam.family, clk_hz=f, static_w=static, dynamic_w=dynamic)
+    return PowerEstimate(device=device, family=fam.family, clk_hz=f, static_w=static_core + static_aux,
+                         dynamic_w=dynamic, off_core_w=static_aux + pll_rail + io)
+
+
+# --------------------------------------------------------------------------------------------------
+# Power states: running, clock stopped, idle with an always-on part; the average against a rate.
+
+#: Clock sources of :class:`DutyCycle`: the HFOSC, the PLL fed by the HFOSC, a board oscillator.
+CLOCK_SOURCES = ("hfosc", "pll", "external")
+
+
+def _positive(name: str, value, *, zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and (value >= 0 if zero else value > 0)):
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} finite number, not {value!r}")
+
+
+@dataclass(frozen=True)
+class AlwaysOn:
+    """The part of a build that stays clocked while the core's clock is stopped.
+
+    Parameters
+    ----------
+    resources : Resources
+        What it uses (its LCs are also inside the build's :class:`Resources`: the static terms count
+        them once, there).
+    activity : Activity
+        Its switching activity while clocked.
+    clock : str
+        ``"lfosc"``: clocked by the 10 kHz LFOSC all the time; ``"spi"``: by an SPI host's SCK, only
+        while a frame goes in or a result comes out (no clock, and no oscillator, in between).
+    clk_hz : float
+        Its clock while clocked (Hz): the LFOSC's 10 kHz, or the SPI host's SCK.
+    cycles_per_inference : float
+        SPI: SCK cycles per inference (the frame in and the result out, command bytes included).
+        LFOSC: 0 (its cycles are paid by the idle power).
+    """
+
+    resources: Resources
+    activity: Activity
+    clock: str
+    clk_hz: float
+    cycles_per_inference: float = 0.0
+
+    def __post_init__(self):
+        if self.clock not in ("lfosc", "spi"):
+            raise ValueError(f"clock must be 'lfosc' or 'spi', not {self.clock!r}")
+        _positive("clk_hz", self.clk_hz)
+        _positive("cycles_per_inference", self.cycles_per_inference, zero=True)
+
+
+@dataclass(frozen=True)
+class DutyCycle:
+    """A build that wakes for each inference and stops its core clock in between.
+
+    Parameters
+    ----------
+    device : str
+        As build reports name it (``iCE40UP5K-SG48``).
+    resources : Resources
+        The whole build.
+    activity : Activity
+        The core's activity while an inference runs.
+    clk_hz : float
+        The core's clock while running (Hz).
+    cycles_per_inference : float
+        Core clock cycles from the frame's end to the result.
+    clock_source : str
+        ``"hfosc"`` (the SB_HFOSC, enabled for each inference), ``"pll"`` (the PLL fed by the HFOSC,
+        both on only for each inference) or ``"external"`` (a board oscillator, gated: no start-up).
+    always_on : AlwaysOn or None
+        The part clocked while idle, if any.
+    startup_s : float or None
+        Seconds the clock takes to start, counted as running time (the design draws running power
+        while it waits): default the family's ``hfosc_startup`` for ``hfosc`` and ``pll`` (a PLL's
+        lock time comes on top: pass it here when you know it), 0 for ``external``.
+    io_toggles_per_inference : float
+        Output pin transitions per inference (the wake pin, SPI's CIPO).
+    """
+
+    device: str
+    resources: Resources
+    activity: Activity
+    clk_hz: float
+    cycles_per_inference: float
+    clock_source: str = "hfosc"
+    always_on: AlwaysOn | None = None
+    startup_s: float | None = None
+    io_toggles_per_inference: float = 0.0
+
+    def __post_init__(self):
+        if self.clock_source not in CLOCK_SOURCES:
+            raise ValueError(f"clock_source must be one of {', '.join(CLOCK_SOURCES)}, not {self.clock_source!r}")
+        _positive("clk_hz", self.clk_hz)
+        _positive("cycles_per_inference", self.cycles_per_inference, zero=True)
+        _positive("io_toggles_per_inference", self.io_toggles_per_inference, zero=True)
+        if self.startup_s is not None:
+            _positive("startup_s", self.startup_s, zero=True)
+
+
+@dataclass(frozen=True)
+class PowerStates:
+    """The power of a :class:`DutyCycle` build in each state (W), and per inference (J, s).
+
+    ``running_w``: the whole chip while an inference runs (always-on part included). ``stopped_w``: the
+    core's clock and its oscillator off, nothing clocked (static power and the configured design's
+    leakage). ``idle_w``: stopped, plus the always-on part between inferences. ``active_s``: start-up
+    plus ``cycles / clk_hz``. ``energy_per_inference_j``: the energy above ``idle_w`` that one inference
+    costs, ``(running_w - idle_w) * active_s`` plus the always-on part's SPI cycles.
+    """
+
+    running_w: float
+    stopped_w: float
+    idle_w: float
+    active_s: float
+    energy_per_inference_j: float
+    core: PowerEstimate
+
+    @property
+    def max_rate_hz(self) -> float:
+        """Inferences per second with no idle time left (1 / ``active_s``)."""
+        return math.inf if self.active_s == 0 else 1.0 / self.active_s
+
+    def average_w(self, rate_hz: float) -> float:
+        """Average power (W) at ``rate_hz`` inferences per second: ``idle_w + rate_hz * energy_per_inference_j``.
+
+        Raises ``ValueError`` for a rate beyond :attr:`max_rate_hz` (the build cannot keep up).
+        """
+        _positive("rate_hz", rate_hz, zero=True)
+        if rate_hz > self.max_rate_hz:
+            raise ValueError(f"rate_hz {rate_hz:g} exceeds what the build can run ({self.max_rate_hz:g} per s)")
+        return self.idle_w + rate_hz * self.energy_per_inference_j
+
+    def to_json(self) -> dict:
+        return {"running_w": self.running_w, "stopped_w": self.stopped_w, "idle_w": self.idle_w,
+                "active_s": self.active_s, "energy_per_inference_j": self.energy_per_inference_j,
+                "max_rate_hz": self.max_rate_hz, "core": self.core.to_json()}
+
+
+def power_states(duty: DutyCycle, *, model: FamilyModel | None = None) -> PowerStates:
+    """The power of ``duty``'s build running, stopped and idle, and its energy per inference.
+
+    Units: W, J, s. The running state is :func:`estimate_power` at ``clk_hz`` (with the HFOSC's own
+    power for ``hfosc`` and ``pll``, the PLL's for ``pll``, the output toggles at the inference's
+    rate of them); the stopped state :func:`static_power`; idle adds the LFOSC and the always-on part
+    at its clock (an SPI always-on part draws nothing between transfers: its cycles are charged per
+    inference, at the energy per cycle of its dynamic power).
+    """
+    if not isinstance(duty, DutyCycle):
+        raise TypeError(f"duty must be a DutyCycle, not {duty!r}")
+    fam = model or family_of(duty.device)
+    startup = duty.startup_s
+    if startup is None:
+        startup = fam.value("hfosc_startup") if duty.clock_source != "external" else 0.0
+    run_s = duty.cycles_per_inference / duty.clk_hz
+    core = estimate_power(device=duty.device, resources=duty.resources, activity=duty.activity,
+                          clk_hz=duty.clk_hz, pll=duty.clock_source == "pll",
+                          oscillator=None if duty.clock_source == "external" else "hfosc",
+                          io_toggles_per_s=duty.io_toggles_per_inference / run_s if run_s else 0.0, model=fam)
+    stopped = sum(static_power(device=duty.device, resources=duty.resources, model=fam))
+    ao_idle_w = ao_energy = 0.0
+    if duty.always_on is not None:
+        ao = duty.always_on
+        est = estimate_power(device=duty.device, resources=ao.resources, activity=ao.activity, clk_hz=ao.clk_hz,
+                             oscillator="lfosc" if ao.clock == "lfosc" else None, model=fam)
+        clocked = est.total_w - est.static_w          # its clock's, flip-flops' and logic's, and the LFOSC's
+        if ao.clock == "lfosc":
+            ao_idle_w = clocked
+        else:
+            ao_energy = clocked / ao.clk_hz * ao.cycles_per_inference
+    idle = stopped + ao_idle_w
+    running = core.total_w + ao_idle_w
+    active = startup + run_s
+    return PowerStates(running_w=running, stopped_w=stopped, idle_w=idle, active_s=active,
+                       energy_per_inference_j=(running - idle) * active + ao_energy, core=core)
