@@ -22,6 +22,7 @@ before that last line. Exit status 1 on any mismatch (the first one is printed),
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -45,14 +46,16 @@ HIDDEN = 500
 
 
 def trained_model(data_dir: Path, out_dir: Path, epochs: int) -> Path:
-    """The 4-bit PTQ model of a 784-500-10 network trained ``epochs`` epochs, trained and quantized with
-    the project's own commands unless ``out_dir`` already has it."""
-    model = out_dir / f"mnist_e{epochs}_ptq4.json"
+    """The 4-bit PTQ model of a 784-500-10 network trained ``epochs`` epochs on ``data_dir``'s MNIST, trained
+    and quantized with the project's own commands unless ``out_dir`` already has it (its name holds a
+    hash of ``data_dir``'s absolute path: another copy of the data trains a model of its own)."""
+    data = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    model = out_dir / f"mnist_e{epochs}_{data}_ptq4.json"
     if model.exists():
         print(f"regress-mnist: model {model} (cached)")
         return model
     out_dir.mkdir(parents=True, exist_ok=True)
-    float_net = out_dir / f"mnist_e{epochs}_float.pt"
+    float_net = out_dir / f"mnist_e{epochs}_{data}_float.pt"
     qlif = [str(Path(sys.executable).with_name("qlif"))]      # the console script of this environment
     data = ["--data-dir", str(data_dir)]
     start = time.perf_counter()
@@ -82,11 +85,9 @@ def run(model, x: np.ndarray, y: np.ndarray, *, simulator: str, lanes: int, jobs
     rtl = float(np.mean(result.rtl_prediction == y))
     golden = float(np.mean(result.golden_prediction == y))
     print(f"  accuracy: RTL {rtl:.2%}, integer model {golden:.2%}")
+    # Each sample's prediction is among what regress() compares: a mismatch there is result.mismatch.
     if result.mismatch is not None:
         print(f"regress-mnist: MISMATCH ({len(result.failures)} chunk(s) of {chunk}): {result.mismatch}")
-        return False
-    if rtl != golden or not np.array_equal(result.rtl_prediction, result.golden_prediction):
-        print("regress-mnist: MISMATCH: predictions differ")   # cannot happen when every step matched
         return False
     return True
 

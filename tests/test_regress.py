@@ -3,14 +3,19 @@ not blind: a corrupted weights file and a mutated core are caught. ``make regres
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qlif.golden.spec import reference
+from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Layer, Model
 from qlif.sim import mutants
+from qlif.sim import regress as r
 from qlif.sim.regress import regress, runtime_weights_verilog
 
 T = 4
@@ -94,3 +99,24 @@ def test_missing_or_undefined_output_is_a_failure(builds):
     (run / "trace.hex").write_text(trace[:-3] + "x" + trace[-2:])
     with pytest.raises(ValueError, match="not a defined hex value"):
         _read_shard(model, LANES, len(x), run)
+
+
+def test_cached_build_skips_the_icarus_rewrite(monkeypatch):
+    """The cache key is the generated text: a second build of the same shape finds the first without
+    running Yosys' rewrite again; the rewrite works inside the build tree (YoWASP sees no other)."""
+    BUILD_ROOT.mkdir(exist_ok=True)
+    where = Path(tempfile.mkdtemp(prefix="test-regress-", dir=BUILD_ROOT))
+    try:
+        first = r.build(_model(), lanes=LANES, simulator="icarus", build_dir=where)
+        assert first.seconds > 0 and first.folder.is_relative_to(where)
+
+        def rewrite(*args, **kwargs):
+            raise AssertionError("the core was rewritten for a build that is cached")
+
+        monkeypatch.setattr(r, "icarus_verilog", rewrite)
+        again = r.build(_model(), lanes=LANES, simulator="icarus", build_dir=where)
+        assert (again.folder, again.seconds) == (first.folder, 0.0)
+        assert sorted(p.name for p in (where / "icarus").iterdir()) == sorted([first.folder.name,
+                                                                               f"{first.folder.name}.lock"])
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

@@ -26,7 +26,7 @@ from qlif.golden.spec.model import Model
 from qlif.hw.flash import DEFAULT_OFFSET as FLASH_OFFSET
 from qlif.hw.memory import spram_image
 
-__all__ = ["build", "build_seeds", "build_plan"]
+__all__ = ["build", "build_seeds", "build_plan", "flow_options", "abc9_failure"]
 
 #: Build stages and the product each one writes last, per family.
 _STAGES = {
@@ -164,7 +164,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     except RuntimeError as e:
         # Yosys 0.70's ABC9 fails on some netlists (an assertion when it reintegrates the mapped design,
         # or flip-flops it leaves driving one net, which nextpnr refuses): map the LUTs with classic ABC.
-        if fam != "ecp5" or not _abc9_failure(out, name):
+        if fam != "ecp5" or not abc9_failure(out, name):
             raise
         if progress:
             progress(f"ABC9 failed ({e.args[0].splitlines()[0]}); again with classic ABC")
@@ -241,10 +241,17 @@ def _run_flow(top, platform, out: Path, name: str, seed: int, synth_opts: str, f
 
 
 def build_plan(top, platform, name: str, seed: int, synth_opts: str, fam: str, *, abc9: bool):
-    """Amaranth's build plan of ``top`` with the flow's tool options (``platform``: a fresh instance, a
-    platform builds once); :mod:`qlif.sim.gate` takes its Yosys script from here. ``abc9=False`` (ECP5):
-    synthesis stops before its ABC9 LUT mapping, classic ``abc -lut 4`` maps the LUTs, then synthesis
-    goes on."""
+    """Amaranth's build plan of ``top`` with the flow's tool options (:func:`flow_options`; ``platform``:
+    a fresh instance, a platform builds once); :mod:`qlif.sim.gate` takes its Yosys script from here."""
+    return platform.build(top, name=name, do_build=False,
+                          debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
+                          **flow_options(name, seed, synth_opts, fam, abc9=abc9))
+
+
+def flow_options(name: str, seed: int, synth_opts: str, fam: str, *, abc9: bool) -> dict[str, str]:
+    """The flow's options of Amaranth's Lattice toolchain templates (what :func:`build_plan` adds to the
+    platform's defaults). ``abc9=False`` (ECP5): synthesis stops before its ABC9 LUT mapping, classic
+    ``abc -lut 4`` maps the LUTs, then synthesis goes on."""
     after = f"tee -q -o {name}.stat.json stat -json"
     if not abc9:
         synth_opts = f"{synth_opts} -run :map_luts".strip()
@@ -258,12 +265,10 @@ def build_plan(top, platform, name: str, seed: int, synth_opts: str, fam: str, *
     }
     if fam == "ecp5":
         options["ecppack_opts"] = "--compress"     # smaller and faster to load; same configuration
-    return platform.build(top, name=name, do_build=False,
-                          debug_verilog=False,     # needs a native Yosys; the RTLIL is what gets synthesised
-                          **options)
+    return options
 
 
-def _abc9_failure(out: Path, name: str) -> bool:
+def abc9_failure(out: Path, name: str) -> bool:
     """The build failed the way Yosys 0.70's ABC9 does (its log, or nextpnr's, says so)."""
     rpt = out / f"{name}.rpt"
     tim = out / f"{name}.tim"
