@@ -2,7 +2,7 @@
 """The frame path over the UART (``FRAME``, docs/host-protocol.md): a frame in, the board's encoder runs the
 sample, the RESULT payload back. The reference board and the driver in pure Python; the RTL link with its
 :class:`~qlif.hw.encoder.SpikeEncoder` in the Amaranth simulator, scored against golden and the reference
-board byte for byte.
+board byte for byte; the Verilog of that link under cocotb (Icarus; Verilator behind ``slow``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from qlif.boards.protocol import (
 )
 from qlif.golden.spec.random_model import random_model
 from qlif.golden.spec.reference import frame_inputs, run
+from qlif.sim.link_frames import run_link_frames
 
 
 def _model(sizes, *, timesteps, seed, meta):
@@ -261,3 +262,16 @@ def _replies(data: bytes):
         out.append((data[i], data[i + 1], data[i + 2], data[i + 3], n, data[i + 5:i + 5 + n]))
         i += 7 + n
     return out
+
+
+# -- the Verilog under cocotb ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_cocotb_frames_driver(digits_like, simulator):
+    """The driver's classify_frames on the Verilog of HostLink(encoder=True), through the UART pins:
+    golden predictions, counts and cycles, no frame lost, no error counted (sim/cocotb_link_frames.py)."""
+    model, frames, golden = digits_like
+    stats = run_link_frames(model, frames[:3], simulator=simulator, lanes=2)
+    assert stats["prediction"] == golden.prediction[:3].tolist()
+    assert stats["counts"] == golden.spikes[-1][:3].sum(axis=1).tolist()
+    assert stats["cycles"] == golden.cycles[:3].sum(axis=1).tolist()

