@@ -1,18 +1,17 @@
 """snntorch networks through NIR into qlif: the float accuracy of a beta that is not 1 - 2^-lam, and 4-bit PTQ.
 
 Run: ``python benchmarks/bench_nir_producers.py [--betas 0.875,0.9,0.95] [--epochs 4]``. For each beta the
-producer of ``tests/test_nir.py`` (digits 64-32-10, snntorch ``Leaky`` with subtract reset, T = 8) is
-trained, written by snntorch's ``export_to_nir`` and read by ``qlif import --reset subtract --dataset digits``
-(which prints the leak line); the table gives, on the 450 digits test samples, the producer's accuracy,
-the imported network's with each neuron's own beta and with the nearest ``1 - 2^-lam`` (the checkpoint), and
-4-bit PTQ of the checkpoint at ``quantize``'s default clip and at the fixed 99.9th percentile. docs/nir.md
-quotes its figures.
+producer of :mod:`qlif.golden.training.nir_producer`, the one ``tests/test_nir.py`` checks (digits 64-32-10,
+snntorch ``Leaky`` with subtract reset, T = 8), is trained, written by snntorch's ``export_to_nir`` and read
+by ``qlif import --reset subtract --dataset digits`` (which prints the leak line); the table gives, on the 450
+digits test samples, the producer's accuracy, the imported network's with each neuron's own beta and with the
+nearest ``1 - 2^-lam`` (the checkpoint), and 4-bit PTQ of the checkpoint at ``quantize``'s default clip and at
+the fixed 99.9th percentile. docs/nir.md quotes its figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -21,18 +20,16 @@ import numpy as np
 import torch
 from snntorch.export_nir import export_to_nir
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_nir import T, run_producer, train_producer  # noqa: E402  (the producer has one home: the test)
-
-from qlif.cli import main as qlif  # noqa: E402
-from qlif.golden.data.datasets import load_split  # noqa: E402
-from qlif.golden.spec.coding import encode  # noqa: E402
-from qlif.golden.spec.files import BUILD_ROOT  # noqa: E402
-from qlif.golden.spec.reference import predict  # noqa: E402
-from qlif.golden.training.checkpoint import load_checkpoint  # noqa: E402
-from qlif.golden.training.evaluate import float_accuracy, integer_accuracy  # noqa: E402
-from qlif.golden.training.nir_graph import map_graph, to_network  # noqa: E402
-from qlif.golden.training.quantize import quantize  # noqa: E402
+from qlif.cli import main as qlif
+from qlif.golden.data.datasets import load_split
+from qlif.golden.spec.coding import encode
+from qlif.golden.spec.files import BUILD_ROOT
+from qlif.golden.spec.reference import predict
+from qlif.golden.training.checkpoint import load_checkpoint
+from qlif.golden.training.evaluate import float_accuracy, integer_accuracy
+from qlif.golden.training.nir_graph import map_graph, to_network
+from qlif.golden.training.nir_producer import T, run_producer, train_producer
+from qlif.golden.training.quantize import quantize
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """NIR in and out (docs/nir.md): networks trained here in snntorch 1.0 and written by its own export_to_nir.
 
-The producer is the network of ``docs/nir.md``: digits 64-32-10, ``snn.Leaky`` (subtract reset, snntorch's
-default, ``reset_delay=True``) with per-neuron beta and threshold tensors (snntorch's exporter needs them
-to give the LIF nodes a shape), bias-free ``nn.Linear``, T = 8, trained for a few epochs here. What is
-checked: the imported float network makes the producer's every output spike on the test split (so the
-same accuracy), its 4-bit quantization runs bit-exact on the RTL under Verilator, export -> import ->
-quantize gives back the same integer model, and the refusals are one line each, exit 2, no file.
+The producer is :mod:`qlif.golden.training.nir_producer` (digits 64-32-10, ``snn.Leaky`` with subtract
+reset, bias-free ``nn.Linear``, T = 8), trained for a few epochs here. What is checked: the imported float
+network makes the producer's every output spike on the test split (so the same accuracy), also when the
+producer has per-neuron thresholds and gains (folded into the weights), its 4-bit quantization runs
+bit-exact on the RTL under Verilator, export -> import -> quantize gives back the same integer model, and
+the refusals and bad inputs are one line each, exit 2, no file.
 """
 
 from __future__ import annotations
@@ -17,62 +17,21 @@ import numpy as np
 import pytest
 import snntorch as snn
 import torch
-from snntorch import surrogate, utils
 from snntorch.export_nir import export_to_nir
 from snntorch.import_nir import import_from_nir
 
 from qlif.cli import main
 from qlif.golden.data.datasets import load_split
 from qlif.golden.spec.coding import encode
-from qlif.golden.spec.model import load_model, save_model
+from qlif.golden.spec.model import Layer, Model, load_model, save_model
 from qlif.golden.spec.reference import predict
 from qlif.golden.training.checkpoint import load_checkpoint
 from qlif.golden.training.evaluate import float_spikes
-from qlif.golden.training.nir_graph import METADATA_KEY, nearest_leak_shift
+from qlif.golden.training.nir_graph import METADATA_KEY, graph_of_model, nearest_leak_shift
+from qlif.golden.training.nir_producer import HIDDEN, T, leaky, run_producer, train_producer
 from qlif.golden.training.quantize import quantize
-from qlif.golden.training.train import set_determinism
 
-T = 8
-HIDDEN = 32
 RTL_SAMPLES = 3
-GRID = 2 ** 12
-
-
-def _lif(n: int, beta: float, output: bool = False) -> snn.Leaky:
-    return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.ones(n), init_hidden=True, output=output,
-                     spike_grad=surrogate.fast_sigmoid(slope=10))
-
-
-def run_producer(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The producer stepped as snntorch users do: hidden state reset, one call per step; output spikes."""
-    utils.reset(net)
-    return torch.stack([net(x[:, t])[0] for t in range(x.shape[1])], dim=1)
-
-
-def train_producer(beta: float, epochs: int, split) -> torch.nn.Sequential:
-    set_determinism(0)
-    net = torch.nn.Sequential(torch.nn.Linear(64, HIDDEN, bias=False), _lif(HIDDEN, beta),
-                              torch.nn.Linear(HIDDEN, 10, bias=False), _lif(10, beta, output=True))
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(split.y_train), generator=gen).split(64):
-            x = torch.from_numpy(encode(split.x_train[idx.numpy()], T)).float()
-            y = torch.from_numpy(split.y_train[idx.numpy()])
-            loss = torch.nn.functional.cross_entropy(run_producer(net, x).sum(dim=1), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        # Weights on a grid of 2^-12: while a neuron's sum of |w| stays below 2^12, every partial sum of its
-        # inputs is a multiple of 2^-12 below 2^12 (24 bits), exact in float32 in any order. The producer's
-        # per-step products and qlif's all-steps-at-once product then agree on every CPU and BLAS (the
-        # elementwise neuron updates are the same IEEE operations in both).
-        for p in net.parameters():
-            p.copy_(torch.round(p * GRID) / GRID)
-            assert float(p.abs().sum(dim=1).max()) < 2 ** 24 / GRID
-    net.eval()
-    return net
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +71,18 @@ def test_imported_network_makes_the_producers_spikes(producer, imported, split, 
     assert acc > 0.5                              # a trained network, not chance (10 %)
 
 
-def test_import_prints_the_exact_leak(producer, tmp_path, capsys):
-    _, path, _, _ = producer
-    assert main(["import", str(path), "--out", str(tmp_path / "c.pt"), "--timesteps", str(T),
-                 "--reset", "subtract"]) == 0
+def test_import_prints_the_exact_leak_and_the_float_accuracy(producer, split, tmp_path, capsys):
+    _, path, _, spikes = producer
+    args = ["import", str(path), "--out", str(tmp_path / "c.pt"), "--timesteps", str(T), "--reset", "subtract"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "every neuron's beta is leak shift 3 (beta = 1 - 2^-3 = 0.875) exactly" in out
     assert "64-32-10, T = 8, thresholds 1, 1, reset subtract, data digits" in out
+    assert "float accuracy" not in out                    # no data named, nothing measured
+    assert main([*args, "--dataset", "digits"]) == 0      # with data: printed although the leak is exact
+    acc = float(np.mean(predict(spikes) == split.y_test))
+    assert (f"import: float accuracy {acc:.2%} on 450 digits test samples, rate-coded as qlif feeds them "
+            "(T = 8, max rate 1; docs/nir.md#the-inputs)") in capsys.readouterr().out
 
 
 def test_quantized_import_is_bit_exact_on_verilator(imported, producer, tmp_path):
@@ -166,7 +130,7 @@ def test_inexact_beta_is_snapped_and_measured(split, tmp_path, capsys):
     assert "nearest leak shift 3 (beta = 1 - 2^-3 = 0.875); float accuracy change not measured" in printed
     assert main(["import", str(path), "--out", str(out), "--timesteps", str(T), "--reset", "subtract",
                  "--dataset", "digits"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if "float accuracy" in x)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "nearest" in x)
     assert "beta 0.9 is not 1 - 2^-lam: nearest leak shift 3" in line and "450 digits test samples" in line
     x = encode(split.x_test, T)
     after = float(np.mean(predict(float_spikes(load_checkpoint(out), x)[-1]) == split.y_test))
@@ -227,10 +191,10 @@ REFUSALS = {
                                                      linear_features=10, init_hidden=True, output=True)),
                   "node '1.w_rec' (Affine): recurrent edge '1.w_rec' -> '1.lif' (a cycle); qlif's layers are "
                   "feed-forward"),
-    "bias": (lambda: export_to_nir(torch.nn.Sequential(torch.nn.Linear(64, 10), _lif(10, 0.875, output=True)),
+    "bias": (lambda: export_to_nir(torch.nn.Sequential(torch.nn.Linear(64, 10), leaky(10, 0.875, output=True)),
                                    torch.zeros(64)),
              None),
-    "no reset": (lambda: _snntorch_graph(_lif(10, 0.875, output=True)),
+    "no reset": (lambda: _snntorch_graph(leaky(10, 0.875, output=True)),
                  "node '1' (LIF): NIR says only 'reset to v_reset = 0' and snntorch's export_to_nir writes that for "
                  "reset_mechanism 'subtract' and 'zero' alike; qlif's float network subtracts: pass --reset "
                  "subtract if the producer did"),
@@ -293,3 +257,152 @@ def test_train_qat_and_eval_take_the_imported_checkpoint(imported, tmp_path, cap
     capsys.readouterr()
     assert main(["eval", str(model)]) == 0
     assert "(450 test samples)" in capsys.readouterr().out
+
+
+# -- per-neuron thresholds and gains: folded into the weight columns when the ratios are powers of two -----------
+
+
+def _with_thresholds(net: torch.nn.Sequential, hidden: torch.Tensor, out: torch.Tensor) -> torch.nn.Sequential:
+    """``net`` rebuilt with per-neuron thresholds (``learn_threshold=True``: a parameter, as a producer that
+    learns them exports it) and each neuron's incoming weights times its threshold: the same network, its
+    membranes scaled by the thresholds (exactly so in float32 when they are powers of two)."""
+    beta = float(net[1].beta[0])
+    derived = torch.nn.Sequential(
+        torch.nn.Linear(64, len(hidden), bias=False), leaky(len(hidden), beta, threshold=hidden, learn_threshold=True),
+        torch.nn.Linear(len(hidden), 10, bias=False), leaky(10, beta, output=True, threshold=out, learn_threshold=True))
+    with torch.no_grad():
+        derived[0].weight.copy_(net[0].weight * hidden[:, None])
+        derived[2].weight.copy_(net[2].weight * out[:, None])
+    return derived.eval()
+
+
+def test_per_neuron_thresholds_and_gains_fold_exactly(producer, tmp_path, capsys):
+    net, _, x, spikes = producer
+    hidden = 2.0 ** (torch.arange(HIDDEN) % 3 - 1.0)              # 0.5, 1, 2, ...
+    out = 2.0 ** -(torch.arange(10) % 2 * 2.0)                     # 1, 0.25, ...
+    derived = _with_thresholds(net, hidden, out)
+    with torch.no_grad():
+        assert torch.equal(run_producer(derived, torch.from_numpy(x).float()), torch.from_numpy(spikes).float())
+    graph = export_to_nir(derived, torch.zeros(64))
+    lif = graph.nodes["3"]
+    assert np.ptp(graph.nodes["1"].v_threshold) == 1.5 and np.ptp(lif.v_threshold) == 0.75
+    # a gain of 4 on half the outputs, with their thresholds times 4: the same neurons in NIR's real numbers
+    four = np.where(np.arange(10) < 5, 4.0, 1.0)
+    lif.r, lif.v_threshold = (lif.r * four).astype(np.float32), (lif.v_threshold * four).astype(np.float32)
+    path, ckpt = tmp_path / "theta.nir", tmp_path / "theta.pt"
+    nir.write(path, graph)
+    assert main(["import", str(path), "--out", str(ckpt), "--timesteps", str(T), "--reset", "subtract"]) == 0
+    printed = capsys.readouterr().out
+    assert ("import: 1 (LIF): per-neuron thresholds 0.5..2 (over the input gain) folded into '0''s weight columns "
+            "(factors 2^0..2^2) under one threshold 2") in printed
+    assert "import: 3 (LIF): input gain 1..4 divided out of the threshold" in printed
+    back = load_checkpoint(ckpt)
+    assert back.thresholds == [2.0, 1.0]
+    assert torch.equal(back.fcs[0].weight, net[0].weight * 2) and torch.equal(back.fcs[1].weight, net[2].weight)
+    assert np.array_equal(float_spikes(back, x)[-1], spikes)      # every output spike of the producer
+
+
+# -- bad inputs: one line naming the node (or metadata key) and why; exit 2; no file ----------------------------
+
+
+def _small_graph(weight=None, bias=None, scale=None, **lif) -> nir.NIRGraph:
+    """Input 64 -> [Scale] -> Linear (Affine with ``bias``) 16 -> LIF -> Linear 10 -> LIF -> Output, with the
+    first LIF's parameters overridden by ``lif``."""
+    rng = np.random.default_rng(2)
+    w0 = rng.normal(size=(16, 64)) if weight is None else weight
+
+    def neurons(n: int, **kw) -> nir.LIF:
+        p = dict(tau=np.full(n, 8e-4), r=np.full(n, 8.0), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                 v_reset=np.zeros(n))
+        return nir.LIF(**(p | kw))
+
+    nodes = {"in": nir.Input(input_type=np.array([64]))}
+    if scale is not None:
+        nodes["s"] = nir.Scale(scale=scale)
+    nodes |= {"w0": nir.Linear(weight=w0) if bias is None else nir.Affine(weight=w0, bias=bias),
+              "lif0": neurons(16, **lif), "w1": nir.Linear(weight=rng.normal(size=(10, 16))), "lif1": neurons(10),
+              "out": nir.Output(output_type=np.array([10]))}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:], strict=True)), type_check=False)
+
+
+def _nan_at(shape, where, value=np.nan) -> np.ndarray:
+    a = np.ones(shape)
+    a[where] = value
+    return a
+
+
+def _learned_thresholds() -> nir.NIRGraph:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 16, bias=False),
+                              leaky(16, 0.875, threshold=torch.tensor([1.0, 1.5] * 8), learn_threshold=True),
+                              torch.nn.Linear(16, 10, bias=False), leaky(10, 0.875, output=True))
+    return export_to_nir(net, torch.zeros(64))
+
+
+def _model_graph(metadata: str | None = None, **inner) -> nir.NIRGraph:
+    rng = np.random.default_rng(3)
+    model = Model(timesteps=4, metadata=inner, layers=tuple(
+        Layer(weights=rng.integers(-8, 8, size=shape), weight_bits=4, membrane_bits=8, threshold=5, leak_shift=3,
+              reset="subtract") for shape in ((64, 16), (16, 10))))
+    graph = graph_of_model(model)
+    if metadata is not None:
+        graph.metadata[METADATA_KEY] = metadata
+    return graph
+
+
+BAD = {
+    "nan weight": (lambda: _small_graph(weight=_nan_at((16, 64), (3, 5))),
+                   "node 'w0' (Linear): weight holds 1 entries that are not finite float32 numbers (the first: nan at "
+                   "(3, 5))"),
+    "float32 overflow": (lambda: _small_graph(weight=_nan_at((16, 64), (0, 7), 1e39)),
+                         "node 'w0' (Linear): weight holds 1 entries that are not finite float32 numbers (the first: "
+                         "1e+39 at (0, 7))"),
+    "inf bias": (lambda: _small_graph(bias=_nan_at(16, 2, -np.inf)),
+                 "node 'w0' (Affine): bias holds 1 entries that are not finite float32 numbers (the first: -inf at "
+                 "(2,))"),
+    "nan scale": (lambda: _small_graph(scale=_nan_at(64, 9)),
+                  "node 's' (Scale): scale holds 1 entries that are not finite float32 numbers (the first: nan at "
+                  "(9,))"),
+    "nan tau": (lambda: _small_graph(tau=_nan_at(16, 4) * 8e-4),
+                "node 'lif0' (LIF): tau must be a positive number (inf: no leak), not nan (neuron 4)"),
+    "negative r": (lambda: _small_graph(r=np.full(16, -8.0)),
+                   "node 'lif0' (LIF): r must be a finite positive number, not -8 (neuron 0)"),
+    "zero threshold": (lambda: _small_graph(v_threshold=_nan_at(16, 6, 0.0)),
+                       "node 'lif0' (LIF): v_threshold must be a finite positive number, not 0 (neuron 6)"),
+    "inf threshold": (lambda: _small_graph(v_threshold=_nan_at(16, 0, np.inf)),
+                      "node 'lif0' (LIF): v_threshold must be a finite positive number, not inf (neuron 0)"),
+    "nan v_leak": (lambda: _small_graph(v_leak=_nan_at(16, 1)),
+                   "node 'lif0' (LIF): v_leak must be a finite number, not nan (neuron 1)"),
+    "learned thresholds": (_learned_thresholds,
+                           "node '1' (LIF): v_threshold / input gain differs between neurons (1..1.5) by ratios that "
+                           "are not powers of two (neuron 0: 1.5); qlif has one threshold per layer, and folding a "
+                           "neuron's own into its weights is exact in float32 only for a power-of-two ratio"),
+    "metadata not a model": (lambda: _model_graph("[1, 2]"),
+                             "graph metadata 'qlif_model': not a qlif model file ((top level): must be a JSON "
+                             "object)"),
+    "metadata seed": (lambda: _model_graph(seed="abc"),
+                      "graph metadata 'qlif_model': metadata.seed must be a non-negative integer, not 'abc'"),
+    "metadata max_rate": (lambda: _model_graph(max_rate="2"),
+                          "graph metadata 'qlif_model': metadata.max_rate: max rate must lie in (0, 1], not '2'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_graph_is_one_line_exit_2_no_file(case, tmp_path, capsys):
+    make, why = BAD[case]
+    path, out = tmp_path / "g.nir", tmp_path / "c.pt"
+    nir.write(path, make())
+    capsys.readouterr()
+    assert main(["import", str(path), "--out", str(out), "--timesteps", "4", "--reset", "subtract"]) == 2
+    assert capsys.readouterr().err == f"qlif: error: {path}: {why}\n"
+    assert not out.exists()
+
+
+def test_export_of_a_binary_file_is_one_line_exit_2_no_file(tmp_path, capsys):
+    src, out = tmp_path / "g.nir", tmp_path / "out.nir"
+    nir.write(src, _small_graph())                                 # HDF5: starts with byte 0x89
+    assert main(["export", str(src), "--nir", str(out)]) == 2
+    assert capsys.readouterr().err == (f"qlif: error: {src}: is not a JSON model file (not UTF-8 text: byte 0 is "
+                                       "0x89)\n")
+    assert not out.exists()

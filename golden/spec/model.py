@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = [
     "FORMAT", "VERSION", "WEIGHT_BITS", "MEMBRANE_BITS", "RESETS",
-    "ModelError", "Layer", "Model", "default_codebook", "load_model", "save_model",
+    "ModelError", "Layer", "Model", "default_codebook", "leak_beta", "load_model", "save_model",
 ]
 
 FORMAT = "qlif-model"
@@ -47,6 +47,14 @@ def default_codebook(weight_bits: int) -> list[int]:
         return [-1, 1]
     half = 1 << (weight_bits - 1)
     return [c if c < half else c - (1 << weight_bits) for c in range(1 << weight_bits)]
+
+
+def leak_beta(leak_shift: int | None) -> float:
+    """The real decay per step of the leak ``v - (v >> leak_shift)``: ``1 - 2^-leak_shift`` (1: no leak).
+
+    The one home of this formula: the float network's beta, the NIR mapping and its messages use it.
+    """
+    return 1.0 if leak_shift is None else 1.0 - 2.0 ** -leak_shift
 
 
 def _is_int(x) -> bool:
@@ -236,9 +244,12 @@ def load_model(path: str | os.PathLike) -> Model:
     """Read and validate a model file; raise :class:`ModelError` for anything wrong with it."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise ModelError(str(path), f"cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:     # a binary file (a checkpoint, a NIR graph) given as the model
+        raise ModelError(str(path), f"is not a JSON model file (not UTF-8 text: byte {e.start} is "
+                                    f"0x{e.object[e.start]:02x})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

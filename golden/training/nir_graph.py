@@ -8,7 +8,8 @@ qlif's neurons step (``docs/semantics.md``). ``docs/nir.md`` derives the mapping
     v[t] = beta v[t-1] + g I[t],   beta = 1 - dt / tau,   g = R dt / tau      (v_leak = 0)
 
 and an ``IF`` (``dv/dt = R I``) is the same with ``beta = 1`` and ``g = R dt``. The gain ``g`` divides
-the threshold (the membrane in units of ``g``: the same spikes); ``beta`` becomes the leak shift
+the threshold (the membrane in units of ``g``: the same spikes); thresholds that differ between a
+layer's neurons by powers of two fold into the weight columns (exact in float32); ``beta`` becomes the leak shift
 ``lam`` with ``1 - 2^-lam`` nearest to it (``None`` for ``beta = 1``), the change in float accuracy
 measured when data is given. What the float network (:class:`~qlif.golden.training.train.SpikingMLP`)
 cannot hold is refused by :class:`NIRImportError`, one line naming the node, its type and why.
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 
 from qlif.golden.data.datasets import DATASET_INPUTS, DATASETS
-from qlif.golden.spec.model import LEAK_SHIFTS, Model
+from qlif.golden.spec.coding import parse_max_rate
+from qlif.golden.spec.model import LEAK_SHIFTS, Model, ModelError, leak_beta
 from qlif.golden.training.train import SpikingMLP, TrainConfig
 
 __all__ = ["DT", "BETA_TOLERANCE", "NIRImportError", "ImportedLayer", "Imported", "read_graph", "map_graph",
@@ -74,11 +76,15 @@ _REFUSED = {
 
 
 class NIRImportError(ValueError):
-    """A graph qlif cannot import; the message names the node, its NIR type and why (one line)."""
+    """A graph qlif cannot import; the message names the node, its NIR type and why (one line).
+
+    ``kind="metadata"`` names a key of the graph's metadata instead of a node.
+    """
 
     def __init__(self, node: str, kind: str, why: str):
         self.node, self.kind, self.why = node, kind, why
-        super().__init__(f"node {node!r} ({kind}): {why}")
+        where = f"graph metadata {node!r}" if kind == "metadata" else f"node {node!r} ({kind})"
+        super().__init__(f"{where}: {why}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class ImportedLayer:
     @property
     def beta_error(self) -> float:
         """Largest ``|beta - (1 - 2^-lam)|`` of the layer's neurons (0 when ``lam`` reproduces it)."""
-        return float(np.max(np.abs(self.beta - _beta_of(self.leak_shift))))
+        return float(np.max(np.abs(self.beta - leak_beta(self.leak_shift))))
 
 
 @dataclass(frozen=True)
@@ -123,15 +129,11 @@ class Imported:
         return all(layer.beta_error <= BETA_TOLERANCE for layer in self.layers)
 
 
-def _beta_of(lam: int | None) -> float:
-    return 1.0 if lam is None else 1.0 - 2.0 ** -lam
-
-
 def nearest_leak_shift(beta: float) -> int | None:
     """The ``lam`` (0..15, or ``None`` for no leak) whose ``1 - 2^-lam`` is nearest to ``beta`` (ties: the
     smaller ``lam``, the faster leak)."""
     candidates = [*LEAK_SHIFTS, None]
-    return min(candidates, key=lambda lam: abs(beta - _beta_of(lam)))
+    return min(candidates, key=lambda lam: abs(beta - leak_beta(lam)))
 
 
 def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
@@ -209,48 +211,70 @@ def _refuse_cycles(nodes: dict, succ: dict[str, list[str]], start: str) -> None:
                 stack.append((nxt, iter(succ[nxt])))
 
 
-def _uniform(values, name: str, node: str, kind: str, what: str) -> float:
-    a = np.asarray(values, dtype=np.float64).ravel()
-    if a.size == 0 or not np.all(np.isfinite(a)):
-        raise NIRImportError(node, kind, f"{name} must be finite numbers, not {a[:4]}")
-    if np.ptp(a) > BETA_TOLERANCE * max(1.0, float(np.max(np.abs(a)))):
-        raise NIRImportError(node, kind, f"{name} differs between neurons ({a.min():g}..{a.max():g}); {what}")
-    return float(a[0])
+def _param(node, attr: str, name: str, kind: str, n: int, *, positive: bool = False,
+           allow_inf: bool = False) -> np.ndarray:
+    """A neuron parameter as float64 [n]: one value or one per neuron, never NaN (nor infinite unless
+    ``allow_inf``, nor <= 0 where ``positive``), else refused naming the first bad neuron."""
+    a = np.asarray(getattr(node, attr), dtype=np.float64).ravel()
+    if a.size not in (1, n):
+        raise NIRImportError(name, kind, f"{attr} has {a.size} values for the {n} neurons of the weights before it")
+    bad = np.isnan(a) | (np.isinf(a) & (not allow_inf or a < 0)) | ((a <= 0) if positive else False)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        need = (("a positive number (inf: no leak)" if allow_inf else "a finite positive number") if positive
+                else "a finite number")
+        raise NIRImportError(name, kind, f"{attr} must be {need}, not {a[i]:g} (neuron {i if a.size > 1 else 'all'})")
+    return np.broadcast_to(a, (n,))
 
 
-def _neuron(name: str, node, n: int, dt: float) -> tuple[np.ndarray, float, float]:
-    """``(beta per neuron, input gain g, threshold)`` of a LIF or IF node of ``n`` neurons."""
+def _neuron(name: str, node, n: int, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(beta, v_threshold, input gain g)`` per neuron of a LIF or IF node of ``n`` neurons."""
     kind = type(node).__name__
-    shape_ok = all(np.asarray(getattr(node, a)).size in (1, n) for a in ("r", "v_threshold"))
-    if not shape_ok:
-        raise NIRImportError(name, kind, f"parameters do not match the {n} neurons of the weights before it")
-    reset = np.zeros(1) if node.v_reset is None else np.asarray(node.v_reset, dtype=np.float64)
+    reset = np.zeros(1) if node.v_reset is None else _param(node, "v_reset", name, kind, n)
     if np.any(reset != 0):
-        raise NIRImportError(name, kind, f"v_reset = {reset.ravel()[0]:g}: qlif's resets go to zero or subtract the "
-                             "threshold, never to another potential")
-    r = np.broadcast_to(np.asarray(node.r, dtype=np.float64).ravel(), (n,))
+        raise NIRImportError(name, kind, f"v_reset = {reset[reset != 0][0]:g}: qlif's resets go to zero or subtract "
+                             "the threshold, never to another potential")
+    r = _param(node, "r", name, kind, n, positive=True)
+    theta = _param(node, "v_threshold", name, kind, n, positive=True)
     if isinstance(node, nir.LIF):
-        if np.any(np.asarray(node.v_leak) != 0):
+        if np.any(_param(node, "v_leak", name, kind, n) != 0):
             raise NIRImportError(name, kind, "v_leak != 0 drives every neuron by (1 - beta) v_leak each step, a "
                                  "bias, which the integer contract does not have")
-        tau = np.broadcast_to(np.asarray(node.tau, dtype=np.float64).ravel(), (n,))
-        if np.any(~(tau >= dt)):
+        tau = _param(node, "tau", name, kind, n, positive=True, allow_inf=True)
+        if np.any(tau < dt):
             raise NIRImportError(name, kind, f"tau = {tau.min():g} is below the step dt = {dt:g} (beta = 1 - dt/tau "
                                  "would be negative); give the producer's --dt")
-        beta = np.where(np.isinf(tau), 1.0, 1.0 - dt / tau)
-        gain = np.where(np.isinf(tau), r * dt, r * dt / np.where(np.isinf(tau), 1.0, tau))
+        leaky = np.isfinite(tau)
+        beta = np.where(leaky, 1.0 - dt / np.where(leaky, tau, 1.0), 1.0)
+        gain = np.where(leaky, r * dt / np.where(leaky, tau, 1.0), r * dt)
     else:
         beta = np.ones(n)
         gain = r * dt
-    g = _uniform(gain, "the input gain R dt / tau", name, kind, "qlif has one threshold per layer, so one gain")
-    if not g > 0:
-        raise NIRImportError(name, kind, f"input gain R dt / tau = {g:g} is not positive")
-    if abs(g - 1.0) <= BETA_TOLERANCE:
-        g = 1.0          # the exporter's float32 rounding of tau and R, not a gain
-    theta = _uniform(node.v_threshold, "v_threshold", name, kind, "qlif has one threshold per layer")
-    if not theta > 0:
-        raise NIRImportError(name, kind, f"v_threshold = {theta:g}: qlif's float network needs a positive threshold")
-    return beta, g, theta
+    # within BETA_TOLERANCE of 1: the exporter's float32 rounding of tau and R, not a gain
+    gain = np.where(np.abs(gain - 1.0) <= BETA_TOLERANCE, 1.0, gain)
+    return beta, theta, gain
+
+
+def _one_threshold(t: np.ndarray, name: str, kind: str) -> tuple[float, np.ndarray | None]:
+    """The layer's one threshold and the power-of-two factor of each neuron's weight column (``None``: all 1).
+
+    Neuron ``j`` with its own threshold ``t_j`` is neuron ``j`` with threshold ``t`` and weights times
+    ``t / t_j``: its membrane scaled by ``t / t_j``. In float32 that is the same neuron, step for step and spike
+    for spike, only when ``t / t_j`` is a power of two (scaling by ``2^k`` commutes with rounding); any other
+    ratio would round the membrane differently from the producer, so it is refused.
+    """
+    top = float(np.max(t))
+    if np.ptp(t) <= BETA_TOLERANCE * top:
+        return float(t[0]), None
+    ratio = top / t
+    k = np.round(np.log2(ratio))
+    off = np.abs(ratio - 2.0 ** k) > BETA_TOLERANCE * ratio
+    if np.any(off):
+        raise NIRImportError(name, kind, f"v_threshold / input gain differs between neurons ({t.min():g}..{top:g}) by "
+                             f"ratios that are not powers of two (neuron {int(np.argmax(off))}: {ratio[off][0]:g}); "
+                             "qlif has one threshold per layer, and folding a neuron's own into its weights is exact "
+                             "in float32 only for a power-of-two ratio")
+    return top, 2.0 ** k
 
 
 def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) -> Imported:
@@ -292,7 +316,7 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
         if isinstance(node, nir.Flatten):
             notes.append(f"{name} (Flatten): row-major, as the flat stimuli already are")
         elif isinstance(node, nir.Scale):
-            s = np.asarray(node.scale, dtype=np.float64).ravel()
+            s = _finite(node.scale, "scale", name, kind).ravel()
             if weights is not None:      # between weights and neurons: scales each neuron's weights
                 weights = _fold(weights, s[None, :] if s.size > 1 else s, name, kind)
                 notes.append(f"{name} (Scale): folded into {weight_node!r}'s weights")
@@ -303,6 +327,8 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
         elif isinstance(node, _WEIGHTS):
             if weights is not None:
                 raise NIRImportError(name, kind, f"follows the weight layer {weight_node!r} with no neurons between")
+            if isinstance(node, nir.Affine):
+                _finite(node.bias, "bias", name, kind)
             if isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
                 raise NIRImportError(name, kind, f"bias (largest |b| = {np.abs(node.bias).max():g}): the integer "
                                      "contract has no bias, a constant current into every neuron each step; train "
@@ -310,6 +336,7 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
             w = np.asarray(node.weight, dtype=np.float64)
             if w.ndim != 2:
                 raise NIRImportError(name, kind, f"weight of shape {w.shape}, not [n_out, n_in]")
+            _finite(w, "weight", name, kind)
             weights, weight_node = w.T.copy(), name
             if in_scale is not None:
                 weights = _fold(weights, in_scale[:, None] if in_scale.size > 1 else in_scale, scale_node, "Scale")
@@ -320,16 +347,24 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
         elif isinstance(node, _NEURONS):
             if weights is None:
                 raise NIRImportError(name, kind, "a neuron layer without a weight layer before it")
-            beta, gain, theta = _neuron(name, node, weights.shape[1], dt)
-            if gain != 1.0:
-                notes.append(f"{name} ({kind}): input gain {gain:.6g} divided out of the threshold")
+            beta, theta, gain = _neuron(name, node, weights.shape[1], dt)
+            if np.any(gain != 1.0):
+                shown = f"{gain[0]:.6g}" if np.ptp(gain) == 0 else f"{gain.min():.6g}..{gain.max():.6g}"
+                notes.append(f"{name} ({kind}): input gain {shown} divided out of the threshold")
+            t = theta / gain
+            threshold, factors = _one_threshold(t, name, kind)
+            if factors is not None:
+                weights = _fold(weights, factors[None, :], name, kind)
+                notes.append(f"{name} ({kind}): per-neuron thresholds {t.min():g}..{t.max():g} (over the input gain) "
+                             f"folded into {weight_node!r}'s weight columns (factors 2^{int(np.log2(factors.min()))}.."
+                             f"2^{int(np.log2(factors.max()))}) under one threshold {threshold:g}")
             lams = sorted({nearest_leak_shift(float(b)) for b in beta}, key=lambda v: -1 if v is None else v)
             if len(lams) > 1:
                 raise NIRImportError(name, kind, f"its neurons' betas map to different leak shifts {lams}; qlif has "
                                      "one leak for all neurons")
             lam = lams[0]
             layers.append(ImportedLayer(weight_node=weight_node, neuron_node=name, neuron_kind=kind,
-                                        weights=weights, threshold=theta / gain, beta=beta, leak_shift=lam))
+                                        weights=weights, threshold=threshold, beta=beta, leak_shift=lam))
             weights = None
         else:
             raise NIRImportError(name, kind, "not a node qlif maps (Input, Flatten, Scale, Linear, Affine, LIF, IF, "
@@ -356,6 +391,16 @@ def map_graph(graph: nir.NIRGraph, *, dt: float = DT, reset: str | None = None) 
     return Imported(layers=tuple(layers), leak_shift=layers[0].leak_shift, notes=tuple(notes), model_metadata=meta)
 
 
+def _finite(values, what: str, name: str, kind: str) -> np.ndarray:
+    """``values`` as float64, refused unless every entry is finite in float32 (the float network's precision)."""
+    a = np.asarray(values, dtype=np.float64)
+    bad = ~(np.abs(a) <= np.finfo(np.float32).max)          # NaN, inf, and what float32 makes inf
+    if np.any(bad):
+        raise NIRImportError(name, kind, f"{what} holds {int(bad.sum())} entries that are not finite float32 numbers "
+                             f"(the first: {a[bad].ravel()[0]:g} at {tuple(int(i) for i in np.argwhere(bad)[0])})")
+    return a
+
+
 def _fold(weights: np.ndarray, s, name: str, kind: str) -> np.ndarray:
     """``weights * s``, refused unless exact in float32 (the float network's precision): powers of two are."""
     out = weights * s
@@ -367,13 +412,44 @@ def _fold(weights: np.ndarray, s, name: str, kind: str) -> np.ndarray:
 
 
 def _model_metadata(graph: nir.NIRGraph) -> dict:
+    """The qlif model file in a graph's metadata (:func:`export_graph`), checked: ``{}`` when there is none.
+
+    The file is validated as ``qlif eval`` would read it, and the coding fields ``qlif import`` takes from its
+    ``metadata`` (seed, test_fraction, max_rate, dataset) are checked; anything wrong is one
+    :class:`NIRImportError` naming the field.
+    """
     text = (graph.metadata or {}).get(METADATA_KEY)
     if text is None:
         return {}
+
+    def refuse(why: str):
+        return NIRImportError(METADATA_KEY, "metadata", why)
+
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
     try:
-        return json.loads(str(text))
+        doc = json.loads(str(text))
     except ValueError as e:
-        raise ValueError(f"graph metadata {METADATA_KEY!r} is not JSON ({e})") from None
+        raise refuse(f"not JSON ({e})") from None
+    try:
+        Model.from_json(doc)
+    except ModelError as e:
+        raise refuse(f"not a qlif model file ({e})") from None
+    meta = doc.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise refuse(f"metadata must be a JSON object, not {type(meta).__name__}")
+    seed, fraction = meta.get("seed", 0), meta.get("test_fraction", 0.25)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise refuse(f"metadata.seed must be a non-negative integer, not {seed!r}")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise refuse(f"metadata.test_fraction must be a number in (0, 1), not {fraction!r}")
+    try:
+        parse_max_rate(meta.get("max_rate", "1"))
+    except ValueError as e:
+        raise refuse(f"metadata.max_rate: {e}") from None
+    if not isinstance(meta.get("dataset", ""), str):
+        raise refuse(f"metadata.dataset must be a data set name, not {meta['dataset']!r}")
+    return doc
 
 
 def _reset_of(meta: dict, reset: str | None, first: ImportedLayer) -> str:

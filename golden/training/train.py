@@ -38,6 +38,7 @@ from qlif.golden.data.datasets import DATASETS, load_split
 from qlif.golden.data.split import Split
 from qlif.golden.spec.coding import encode, format_max_rate
 from qlif.golden.spec.files import write_atomic
+from qlif.golden.spec.model import leak_beta
 
 __all__ = ["TrainConfig", "SpikingMLP", "train", "fit", "atomic_save", "set_determinism", "MNIST_CONFIG"]
 
@@ -129,7 +130,7 @@ class TrainConfig:
     @property
     def beta(self) -> float:
         """The float decay equal to the integer leak ``v - v / 2^lam`` (1 for no leak)."""
-        return 1.0 if self.leak_shift is None else 1.0 - 2.0 ** -self.leak_shift
+        return leak_beta(self.leak_shift)
 
 
 def set_determinism(seed: int) -> None:

@@ -39,7 +39,8 @@ def cmd_import(args) -> int:
         net = to_network(imported, **coding)
     except ValueError as e:
         raise CLIError(f"{args.graph}: {e}") from None
-    leak = _leak_report(imported, net, coding, args)
+    data = _test_split(coding, args) if args.dataset is not None else None
+    leak = _leak_report(imported, net, coding, data)
     shape = "-".join(str(n) for n in (imported.n_in, *(layer.weights.shape[1] for layer in imported.layers)))
     try:
         save_checkpoint(net, args.out, history={"imported_from": str(args.graph),
@@ -50,38 +51,53 @@ def cmd_import(args) -> int:
         print(f"import: {note}")
     thresholds = ", ".join(f"{layer.threshold:.6g}" for layer in imported.layers)
     print(f"import: {leak}")
+    if data is not None:
+        # Always, not only for a snapped leak: a producer that was not fed qlif's rate-coded 0/1 spikes (e.g.
+        # analogue pixels at every step) imports without complaint, and this figure is where it shows.
+        from qlif.golden.training.evaluate import float_accuracy
+
+        print(f"import: float accuracy {float_accuracy(net, *data):.2%} on {len(data[1])} {dataset} test samples, "
+              f"rate-coded as qlif feeds them (T = {coding['timesteps']}, max rate {coding['max_rate']}; "
+              "docs/nir.md#the-inputs)")
     print(f"import: {shape}, T = {coding['timesteps']}, thresholds {thresholds}, reset subtract, "
           f"data {dataset} -> {args.out}")
     return 0
 
 
-def _leak_report(imported, net, coding: dict, args) -> str:
-    """One line on the leak: exact, or the nearest shift with its float accuracy change (measured on the test
-    split when ``--dataset`` was given)."""
-    lam = imported.leak_shift
-    target = "no leak (beta = 1)" if lam is None else f"leak shift {lam} (beta = 1 - 2^-{lam} = {1 - 2.0 ** -lam:g})"
-    if imported.exact_leak:
-        return f"every neuron's beta is {target} exactly"
-    betas = sorted({round(float(b), 6) for layer in imported.layers for b in layer.beta})
-    shown = ", ".join(f"{b:g}" for b in betas[:4]) + (" ..." if len(betas) > 4 else "")
-    head = f"beta {shown} is not 1 - 2^-lam: nearest {target}"
-    if args.dataset is None:
-        return f"{head}; float accuracy change not measured (give --dataset to measure it)"
+def _test_split(coding: dict, args):
+    """The rate-coded test split ``(x, y)`` of the checkpoint's data set and coding."""
     from qlif.golden.data.datasets import load_split
     from qlif.golden.spec.coding import encode
-    from qlif.golden.training.evaluate import float_accuracy
-    from qlif.golden.training.nir_graph import to_network
 
     try:
         split = load_split(coding["dataset"], data_dir=args.data_dir, seed=coding["seed"],
                            test_fraction=coding["test_fraction"])
     except ValueError as e:
         raise CLIError(str(e)) from None
-    x = encode(split.x_test, coding["timesteps"], max_rate=coding["max_rate"])
-    before = float_accuracy(to_network(imported, **coding, exact_beta=True), x, split.y_test)
-    after = float_accuracy(net, x, split.y_test)
+    return encode(split.x_test, coding["timesteps"], max_rate=coding["max_rate"]), split.y_test
+
+
+def _leak_report(imported, net, coding: dict, data) -> str:
+    """One line on the leak: exact, or the nearest shift with its float accuracy change (measured on the test
+    split ``data`` when ``--dataset`` was given)."""
+    from qlif.golden.spec.model import leak_beta
+
+    lam = imported.leak_shift
+    target = "no leak (beta = 1)" if lam is None else f"leak shift {lam} (beta = 1 - 2^-{lam} = {leak_beta(lam):g})"
+    if imported.exact_leak:
+        return f"every neuron's beta is {target} exactly"
+    betas = sorted({round(float(b), 6) for layer in imported.layers for b in layer.beta})
+    shown = ", ".join(f"{b:g}" for b in betas[:4]) + (" ..." if len(betas) > 4 else "")
+    head = f"beta {shown} is not 1 - 2^-lam: nearest {target}"
+    if data is None:
+        return f"{head}; float accuracy change not measured (give --dataset to measure it)"
+    from qlif.golden.training.evaluate import float_accuracy
+    from qlif.golden.training.nir_graph import to_network
+
+    before = float_accuracy(to_network(imported, **coding, exact_beta=True), *data)
+    after = float_accuracy(net, *data)
     return (f"{head}; float accuracy {before:.2%} -> {after:.2%} ({100 * (after - before):+.2f} points) on "
-            f"{len(split.y_test)} {coding['dataset']} test samples")
+            f"{len(data[1])} {coding['dataset']} test samples")
 
 
 def cmd_export(args) -> int:
@@ -125,8 +141,9 @@ def register(add: AddCommand) -> None:
                          "say so, and snntorch writes v_reset = 0 for both of its resets")
     sp.add_argument("--dt", type=_dt_arg, default=DT, help=f"the producer's Euler step (default {DT:g}, snntorch's)")
     sp.add_argument("--dataset", default=None,
-                    help="data the checkpoint calibrates on; given, the float accuracy change of a leak shift "
-                         "that is not exact is measured on its test split (default: by input width, unmeasured)")
+                    help="data the checkpoint calibrates on; given, the imported network's float accuracy (and "
+                         "the change of a leak shift that is not exact) is measured on its test split (default: "
+                         "by input width, unmeasured)")
     sp.add_argument("--data-dir", help="folder with the MNIST IDX files")
     sp.add_argument("--max-rate", default=None, help="maximum rate of the rate coding (default 1)")
     sp = add("export", cmd_export, "integer model -> NIR graph, integer semantics in its metadata (docs/nir.md)")
