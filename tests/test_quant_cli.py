@@ -19,6 +19,15 @@ def ckpt(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def qat_ckpt(tmp_path_factory):
+    from qlif.golden.training.qat import QATConfig, QuantSpikingMLP
+
+    path = tmp_path_factory.mktemp("ckpt") / "lsq.pt"
+    save_checkpoint(QuantSpikingMLP(64, 10, TrainConfig(hidden=(8,), timesteps=4), QATConfig(method="lsq")), path)
+    return path
+
+
 def _fails(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -32,6 +41,9 @@ def _fails(capsys, argv, words):
     (["quantize", "{ckpt}", "--method", "lsq", "--out", "{out}"], "qlif train --qat lsq"),
     (["quantize", "{ckpt}", "--membrane-bits", "17", "--out", "{out}"], "--membrane-bits must be 2..16"),
     (["quantize", "{missing}", "--out", "{out}"], "no such checkpoint file"),
+    (["quantize", "{ckpt}", "--percentile", "0", "--out", "{out}"], "--percentile must lie in (0, 100], not 0"),
+    (["quantize", "{ckpt}", "--percentile", "100.5", "--out", "{out}"], "--percentile must lie in (0, 100], not 100.5"),
+    (["quantize", "{qat}", "--percentile", "99", "--out", "{out}"], "--percentile belongs to ptq"),
     (["train", "--qat", "xnor", "--out", "{out}"], "--qat: unknown value 'xnor'"),
     (["train", "--qat", "lsq", "--weight-bits", "1", "--out", "{out}"], "lsq gives 2 or 4 or 8-bit weights, not 1"),
     (["train", "--qat", "binary", "--weight-bits", "4", "--out", "{out}"], "binary gives 1-bit weights, not 4"),
@@ -54,9 +66,9 @@ def _fails(capsys, argv, words):
     (["sweep-accuracy", "--weight-bits", "3", "--out-dir", "{out}"], "--weight-bits: 3 is not one of"),
     (["sweep-accuracy", "--datasets", "mnist", "--out-dir", "{out}"], "--data-dir"),
 ])
-def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys, ckpt, argv, words):
+def test_bad_arguments_are_one_line_exit_2(tmp_path, capsys, ckpt, qat_ckpt, argv, words):
     out = tmp_path / "out.json"
-    argv = [a.format(ckpt=ckpt, out=out, missing=tmp_path / "missing") for a in argv]
+    argv = [a.format(ckpt=ckpt, qat=qat_ckpt, out=out, missing=tmp_path / "missing") for a in argv]
     _fails(capsys, argv, words)
     assert not out.exists()
 
@@ -98,3 +110,19 @@ def test_binary_cli_trains_at_another_coding_than_its_teacher(tmp_path, capsys, 
     saved = load_model(model)
     assert saved.timesteps == 8 and saved.metadata["max_rate"] == "1/2"
     assert main(["eval", str(model)]) == 0
+
+
+def test_quantize_cli_calibrates_the_clips_by_default_and_fixes_them_on_request(tmp_path, capsys, ckpt):
+    from qlif.golden.training.quantize import CLIP_CRITERION
+
+    out = tmp_path / "cal.json"
+    assert main(["quantize", str(ckpt), "--membrane-bits", "8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    meta = load_model(out).metadata
+    assert meta["calibration"]["criterion"] == CLIP_CRITERION and "percentile" not in meta
+    clips = "/".join(f"{p:g}" for p in meta["clip_percentiles"])
+    assert f"clip percentiles (calibrated on training data) {clips}" in printed, printed
+    assert main(["quantize", str(ckpt), "--membrane-bits", "8", "--percentile", "99", "--out", str(out)]) == 0
+    assert "clip percentiles (fixed) 99/99" in capsys.readouterr().out
+    meta = load_model(out).metadata
+    assert meta["percentile"] == 99 and meta["clip_percentiles"] == [99, 99] and meta["calibration"] == "none"

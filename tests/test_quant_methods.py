@@ -129,9 +129,11 @@ def test_ptq_forced_small_registers_rescale_the_threshold():
     net = _net(SpikingMLP, [rng.normal(0, 0.1, (64, 24)), rng.normal(0, 0.3, (24, 10))])
     for b in (1, 2, 4, 8):
         for k in (2, 4, 8, 9, 16):
-            model = quantize(net, weight_bits=b, membrane_bits=k)      # validates
+            model = quantize(net, weight_bits=b, membrane_bits=k, percentile=99.9)      # validates
             assert all(layer.membrane_bits == k and layer.threshold <= theta_max(k) for layer in model.layers)
     assert quantize(net, weight_bits=8, membrane_bits=8).layers[0].threshold == theta_max(8)   # 126: rescaled
+    # The clip calibration tries every clip of its grid in the forced register: each rescaled as needed.
+    assert all(layer.threshold <= theta_max(4) for layer in quantize(net, weight_bits=8, membrane_bits=4).layers)
 
 
 def test_integer_model_converges_to_the_float_spikes_with_fine_weights_and_wide_registers():

@@ -27,14 +27,20 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     grid = dict(datasets=("digits",), methods=("ptq", "binary"), weight_bits=(1, 4), membrane_bits=(8,))
     rows = sweep(**grid, work_dir=tmp_path, float_checkpoints={"digits": float_ckpt}, progress=False,
                  log=lambda *_: None)
-    assert [(r.method, r.weight_bits, r.membrane_bits) for r in rows] == [("ptq", 1, 8), ("ptq", 4, 8),
-                                                                           ("binary", 1, 8)]
+    assert [(r.method, r.calibration, r.weight_bits, r.membrane_bits) for r in rows] == [
+        ("ptq", "calibrated", 1, 8), ("ptq", "fixed 99.9", 1, 8), ("ptq", "calibrated", 4, 8),
+        ("ptq", "fixed 99.9", 4, 8), ("binary", "", 1, 8)]
     for r in rows:
-        model = load_model(tmp_path / "digits" / f"{r.method}_b{r.weight_bits}_k{r.membrane_bits}.json")
+        model = load_model(r.commands[-1].split()[2])
         assert [layer.membrane_bits for layer in model.layers] == [8, 8]
         assert 0.0 <= r.integer_accuracy <= 1.0 and r.n_test == 450
         assert r.compression == pytest.approx(32 / r.weight_bits)
-    assert "--rate-target 0.05" in rows[2].commands[1] and "--percentile" in rows[0].commands[1]
+        assert (r.timesteps, r.max_rate) == (SMALL.timesteps, "1")
+        assert (r.clip_percentiles is None) == (r.method != "ptq")
+    # The calibrated row's command is the default of qlif quantize, the fixed one names its percentile.
+    assert "--percentile" not in rows[0].commands[1] and "--percentile 99.9" in rows[1].commands[1]
+    assert rows[1].clip_percentiles == [99.9, 99.9]
+    assert "--rate-target 0.05" in rows[4].commands[1]
 
     # A second run takes every row from the cache: nothing is trained or quantized again.
     def boom(*args, **kwargs):
@@ -49,14 +55,25 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     # --cached-only over a larger grid: the cached rows, and the others named with their command.
     wider = dict(grid, methods=("ptq", "lsq", "binary"), weight_bits=(1, 2, 4), membrane_bits=(4, 8))
     cached = sweep(**wider, work_dir=tmp_path, cached_only=True, log=lambda *_: None)
-    assert len(cached) == 3
-    absent = missing(cached, **wider)
-    assert ("digits", "lsq", 2, 4) in absent and ("digits", "ptq", 4, 8) not in absent
-    assert ("digits", "binary", 2, 4) not in absent           # binary cannot do 2 bits: not part of the grid
-    paths = write_results(cached, tmp_path / "out", absent=absent)
+    assert len(cached) == 5
+    absent = {(j.method, j.calibration, j.weight_bits, j.membrane_bits) for j in missing(cached, **wider)}
+    assert ("lsq", "", 2, 4) in absent and ("ptq", "calibrated", 4, 8) not in absent
+    assert ("ptq", "fixed 99.9", 2, 8) in absent
+    assert ("binary", "", 2, 4) not in absent                 # binary cannot do 2 bits: not part of the grid
+    jobs = missing(cached, **wider)
+    paths = write_results(cached, tmp_path / "out", absent=jobs)
     md = paths[1].read_text()
-    assert "Not measured yet" in md and "--methods lsq --weight-bits 2 --membrane-bits 4" in md
+    assert "not run" in md and "--methods lsq --weight-bits 2 --membrane-bits 4" in md
     assert "qlif train --qat binary --weight-bits 1 --membrane-bits 8" in md
     with open(paths[0]) as f:
-        assert len(list(csv.DictReader(f))) == 3
+        table = list(csv.DictReader(f))
+    assert len(table) == 5 + len(jobs)
+    assert [r["status"] for r in table].count("not run") == len(jobs)
+    assert all(r["timesteps"] == "4" and r["max_rate"] == "1" for r in table)
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
+    # The rows at another coding are part of the grid with codings=True: not run, with their command.
+    coded = [j for j in missing(cached, **dict(wider, datasets=("mnist",), methods=("binary",)), codings=True)
+             if j.coding]
+    assert [(j.coding[0], j.coding[1]) for j in coded] == [(64, "1/8"), (128, "1/16")]
+    md = write_results(cached, tmp_path / "out2", absent=coded)[1].read_text()
+    assert "| binary | - | 1 | 128 | 1/16 |" in md and "--codings" in md
