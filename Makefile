@@ -3,7 +3,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup demo test test-all lint bench mutation formal gate regress-mnist power-calibration clean
+.PHONY: setup demo test test-all lint bench mutation formal gate regress-mnist accuracy power-calibration clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -72,6 +72,17 @@ MNIST  ?= $(CURDIR)/../shared/data/mnist
 ICARUS ?= 500
 regress-mnist: $(STAMP)
 	$(BIN)/python scripts/regress_mnist.py --data-dir $(MNIST) --icarus $(ICARUS) $(if $(MODEL),--model $(MODEL))
+
+# The accuracy table docs/results/accuracy.{csv,md,png} (docs/quantization.md): every quantization method x
+# weight bits x membrane bits (PTQ calibrated and at the fixed 99.9th percentile) on the digits (the committed
+# float network) and MNIST (784-500-10, trained once into build/sweep/mnist/float.pt); rows are cached under
+# build/sweep, so an interrupted run resumes. Hours on 2 cores (MNIST's QAT rows); CODINGS=1 adds the
+# sparse-coding MNIST binary rows (hours more); CACHED=1 only rewrites the table from the cached rows, the
+# others marked "not run" with their command.
+accuracy: $(STAMP)
+	nice -n 10 $(BIN)/qlif sweep-accuracy --datasets digits,mnist --data-dir $(MNIST) \
+	    --float-checkpoint digits=tests/fixtures/digits_float_seed0.pt --work-dir build/sweep \
+	    $(if $(CODINGS),--codings) $(if $(CACHED),--cached-only)
 
 clean:
 	rm -rf build
