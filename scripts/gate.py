@@ -2,13 +2,14 @@
 
 ::
 
-    make gate                                   # the demo's digits model on the UP5K, 784-500-10 on the ECP5-85F
+    make gate                                   # digits on the UP5K (board, core), 784-500-10 on the ECP5-85F (core)
     .venv/bin/python scripts/gate.py --fresh    # without the cached netlists and simulator builds (real times)
 
-Runs ``pytest -m slow tests/test_gate.py``; each design's test leaves a record of its figures
-(``QLIF_GATE_RECORDS``), printed as one line per design as it completes, then
-``gate-level: D designs, S samples bit-exact``. The exit status is pytest's (1 when a design differs
-from the golden model or its synthesis or simulation failed).
+Runs ``pytest -m slow tests/test_gate.py``; each netlist's test leaves a record of its figures
+(``QLIF_GATE_RECORDS``), printed as one line per netlist as it completes (``board``: the board top as
+nextpnr gets it, driven through its UART; ``core``: the core alone, every membrane at every step), then
+``gate-level: D designs, S samples bit-exact`` (D: the netlists, S: their samples). The exit status is
+pytest's (1 when a netlist differs from the golden model or its synthesis or simulation failed).
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ def describe(r: dict) -> str:
     luts = cells.get("SB_LUT4", 0) + cells.get("LUT4", 0)
     rams = cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0)
     synth = f"{r['synth_s']:.0f} s" + (", cached" if r["synth_cached"] else "")
-    return (f"{r['design']}: {r['family']} ({r['board']}), {'-'.join(map(str, r['sizes']))}, T={r['timesteps']}, "
-            f"P={r['lanes']}: synthesis {synth} ({r['mapper']}, {luts} LUT4, {rams} block RAMs), "
+    level = r.get("level", "core")
+    checked = (f"{r['steps_checked']} steps' RESULT through the UART at {r['baud']} baud" if level == "board"
+               else "every step's membranes")
+    return (f"{r['design']} ({level}): {r['family']} ({r['board']}), {'-'.join(map(str, r['sizes']))}, "
+            f"T={r['timesteps']}, P={r['lanes']}: synthesis {synth} ({r['mapper']}, {luts} LUT4, {rams} block RAMs), "
             f"{r['simulator']} build {r['build_s']:.0f} s, {r['samples']} samples ({r['sim_cycles']} cycles) "
-            f"in {r['run_s']:.0f} s: bit-exact")
+            f"in {r['run_s']:.0f} s: {checked} bit-exact")
 
 
 def main() -> int:

@@ -12,6 +12,9 @@ path). Each test writes its figures and verdict to the output JSON, even when it
   ``ok``/``fault``/``wake`` pins against the reference after every item.
 * ``flood``: frames with no gap and no window: the receive buffer overflows, overruns are counted, the
   surviving frames are answered, and the link recovers.
+* ``steps``: the host driver again, a RESULT after every step: all that the board reports in the middle
+  of a sample (prediction, spike counts, steps, core cycles, flags) against the golden model at every
+  step (the gate-level board netlists of :mod:`qlif.sim.gate`).
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ async def _host_driver(tb: LinkBench) -> None:
     model, x = tb.model, tb.x
     # The read timeout: far beyond any reply (a whole window of frames and a step of the core).
     port = SimPort(tb.source, tb.sink, timeout=tb.cycles(400_000) * 1e-9)
-    board = Board(port, frame_timeout=2 * tb.cycles(tb.timeout_cycles) * 1e-9)
+    board = Board(port, frame_timeout=2 * tb.cycles(tb.cfg["host_timeout_cycles"]) * 1e-9)
     wake = sorted(tb.cfg["wake_set"])
 
     def host() -> dict:
@@ -173,6 +176,53 @@ async def _host_driver(tb: LinkBench) -> None:
     assert not errors, f"error counters after a clean run: {errors}"
     assert after.counters["frames_ok"] - got["before"].counters["frames_ok"] == frames + 1, "frames lost"
     assert tb.sink.frame_errors == 0
+
+
+# -- a RESULT after every step -----------------------------------------------------------------------
+
+@cocotb.test()
+async def steps(dut: HierarchyObject) -> None:
+    await _guarded(LinkBench(dut), _steps)
+
+
+async def _steps(tb: LinkBench) -> None:
+    model, x = tb.model, tb.x
+    port = SimPort(tb.source, tb.sink, timeout=tb.cycles(400_000) * 1e-9)
+    board = Board(port, frame_timeout=2 * tb.cycles(tb.cfg["host_timeout_cycles"]) * 1e-9)
+    wake = sorted(tb.cfg["wake_set"])
+    golden = reference.run(model, x, lanes=tb.lanes)
+    counts = np.cumsum(golden.spikes[-1], axis=1, dtype=np.int64)     # [S, T, n_out]: so far, at each step
+    cycles = np.cumsum(golden.cycles, axis=1)
+
+    def expected(s: int, t: int) -> tuple:
+        prediction = int(reference.predict(golden.spikes[-1][s:s + 1, :t + 1])[0])
+        flags = Flag.DONE if t + 1 == model.timesteps else Flag(0)
+        if flags and prediction in wake:
+            flags |= Flag.WAKE
+        return prediction, counts[s, t].tolist(), t + 1, int(cycles[s, t]) % (1 << 32), flags
+
+    def host() -> tuple[int, object]:
+        # Checked as each reply comes, so that a difference ends the simulation at once.
+        board.connect(model)
+        board.set_wake(wake)
+        checked = 0
+        for s, sample in enumerate(x):
+            board.reset()
+            for t, step in enumerate(sample):
+                board.step(np.flatnonzero(step))
+                res = board.result()
+                got = (res.prediction, res.counts.tolist(), res.steps, res.cycles, res.flags)
+                if got != expected(s, t):
+                    raise AssertionError(f"sample {s}, step {t}: the board says (prediction, counts, steps, "
+                                         f"cycles, flags) {got}, the golden model {expected(s, t)}")
+                checked += 1
+        return checked, board.status()
+
+    checked, status = await bridge(host)()
+    errors = {k: v for k, v in status.counters.items() if k != "frames_ok" and v}
+    assert not errors, f"error counters after a clean run: {errors}"
+    assert tb.sink.frame_errors == 0
+    tb.stats.update(steps_checked=checked, samples=len(x), counters=status.counters, prediction=golden.prediction)
 
 
 # -- the fuzz campaign -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from qlif.sim.waves import waves_requested
 __all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
 
 TEST_MODULE = "qlif.sim.cocotb_link"
-LINK_TESTS = ("host_driver", "fuzz", "flood")
+LINK_TESTS = ("host_driver", "fuzz", "flood", "steps")
 #: Simulation clock and baud rate: 8 clock cycles per bit, the fastest the UART takes, for speed.
 SIM_CLK = 8_000_000
 SIM_BAUD = 1_000_000
@@ -83,7 +83,8 @@ def link_verilog(model: Model, *, lanes: int, clk_freq: float = SIM_CLK, baud: i
 def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icarus", "verilator"] = "verilator",
              lanes: int = 1, build_dir: str | os.PathLike | None = None, seed: int = 0, fuzz_frames: int = 1000,
              fuzz_samples: int | None = None, flood_frames: int = 200, wake_classes=None,
-             wake_set=(0,), core_clk: float | None = None) -> dict:
+             wake_set=(0,), core_clk: float | None = None, netlist: tuple[str, int, int] | None = None,
+             host_timeout_cycles: int | None = None) -> dict:
     """Run one test of :mod:`qlif.sim.cocotb_link` and return its figures (a dict from its JSON).
 
     Parameters
@@ -102,6 +103,13 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     core_clk : float or None
         ``None``: the core shares the link's clock (:data:`SIM_CLK`). A frequency in Hz: the core runs
         from a clock of its own at that frequency (e.g. :data:`SIM_CORE_CLKS`), as on a board with a PLL.
+    netlist : (str, int, int) or None
+        Another design to run instead of :func:`link_verilog`'s, with the same ports (top ``qlif_top``):
+        its Verilog text, UART divisor and frame timeout in cycles (:func:`qlif.sim.gate.synthesize_board`).
+    host_timeout_cycles : int or None
+        The host driver's frame timeout in cycles (``host_driver``, ``steps``; default the design's).
+        Shorter is for a design with the board's timeout: the driver's resync, which waits twice this,
+        would otherwise idle the line for ~10^6 cycles at the start (no partial frame is on a clean line).
 
     Raises
     ------
@@ -117,8 +125,8 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     waves = waves_requested()
     if core_clk is not None and not (isinstance(core_clk, (int, float)) and core_clk > 0):
         raise ValueError(f"core_clk must be a frequency in Hz or None, not {core_clk!r}")
-    text, divisor, timeout_cycles = link_verilog(model, lanes=lanes, wake_classes=wake_classes,
-                                                 core_domain=core_clk is not None)
+    text, divisor, timeout_cycles = netlist if netlist is not None else link_verilog(
+        model, lanes=lanes, wake_classes=wake_classes, core_domain=core_clk is not None)
     runner, where = build_verilog(text, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
@@ -129,6 +137,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
         "test": test, "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
         "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "core_clk_freq": core_clk, "divisor": divisor,
         "timeout_cycles": timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
+        "host_timeout_cycles": host_timeout_cycles if host_timeout_cycles is not None else timeout_cycles,
         "wake_classes": None if wake_classes is None else sorted(wake_classes), "wake_set": list(wake_set),
         "seed": seed, "fuzz_frames": fuzz_frames,
         "fuzz_samples": fuzz_samples if fuzz_samples is not None else max(1, fuzz_frames // 25),
