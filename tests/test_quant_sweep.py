@@ -41,6 +41,8 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     assert "--percentile" not in rows[0].commands[1] and "--percentile 99.9" in rows[1].commands[1]
     assert rows[1].clip_percentiles == [99.9, 99.9]
     assert "--rate-target 0.05" in rows[4].commands[1]
+    # The given float network is used as it is: no command that would train over it.
+    assert all(r.commands[0] == f"test -f {float_ckpt}" for r in rows)
 
     # A second run takes every row from the cache: nothing is trained or quantized again.
     def boom(*args, **kwargs):
@@ -63,7 +65,8 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     jobs = missing(cached, **wider)
     paths = write_results(cached, tmp_path / "out", absent=jobs)
     md = paths[1].read_text()
-    assert "not run" in md and "--methods lsq --weight-bits 2 --membrane-bits 4" in md
+    assert "not run" in md and f"--float-checkpoint digits={float_ckpt} --methods lsq --weight-bits 2 " \
+        "--membrane-bits 4" in md
     assert "qlif train --qat binary --weight-bits 1 --membrane-bits 8" in md
     with open(paths[0]) as f:
         table = list(csv.DictReader(f))

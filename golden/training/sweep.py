@@ -143,11 +143,12 @@ def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=GRID_WEIG
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
         grid = jobs(dataset, methods=methods, weight_bits=weight_bits, membrane_bits=membrane_bits, codings=codings)
         if cached_only:
-            rows += [Row(**cache[job.key]) for job in grid if job.key in cache]
+            rows += [_cached(cache, job) for job in grid if job.key in cache]
             continue
         split = load_split(dataset, data_dir=data_dir)
         data = _data_arg(dataset, data_dir)
         config = _base_config(dataset)
+        given = dataset in (float_checkpoints or {})
         float_path = Path((float_checkpoints or {}).get(dataset, work / "float.pt"))
         if not float_path.is_file():
             log(f"sweep: training the float {dataset} network -> {float_path}")
@@ -156,10 +157,12 @@ def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=GRID_WEIG
             save_checkpoint(net, float_path, history=history)
         teacher = load_checkpoint(float_path)
         float_acc = evaluate(net=teacher, split=split).float_accuracy
-        train_cmd = f"qlif train{data} --out {float_path}"
+        # A given float network is used as it is (training one would overwrite it, e.g. the committed
+        # digits fixture): the command only checks that it is there.
+        train_cmd = f"test -f {float_path}" if given else f"qlif train{data} --out {float_path}"
         for job in grid:
             if job.key in cache:
-                rows.append(Row(**cache[job.key]))
+                rows.append(_cached(cache, job))
                 continue
             start = time.perf_counter()
             method, b, k = job.method, job.weight_bits, job.membrane_bits
@@ -214,6 +217,10 @@ def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=GRID_WEIG
     return rows
 
 
+def _cached(cache: dict, job: Job) -> Row:
+    return Row(**{"key": job.key, **cache[job.key]})     # rows cached before rows had a key: the cache's
+
+
 def missing(rows: list[Row], *, datasets, methods, weight_bits, membrane_bits, codings: bool = False) -> list[Job]:
     """The rows of the grid (:func:`jobs`) that ``rows`` do not hold."""
     have = {(r.dataset, r.key) for r in rows}
@@ -239,11 +246,13 @@ def _sweep_command(job: Job, rows: list[Row]) -> str:
     """The ``qlif sweep-accuracy`` command that measures ``job`` (with the measured rows' data folder and float
     network, where there are any)."""
     d = job.dataset
-    train_cmd = next((r.commands[0] for r in rows if r.dataset == d), None)
+    row = next((r for r in rows if r.dataset == d), None)
     data, float_arg = (" --data-dir DIR" if d == "mnist" else ""), ""
-    if train_cmd is not None:
-        data_part, _, float_path = train_cmd.removeprefix("qlif train").partition(" --out ")
-        data, float_arg = data_part.replace(" --dataset mnist", ""), f" --float-checkpoint {d}={float_path}"
+    if row is not None:
+        # the float network is the last word of the first command, the data folder in the eval command's
+        _, _, data_dir = row.commands[-1].partition(" --data-dir ")
+        data = f" --data-dir {data_dir}" if data_dir else ""
+        float_arg = f" --float-checkpoint {d}={row.commands[0].split()[-1]}"
     codings = " --codings" if job.coding else ""
     return (f"qlif sweep-accuracy --datasets {d}{data}{float_arg} --methods {job.method} "
             f"--weight-bits {job.weight_bits} --membrane-bits {job.membrane_bits}{codings}")
@@ -314,8 +323,14 @@ def _markdown(rows: list[Row], header: str, absent=()) -> str:
                                                                   else f"{cells[k].integer_accuracy:.2%}")
                                       for k in ks) + " |")
         if rs:
-            lines += ["", "Commands that reproduce each row (float network first, shared by all rows):", "",
-                      f"    {rs[0].commands[0]}", ""]
+            first = rs[0].commands[0]
+            if first.startswith("test -f "):
+                train = "qlif train --dataset mnist --data-dir DIR" if dataset == "mnist" else "qlif train"
+                lines += ["", f"The float network, shared by all rows, is given (`--float-checkpoint`): "
+                          f"`{first.split()[-1]}` (`{train} --out PATH` trains one). Commands of each row:", ""]
+            else:
+                lines += ["", "Commands that reproduce each row (float network first, shared by all rows):", "",
+                          f"    {first}", ""]
             for r in rs:
                 clips = ("" if r.clip_percentiles is None else
                          f", {r.calibration} clip percentiles {'/'.join(f'{p:g}' for p in r.clip_percentiles)}")
