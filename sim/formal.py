@@ -13,6 +13,10 @@ The design is written as RTLIL (:func:`amaranth.back.rtlil.convert`) beside a ge
 (the base case and the induction step, both ``depth`` steps long); ``mode="bmc"`` checks the first ``depth``
 steps from reset only.
 
+Many small combinational designs (the LIF datapath's builds, one per parameter set that its generator
+branches on) go through :func:`prove_each` instead: Yosys' own ``sat`` on each, all in one Yosys process,
+where a SymbiYosys run each would spend seconds of start-up.
+
 A proof's verdict is SymbiYosys' own: ``PASS``, ``FAIL`` (a counterexample trace is left in the work folder,
 see :meth:`ProofResult.summary`), or ``ERROR``/``UNKNOWN`` (the tools failed, or induction did not close at
 this depth). Only ``PASS`` passes.
