@@ -441,10 +441,10 @@ class SPICmd(enum.IntEnum):
 class SPIFlag(enum.IntFlag):
     """The first byte of the READ_STATUS answer."""
 
-    BUSY = 0x01            #: a committed frame is being inferred (the core's clock runs)
+    BUSY = 0x01            #: a committed frame is being inferred, or the core's clock is still being turned off
     DONE = 0x02            #: not busy, and a frame has been inferred: the result is the last frame's
     WAKE = 0x04            #: the wake pin is high (DONE and the prediction is in the wake mask)
-    REFUSED = 0x08         #: a WRITE_FRAME or WRITE_MASK was refused (busy) since the last READ_STATUS
+    REFUSED = 0x08         #: a WRITE_FRAME or WRITE_MASK was refused (busy) since a READ_STATUS last sent it
     CORE_ERROR = 0x10      #: the core dropped an input token (never happens: the encoder's are in order)
 
 

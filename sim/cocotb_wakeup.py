@@ -5,12 +5,15 @@ Run by :func:`qlif.sim.wakeup_runner.run_wakeup`, which passes a JSON file in ``
 (the frames, the golden predictions and counts, the wake masks, the clock periods, the output path).
 The test writes its figures and verdict to the output JSON, even when it fails.
 
-``frames``: the wake mask written over SPI; then per frame: the core's clock stopped before it (no
-oscillator edge over an idle window), the frame written, busy at once, for the first frames a second
-frame sent while busy and refused (REFUSED, the accepted-frames count unchanged), the clock running
-until DONE and stopped again after, the result (prediction and every count) equal to the golden
-model's, the wake pin and flag as the mask says; and the oscillator never enabled before its power-up
-time (the model's ``early`` flag).
+``frames``: the core's clock stopped over an idle window after configuration, the wake mask written
+over SPI; then per frame: the frame written, busy at once, for the first frames a second frame sent
+while busy and refused (REFUSED, the accepted-frames count unchanged), the clock running until BUSY
+clears, the result (prediction and every count) equal to the golden model's, the wake pin and flag as
+the mask says, then no core clock edge from BUSY clear until the next frame's commit, which comes a
+gap (``gaps_lfosc``: 0 to a few LFOSC periods) after DONE was seen: the gaps that reach the
+oscillator's power-down while it is under way. Throughout, a monitor fails the test if ``CLKHFEN`` ever
+falls while ``run`` is high (the core's clock cut during an inference), and the oscillator is never
+enabled before its power-up time (the model's ``early`` flag).
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from pathlib import Path
 import cocotb
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
-from cocotb.triggers import Timer
+from cocotb.triggers import FallingEdge, Timer
+from cocotb.utils import get_sim_time
 
-from qlif.boards.link.spi_target import (
+from qlif.boards.protocol import (
     SPIFlag,
     decode_spi_result,
     decode_spi_status,
-    read_result,
-    read_status,
-    write_frame,
-    write_mask,
+    spi_read_result,
+    spi_read_status,
+    spi_write_frame,
+    spi_write_mask,
 )
 
 
@@ -74,23 +78,24 @@ class WakeupHost:
         self.spi, self.n_out, self.timesteps = spi, n_out, timesteps
 
     async def status(self) -> tuple[SPIFlag, int, int]:
-        return decode_spi_status(await self.spi.transfer(read_status()))
+        return decode_spi_status(await self.spi.transfer(spi_read_status()))
 
     async def result(self) -> tuple[int, list[int]]:
-        miso = await self.spi.transfer(read_result(self.n_out, self.timesteps))
+        miso = await self.spi.transfer(spi_read_result(self.n_out, self.timesteps))
         return decode_spi_result(miso, n_out=self.n_out, timesteps=self.timesteps)
 
     async def frame(self, frame) -> None:
-        await self.spi.transfer(write_frame(frame))
+        await self.spi.transfer(spi_write_frame(frame))
 
     async def mask(self, classes) -> None:
-        await self.spi.transfer(write_mask(classes, self.n_out))
+        await self.spi.transfer(spi_write_mask(classes, self.n_out))
 
 
 @cocotb.test()
 async def frames(dut):
     cfg = json.loads(Path(os.environ["QLIF_WAKEUP_CONFIG"]).read_text())
-    stats = {"frames": 0, "refused": 0, "hf_edges": [], "idle_ns": 0, "failure": None}
+    stats = {"frames": 0, "refused": 0, "hf_edges": [], "tail_edges": [], "idle_ns": 0, "polls": 0,
+             "clock_cuts": [], "failure": None}
     try:
         await _frames(dut, cfg, stats)
     except Exception as e:
@@ -100,15 +105,35 @@ async def frames(dut):
         Path(cfg["out"]).write_text(json.dumps(stats))
 
 
+async def _watch_clock_enable(dut, stats):
+    """Record every fall of ``CLKHFEN`` while ``run`` is high (sim time, ns): the core's clock gated off
+    in the middle of an inference."""
+    while True:
+        await FallingEdge(dut.hfosc.CLKHFEN)
+        if int(dut.run.value):
+            stats["clock_cuts"].append(get_sim_time("ns"))
+
+
+async def _watch_run(dut, fell: list):
+    """Append the core clock's edge count at each fall of ``run`` (the result final)."""
+    while True:
+        await FallingEdge(dut.run)
+        fell.append(int(dut.hfosc.edges.value))
+
+
 async def _frames(dut, cfg, stats):
     periods = cfg["periods_ns"]
     Clock(dut.hfosc.osc, periods["hfosc"], unit="ns").start()
     Clock(dut.lfosc.osc, periods["lfosc"], unit="ns").start()
     host = WakeupHost(SPIMaster(dut, periods["sck"]), cfg["n_out"], cfg["timesteps"])
     idle = 5 * periods["lfosc"]
+    gaps = [g * periods["lfosc"] for g in cfg["gaps_lfosc"]]
     await Timer(1, unit="ns")          # past the registers' initial values (time 0 events under Icarus)
     # 100 us, the oscillator's power-up time, is one LFOSC period (10 kHz) on the board: so here.
     dut.hfosc.startup.value = periods["lfosc"] // periods["hfosc"]
+    cocotb.start_soon(_watch_clock_enable(dut, stats))
+    fell = []
+    cocotb.start_soon(_watch_run(dut, fell))
 
     def edges() -> int:
         return int(dut.hfosc.edges.value)
@@ -125,8 +150,10 @@ async def _frames(dut, cfg, stats):
     assert flags == SPIFlag(0) and accepted == 0, f"status at power-up: {flags!r}, {accepted} frames"
     await host.mask(cfg["wake_set"])
     mask = set(cfg["wake_set"])
+    e_idle = edges()                   # the core clock's edges when the target last reported not busy
     for s, frame in enumerate(cfg["frames"]):
         e0 = edges()
+        assert e0 == e_idle, f"frame {s}: the core's clock ran while the target reported not busy"
         await host.frame(frame)
         stats["frames"] += 1
         assert int(dut.run.value), f"frame {s}: run low after the frame's last byte"
@@ -137,15 +164,23 @@ async def _frames(dut, cfg, stats):
             assert SPIFlag.REFUSED in flags, f"frame {s}: a frame sent while busy was not refused ({flags!r})"
             assert accepted == (s + 1) % 256, f"frame {s}: {accepted} frames accepted, expected {s + 1}"
             stats["refused"] += 1
-        for _ in range(10_000):
+        for _ in range(100_000):
             flags, pred, accepted = await host.status()
+            stats["polls"] += 1
             if SPIFlag.BUSY not in flags:
                 break
+            if cfg["poll_ns"]:
+                await Timer(cfg["poll_ns"], unit="ns")
         else:
-            raise AssertionError(f"frame {s}: still busy after 10000 status reads")
-        e1 = edges()
-        stats["hf_edges"].append(e1 - e0)
-        assert e1 > e0, f"frame {s}: done, but the core's clock never ran"
+            raise AssertionError(f"frame {s}: still busy after 100000 status reads")
+        t_done, e_idle = get_sim_time("ns"), edges()
+        assert len(fell) == s + 1, f"frame {s}: BUSY clear, but run fell {len(fell)} times in {s + 1} frames"
+        stats["hf_edges"].append(fell[-1] - e0)
+        stats["tail_edges"].append(e_idle - fell[-1])
+        assert fell[-1] > e0, f"frame {s}: done, but the core's clock never ran"
+        assert not stats["clock_cuts"], (
+            f"frame {s}: CLKHFEN fell while run was high (the core's clock gated off during an inference) "
+            f"at {stats['clock_cuts']} ns")
         assert SPIFlag.DONE in flags and SPIFlag.REFUSED not in flags, f"frame {s}: flags {flags!r}"
         assert SPIFlag.CORE_ERROR not in flags, f"frame {s}: core error"
         assert accepted == (s + 1) % 256, f"frame {s}: {accepted} frames accepted, expected {s + 1}"
@@ -157,5 +192,10 @@ async def _frames(dut, cfg, stats):
         assert int(dut.wake.value) == wake and (SPIFlag.WAKE in flags) == wake, (
             f"frame {s}: wake pin {int(dut.wake.value)}, flag {SPIFlag.WAKE in flags}, class {want_pred} "
             f"in mask {sorted(mask)}: {wake}")
-        await stopped(f"after frame {s}")
+        # The next frame a gap after DONE was seen (the result read counts in it).
+        rest = gaps[s % len(gaps)] - (get_sim_time("ns") - t_done)
+        if rest > 0:
+            await Timer(round(rest), unit="ns")
+    await stopped("after the last frame")
+    assert not stats["clock_cuts"], f"CLKHFEN fell while run was high at {stats['clock_cuts']} ns"
     assert not int(dut.hfosc.early.value), "SB_HFOSC enabled before its power-up time"

@@ -39,11 +39,12 @@ __all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "wakeup_verilog", "run_wakeup"]
 TEST_MODULE = "qlif.sim.cocotb_wakeup"
 #: The oscillator models (simulation only).
 OSC_MODELS = Path(__file__).with_name("ice40_osc_sim.v")
-#: Clock periods in simulation (ns): the core's oscillator, the always-on one and SCK. Their ratios are
-#: not the board's (10 kHz against 12 MHz would make the power-up delay 2400 core cycles of simulation
-#: per frame); what the bench checks holds for any ratio: the power-up rule (100 us is one LFOSC
-#: period on the board, so the HFOSC model wants one here, 100 of its cycles), the clock stopped while
-#: idle, the results.
+#: Clock periods in simulation (ns): the core's oscillator, the always-on one and SCK (the default of
+#: ``run_wakeup(sck_ns=...)``). Their ratios are not the board's (10 kHz against 12 MHz would make the
+#: power-up delay 2400 core cycles of simulation per frame); what the bench checks holds for any ratio:
+#: the power-up rule (100 us is one LFOSC period on the board, so the HFOSC model wants one here, 100 of
+#: its cycles), the clock stopped while idle, the results. A fast SCK (a frame in about one LFOSC period)
+#: lets a frame follow DONE while the always-on domain is still turning the oscillator off.
 SIM_PERIODS_NS = {"hfosc": 10, "lfosc": 1000, "sck": 100}
 
 _VERILOG: dict[tuple, str] = {}
@@ -67,6 +68,7 @@ def wakeup_verilog(model: Model, *, lanes: int, wake_classes=None) -> str:
 
 def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
                lanes: int = 4, wake_classes=None, wake_set=(0,), busy_frames: int = 2,
+               gaps_lfosc=(5,), sck_ns: int = SIM_PERIODS_NS["sck"], poll_ns: int = 0,
                build_dir: str | os.PathLike | None = None) -> dict:
     """Run the ``frames`` test of :mod:`qlif.sim.cocotb_wakeup` and return its figures.
 
@@ -80,6 +82,23 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
     busy_frames : int
         For this many of the first frames, a second frame is sent while the first is being inferred:
         it must be refused (REFUSED flag) and change nothing.
+    gaps_lfosc : sequence of float
+        The time from DONE (as a READ_STATUS sees it) to the next WRITE_FRAME, in LFOSC periods, frame
+        ``s`` taking ``gaps_lfosc[s % len]``; the core's clock must stay stopped over it. Gaps of 0 to 3
+        periods with a fast SCK commit frames while the always-on domain may be turning the oscillator
+        off, the race that once gated the core's clock off in mid-inference (the bench fails if
+        ``CLKHFEN`` falls while ``run`` is high).
+    sck_ns, poll_ns : int
+        SCK's period, and the pause between two READ_STATUS polls while busy (ns of simulation).
+
+    Returns
+    -------
+    dict
+        ``frames``, ``refused`` (counts), ``hf_edges`` (the core clock's rising edges per frame, from its
+        WRITE_FRAME to the fall of ``run``: the inference's own cycles), ``tail_edges`` (those from the
+        fall of ``run`` to the READ_STATUS that showed BUSY clear: the oscillator still enabled while the
+        always-on domain turns it off, 2 to 3 LFOSC periods), ``polls`` (READ_STATUS while waiting),
+        ``idle_ns``, ``clock_cuts`` (empty).
 
     Raises
     ------
@@ -88,6 +107,12 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
+    gaps_lfosc = [float(g) for g in gaps_lfosc]
+    if not gaps_lfosc or any(not 0 <= g <= 1000 for g in gaps_lfosc):
+        raise ValueError(f"gaps_lfosc must be one or more gaps of 0..1000 LFOSC periods, not {gaps_lfosc!r}")
+    for name, value in (("sck_ns", sck_ns), ("poll_ns", poll_ns)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (name == "sck_ns") * 2:
+            raise ValueError(f"{name} must be an integer number of ns (sck_ns at least 2), not {value!r}")
     frames = check_frames(frames, model.n_in, frame_levels_of(model.metadata))
     x = encode_frames(frames, model.timesteps, levels=frame_levels_of(model.metadata),
                       max_rate=max_rate_of(model.metadata))
@@ -104,7 +129,8 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         "frames": frames.tolist(), "prediction": golden.prediction.tolist(),
         "counts": golden.spikes[-1].sum(axis=1).tolist(),
         "power_up_mask": wake_mask(model, wake_classes), "wake_set": sorted(wake_set),
-        "busy_frames": busy_frames, "periods_ns": SIM_PERIODS_NS,
+        "busy_frames": busy_frames, "periods_ns": {**SIM_PERIODS_NS, "sck": sck_ns},
+        "gaps_lfosc": gaps_lfosc, "poll_ns": poll_ns,
     }
     (run_dir / "config.json").write_text(json.dumps(config))
     env = {"QLIF_WAKEUP_CONFIG": str(run_dir / "config.json"),

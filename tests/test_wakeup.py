@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The wake-up build (boards/tops/wakeup.py): frames over SPI into the encoder and the core on a gated
 SB_HFOSC clock, under cocotb on both simulators (sim/cocotb_wakeup.py), against the golden model; its
 parameter checks; the iCEBreaker top's build plan; the CLI's refusals."""
@@ -24,11 +25,16 @@ def _model(sizes=(12, 16, 4), **metadata):
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_wakeup_frames_over_spi(simulator):
     """Four frames (two of them with a second frame sent while busy): the clock stopped before and after
-    each, results equal to the golden model, the wake pin as the mask written over SPI says."""
+    each, results equal to the golden model, the wake pin as the mask written over SPI says. A fast SCK
+    (a frame in about one LFOSC period) and the next frame 0, 0.5 and 1.5 LFOSC periods after DONE: the
+    commits that once fell while the always-on domain was turning the oscillator off, so that CLKHFEN
+    fell one or two LFOSC edges into the next inference (the bench fails on any fall of CLKHFEN while
+    ``run`` is high; the design before the fix failed at frame 1 on both simulators)."""
     model = _model()
     frames = np.random.default_rng(1).integers(0, 17, size=(4, model.n_in), dtype=np.uint8)
-    stats = run_wakeup(model, frames, simulator=simulator, lanes=4, wake_set=(1, 2), busy_frames=2)
-    assert stats["frames"] == 4 and stats["refused"] == 2
+    stats = run_wakeup(model, frames, simulator=simulator, lanes=4, wake_set=(1, 2), busy_frames=2,
+                       sck_ns=10, gaps_lfosc=(0, 0.5, 1.5), poll_ns=200)
+    assert stats["frames"] == 4 and stats["refused"] == 2 and stats["clock_cuts"] == []
     assert all(n > 0 for n in stats["hf_edges"])
 
 
@@ -40,7 +46,7 @@ def test_wakeup_frames_over_spi_phased_mnist_levels(simulator):
     model = _model((24, 20, 6), dataset="mnist", max_rate="3/16")
     frames = np.random.default_rng(2).integers(0, 256, size=(16, model.n_in), dtype=np.uint8)
     stats = run_wakeup(model, frames, simulator=simulator, lanes=2, wake_classes=[3], wake_set=(0, 3, 5),
-                       busy_frames=16)
+                       busy_frames=16, gaps_lfosc=(0, 1, 2, 3, 5))
     assert stats["frames"] == 16 and stats["refused"] == 16
 
 
@@ -52,6 +58,12 @@ def test_wakeup_refuses_bad_parameters():
         WakeupCore.check(model=replace(model, metadata={"dataset": "cifar"}), lanes=4)
     with pytest.raises(ValueError, match="SPRAM"):
         WakeupCore.check(model=model, lanes=4, memory=plan_memories(model, 4, "iCE40UP5K", spram=True))
+    # The flow's baud and separate_clocks are taken (and ignored); a misspelt keyword is not.
+    ICEBreakerWakeupTop(model=model, lanes=4, baud=115200, separate_clocks=False)
+    with pytest.raises(TypeError, match="wake_class"):
+        ICEBreakerWakeupTop(model=model, lanes=4, wake_class=[1])
+    with pytest.raises(ValueError, match="gaps_lfosc"):
+        run_wakeup(model, np.zeros((1, model.n_in), np.uint8), gaps_lfosc=())
 
 
 def test_wakeup_icebreaker_build_plan():
@@ -66,6 +78,25 @@ def test_wakeup_icebreaker_build_plan():
     assert "SB_HFOSC" in il and "SB_LFOSC" in il and '"0b01"' in il
     pcf = plan.files["qlif.pcf"]
     assert all(f" {pin}" in pcf for pin in ("43", "38", "34", "31")), pcf
+    # CS pulled up; CIPO tri-stated: its buffer's output enable a signal (CS low), not the constant 1.
+    modules = {m.split("\n", 1)[0].strip(): m for m in il.split("\nmodule ")[1:]}
+    assert "parameter \\PULLUP 1" in modules["\\qlif.spi_cs"]
+    cipo = il[il.index("cell \\qlif.spi_cipo"):]
+    assert cipo.split("\n")[1].strip().startswith("connect \\oe \\"), cipo[:200]
+
+
+def test_wakeup_report_names_spi_and_hfosc():
+    """report.md of a wake-up build: SPI and SB_HFOSC, not a baud rate nor the board oscillator."""
+    from qlif.boards.flow.reports import report_markdown
+
+    report = {"board": "icebreaker", "device": "iCE40UP5K-SG48", "lanes": 4, "baud": 115200, "pll": True,
+              "wakeup": True, "clk_mhz": 12.0, "fmax_mhz": 38.7, "timing_met": True, "resources": {},
+              "files": {}, "bitstream": "qlif.bin",
+              "model": {"sizes": [64, 128, 10], "timesteps": 16, "weight_bits": [4, 4], "membrane_bits": [11, 10]}}
+    md = report_markdown(report)
+    assert "frames over SPI" in md and "SB_HFOSC" in md, md
+    assert "baud" not in md and "board oscillator" not in md and "PLL" not in md, md
+    assert "115200 baud" in report_markdown({**report, "wakeup": False})
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,5 +1,8 @@
+# amaranth: UnusedElaboratable=no
 """The SPI target of the wake-up build (boards/link/spi_target.py) in Amaranth's simulator: frames in,
-status and result out, a frame sent while busy refused whole, the wake mask written over SPI."""
+status and result out, a frame sent while busy refused whole (also while ``clock_on`` says the core's
+clock is still being turned off), REFUSED kept through a READ_STATUS cut short, CIPO driven only while
+CS is low, the wake mask written over SPI."""
 
 from __future__ import annotations
 
@@ -8,16 +11,12 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from qlif.boards.link.spi_target import (
-    SPIFlag,
-    SPITarget,
-    decode_spi_result,
-    decode_spi_status,
-    read_result,
-    read_status,
-    write_frame,
-    write_mask,
-)
+from qlif.boards.link.spi_target import SPITarget
+from qlif.boards.protocol import SPIFlag, decode_spi_result, decode_spi_status
+from qlif.boards.protocol import spi_read_result as read_result
+from qlif.boards.protocol import spi_read_status as read_status
+from qlif.boards.protocol import spi_write_frame as write_frame
+from qlif.boards.protocol import spi_write_mask as write_mask
 
 N_IN, N_OUT, T = 12, 10, 300       # T > 255: two bytes per count
 
@@ -26,8 +25,10 @@ async def transfer(ctx, dut, mosi: bytes) -> bytes:
     """One SPI mode-0 transaction, MSB first; returns the MISO bytes. The core domain ticks meanwhile
     (the target must work whether or not it runs)."""
     miso = []
+    assert not ctx.get(dut.cipo_oe), "CIPO driven while CS is high"
     ctx.set(dut.cs_n, 0)
     await ctx.delay(1e-7)
+    assert ctx.get(dut.cipo_oe), "CIPO not driven while CS is low"
     for byte in mosi:
         got = 0
         for b in reversed(range(8)):
@@ -53,6 +54,17 @@ def test_spi_target_frames_status_result():
 
     async def host(ctx):
         flags, pred, n = decode_spi_status(await transfer(ctx, dut, read_status()))
+        assert (flags, n) == (SPIFlag(0), 0)
+        # The core's clock still on (its controller turning it off): busy, a frame refused; REFUSED
+        # outlives a READ_STATUS cut short before its flags byte has gone out whole.
+        ctx.set(dut.clock_on, 1)
+        await transfer(ctx, dut, write_frame(frames[1]))
+        assert not ctx.get(dut.run)
+        await transfer(ctx, dut, read_status()[:1])      # the command byte alone
+        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
+        assert (flags, n) == (SPIFlag.BUSY | SPIFlag.REFUSED, 0)
+        ctx.set(dut.clock_on, 0)
+        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
         assert (flags, n) == (SPIFlag(0), 0)
         assert not ctx.get(dut.run)
         await transfer(ctx, dut, write_frame(frames[0]))

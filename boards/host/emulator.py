@@ -352,7 +352,8 @@ class SpiTargetModel:
             if self.refused:
                 flags |= SPIFlag.REFUSED
             table = bytes([int(flags), pred, self.frames])
-            self.refused = False
+            if n >= 1:              # cleared once the flags byte has gone out (as the RTL target does)
+                self.refused = False
         elif cmd == SPICmd.READ_RESULT:
             cb = count_bytes(self.model.timesteps)
             counts = self.result.counts if ready and self.result is not None else [0] * self.model.n_out

@@ -143,7 +143,7 @@ class SpiResults:
         self.prediction = np.zeros(n, np.int64)          #: int64 [S]
         self.counts = np.zeros((n, n_out), np.int64)     #: int64 [S, n_out], output spikes per class
         self.wake = np.zeros(n, bool)                    #: bool [S], the wake pin after the frame
-        self.refused = 0                                 #: frames the target refused (busy) and were sent again
+        self.refused = 0          #: frames not accepted (refused while busy, or not committed) and sent again
 
 
 class SpiBoard:
@@ -229,9 +229,10 @@ class SpiBoard:
 
     def classify_frames(self, frames, *, retries: int = 3) -> SpiResults:
         """Infer frames (integers [S, n_in]) one after the other: wait until idle, WRITE_FRAME, wait until
-        the target is idle again, READ_RESULT. A frame the target refused (REFUSED, or the frame counter
-        did not move by one: it was busy, another controller started one) is sent again, up to
-        ``retries`` times."""
+        the target is idle again, READ_RESULT. A frame the target did not accept (REFUSED, or the
+        frames-accepted count did not move by exactly one: it was busy, another controller started one,
+        or a glitch on CS cut the transaction short so that nothing was committed and DONE is still the
+        previous frame's) is sent again, up to ``retries`` times; its result is never read before."""
         f = np.asarray(frames)
         if f.ndim != 2 or f.shape[1] != self.n_in:
             raise ValueError(f"frames must be [samples, {self.n_in}], not shape {f.shape}")
@@ -245,7 +246,8 @@ class SpiBoard:
                 if st.frames == (before + 1) & 0xFF and SPIFlag.REFUSED not in st.flags:
                     break
                 if attempt == retries:
-                    raise SpiError(f"frame {s}: refused {retries + 1} times (the target stayed busy)")
+                    raise SpiError(f"frame {s}: not accepted {retries + 1} times (the target stayed busy, "
+                                   "or the frames were not committed)")
                 out.refused += 1
             if SPIFlag.DONE not in st.flags:
                 raise SpiError(f"frame {s}: the target is idle but reports no result (flags {st.flags!r})")

@@ -17,14 +17,12 @@ result (``prediction``, ``counts``, ``wake``) is read by the SCK side straight f
 registers: they change only while the target is busy, and it answers zeros then (a multi-cycle path,
 not timed, as in :mod:`qlif.boards.link.crossing`).
 
-The protocol (docs/host-protocol.md, "SPI frame path") is described by :class:`SPICmd`,
-:class:`SPIFlag` and the helpers below; the host side and the testbenches build their transactions
-with them.
+The protocol (docs/host-protocol.md, "SPI frame path"): its command codes, flags and transactions live
+in :mod:`qlif.boards.protocol` (``SPICmd``, ``SPIFlag``, ``spi_write_frame`` ...), the sans-I/O home
+that the host side, the reference target and the testbenches build their transactions with.
 """
 
 from __future__ import annotations
-
-import enum
 
 from amaranth.hdl import Array, Cat, ClockDomain, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
@@ -32,80 +30,9 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 
-from qlif.boards.protocol import count_bytes, mask_bytes
+from qlif.boards.protocol import SPICmd, count_bytes, mask_bytes
 
-__all__ = ["SPICmd", "SPIFlag", "STATUS_BYTES", "result_bytes", "write_frame", "write_mask", "read_status",
-           "read_result", "decode_spi_status", "decode_spi_result", "SPITarget"]
-
-
-class SPICmd(enum.IntEnum):
-    """The first byte of a transaction (CS low to CS high); the bytes after it depend on it."""
-
-    WRITE_FRAME = 0x01     #: ``n_in`` bytes follow, one intensity per input, input 0 first
-    READ_STATUS = 0x02     #: the target answers :data:`STATUS_BYTES` bytes
-    READ_RESULT = 0x03     #: the target answers :func:`result_bytes` bytes
-    WRITE_MASK = 0x04      #: ``mask_bytes(n_out)`` bytes of wake mask follow (byte ``i`` bit ``b``: class 8i + b)
-
-
-class SPIFlag(enum.IntFlag):
-    """The first byte of the READ_STATUS answer."""
-
-    BUSY = 0x01            #: a committed frame is being inferred (the core's clock runs)
-    DONE = 0x02            #: not busy, and a frame has been inferred: the result is the last frame's
-    WAKE = 0x04            #: the wake pin is high (DONE and the prediction is in the wake mask)
-    REFUSED = 0x08         #: a WRITE_FRAME or WRITE_MASK was refused (busy) since the last READ_STATUS
-    CORE_ERROR = 0x10      #: the core dropped an input token (never happens: the encoder's are in order)
-
-
-#: Bytes of the READ_STATUS answer: flags, prediction, frames accepted (mod 256).
-STATUS_BYTES = 3
-
-
-def result_bytes(n_out: int, timesteps: int) -> int:
-    """Bytes of the READ_RESULT answer: the prediction, then each class's count (``count_bytes(T)`` each,
-    most significant byte first)."""
-    return 1 + n_out * count_bytes(timesteps)
-
-
-def write_frame(frame) -> bytes:
-    """The MOSI bytes of a WRITE_FRAME transaction (``frame``: ``n_in`` intensities 0..255)."""
-    values = [int(v) for v in frame]
-    if any(not 0 <= v <= 0xFF for v in values):
-        raise ValueError("frame intensities must be 0..255")
-    return bytes([SPICmd.WRITE_FRAME, *values])
-
-
-def write_mask(classes, n_out: int) -> bytes:
-    """The MOSI bytes of a WRITE_MASK transaction."""
-    from qlif.boards.protocol import encode_wake_mask
-
-    return bytes([SPICmd.WRITE_MASK]) + encode_wake_mask(classes, n_out)
-
-
-def read_status() -> bytes:
-    """The MOSI bytes of a READ_STATUS transaction (the command, then dummy bytes to clock the answer)."""
-    return bytes([SPICmd.READ_STATUS]) + bytes(STATUS_BYTES)
-
-
-def read_result(n_out: int, timesteps: int) -> bytes:
-    """The MOSI bytes of a READ_RESULT transaction."""
-    return bytes([SPICmd.READ_RESULT]) + bytes(result_bytes(n_out, timesteps))
-
-
-def decode_spi_status(miso: bytes) -> tuple[SPIFlag, int, int]:
-    """(flags, prediction, frames accepted mod 256) from the MISO bytes of a READ_STATUS transaction."""
-    if len(miso) != 1 + STATUS_BYTES:
-        raise ValueError(f"a READ_STATUS transaction has {1 + STATUS_BYTES} bytes, not {len(miso)}")
-    return SPIFlag(miso[1]), miso[2], miso[3]
-
-
-def decode_spi_result(miso: bytes, *, n_out: int, timesteps: int) -> tuple[int, list[int]]:
-    """(prediction, counts) from the MISO bytes of a READ_RESULT transaction."""
-    if len(miso) != 1 + result_bytes(n_out, timesteps):
-        raise ValueError(f"a READ_RESULT transaction has {1 + result_bytes(n_out, timesteps)} bytes, not {len(miso)}")
-    cb = count_bytes(timesteps)
-    counts = [int.from_bytes(miso[2 + cb * i: 2 + cb * (i + 1)], "big") for i in range(n_out)]
-    return miso[1], counts
+__all__ = ["SPITarget"]
 
 
 class SPITarget(wiring.Component):
@@ -128,6 +55,8 @@ class SPITarget(wiring.Component):
         The SPI bus (``cs_n`` idles high; ``init=1``).
     cipo : Out(1)
         To the controller, changed on SCK's falling edge (0 during the command byte).
+    cipo_oe : Out(1)
+        Drive ``cipo`` only while this is high (``cs_n`` low), so that other targets can share the bus.
     frame : Out(ReadPort.Signature(addr_width=ceil(log2 n_in), shape=8))
         The frame buffer's read port, in ``sync`` (the core's domain), one cycle of latency; read it only
         between ``start`` and ``done``.
@@ -138,8 +67,13 @@ class SPITarget(wiring.Component):
         must hold from then on until the next ``start``).
     run : Out(1)
         High from the commit of a frame (the SCK edge of its last byte) until ``done`` (an XOR of two
-        registers, one per clock, each toggling once per frame: no glitch). It enables the core's clock,
+        registers, one per clock, each toggling once per frame: no glitch). It turns the core's clock on,
         which is why it cannot be a register of the core's domain.
+    clock_on : In(1)
+        High while the core's clock is still on after ``run`` fell (its controller turns it off some time
+        later: :class:`~qlif.boards.tops.wakeup.WakeupCore`); 0 if it stops with ``run``. The target
+        stays BUSY, refusing frames, until it has seen this low through a two-stage synchroniser on
+        SCK, so that ``run`` never rises again while the clock's controller is turning the clock off.
     mask : Out(n_out)
         The wake mask (SCK domain; changes only while ``run`` is low).
     prediction : In(range(n_out)), counts : In(ArrayLayout(unsigned(bit_length(T)), n_out)), wake : In(1)
@@ -148,7 +82,9 @@ class SPITarget(wiring.Component):
         The core's error flag (reported as CORE_ERROR).
 
     Latency: a frame of ``n_in`` bytes takes ``8 (n_in + 1)`` SCK cycles; ``run`` rises with its last SCK
-    edge; ``start`` follows two core clock edges after the core's clock runs. Throughput: one frame per
+    edge; ``start`` follows two core clock edges after the core's clock runs; BUSY clears, as a
+    transaction's command byte sees it, once its 6th SCK edge comes after both ``done`` and the fall of
+    ``clock_on``. Throughput: one frame per
     inference (a frame sent while busy is refused, not queued). Memory: the frame buffer (``n_in`` x 8,
     one iCE40 block RAM up to 512 inputs) and about 80 flip-flops (a 16-bit byte counter, the shift
     registers, the mask) plus ``8 ceil(n_out / 8)`` for the mask being written.
@@ -169,10 +105,12 @@ class SPITarget(wiring.Component):
             "cs_n": In(1, init=1),
             "copi": In(1),
             "cipo": Out(1),
+            "cipo_oe": Out(1),
             "frame": Out(ReadPort.Signature(addr_width=self._addr_width, shape=8)),
             "start": Out(1),
             "done": In(1),
             "run": Out(1),
+            "clock_on": In(1),
             "mask": Out(n_out, init=mask),
             "prediction": In(range(n_out)),
             "counts": In(data.ArrayLayout(unsigned(timesteps.bit_length()), n_out)),
@@ -223,9 +161,16 @@ class SPITarget(wiring.Component):
         # -- frame handshake (persistent) -------------------------------------------------------------
         req = Signal()                        # toggled on committing a frame
         ack = Signal()                        # toggled by the core side when the result is final
-        ack_s = Signal()
+        ack_s, clock_on_s = Signal(), Signal()
         m.submodules.ack_sync = FFSynchronizer(ack, ack_s, o_domain="spi_keep")
-        busy = req ^ ack_s                    # as the SCK side sees it (may lag ``ack`` by two SCK edges)
+        m.submodules.clock_on_sync = FFSynchronizer(self.clock_on, clock_on_s, o_domain="spi_keep")
+        # Busy as the SCK side sees it, decided at a command byte's 8th edge from ``ack`` and
+        # ``clock_on`` both sampled at its 6th (the synchronisers are equally deep, so the two are one
+        # snapshot). Once ``done`` has toggled ``ack``, ``clock_on`` may still be high: the clock's
+        # controller has not finished turning the clock off, and a frame committed now would raise
+        # ``run`` under it (it could cut the clock off in the middle of that inference). So busy lasts
+        # until the snapshot shows the clock off; from then on ``run`` low keeps it off.
+        busy = (req ^ ack_s) | clock_on_s
         m.d.comb += self.run.eq(req ^ ack)
         refused = Signal()
         frames = Signal(8)
@@ -272,7 +217,9 @@ class SPITarget(wiring.Component):
             with m.Switch(cmd_now):
                 with m.Case(SPICmd.READ_STATUS):
                     m.d.spi += tx_next.eq(_table(status, index))
-                    with m.If(index == 0):
+                    # Cleared once the flags byte has gone out whole (a transaction cut short before
+                    # then leaves REFUSED for the next READ_STATUS to report).
+                    with m.If(index == 1):
                         m.d.spi_keep += refused.eq(0)
                 with m.Case(SPICmd.READ_RESULT):
                     m.d.spi += tx_next.eq(_table(result, index))
@@ -283,7 +230,7 @@ class SPITarget(wiring.Component):
             m.d.spi_tx += tx.eq(tx_next)
         with m.Else():
             m.d.spi_tx += tx.eq(tx << 1)
-        m.d.comb += self.cipo.eq(tx[7])
+        m.d.comb += [self.cipo.eq(tx[7]), self.cipo_oe.eq(~self.cs_n)]
 
         # -- core side (sync) -------------------------------------------------------------------------
         req_s = Signal()

@@ -9,10 +9,20 @@ frame's end to its result, the wake pin raised for the classes of the wake mask.
 * SCK, the SPI controller's (the SPI target's own domains): it runs only during a transaction;
 * ``core``: ``SB_HFOSC`` (48, 24, 12 or 6 MHz), powered up (``CLKHFPU``) from the commit of a frame
   (``SPITarget.run``) and its output enabled (``CLKHFEN``) once it has had the data sheet's 100 us to
-  settle, until the result is final; stopped otherwise, with every register holding its value;
-* ``aon``: ``SB_LFOSC`` (10 kHz), always on, for that power-up delay alone (two of its cycles after
-  ``run`` rises, 100..300 us). It keeps the oscillator powered until it has seen ``run`` fall, so a
-  frame that follows at once finds it still settled.
+  settle, until the ``aon`` domain has seen the result final; stopped otherwise, with every register
+  holding its value;
+* ``aon``: ``SB_LFOSC`` (10 kHz), always on, for the oscillator's control alone: ``CLKHFEN`` is one of its
+  registers, ``hf_on``, set two to three of its cycles after ``run`` rises (200..300 us) and cleared as
+  long after ``run`` falls.
+
+``CLKHFEN`` therefore changes only while the ``core`` registers hold their values (before the frame's
+``start`` has been seen, and 200 us after the result; only the first stage of ``SPITarget``'s
+synchroniser of the commit takes a new value as the clock starts, from an input steady for 200 us), so
+the design does not need ``SB_HFOSC``'s output gate to be glitch-free (Lattice does not say that it is):
+a short or runt pulse then changes nothing else. The cost: the oscillator runs 200..300 us after each
+result with the core idle. The SPI target stays BUSY until it has seen ``hf_on`` low
+(``SPITarget.clock_on``): a frame committed while ``hf_on`` was still falling would raise ``run`` under
+it and gate the clock off during the inference.
 
 :class:`ICEBreakerWakeupTop` puts it on the iCEBreaker: SPI on PMOD1B, ``wake`` on PMOD1A pin 1 (as the
 UART build), ``run`` on the green LED. The synapse memories must fit the block RAMs: a model that needs
@@ -46,7 +56,7 @@ LFOSC_FREQ = 10e3
 #: The SCK the SPI target is constrained to (its paths are short; nextpnr reports what it reaches).
 MAX_SCK_FREQ = 12e6
 #: ``SB_LFOSC`` cycles after ``run`` before ``CLKHFEN``: two synchroniser stages and a register, at least
-#: two full cycles (200 us at 10 kHz, 180 us at its -10 %) against the 100 us ``SB_HFOSC`` needs.
+#: two full cycles (200 us at 10 kHz, 180 us at its +10 %) against the 100 us ``SB_HFOSC`` needs.
 _POWER_UP_STAGES = 2
 
 
@@ -68,8 +78,9 @@ class WakeupCore(wiring.Component):
 
     Members
     -------
-    sck, cs_n, copi : In(1); cipo : Out(1)
-        The SPI target (:class:`~qlif.boards.link.spi_target.SPITarget`, mode 0).
+    sck, cs_n, copi : In(1); cipo, cipo_oe : Out(1)
+        The SPI target (:class:`~qlif.boards.link.spi_target.SPITarget`, mode 0); ``cipo`` is to be
+        driven only while ``cipo_oe`` (CS low).
     wake : Out(1)
         High from a result whose class is in the wake mask until the core starts on the next frame
         (a ``core`` register: it holds while the clock is stopped).
@@ -78,7 +89,8 @@ class WakeupCore(wiring.Component):
 
     Latency: the SPI frame, 200..300 us of oscillator power-up, then the frame's ``n_in`` bytes into the
     encoder (two core cycles each) and the inference of :class:`~qlif.hw.encoder.EncodedNetwork`; the
-    clock stops three core cycles after the last ``step_done``. Memory: the SPI target's frame buffer,
+    result is final three core cycles after the last ``step_done`` (``wake`` rises then); the clock
+    stops, and BUSY clears, 200..300 us later. Memory: the SPI target's frame buffer,
     the encoder's and the core's.
     """
 
@@ -88,7 +100,7 @@ class WakeupCore(wiring.Component):
                                                     wake_classes=wake_classes, memory=memory)
         self._model, self._lanes, self._core_freq = model, lanes, core_freq
         super().__init__({
-            "sck": In(1), "cs_n": In(1, init=1), "copi": In(1), "cipo": Out(1),
+            "sck": In(1), "cs_n": In(1, init=1), "copi": In(1), "cipo": Out(1), "cipo_oe": Out(1),
             "wake": Out(1), "run": Out(1),
         })
 
@@ -135,15 +147,17 @@ class WakeupCore(wiring.Component):
         if platform is not None:
             platform.add_clock_constraint(cd_core.clk, self._core_freq)
             platform.add_clock_constraint(cd_aon.clk, LFOSC_FREQ)
+        # Powered from the commit on; enabled by the aon register alone (module docstring).
         m.submodules.hfosc = Instance("SB_HFOSC", p_CLKHF_DIV=HFOSC_FREQS[self._core_freq],
-                                      i_CLKHFPU=run | hf_on, i_CLKHFEN=run & hf_on, o_CLKHF=cd_core.clk)
+                                      i_CLKHFPU=run | hf_on, i_CLKHFEN=hf_on, o_CLKHF=cd_core.clk)
 
         # -- SPI target, encoder and core ----------------------------------------------------------------
         m.submodules.spi = spi = _in_core(SPITarget(n_in=model.n_in, n_out=model.n_out, timesteps=model.timesteps,
                                                      wake_classes=self._mask))
         m.submodules.net = net = _in_core(EncodedNetwork(model=model, lanes=self._lanes, memory=self._memory))
         m.d.comb += [spi.sck.eq(self.sck), spi.cs_n.eq(self.cs_n), spi.copi.eq(self.copi), self.cipo.eq(spi.cipo),
-                     run.eq(spi.run), self.run.eq(spi.run), net.spikes.ready.eq(1)]
+                     self.cipo_oe.eq(spi.cipo_oe), run.eq(spi.run), self.run.eq(spi.run), spi.clock_on.eq(hf_on),
+                     net.spikes.ready.eq(1)]
         wake = Signal()
         m.d.comb += [spi.prediction.eq(net.prediction), spi.counts.eq(net.counts), spi.wake.eq(wake),
                      spi.error.eq(net.error != 0), self.wake.eq(wake)]
@@ -189,12 +203,14 @@ def _in_core(block):
 
 class WakeupPlatform(ICEBreakerPlatform):
     """The iCEBreaker with the SPI target's pins on PMOD1B (FPGA pins 43 CS, 38 COPI, 34 CIPO, 31 SCK:
-    the top row, PMOD pins 1..4, in the Digilent PMOD SPI order)."""
+    the top row, PMOD pins 1..4, in the Digilent PMOD SPI order). CS has the iCE40's pull-up; CIPO is
+    tri-stated while CS is high (the bus can be shared)."""
 
     resources = [
         *ICEBreakerPlatform.resources,
         Resource("spi_target", 0,
-                 Subsignal("cs", PinsN("1", dir="i", conn=("pmod", 1))),
+                 # Pulled up: a CS left floating (no controller yet at power-up) starts no transaction.
+                 Subsignal("cs", PinsN("1", dir="i", conn=("pmod", 1)), Attrs(PULLUP=1)),
                  Subsignal("copi", Pins("2", dir="i", conn=("pmod", 1))),
                  Subsignal("cipo", Pins("3", dir="o", conn=("pmod", 1))),
                  Subsignal("sck", Pins("4", dir="i", conn=("pmod", 1))),
@@ -207,14 +223,15 @@ class ICEBreakerWakeupTop(Elaboratable):
     pin 1, ``run`` on the green LED).
 
     Parameters: ``model``, ``lanes``, ``clk_freq`` (the ``SB_HFOSC`` frequency; ``None``: 12 MHz) and
-    ``device`` as :class:`~qlif.boards.tops.top.BoardTop`'s; ``baud`` and ``separate_clocks`` are
-    accepted for the flow's sake and have no meaning here (no UART, no PLL).
+    ``device`` as :class:`~qlif.boards.tops.top.BoardTop`'s; ``wake_classes`` as :class:`WakeupCore`'s.
+    ``baud`` and ``separate_clocks`` are accepted, and ignored, because the flow passes them to every top
+    (:func:`qlif.boards.flow.build.build`); there is no UART and no PLL here.
     """
 
     platform_cls = WakeupPlatform
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: float | None = None, device: str | None = None,
-                 wake_classes=None, **_unused):
+                 wake_classes=None, baud: int | None = None, separate_clocks: bool = True):
         device = device if device is not None else self.platform_cls.device
         self._memory = plan_memories(model, lanes, device)
         self._core_freq = 12e6 if clk_freq is None else clk_freq
@@ -256,7 +273,7 @@ class ICEBreakerWakeupTop(Elaboratable):
         for name, direction in (("sck", "i"), ("cs", "i"), ("copi", "i"), ("cipo", "o")):
             m.submodules[f"spi_{name}"] = bufs[name] = io.Buffer(direction, getattr(spi, name))
         m.d.comb += [core.sck.eq(bufs["sck"].i), core.cs_n.eq(~bufs["cs"].i), core.copi.eq(bufs["copi"].i),
-                     bufs["cipo"].o.eq(core.cipo)]
+                     bufs["cipo"].o.eq(core.cipo), bufs["cipo"].oe.eq(core.cipo_oe)]
         for name, (res, value) in {"wake": ("wake", core.wake), "run": ("led_g", core.run)}.items():
             m.submodules[f"{name}_buf"] = buf = io.Buffer("o", platform.request(res, 0, dir="-"))
             m.d.comb += buf.o.eq(value)
