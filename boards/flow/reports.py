@@ -160,19 +160,31 @@ def timing_misses(report: dict) -> str:
                      for net, c in report["clocks"].items() if c["fmax_mhz"] < c["constraint_mhz"])
 
 
+def _link_and_clock(report: dict) -> tuple[str, str]:
+    """How the host reaches the board, and where the core's clock comes from. A wake-up build
+    (``report["wakeup"]``, :mod:`qlif.boards.tops.wakeup`) has no UART (its ``baud`` is only the flow's
+    default) and no PLL: its core runs on the gated ``SB_HFOSC``."""
+    if report.get("wakeup"):
+        return ("frames over SPI (mode 0, on the controller's SCK; no UART). Clocks: `core_clk` (SB_HFOSC), "
+                "`aon_clk` (SB_LFOSC, 10 kHz) and SCK (the third)",
+                "SB_HFOSC, on from a frame's commit until 200-300 us after its result")
+    return f"host link at {report['baud']} baud", "PLL" if report["pll"] else "board oscillator"
+
+
 def report_markdown(report: dict) -> str:
     """``report.md`` of a build: what was built, the resources used and available, timing, files."""
     m = report["model"]
+    link, clock = _link_and_clock(report)
     lines = [
         f"# qlif build: {report['board']} ({report['device']})",
         "",
         f"{report.get('description', report['board'])}. Model {'-'.join(map(str, m['sizes']))}, "
         f"T = {m['timesteps']}, weight bits {m['weight_bits']}, membrane bits {m['membrane_bits']}; "
-        f"P = {report['lanes']} lanes; host link at {report['baud']} baud.",
+        f"P = {report['lanes']} lanes; {link}.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| core clock | {report['clk_mhz']:.3f} MHz ({'PLL' if report['pll'] else 'board oscillator'}) |",
+        f"| core clock | {report['clk_mhz']:.3f} MHz ({clock}) |",
         f"| core Fmax (nextpnr, seed {report.get('seed', '?')}) | {report['fmax_mhz']:.2f} MHz |",
         *(f"| clock `{net}` | Fmax {c['fmax_mhz']:.2f} MHz, constraint {c['constraint_mhz']:.2f} MHz |"
           for net, c in report.get("clocks", {}).items()),
