@@ -1,4 +1,4 @@
-"""``qlif`` subcommands of the boards package: build, run."""
+"""``qlif`` subcommands of the boards package: build, run, wakeup-report."""
 
 from __future__ import annotations
 
@@ -143,6 +143,64 @@ def _seconds_arg(value: str) -> float:
     return seconds
 
 
+def cmd_wakeup_report(args) -> int:
+    from qlif.boards.sweep.wakeup_render import table, write_all
+    from qlif.boards.sweep.wakeup_report import compute, gather, model_key, test_frames
+    from qlif.golden.data.split import DataError
+
+    models = [(Path(path).stem, load_model_arg(path)) for path in args.models]
+    names = [name for name, _ in models]
+    if len(set(names)) != len(names):
+        raise CLIError(f"wakeup-report: two models named {sorted(n for n in names if names.count(n) > 1)[0]!r} "
+                       "(the file names label the rows)")
+    if not 0 < args.sck_mhz <= 12:
+        raise CLIError(f"wakeup-report: --sck-mhz must be in (0, 12] (the SPI target's constraint), "
+                       f"not {args.sck_mhz:g}")
+    cache = Path(args.cache_dir)
+
+    def progress(line: str) -> None:
+        print(f"wakeup-report: {line}", file=sys.stderr, flush=True)
+
+    reports = []
+    for name, model in models:
+        try:
+            from qlif.boards.tops.wakeup import WakeupCore, WakeupPlatform
+            from qlif.hw.memory import plan_memories
+
+            # The wake-up build's own checks (SPRAM refused; a model too big for the device), before any run.
+            WakeupCore.check(model=model, lanes=args.lanes, core_freq=(args.clk_mhz or 12) * 1e6,
+                             memory=plan_memories(model, args.lanes, WakeupPlatform.device))
+            frames, workload = test_frames(model, data_dir=args.data_dir)
+        except (ValueError, DataError) as e:     # SPRAM, a frequency, no data: the model cannot be reported
+            raise CLIError(f"wakeup-report: {name}: {e}") from None
+        try:
+            inputs, mhz, choice = gather(model, name=name, lanes=args.lanes, clk_mhz=args.clk_mhz,
+                                         folder=cache / f"{name}-{model_key(model, args.lanes)}", frames=frames,
+                                         workload=workload, activity_samples=args.activity_samples,
+                                         check_samples=args.check_samples, cycle_samples=args.cycle_samples,
+                                         rebuild=args.rebuild, progress=progress)
+        except ValueError as e:          # a build that meets no SB_HFOSC frequency, bad out folder
+            raise CLIError(f"wakeup-report: {name}: {e}") from None
+        reports.append(compute(inputs, clk_mhz=mhz, clock_choice=choice, sck_hz=args.sck_mhz * 1e6))
+    command = "qlif wakeup-report " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["wakeup-report"] else ""
+    files = write_all(reports, Path(args.out_dir), args.name, command=command)
+    print(table(reports), end="")
+    print(f"wakeup-report: {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
+def _hfosc_mhz(value: str) -> float:
+    import argparse
+
+    from qlif.boards.tops.wakeup import HFOSC_FREQS
+
+    mhz = mhz_arg(value)
+    if mhz * 1e6 not in HFOSC_FREQS:
+        choices = ", ".join(f"{f / 1e6:g}" for f in HFOSC_FREQS)
+        raise argparse.ArgumentTypeError(f"must be an SB_HFOSC frequency ({choices} MHz), not {value}")
+    return mhz
+
+
 def register(add: AddCommand) -> None:
     """Add this package's subcommands to the ``qlif`` parser."""
     from qlif.boards.host.driver import DEFAULT_TIMEOUT
@@ -185,3 +243,26 @@ def register(add: AddCommand) -> None:
                     help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT})")
     sp.add_argument("--retries", type=int, default=3, help="resends of a sample after a line error (default 3)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sp = add("wakeup-report", cmd_wakeup_report,
+             "average power of the UP5K wake-up build against the inference rate (0.1 to 100 per s): table, CSV, "
+             "PNG, JSON (docs/power.md, Wake-up power)")
+    sp.add_argument("models", nargs="+", metavar="MODEL", help="model file(s) (qlif-model JSON); one row set each")
+    sp.add_argument("--lanes", type=lanes_arg, default=4)
+    sp.add_argument("--clk-mhz", type=_hfosc_mhz, default=None,
+                    help="the SB_HFOSC frequency (48, 24, 12 or 6); default: the lowest energy per inference of "
+                         "those the build meets timing at (one build at 48 MHz gives Fmax)")
+    sp.add_argument("--sck-mhz", type=float, default=1.0, help="the SPI host's SCK (default 1; at most 12)")
+    sp.add_argument("--data-dir", help="folder of the MNIST IDX files (a model whose metadata names mnist)")
+    sp.add_argument("--activity-samples", type=positive_arg, default=8,
+                    help="test samples of the activity simulation (Verilator with waveforms; default 8)")
+    sp.add_argument("--check-samples", type=positive_arg, default=2,
+                    help="frames of the wake-up RTL simulation that measures its cycles beyond the cycle model "
+                         "(default 2)")
+    sp.add_argument("--cycle-samples", type=positive_arg, default=200,
+                    help="test samples the golden cycle model is averaged over (default 200)")
+    sp.add_argument("--cache-dir", default="build/wakeup-report",
+                    help="builds, cycles and activity are kept here, per model (default build/wakeup-report)")
+    sp.add_argument("--rebuild", action="store_true", help="measure again, ignoring the cache")
+    sp.add_argument("--out-dir", default="build/wakeup-report", help="where NAME.csv/.json/.png/.md go")
+    sp.add_argument("--name", default="wakeup-power", help="base name of the outputs (default wakeup-power)")
