@@ -52,9 +52,9 @@ mutation: $(STAMP)
 formal: $(STAMP)
 	$(BIN)/python scripts/formal.py
 
-# Gate-level equivalence (scripts/gate.py): the digits demo model as synthesised for the UP5K and
-# 784-500-10 for the ECP5-85F, on the cocotb bench with Yosys' cell models; ends with
-# "gate-level: D designs, S samples bit-exact".
+# Gate-level equivalence (scripts/gate.py): the digits demo model as synthesised for the UP5K (the
+# board's netlist through its UART, and the core's) and 784-500-10 for the ECP5-85F (the core's), on the
+# cocotb benches with Yosys' cell models; ends with "gate-level: D designs, S samples bit-exact".
 gate: $(STAMP)
 	$(BIN)/python scripts/gate.py
 
