@@ -24,7 +24,8 @@ def cmd_demo(args) -> int:
     from qlif.demo import run_demo
 
     run_demo(out_dir=Path(args.out_dir), samples=args.samples, simulator=args.simulator,
-             lanes=args.lanes, synthesize=not args.no_build, clk_mhz=None if args.oscillator else args.clk_mhz)
+             lanes=args.lanes, synthesize=not args.no_build, clk_mhz=None if args.oscillator else args.clk_mhz,
+             wakeup=not args.no_wakeup)
     return 0
 
 
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     sp.add_argument("--lanes", type=lanes_arg, default=4)
     sp.add_argument("--no-build", action="store_true", help="skip synthesis")
+    sp.add_argument("--no-wakeup", action="store_true",
+                    help="skip the wake-up build and its power report (report.json's wakeup)")
     sp.add_argument("--clk-mhz", type=mhz_arg, default=50.0,
                     help="core clock of the UP5K build, from the PLL (default 50; the host link runs on the 12 MHz "
                          "oscillator)")

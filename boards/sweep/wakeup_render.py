@@ -52,7 +52,14 @@ def _summary(rep: WakeupReport) -> str:
             f"{j['device']}: {res['luts']} LUT4, {res['ffs']} FF, {res['ebr']} EBR; core Fmax {j['fmax_mhz']:.2f} MHz; "
             f"SB_HFOSC {j['clk_mhz']:g} MHz ({j['clock_choice']}; timing {'met' if j['timing_met'] else 'NOT met'}); "
             f"{j['cycles_per_inference']:.0f} core cycles per inference (golden cycle model over {j['cycle_samples']} "
-            f"test samples + {j['overhead_cycles']} measured by the wake-up RTL)")
+            f"test samples + {j['overhead_cycles']} measured by the wake-up RTL{_spread(j)})")
+
+
+def _spread(j: dict) -> str:
+    over = sorted({e - g for g, e in j["overhead_checked"]})
+    if len(over) == 1:
+        return f", the same on its {len(j['overhead_checked'])} frames"
+    return f", the mean of {over[0]}..{over[-1]} on {len(j['overhead_checked'])} frames"
 
 
 def table(reports: list[WakeupReport]) -> str:

@@ -179,7 +179,7 @@ def cmd_wakeup_report(args) -> int:
                                          workload=workload, activity_samples=args.activity_samples,
                                          check_samples=args.check_samples, cycle_samples=args.cycle_samples,
                                          rebuild=args.rebuild, progress=progress)
-        except ValueError as e:          # a build that meets no SB_HFOSC frequency, bad out folder
+        except (ValueError, RuntimeError) as e:   # no SB_HFOSC frequency met; a tool failed (its log's end)
             raise CLIError(f"wakeup-report: {name}: {e}") from None
         reports.append(compute(inputs, clk_mhz=mhz, clock_choice=choice, sck_hz=args.sck_mhz * 1e6))
     command = "qlif wakeup-report " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["wakeup-report"] else ""
