@@ -387,8 +387,8 @@ def gather(model: Model, *, name: str, lanes: int = 4, clk_mhz: float | None = N
                              stamp=stamp["build"], progress=progress),
                      cyc, act)
     best = choose_clock(first)
-    choice = (f"the lowest energy per inference of the SB_HFOSC frequencies at or under Fmax "
-              f"{first.fmax_mhz:.2f} MHz (build at {top:g} MHz)")
+    choice = (f"the least energy per inference of the SB_HFOSC settings under the Fmax of a build at {top:g} MHz, "
+              f"{first.fmax_mhz:.2f} MHz")
     if best == top:
         return first, best, choice
     rep = _cached_build(model, lanes=lanes, mhz=best, folder=folder, rebuild=rebuild,
