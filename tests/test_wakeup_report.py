@@ -188,3 +188,37 @@ def test_bad_models(tmp_path, capsys):
         assert err.startswith("qlif: error:") and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
     assert math.isfinite(compute(_inputs(), clk_mhz=24, clock_choice="").energy_j)
+
+
+@pytest.mark.slow
+def test_real_build_and_simulations_of_a_tiny_model(tmp_path, capsys):
+    """Everything measured for real on a tiny model: the wake-up build (Yosys, nextpnr), the wake-up RTL's
+    cycles (Icarus), the core's activity (Verilator); then the same command served from its cache."""
+    from qlif.golden.spec.coding import encode_frames, frame_levels_of, max_rate_of
+    from qlif.golden.spec.files import BUILD_ROOT
+    from qlif.golden.spec.reference import run
+
+    model = random_model([64, 16, 4], timesteps=4, seed=3)
+    save_model(model, tmp_path / "tiny.json")
+    cache = BUILD_ROOT / "test-wakeup-report"
+    args = ["wakeup-report", str(tmp_path / "tiny.json"), "--clk-mhz", "12", "--cache-dir", str(cache),
+            "--out-dir", str(tmp_path / "out"), "--cycle-samples", "20", "--activity-samples", "2"]
+    assert main([*args, "--rebuild"]) == 0
+    doc = json.loads((tmp_path / "out" / "wakeup-power.json").read_text())[0]
+    build_report = json.loads((cache / f"tiny-{model_key(model, 4)}" / "hfosc-12" / "report.json").read_text())
+    assert doc["resources"]["ebr"] == build_report["resources"]["ebr"]["used"]
+    assert doc["fmax_mhz"] == build_report["fmax_mhz"] and doc["timing_met"]
+    # The cycles: the golden cycle model's mean on the first 20 test frames, plus what the RTL measured.
+    from qlif.boards.sweep.wakeup_report import test_frames
+
+    frames, _ = test_frames(model)
+    x = encode_frames(frames[:20], model.timesteps, levels=frame_levels_of(model.metadata),
+                      max_rate=max_rate_of(model.metadata))
+    golden = run(model, x, lanes=4).cycles.sum(axis=1)
+    assert doc["cycles_per_inference"] == pytest.approx(golden.mean() + doc["overhead_cycles"])
+    assert [g for g, _ in doc["overhead_checked"]] == golden[:2].tolist()
+    assert 2 * model.n_in <= doc["overhead_cycles"] < 2 * model.n_in + 200     # the frame load, two cycles a byte
+    assert all(r["sustained"] for r in doc["rates"])
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "cached" in capsys.readouterr().err
