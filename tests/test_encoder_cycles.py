@@ -1,0 +1,99 @@
+# amaranth: UnusedElaboratable=no
+"""The encoded core's latency (:func:`qlif.golden.spec.cycles.encoded_cycles`) against the RTL.
+
+:class:`~qlif.hw.encoder.EncodedNetwork` runs in Amaranth's simulator, frames fed with random gaps; the
+cycles from each frame's last byte to ``done`` must equal the prediction exactly, on a model where the
+encoder's scan dominates (many inputs, a small first layer) and on ones where the core does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from qlif.golden.spec import reference
+from qlif.golden.spec.cycles import CLEAR_OVERHEAD, encoded_cycles, groups
+from qlif.golden.spec.random_model import random_model
+from qlif.hw.encoder import EncodedNetwork
+
+
+def measure(model, frames: np.ndarray, *, lanes: int, gap: float, seed: int) -> list[int]:
+    """Per frame, the cycles from the one that takes its last byte to the one ``done`` is high (both
+    counted as one), fed with a gap before a byte at chance ``gap``; ``spikes.ready`` always high."""
+    dut = EncodedNetwork(model=model, lanes=lanes)
+    rng = np.random.default_rng(seed)
+    latency = []
+
+    async def bench(ctx):
+        ctx.set(dut.spikes.ready, 1)
+        for frame in frames:
+            while ctx.get(dut.busy):
+                await ctx.tick()
+            for value in frame:
+                while rng.random() < gap:
+                    await ctx.tick()
+                ctx.set(dut.frame.valid, 1)
+                ctx.set(dut.frame.payload, int(value))
+                while not (await ctx.tick().sample(dut.frame.ready))[2]:
+                    pass
+                ctx.set(dut.frame.valid, 0)
+            cycles, done = 0, False
+            while not done:
+                done = (await ctx.tick().sample(dut.done))[2]
+                cycles += 1
+            latency.append(cycles)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return latency
+
+
+def _case(sizes, timesteps, dataset, rate, lanes, samples, seed):
+    model = replace(random_model(sizes, seed=seed, timesteps=timesteps, threshold="random"),
+                    metadata={"dataset": dataset, "max_rate": rate})
+    levels = 16 if dataset == "digits" else 255
+    frames = np.random.default_rng(seed).integers(0, levels + 1, size=(samples, sizes[0])).astype(np.uint8)
+    frames[0, 0] = levels            # input 0 spikes at step 0: the first token as early as it can be
+    x = reference.frame_inputs(model, frames)
+    cycles = reference.run(model, x, lanes=lanes).cycles
+    return model, frames, cycles, encoded_cycles(model, lanes=lanes, inputs=x, cycles=cycles)
+
+
+# (sizes, T, dataset, r, P, samples): the scan dominates (200 inputs at r = 1/8, G_0 = 2); the core dominates
+# (G_0 = 32 a spike); the clear dominates the start (4 inputs, 64 groups); MNIST levels with phases and
+# three layers.
+CASES = {
+    "scan": ([200, 8, 4], 8, "digits", "1/8", 4, 3),
+    "core": ([64, 32, 10], 6, "digits", "1", 1, 2),
+    "clear": ([4, 64, 3], 10, "digits", "1", 1, 2),
+    "phases": ([30, 7, 9, 5], 6, "mnist", "2/3", 2, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_encoded_cycles_equal_the_rtl(name):
+    sizes, timesteps, dataset, rate, lanes, samples = CASES[name]
+    model, frames, cycles, want = _case(sizes, timesteps, dataset, rate, lanes, samples, seed=len(name))
+    got = measure(model, frames, lanes=lanes, gap=0.2, seed=1)
+    assert got == want.tolist()
+    waits = want - cycles.sum(axis=1)     # beyond the counted cycles: the clear, the scan's waits
+    start = max(groups(layer.n_out, lanes) for layer in model.layers) + CLEAR_OVERHEAD
+    if name == "scan":
+        # More than a scan per step: the core waits for the encoder at every step.
+        assert (waits > timesteps * sizes[0] // 2).all()
+    if name == "core":
+        # The scan hides behind the core but for its start: the same small wait on every sample.
+        assert (waits < start + 3 * timesteps).all()
+
+
+def test_encoded_cycles_checks_shapes():
+    model, _, cycles, _ = _case([5, 3], 2, "digits", "1", 1, 1, seed=1)
+    with pytest.raises(ValueError, match="inputs must be"):
+        encoded_cycles(model, lanes=1, inputs=np.zeros((1, 2, 4), np.uint8), cycles=cycles)
+    with pytest.raises(ValueError, match="lanes"):
+        encoded_cycles(model, lanes=3, inputs=np.zeros((1, 2, 5), np.uint8), cycles=cycles)
