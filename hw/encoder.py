@@ -73,7 +73,12 @@ class SpikeEncoder(wiring.Component):
     Latency: the first step's first token is valid 3 cycles after the clear is taken at the earliest
     (when input 0 spikes). Throughput: a
     frame byte per cycle; per step ``n_in + 1`` cycles (each input, then the eot) while ``events`` does
-    not push back. Memory: ``n_in`` words of ``increment_bits + acc_bits``
+    not push back. The scan never waits between steps: an input without a spike passes stage X at once,
+    a spiking one waits there while ``events`` still holds the previous token. So while the core, having
+    taken a step's eot, finishes that step (``events.ready`` low), the encoder scans on into the next
+    step up to its second token, and the next step costs the core the rest of the scan: more than its
+    own work when ``n_in`` is large and layer 0 small (the exact latency of the pair:
+    :func:`qlif.golden.spec.cycles.encoded_cycles`). Memory: ``n_in`` words of ``increment_bits + acc_bits``
     (:class:`~qlif.golden.spec.coding.EncoderConstants`; 9 bits on the digits at ``r = 1``, 16 on
     MNIST), and when ``b > 1`` a read-only one of the start phases (``acc_bits`` each).
     """
@@ -219,9 +224,12 @@ class EncodedNetwork(wiring.Component):
         The core's (:class:`~qlif.hw.network.Network`), the same values; its ``events``, ``clear``
         and ``idle`` are the encoder's.
 
-    Latency: the frame (``n_in`` cycles), a clear of the core (``max G + 4`` cycles), then ``T`` steps of
-    the cycle model (:mod:`qlif.golden.spec.cycles`) with at most ``n_in + 1`` cycles per step of
-    scanning the inputs where the core waits for the encoder (not counted in ``step_cycles``).
+    Latency: the frame (``n_in`` cycles), then from its last byte to ``done``
+    :func:`qlif.golden.spec.cycles.encoded_cycles`, exact: the clear (the core takes its first token
+    ``max G + 6`` cycles after the last byte), ``T`` steps of the cycle model and the cycles the core
+    waits for the encoder's scan (not counted in ``step_cycles``), up to ``n_in + 1`` a step when the
+    scan outlasts layer 0's events (``G_0`` cycles each; 1,780 to 2,975 cycles of waits in 6,346 to
+    13,634 on the ternary MNIST 784-44-10 at P = 4, docs/architecture.md).
     Memory: the core's and the encoder's.
     """
 
