@@ -220,7 +220,7 @@ class EncodedNetwork(wiring.Component):
         From the cycle after a frame's last byte to ``done``.
     done : Out(1)
         One-cycle pulse with the sample's last ``step_done``: ``prediction`` and ``counts`` are final.
-    flash, spikes, trace, step_done, step_cycles, error, counts, prediction
+    flash, spram_sleep, spikes, trace, step_done, step_cycles, error, counts, prediction
         The core's (:class:`~qlif.hw.network.Network`), the same values; its ``events``, ``clear``
         and ``idle`` are the encoder's.
 
@@ -280,6 +280,7 @@ class EncodedNetwork(wiring.Component):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
         if "flash" in self.signature.members:
             wiring.connect(m, wiring.flipped(self.flash), core.flash)
+            m.d.comb += core.spram_sleep.eq(self.spram_sleep)
         # Steps of the sample done so far: the last one's step_done is the sample's end.
         step = Signal(range(model.timesteps))
         running = Signal()               # from the clear to done

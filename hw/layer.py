@@ -79,6 +79,9 @@ class NeuronLayer(wiring.Component):
     -------
     load : In(WriteSignature(P*b, n_in*G))
         Only with ``synapses="spram"``: writes synapse words (:class:`~qlif.hw.flash.FlashLoader`).
+    sleep : In(1)
+        Only with ``synapses="spram"``: the SPRAM's ``sleep`` (:class:`~qlif.hw.spram.SpramStore`; low,
+        its default, unless the clock is stopped).
     events : In(stream.Signature(unsigned(ceil(log2 n_in))))
         Input spike addresses. ``ready`` is high when stage A is free; the accepting cycle already
         processes group 0, so an event costs exactly G cycles and events stream back to back.
@@ -120,7 +123,7 @@ class NeuronLayer(wiring.Component):
         k = layer.membrane_bits
         load = {}
         if synapses == "spram":
-            load = {"load": In(WriteSignature(lanes * layer.weight_bits, layer.n_in * self._groups))}
+            load = {"load": In(WriteSignature(lanes * layer.weight_bits, layer.n_in * self._groups)), "sleep": In(1)}
         super().__init__({
             **load,
             "events": In(stream.Signature(unsigned(_width(layer.n_in)))),
@@ -178,6 +181,7 @@ class NeuronLayer(wiring.Component):
             m.submodules.syn = syn = SpramStore(width=P * layer.weight_bits, depth=n_in * G)
             syn_rd = syn.read
             wiring.connect(m, wiring.flipped(self.load), syn.write)
+            m.d.comb += syn.sleep.eq(self.sleep)
         # A read during a write of the same group returns don't-care: forwarding replaces that data (no
         # collision logic from Yosys on the read path).
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(k), P), depth=G, init=[],

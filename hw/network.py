@@ -128,7 +128,7 @@ def check_network(model: Model, lanes: int, memory: MemoryPlan | None = None) ->
 def network_signature(model: Model, lanes: int, memory: MemoryPlan) -> CoreSignature:
     """The signature of a :class:`Network` of ``model``, ``lanes`` and the memory plan ``memory`` (for a
     block that offers the core's outputs and builds the core only when elaborated)."""
-    flash = {"flash": Out(FlashSignature())} if memory.uses_spram else {}
+    flash = {"flash": Out(FlashSignature()), "spram_sleep": In(1)} if memory.uses_spram else {}
     return CoreSignature(model, extra={
         **flash,
         "spikes": Out(stream.Signature(Token)),
@@ -158,6 +158,10 @@ class Network(wiring.Component):
         Only with a ``memory`` plan that uses SPRAM: the SPI flash the synapse weights are
         loaded from after reset (:class:`~qlif.hw.flash.FlashLoader`); meanwhile ``idle`` and
         ``events.ready`` stay low.
+    spram_sleep : In(1)
+        Only with a ``memory`` plan that uses SPRAM: puts the SPRAM synapse memories to sleep, keeping
+        their contents (:class:`~qlif.hw.spram.SpramStore` ``sleep``). Low (its default) unless the
+        core's clock is stopped, and released long enough before it runs again for the SPRAM to wake.
     events : In(stream.Signature(Token))
         Layer-0 input spikes of one step, strictly ascending, then one ``eot`` token. Checked as they are
         taken (``ready`` is a flip-flop), they wait in a two-entry queue for layer 0. No token of the
@@ -451,6 +455,7 @@ class Network(wiring.Component):
             offset=self._flash_offset)
         for i, layer in enumerate(spram):
             wiring.connect(m, getattr(loader, f"t{i}"), layer.load)
+            m.d.comb += layer.sleep.eq(self.spram_sleep)
         with m.If(loader.done):
             m.d.sync += loading.eq(0)
         wiring.connect(m, wiring.flipped(self.flash), loader.flash)
