@@ -26,7 +26,8 @@ it and gate the clock off during the inference.
 
 :class:`ICEBreakerWakeupTop` puts it on the iCEBreaker: SPI on PMOD1B, ``wake`` on PMOD1A pin 1 (as the
 UART build), ``run`` on the green LED. The synapse memories must fit the block RAMs: a model that needs
-SPRAM is refused (the SPRAM's standby and sleep inputs are not driven by the core yet).
+SPRAM is refused (the core's ``spram_sleep`` exists, but this top neither loads the weights from the flash
+at power-up nor drives it yet).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class WakeupCore(wiring.Component):
         memory = memory if memory is not None else plan_memories(model, lanes, None)
         if memory.uses_spram:
             raise ValueError("the wake-up build keeps the synapses in block RAM; this model needs SPRAM "
-                             f"({', '.join(memory.synapses)}), which it does not put to sleep yet")
+                             f"({', '.join(memory.synapses)}), whose loading from the flash it does not do yet")
         return memory, wake_mask(model, wake_classes)
 
     @property
