@@ -9,6 +9,7 @@ encoder's scan dominates (many inputs, a small first layer) and on ones where th
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from qlif.golden.spec import reference
 from qlif.golden.spec.cycles import CLEAR_OVERHEAD, encoded_cycles, groups
 from qlif.golden.spec.random_model import random_model
 from qlif.hw.encoder import EncodedNetwork
+
+MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 
 
 def measure(model, frames: np.ndarray, *, lanes: int, gap: float, seed: int) -> list[int]:
@@ -89,6 +92,24 @@ def test_encoded_cycles_equal_the_rtl(name):
     if name == "core":
         # The scan hides behind the core but for its start: the same small wait on every sample.
         assert (waits < start + 3 * timesteps).all()
+
+
+@pytest.mark.slow
+def test_encoded_cycles_mnist_784_44_10():
+    # The wake-up report's ternary MNIST shape (T = 8, P = 4, r = 1) on real test images, where the
+    # core waits for the 785-cycle scan (10 s).
+    if not (MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST IDX files not found in {MNIST}")
+    from qlif.golden.data.datasets import load_split
+
+    model = replace(random_model([784, 44, 10], seed=1, timesteps=8, weight_bits=2, threshold="random"),
+                    metadata={"dataset": "mnist"})
+    frames = np.rint(load_split("mnist", data_dir=MNIST, test_count=4).x_test * 255).astype(np.uint8)
+    x = reference.frame_inputs(model, frames)
+    cycles = reference.run(model, x, lanes=4).cycles
+    want = encoded_cycles(model, lanes=4, inputs=x, cycles=cycles)
+    assert measure(model, frames, lanes=4, gap=0.0, seed=0) == want.tolist()
+    assert (want - cycles.sum(axis=1) > 1000).all()
 
 
 def test_encoded_cycles_checks_shapes():
