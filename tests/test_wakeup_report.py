@@ -175,7 +175,7 @@ def test_bad_options(cached, capsys, extra, message):
 
 
 def test_bad_models(tmp_path, capsys):
-    # No such file; a model that needs SPRAM (refused by the wake-up build); an MNIST model and no data.
+    # No such file; a model too big for the UP5K's SPRAM at P = 4; an MNIST model and no data.
     big = random_model([784, 500, 10], timesteps=2, weight_bits=2)
     save_model(big, tmp_path / "big.json")
     mnist = random_model([784, 16, 10], timesteps=2)

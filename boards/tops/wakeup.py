@@ -25,16 +25,24 @@ result with the core idle. The SPI target stays BUSY until it has seen ``hf_on``
 it and gate the clock off during the inference.
 
 :class:`ICEBreakerWakeupTop` puts it on the iCEBreaker: SPI on PMOD1B, ``wake`` on PMOD1A pin 1 (as the
-UART build), ``run`` on the green LED. The synapse memories must fit the block RAMs: a model that needs
-SPRAM is refused (the core's ``spram_sleep`` exists, but this top neither loads the weights from the flash
-at power-up nor drives it yet).
+UART build), ``run`` on the green LED, and for a model whose synapses need SPRAM the configuration flash
+as in the UART build (:meth:`~qlif.boards.tops.top.BoardTop._flash`).
+
+Synapses in SPRAM (not in the bitstream) are loaded from the flash once, at power-up: ``booting``, an
+``aon`` register set by configuration, powers the oscillator up and enables it as a frame does (two to
+three ``aon`` cycles later), until the core's first ``idle`` (the load done) has crossed into ``aon``;
+the SPI target is BUSY meanwhile. The SPRAM sleeps (``SB_SPRAM256KA`` ``SLEEP``: contents kept) exactly
+while the oscillator is powered down (``spram_sleep = ~CLKHFPU``): it wakes at a frame's commit, 200..300 us
+before the core's first clock edge (Lattice's TN1314 gives no wake-up time for SLEEP; the HFOSC's own
+100 us power-up is the figure that margin is made for), and falls asleep as the clock stops, the core
+having been idle for the last 200 us of it.
 """
 
 from __future__ import annotations
 
 from amaranth.build import Pins, PinsN, Resource, Subsignal
 from amaranth.build.dsl import Attrs
-from amaranth.hdl import ClockDomain, DomainRenamer, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, DomainRenamer, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -42,9 +50,11 @@ from amaranth.lib.wiring import In, Out
 from qlif.boards.link.host_link import wake_mask
 from qlif.boards.link.spi_target import SPITarget
 from qlif.boards.tops.icebreaker import ICEBreakerPlatform
+from qlif.boards.tops.top import BoardTop
 from qlif.golden.spec.coding import frame_levels_of
 from qlif.golden.spec.model import Model
 from qlif.hw.encoder import EncodedNetwork
+from qlif.hw.flash import FlashSignature
 from qlif.hw.memory import MemoryPlan, plan_memories
 from qlif.hw.network import check_network
 
@@ -75,7 +85,7 @@ class WakeupCore(wiring.Component):
     wake_classes : iterable of int or None
         The wake mask at power-up (``None``: every class); the SPI WRITE_MASK command changes it.
     memory : MemoryPlan or None
-        The core's memory plan; it must keep the synapses in block RAM.
+        The core's memory plan (``None``: the generic one, block RAM). Synapses in SPRAM add ``flash``.
 
     Members
     -------
@@ -87,6 +97,9 @@ class WakeupCore(wiring.Component):
         (a ``core`` register: it holds while the clock is stopped).
     run : Out(1)
         The oscillator's power-up request (a frame is being inferred).
+    flash : Out(FlashSignature())
+        Only with synapses in SPRAM: the SPI flash the weights are loaded from at power-up
+        (:class:`~qlif.hw.flash.FlashLoader`).
 
     Latency: the SPI frame, 200..300 us of oscillator power-up, then the frame's ``n_in`` bytes into the
     encoder (two core cycles each) and the inference of :class:`~qlif.hw.encoder.EncodedNetwork`; the
@@ -100,10 +113,14 @@ class WakeupCore(wiring.Component):
         self._memory, self._mask = WakeupCore.check(model=model, lanes=lanes, core_freq=core_freq,
                                                     wake_classes=wake_classes, memory=memory)
         self._model, self._lanes, self._core_freq = model, lanes, core_freq
+        flash = {"flash": Out(FlashSignature())} if self._memory.uses_spram else {}
         super().__init__({
+            **flash,
             "sck": In(1), "cs_n": In(1, init=1), "copi": In(1), "cipo": Out(1), "cipo_oe": Out(1),
             "wake": Out(1), "run": Out(1),
         })
+        #: Not a port: the SPRAM's sleep input as driven (high while the oscillator is powered down).
+        self.spram_sleep = Signal()
 
     @staticmethod
     def check(*, model: Model, lanes: int, core_freq: float = 12e6, wake_classes=None,
@@ -116,9 +133,6 @@ class WakeupCore(wiring.Component):
             choices = ", ".join(f"{f / 1e6:g}" for f in HFOSC_FREQS)
             raise ValueError(f"core_freq must be an SB_HFOSC frequency ({choices} MHz), not {core_freq!r}")
         memory = memory if memory is not None else plan_memories(model, lanes, None)
-        if memory.uses_spram:
-            raise ValueError("the wake-up build keeps the synapses in block RAM; this model needs SPRAM "
-                             f"({', '.join(memory.synapses)}), whose loading from the flash it does not do yet")
         return memory, wake_mask(model, wake_classes)
 
     @property
@@ -144,21 +158,44 @@ class WakeupCore(wiring.Component):
         m.submodules.lfosc = Instance("SB_LFOSC", i_CLKLFPU=1, i_CLKLFEN=1, o_CLKLF=cd_aon.clk)
         run, run_aon, hf_on = Signal(), Signal(), Signal()
         m.submodules.run_sync = FFSynchronizer(run, run_aon, o_domain="aon", stages=_POWER_UP_STAGES)
-        m.d.aon += hf_on.eq(run_aon)
+        spram = self._memory.uses_spram
+        # With SPRAM: the weights are loaded from the flash once, from configuration on (``booting``, an
+        # aon register, powers the oscillator up; ``boot_on`` enables it as ``hf_on`` does for a frame,
+        # once settled), until the core's first idle reaches the aon domain.
+        booting, boot_on, loaded, loaded_aon = Signal(init=spram), Signal(), Signal(), Signal()
+        if spram:
+            settle = Signal(_POWER_UP_STAGES)
+            m.d.aon += [settle.eq(Cat(1, settle[:-1])), boot_on.eq(booting & settle[-1])]
+            m.submodules.loaded_sync = FFSynchronizer(loaded, loaded_aon, o_domain="aon")
+            with m.If(loaded_aon):
+                m.d.aon += booting.eq(0)
+        m.d.aon += hf_on.eq(run_aon | boot_on)
         if platform is not None:
             platform.add_clock_constraint(cd_core.clk, self._core_freq)
             platform.add_clock_constraint(cd_aon.clk, LFOSC_FREQ)
-        # Powered from the commit on; enabled by the aon register alone (module docstring).
+        # Powered from the commit on; enabled by the aon register alone (module docstring). The SPRAM
+        # sleeps exactly while the oscillator is powered down: it wakes with the commit, the 200..300 us
+        # of the oscillator's power-up before the core's first clock edge, and goes back to sleep as the
+        # clock stops (the core idle for the last 200 us).
+        hf_pu = Signal()
+        m.d.comb += [hf_pu.eq(run | hf_on | booting), self.spram_sleep.eq(~hf_pu)]
         m.submodules.hfosc = Instance("SB_HFOSC", p_CLKHF_DIV=HFOSC_FREQS[self._core_freq],
-                                      i_CLKHFPU=run | hf_on, i_CLKHFEN=hf_on, o_CLKHF=cd_core.clk)
+                                      i_CLKHFPU=hf_pu, i_CLKHFEN=hf_on, o_CLKHF=cd_core.clk)
 
         # -- SPI target, encoder and core ----------------------------------------------------------------
         m.submodules.spi = spi = _in_core(SPITarget(n_in=model.n_in, n_out=model.n_out, timesteps=model.timesteps,
                                                      wake_classes=self._mask))
         m.submodules.net = net = _in_core(EncodedNetwork(model=model, lanes=self._lanes, memory=self._memory))
         m.d.comb += [spi.sck.eq(self.sck), spi.cs_n.eq(self.cs_n), spi.copi.eq(self.copi), self.cipo.eq(spi.cipo),
-                     self.cipo_oe.eq(spi.cipo_oe), run.eq(spi.run), self.run.eq(spi.run), spi.clock_on.eq(hf_on),
+                     self.cipo_oe.eq(spi.cipo_oe), run.eq(spi.run), self.run.eq(spi.run),
                      net.spikes.ready.eq(1)]
+        if spram:
+            wiring.connect(m, net.flash, wiring.flipped(self.flash))
+            m.d.comb += net.spram_sleep.eq(self.spram_sleep)
+            with m.If(net.core_idle):
+                m.d.core += loaded.eq(1)
+        # BUSY from configuration on while the weights load (``booting`` until ``hf_on`` has taken over).
+        m.d.comb += spi.clock_on.eq(hf_on | booting)
         wake = Signal()
         m.d.comb += [spi.prediction.eq(net.prediction), spi.counts.eq(net.counts), spi.wake.eq(wake),
                      spi.error.eq(net.error != 0), self.wake.eq(wake)]
@@ -275,6 +312,8 @@ class ICEBreakerWakeupTop(Elaboratable):
             m.submodules[f"spi_{name}"] = bufs[name] = io.Buffer(direction, getattr(spi, name))
         m.d.comb += [core.sck.eq(bufs["sck"].i), core.cs_n.eq(~bufs["cs"].i), core.copi.eq(bufs["copi"].i),
                      bufs["cipo"].o.eq(core.cipo), bufs["cipo"].oe.eq(core.cipo_oe)]
+        if "flash" in core.signature.members:
+            BoardTop._flash(m, platform, core.flash)
         for name, (res, value) in {"wake": ("wake", core.wake), "run": ("led_g", core.run)}.items():
             m.submodules[f"{name}_buf"] = buf = io.Buffer("o", platform.request(res, 0, dir="-"))
             m.d.comb += buf.o.eq(value)
