@@ -92,8 +92,8 @@ def _mutate_verilog(monkeypatch, pattern: str, replacement: str, what: str, *, c
 
     real = qlif.hw.verilog.generate
 
-    def mutant(model, *, lanes, name):
-        text, n = re.subn(pattern, replacement, real(model, lanes=lanes, name=name))
+    def mutant(model, *, lanes, name, encoder=False):
+        text, n = re.subn(pattern, replacement, real(model, lanes=lanes, name=name, encoder=encoder))
         assert n and (count is None or n == count), f"the generated Verilog no longer {what} as this mutant expects"
         return text
 
