@@ -180,7 +180,7 @@ def test_saturation_mutant_is_caught(simulator, monkeypatch):
 def test_broken_verilog_is_a_simulation_error(monkeypatch, tmp_path):
     import qlif.hw.verilog
 
-    monkeypatch.setattr(qlif.hw.verilog, "generate", lambda model, *, lanes, name: "module qlif_top(;\n")
+    monkeypatch.setattr(qlif.hw.verilog, "generate", lambda model, *, lanes, name, encoder=False: "module qlif_top(;\n")
     model = MODELS["mixed"]
     with pytest.raises(SimulationError, match="build"):
         run_rtl(model, _stimuli(model, 1), simulator="icarus", build_dir=tmp_path)
