@@ -12,22 +12,19 @@ module's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from cocotb_tools.check_results import get_results
 
 from qlif.boards.link.host_link import RX_FIFO_DEPTH, HostLink
 from qlif.golden.spec import reference
 from qlif.golden.spec.model import Model, save_model
 from qlif.sim.link_runner import SIM_BAUD, SIM_CLK, SIM_TIMEOUT_CYCLES
-from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, build_verilog, verilator_env
+from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, build_verilog, run_json_test
 from qlif.sim.waves import waves_requested
 
 __all__ = ["run_link_frames"]
@@ -65,23 +62,5 @@ def run_link_frames(model: Model, frames: np.ndarray, *, simulator: Literal["ica
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     env = {"QLIF_LINK_CONFIG": str(run_dir / "config.json"),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
-    results = run_dir / "results.xml"
-    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
-        try:
-            runner.test(test_module=TEST_MODULE, testcase="frames_driver", hdl_toplevel=TOPLEVEL,
-                        hdl_toplevel_lang="verilog", build_dir=where / "build", test_dir=run_dir, extra_env=env,
-                        waves=waves, results_xml=str(results), log_file=run_dir / "sim.log")
-        except SystemExit:
-            pass   # under pytest the runner exits on a failure; the verdict is read below either way
-    try:
-        n_tests, n_failed = get_results(results)
-    except RuntimeError:
-        n_tests, n_failed = 0, 1
-    stats = json.loads(out.read_text()) if out.exists() else None
-    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
-        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
-        why = (stats or {}).get("failure") or "no results written"
-        raise SimulationError(f"{simulator} frame-path test in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
-    if not waves:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return stats
+    return run_json_test(runner, where, run_dir, simulator=simulator, test_module=TEST_MODULE,
+                         testcase="frames_driver", env=env, waves=waves, what="frame-path test")

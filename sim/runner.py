@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -38,7 +39,7 @@ from qlif.sim import coverage
 from qlif.sim.waves import waves_requested
 
 __all__ = ["SIMULATORS", "DEFAULT_BUILD_DIR", "TOPLEVEL", "SimulationError", "RtlMismatch", "run_rtl",
-           "build_verilog", "verilator_env", "locked", "VERILATOR_ARGS", "ICARUS_ARGS"]
+           "build_verilog", "run_json_test", "verilator_env", "locked", "VERILATOR_ARGS", "ICARUS_ARGS"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Where builds and runs go unless told otherwise (the repository's ignored build/ folder).
@@ -206,6 +207,44 @@ def build_verilog(verilog: str, simulator: str, build_dir: Path, waves: bool):
             runner.waves = waves
             runner.hdl_toplevel = TOPLEVEL
     return runner, where
+
+
+def run_json_test(runner, where: Path, run_dir: Path, *, simulator: str, test_module: str, testcase: str,
+                  env: dict[str, str], waves: bool, what: str) -> dict:
+    """Run one cocotb test that writes its figures to ``run_dir/stats.json``; return them.
+
+    The benches of the host link, its frame path and the wake-up build all work this way: the
+    configuration goes in as a JSON file named in ``env``, the test writes ``stats.json`` (with a
+    ``failure`` entry when it fails). ``runner`` and ``where`` come from :func:`build_verilog`.
+    ``run_dir`` is removed afterwards unless waveforms were asked for.
+
+    Raises
+    ------
+    SimulationError
+        The test failed or wrote nothing: ``"{simulator} {what} in {run_dir} failed: ..."`` with the
+        end of the simulator's log.
+    """
+    results = run_dir / "results.xml"
+    out = run_dir / "stats.json"
+    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
+        try:
+            runner.test(test_module=test_module, testcase=testcase, hdl_toplevel=TOPLEVEL,
+                        hdl_toplevel_lang="verilog", build_dir=where / "build", test_dir=run_dir, extra_env=env,
+                        waves=waves, results_xml=str(results), log_file=run_dir / "sim.log")
+        except SystemExit:
+            pass   # under pytest the runner exits on a failure; the verdict is read below either way
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError:
+        n_tests, n_failed = 0, 1
+    stats = json.loads(out.read_text()) if out.exists() else None
+    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
+        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
+        why = (stats or {}).get("failure") or "no results written"
+        raise SimulationError(f"{simulator} {what} in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return stats
 
 
 def run_rtl(model: Model, x: np.ndarray | None = None, *, simulator: Literal["icarus", "verilator"] = "icarus",

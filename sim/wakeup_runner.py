@@ -15,16 +15,13 @@ to the simulator in the JSON file named by ``QLIF_WAKEUP_CONFIG``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from cocotb_tools.check_results import get_results
 
 from qlif.boards.link.host_link import wake_mask
 from qlif.boards.tops.wakeup import WakeupCore
@@ -33,7 +30,7 @@ from qlif.golden.spec.coding import check_frames, encode_frames, frame_levels_of
 from qlif.golden.spec.model import Model, save_model
 from qlif.hw.flash import DEFAULT_OFFSET
 from qlif.hw.memory import MemoryPlan, plan_memories, spram_image
-from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, SimulationError, build_verilog, verilator_env
+from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, build_verilog, run_json_test
 from qlif.sim.waves import waves_requested
 
 __all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "spram_plan", "wakeup_verilog", "run_wakeup"]
@@ -151,23 +148,5 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
     (run_dir / "config.json").write_text(json.dumps(config))
     env = {"QLIF_WAKEUP_CONFIG": str(run_dir / "config.json"),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
-    results = run_dir / "results.xml"
-    with verilator_env() if simulator == "verilator" else contextlib.nullcontext():
-        try:
-            runner.test(test_module=TEST_MODULE, testcase="frames", hdl_toplevel=TOPLEVEL,
-                        hdl_toplevel_lang="verilog", build_dir=where / "build", test_dir=run_dir, extra_env=env,
-                        waves=waves, results_xml=str(results), log_file=run_dir / "sim.log")
-        except SystemExit:
-            pass   # under pytest the runner exits on a failure; the verdict is read below either way
-    try:
-        n_tests, n_failed = get_results(results)
-    except RuntimeError:
-        n_tests, n_failed = 0, 1
-    stats = json.loads(out.read_text()) if out.exists() else None
-    if n_tests != 1 or n_failed or stats is None or stats.get("failure"):
-        log = (run_dir / "sim.log").read_text()[-4000:] if (run_dir / "sim.log").exists() else ""
-        why = (stats or {}).get("failure") or "no results written"
-        raise SimulationError(f"{simulator} wake-up test in {run_dir} failed: {why}\n--- end of sim.log ---\n{log}")
-    if not waves:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return stats
+    return run_json_test(runner, where, run_dir, simulator=simulator, test_module=TEST_MODULE,
+                         testcase="frames", env=env, waves=waves, what="wake-up test")
