@@ -288,10 +288,12 @@ class EncodedNetwork(wiring.Component):
         running = Signal()               # from the clear to done
         last = step == model.timesteps - 1
         m.d.comb += [self.done.eq(core.step_done & last), self.busy.eq(enc.busy | running)]
-        with m.If(enc.clear & core.idle):
-            m.d.sync += [running.eq(1), step.eq(0)]
         with m.If(core.step_done):
             m.d.sync += step.eq(Mux(last, 0, step + 1))
             with m.If(last):
                 m.d.sync += running.eq(0)
+        # After the step_done block, so that it wins: the encoder takes the next frame while the core runs
+        # the previous sample's last step, and that sample's clear can come in the cycle of its step_done.
+        with m.If(enc.clear & core.idle):
+            m.d.sync += [running.eq(1), step.eq(0)]
         return m

@@ -118,3 +118,44 @@ def test_encoded_cycles_checks_shapes():
         encoded_cycles(model, lanes=1, inputs=np.zeros((1, 2, 4), np.uint8), cycles=cycles)
     with pytest.raises(ValueError, match="lanes"):
         encoded_cycles(model, lanes=3, inputs=np.zeros((1, 2, 5), np.uint8), cycles=cycles)
+
+
+def test_busy_holds_from_a_frame_taken_early_to_its_done():
+    """A frame fed back to back is taken while the core runs the previous sample's last step (``frame.ready``
+    is the encoder's, not the core's); ``busy`` must still stay high from then until that frame's
+    ``done`` (it once fell when the clear coincided with the last ``step_done``), and every prediction
+    must equal golden."""
+    model = replace(random_model([4, 64, 3], seed=3, timesteps=2, threshold="random"),
+                    metadata={"dataset": "digits"})
+    frames = np.full((3, 4), 16, np.uint8)
+    dut = EncodedNetwork(model=model, lanes=1)
+    log = []
+
+    async def bench(ctx):
+        ctx.set(dut.spikes.ready, 1)
+        for frame in frames:
+            for value in frame:
+                ctx.set(dut.frame.valid, 1)
+                ctx.set(dut.frame.payload, int(value))
+                while not (await ctx.tick().sample(dut.frame.ready))[2]:
+                    pass
+            ctx.set(dut.frame.valid, 0)
+        for _ in range(2000):
+            await ctx.tick()
+
+    async def monitor(ctx):
+        async for _clk, _rst, busy, done, pred in ctx.tick().sample(dut.busy, dut.done, dut.prediction):
+            log.append((busy, done, pred))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(monitor)
+    sim.run_until(3e-3)
+    dones = [i for i, (_, done, _) in enumerate(log) if done]
+    golden = reference.run(model, reference.frame_inputs(model, frames), lanes=1).prediction
+    assert [log[i][2] for i in dones] == golden.tolist()
+    first_busy = next(i for i, (busy, _, _) in enumerate(log) if busy)
+    for start, end in zip([first_busy, *dones[:-1]], dones, strict=True):
+        low = [i for i in range(start + 1, end) if not log[i][0]]
+        assert not low, f"busy low for {len(low)} cycles before the done at cycle {end}"
