@@ -68,9 +68,11 @@ class SpikeEncoder(wiring.Component):
         The core's ``idle``.
     busy : Out(1)
         Clearing the core or encoding a sample (from the cycle after the frame's last byte until the
-        last step's eot is taken); ``frame.ready`` is low meanwhile.
+        last step's eot is taken); ``frame.ready`` is low meanwhile. The next frame can thus be taken while
+        the core still runs the last step: :class:`EncodedNetwork`'s ``busy`` covers that step too.
 
-    Latency: the first step's first token is valid 3 cycles after the clear is taken at the earliest
+    Latency: the first step's first token is valid ``ENCODER_SCAN_START``
+    (:mod:`qlif.golden.spec.cycles`) cycles after the clear is taken at the earliest
     (when input 0 spikes). Throughput: a
     frame byte per cycle; per step ``n_in + 1`` cycles (each input, then the eot) while ``events`` does
     not push back. The scan never waits between steps: an input without a spike passes stage X at once,
@@ -226,7 +228,8 @@ class EncodedNetwork(wiring.Component):
 
     Latency: the frame (``n_in`` cycles), then from its last byte to ``done``
     :func:`qlif.golden.spec.cycles.encoded_cycles`, exact: the clear (the core takes its first token
-    ``max G + 6`` cycles after the last byte), ``T`` steps of the cycle model and the cycles the core
+    ``max G + CLEAR_OVERHEAD`` cycles after the last byte, :mod:`qlif.golden.spec.cycles`), ``T`` steps
+    of the cycle model and the cycles the core
     waits for the encoder's scan (not counted in ``step_cycles``), up to ``n_in + 1`` a step when the
     scan outlasts layer 0's events (``G_0`` cycles each; 1,780 to 2,975 cycles of waits in 6,346 to
     13,634 on the ternary MNIST 784-44-10 at P = 4, docs/architecture.md).

@@ -70,8 +70,12 @@ def cycle_model(model, *, lanes: int, layer_inputs: list[np.ndarray],
 #: Cycles from a frame's last byte to input 0 of step 0 in the encoder's stage X (clear taken, RUN,
 #: its word read); a token leaves X into the ``events`` register, valid one cycle later.
 ENCODER_SCAN_START = 3
-#: Cycles beyond ``max G_l`` from a frame's last byte to the first cycle the core can take a token
-#: (the clear request, the layers' clear passes of ``G_l`` groups each, ``accepting`` set again).
+#: Cycles beyond ``max G_l`` from a frame's last byte to the first cycle the core can take a token,
+#: counted from the cycle after the last byte: 1, the clear request (encoder in CLEAR, core idle); 2, the
+#: core's ``clearing`` register; 2 .. G + 1, the ``G`` clear groups issued; G + 2 .. G + 4, the layer's
+#: stages B, C and D (``LAYER_OVERHEAD - 1``: a clear has no stage E); G + 5, ``cleared``; G + 6,
+#: ``accepting`` set again. It holds only for a core that is idle (not loading SPRAM weights, not
+#: finishing a previous sample) when the last byte is taken: :func:`encoded_cycles` assumes that.
 CLEAR_OVERHEAD = 6
 
 
