@@ -183,8 +183,7 @@ def test_emulator_url_and_model_checks(digits_like):
 def test_hostlink_encoder_checks(digits_like):
     model = digits_like[0]
     assert HostLink(model=model, lanes=2, clk_freq=CLK, baud=1_000_000, encoder=True).encoder
-    with pytest.raises(ValueError, match="core_domain=None"):
-        HostLink(model=model, lanes=2, clk_freq=CLK, baud=1_000_000, encoder=True, core_domain="core")
+    assert HostLink(model=model, lanes=2, clk_freq=CLK, baud=1_000_000, encoder=True, core_domain="core").encoder
     with pytest.raises(ValueError, match="encoder=True: the model's metadata.dataset 'cifar'"):
         HostLink(model=replace(model, metadata={"dataset": "cifar"}), lanes=2, clk_freq=CLK, baud=1_000_000,
                  encoder=True)
@@ -194,12 +193,16 @@ def test_hostlink_encoder_checks(digits_like):
 
 # -- the RTL link in the Amaranth simulator -------------------------------------------------------------
 
-def test_rtl_driver_classifies_frames_like_golden(digits_like):
-    """The driver's classify_frames on the simulated link with the encoder: golden results and pins."""
+@pytest.mark.parametrize("core_period", [None, pytest.param(1 / 21.7e6, marks=pytest.mark.slow), 1 / 5.3e6],
+                         ids=["shared", "faster", "slower"])
+def test_rtl_driver_classifies_frames_like_golden(digits_like, core_period):
+    """The driver's classify_frames on the simulated link with the encoder: golden results and pins; the
+    core on the link's clock, or on a faster or slower one of its own behind the crossing (the encoder's
+    tokens and clear cross as the link's do)."""
     model, frames, golden = digits_like
     frames, golden = frames[:3], golden.select(slice(0, 3))
     assert len(set(golden.prediction.tolist())) > 1, "the samples should not predict the same class"
-    port = SimPort(model, 2, encoder=True, wake_classes=[int(golden.prediction[1])])
+    port = SimPort(model, 2, encoder=True, wake_classes=[int(golden.prediction[1])], core_period=core_period)
     board = Board(port, frame_timeout=2 * TIMEOUT / CLK)
     assert Flag.ENCODER in board.connect(model).flags
     got = board.classify_frames(frames)

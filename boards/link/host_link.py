@@ -112,8 +112,10 @@ class HostLink(wiring.Component):
     encoder : bool
         ``False`` (default): ``FRAME`` is an unknown command. ``True``: the on-chip encoder
         (:class:`~qlif.hw.encoder.SpikeEncoder`, its levels and rate from the model's metadata) sits in
-        front of the core, and ``FRAME`` requests run whole samples on it; the core must share the link's
-        clock domain (``core_domain=None``).
+        front of the core, and ``FRAME`` requests run whole samples on it. The encoder runs in the link's
+        domain: with ``core_domain`` its tokens and its clear reach the core through the crossing, as the
+        link's own do (one token per handshake round trip, a few cycles of each clock, against a frame of
+        ``n_in`` bytes on the line per sample).
 
     Members
     -------
@@ -199,10 +201,6 @@ class HostLink(wiring.Component):
         if not isinstance(encoder, bool):
             raise TypeError(f"encoder must be a bool, not {encoder!r}")
         if encoder:
-            if core_domain is not None:
-                # Not verified across the crossing: the encoder clears and feeds the core directly.
-                raise ValueError(f"encoder=True needs the core in the link's clock domain (core_domain=None), "
-                                 f"not {core_domain!r}")
             try:
                 frame_levels_of(model.metadata)
                 parse_max_rate(max_rate_of(model.metadata))
@@ -358,7 +356,9 @@ class HostLink(wiring.Component):
                          net.events.payload.eq(Mux(sel, enc.events.payload, ev.payload)),
                          ev.ready.eq(net.events.ready & ~sel), enc.events.ready.eq(net.events.ready & sel),
                          enc.core_idle.eq(net.idle), recv.room.eq(model.n_in - fill)]
-            with m.If(enc.clear):
+            # The encoder holds clear until the core is idle and leaves CLEAR in that cycle; the core (and
+            # the crossing, which turns any cycle of clear into a request) must see it then only.
+            with m.If(enc.clear & net.idle):
                 m.d.comb += net.clear.eq(1)
         else:
             m.d.comb += [net.events.valid.eq(ev.valid), net.events.payload.eq(ev.payload),
