@@ -130,6 +130,19 @@ def test_driver_refuses_frames_without_encoder(digits_like):
         board.classify_frames(frames[:, :15])
     bad = frames.copy()
     bad[1, 3] = 17                                  # above the digits' 16 levels
+    # Refused by the driver with the model's levels (from connect, or given), before any byte goes out ...
+    port = CountingPort(BoardModel(model, encoder=True))
+    board = Board(port)
+    board.connect(model)
+    assert board.levels == 16
+    sent = port.written
+    with pytest.raises(ValueError, match=r"^frames: sample 1, input 3: value 17 is outside 0\.\.16 "):
+        board.classify_frames(bad)
+    assert port.written == sent
+    board.levels = None
+    with pytest.raises(ValueError, match="sample 1, input 3: value 17"):
+        board.classify_frames(bad, levels=16)
+    # ... and by the board (BAD_ARG) when the driver does not know them.
     with pytest.raises(LinkError, match="sample 1: .*BAD_ARG"):
         board.classify_frames(bad)
 

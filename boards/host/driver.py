@@ -44,6 +44,7 @@ from qlif.boards.protocol import (
     model_id,
     step_requests,
 )
+from qlif.golden.spec.coding import check_frames, frame_levels_of
 
 __all__ = ["Port", "LinkError", "BoardTimeout", "ErrorReply", "ModelMismatch", "NoEncoder", "Board",
            "Classification", "open_board", "DEFAULT_TIMEOUT"]
@@ -145,6 +146,9 @@ class Board:
         self._inflight: deque[_Pending] = deque()
         self._seq = 0
         self.status_cache: Status | None = None
+        #: The frame levels ``L`` of the model given to :meth:`connect` (``None``: not known; STATUS does
+        #: not carry them): :meth:`classify_frames` refuses values above them before sending anything.
+        self.levels: int | None = None
 
     # -- frames ---------------------------------------------------------------------------------------
 
@@ -256,6 +260,10 @@ class Board:
             if (status.n_in, status.n_out, status.timesteps, status.model_id) != (
                     model.n_in, model.n_out, model.timesteps, model_id(model)):
                 raise ModelMismatch(f"the board runs another model ({theirs}) than the model file ({ours})")
+            try:
+                self.levels = frame_levels_of(model.metadata)
+            except ValueError:        # a model without frame levels: no encoder build can run it
+                self.levels = None
         return status
 
     def _sizes(self) -> Status:
@@ -328,25 +336,30 @@ class Board:
                 self.resync()
         return out
 
-    def classify_frames(self, frames: np.ndarray, *, progress: Callable[[int], None] | None = None
-                        ) -> Classification:
+    def classify_frames(self, frames: np.ndarray, *, levels: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> Classification:
         """Classify frames (integers ``0 ..`` the model's frame levels, [S, n_in]) on a board with the
         on-chip encoder: per sample its ``FRAME`` requests (:func:`~qlif.boards.protocol.frame_requests`),
         the last answered with the result, all pipelined; a ``RESET`` first, and again after a resync, so
         that no partial frame from before is completed by this run's bytes.
 
-        Recovery and errors as :meth:`classify`; a board without the encoder raises :class:`NoEncoder`,
-        a value above the levels :class:`ErrorReply` (``BAD_ARG``).
+        ``levels``: the frame levels ``L`` (default :attr:`levels`, those of the model given to
+        :meth:`connect`); a value above them is a ``ValueError`` naming the sample and the input, and
+        nothing is sent. With no levels known, values up to 255 go out and the board answers one above
+        its levels with :class:`ErrorReply` (``BAD_ARG``). Recovery and errors as :meth:`classify`; a
+        board without the encoder raises :class:`NoEncoder`.
         """
         st = self._sizes()
         if Flag.ENCODER not in st.flags:
             raise NoEncoder("the board has no on-chip encoder (a build with HostLink(encoder=True) takes frames; "
                             "this one takes spikes per step: classify)")
         f = np.asarray(frames)
-        if f.ndim != 2 or f.dtype.kind not in "iu" or (f.size and (f.min() < 0 or f.max() > 0xFF)):
-            raise ValueError(f"frames must be an integer array [samples, n_in] of 0..255, not {f.dtype} {f.shape}")
+        if f.ndim != 2 or f.dtype.kind not in "iu":
+            raise ValueError(f"frames must be an integer array [samples, n_in], not {f.dtype} {f.shape}")
         if f.shape[1] != st.n_in:
             raise ValueError(f"frames must be [samples, {st.n_in}] for the board's model, not {f.shape}")
+        levels = self.levels if levels is None else levels
+        f = check_frames(f, st.n_in, 0xFF if levels is None else levels)    # names the sample and input
         return self._run(len(f), lambda start: self._frame_sample_requests(f, start), progress)
 
     @staticmethod
