@@ -12,7 +12,9 @@ The frame buffer (``n_in`` x 8 bits, one memory) is written from the SCK domain 
 core's (the component's ``sync``), whose clock runs only while a frame is being inferred. They never
 use it at once: a frame is committed (``req`` toggles) on the SCK edge that completes its last byte,
 the core reads it only after it has seen that toggle through a synchroniser, and a WRITE_FRAME that
-begins before the core has toggled ``ack`` back is refused whole (no byte of it is written). The
+begins before the core has toggled ``ack`` back is refused whole (no byte of it is written). A rising CS
+aborts a transaction (nothing is committed before a write's last byte), and a write that follows a
+transaction cut short is refused too: after a glitch on CS its first byte may be a frame byte. The
 result (``prediction``, ``counts``, ``wake``) is read by the SCK side straight from the core's
 registers: they change only while the target is busy, and it answers zeros then (a multi-cycle path,
 not timed, as in :mod:`qlif.boards.link.crossing`).
@@ -30,7 +32,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 
-from qlif.boards.protocol import SPICmd, count_bytes, mask_bytes
+from qlif.boards.protocol import SPI_STATUS_BYTES, SPICmd, count_bytes, mask_bytes, spi_result_bytes
 
 __all__ = ["SPITarget"]
 
@@ -85,9 +87,10 @@ class SPITarget(wiring.Component):
     edge; ``start`` follows two core clock edges after the core's clock runs; BUSY clears, as a
     transaction's command byte sees it, once its 6th SCK edge comes after both ``done`` and the fall of
     ``clock_on``. Throughput: one frame per
-    inference (a frame sent while busy is refused, not queued). Memory: the frame buffer (``n_in`` x 8,
-    one iCE40 block RAM up to 512 inputs) and about 80 flip-flops (a 16-bit byte counter, the shift
-    registers, the mask) plus ``8 ceil(n_out / 8)`` for the mask being written.
+    inference (a frame sent while busy is refused, not queued; so is a WRITE_FRAME or WRITE_MASK whose
+    transaction follows one that CS cut short, before the length its command has). Memory: the frame
+    buffer (``n_in`` x 8, one iCE40 block RAM up to 512 inputs) and about 80 flip-flops (a 16-bit byte
+    counter, the shift registers, the mask) plus ``8 ceil(n_out / 8)`` for the mask being written.
     """
 
     def __init__(self, *, n_in: int, n_out: int, timesteps: int, wake_classes: int | None = None):
@@ -158,6 +161,32 @@ class SPITarget(wiring.Component):
         cmd_now = Signal(8)
         m.d.comb += cmd_now.eq(Mux(index == 0, byte, cmd))
 
+        # -- transactions cut short (persistent) -------------------------------------------------------
+        # A rising CS resets the transaction's registers at once, so a command byte is only ever the first
+        # byte after CS falls, and an interrupted transaction commits nothing (a frame commits with its
+        # last byte, a mask takes effect with its last byte). But a glitch on CS in the middle of a write
+        # makes the write's remaining bytes look like a transaction of their own, whose first byte (any
+        # intensity) may read as WRITE_MASK or WRITE_FRAME. So the target remembers whether the last
+        # transaction reached its command's length (``whole``), and refuses a write whose transaction
+        # follows one that did not: the host sees REFUSED and the frame count unchanged, reads the status
+        # (a whole transaction) and sends again.
+        first = (index == 0) & (bit == 0)     # the first SCK edge of a transaction
+        whole = Signal(init=1)                # the last transaction reached its length (power-up: none)
+        after_whole = Signal()                # ``whole`` as of this transaction's first edge
+        with m.If(first):
+            m.d.spi += after_whole.eq(whole)
+            m.d.spi_keep += whole.eq(0)
+        n_mask = mask_bytes(n_out)
+        last_index = Signal(16)               # the index of the command's last byte (the command's own: 0)
+        with m.Switch(cmd_now):
+            for code, length in ((SPICmd.WRITE_FRAME, n_in), (SPICmd.WRITE_MASK, n_mask),
+                                 (SPICmd.READ_STATUS, SPI_STATUS_BYTES),
+                                 (SPICmd.READ_RESULT, spi_result_bytes(n_out, self._t))):
+                with m.Case(code):
+                    m.d.comb += last_index.eq(length)
+        with m.If(complete & (index == last_index)):
+            m.d.spi_keep += whole.eq(1)
+
         # -- frame handshake (persistent) -------------------------------------------------------------
         req = Signal()                        # toggled on committing a frame
         ack = Signal()                        # toggled by the core side when the result is final
@@ -178,8 +207,8 @@ class SPITarget(wiring.Component):
         accepted = Signal()                   # the command byte of this transaction was not refused
         writes = (cmd_now == SPICmd.WRITE_FRAME) | (cmd_now == SPICmd.WRITE_MASK)
         with m.If(complete & (index == 0) & writes):
-            m.d.spi += accepted.eq(~busy)
-            with m.If(busy):
+            m.d.spi += accepted.eq(~busy & after_whole)
+            with m.If(busy | ~after_whole):
                 m.d.spi_keep += refused.eq(1)
 
         # The frame buffer: byte k of the frame (transaction byte k + 1) to address k.
@@ -191,7 +220,6 @@ class SPITarget(wiring.Component):
             m.d.spi_keep += [req.eq(~req), frames.eq(frames + 1), inferred.eq(1)]
 
         # The wake mask, little-endian bytes; the new value takes effect with its last byte.
-        n_mask = mask_bytes(n_out)
         staged = Signal(8 * n_mask)
         with m.If(complete & accepted & (cmd_now == SPICmd.WRITE_MASK) & (index >= 1) & (index <= n_mask)):
             m.d.spi += staged.word_select((index - 1)[:16], 8).eq(byte)
