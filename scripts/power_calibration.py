@@ -11,9 +11,12 @@ For every row of :data:`qlif.boards.flow.calibration.MEASURED`: builds the desig
 ``build/power-calibration/<design>`` by the plan's digest), measures the logic's switching activity from
 an RTL simulation the way :mod:`qlif.sim.activity` does (Icarus runs the Verilog Amaranth generates for
 4,096 cycles; the VCD is reduced by :func:`qlif.sim.activity.activity_from_waveform`), then fits the
-coefficients (:func:`qlif.boards.flow.calibration.fit`) and writes ``docs/results/power-calibration.csv``
-(the estimate of each row by the model as it is in :mod:`qlif.boards.flow.power`), ``.md`` (the table,
-the fit, the uncertainty) and ``.json`` (the per-row inputs the tests refit from).
+coefficients (:func:`qlif.boards.flow.calibration.fit`, and again without each row in turn) and writes
+``docs/results/power-calibration.csv`` (the estimate of each row by the model as it is in
+:mod:`qlif.boards.flow.power`, and its leave-one-out prediction), ``.md`` (the table, the fit, the
+leave-one-out spread, the idle rails, the uncertainty carried to the digits wake-up build of
+``docs/results/wakeup-power.json`` when that file is there) and ``.json`` (the per-row inputs the tests
+refit from).
 """
 
 from __future__ import annotations
@@ -101,8 +104,29 @@ def measure(meas: Measurement, *, work: Path = WORK) -> Activity | None:
     return act
 
 
+def wakeup_design(path: Path = RESULTS / "wakeup-power.json", model: str = "digits"):
+    """The wake-up build of ``model`` in ``path`` (``qlif wakeup-report``'s figures) as a
+    :class:`~qlif.boards.flow.calibration.Design`, and the power of its block RAM reads (W), which no
+    measured row determines; ``(None, 0.0)`` when the file or the model is not there."""
+    from qlif.boards.flow.calibration import Design
+    from qlif.boards.flow.power import Resources
+
+    try:
+        doc = next(d for d in json.loads(path.read_text()) if d["model"] == model)
+    except (OSError, ValueError, StopIteration):
+        return None, 0.0
+    res = Resources(**{k: int(v) for k, v in doc["resources"].items()})
+    cycles, logic = 10 ** 6, res.luts + res.carries
+    act = Activity(cycles=cycles, ff_bits=res.ffs, ff_toggles=round(doc["activity"]["ff_rate"] * res.ffs * cycles),
+                   logic_bits=logic, logic_toggles=round(doc["activity"]["logic_rate"] * logic * cycles),
+                   workload=doc["workload"])
+    name = f"the {model} wake-up build ({path.relative_to(ROOT).as_posix()})"
+    return (Design(name, res, act, doc["clk_mhz"] * 1e6),
+            float(doc["states"]["core"]["dynamic_w"]["block RAM"]))
+
+
 def main(argv: list[str] | None = None) -> int:
-    from qlif.boards.flow.calibration import error_pct, fit, write_results
+    from qlif.boards.flow.calibration import error_pct, fit, leave_one_out, write_results
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fresh", action="store_true", help="rebuild every design (ignore the cache)")
@@ -118,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{meas.design}: {row.lcs} LC ({meas.published_lcs or '-'} published), {res.ffs} FF, {res.dsp} DSP, "
               f"{time.monotonic() - t0:.0f} s", flush=True)
     result = fit(rows)
-    write_results(rows, result, RESULTS)
-    for row in rows:
+    design, ebr_w = wakeup_design()
+    write_results(rows, result, RESULTS, design=design, design_fixed_w=ebr_w)
+    for row, left in zip(rows, leave_one_out(rows), strict=True):
         meas = row.measurement
         est = result.estimates[meas.design]
         print(f"  {meas.design:18s} measured {meas.measured_w * 1e3:.4f} mW, fit {est * 1e3:.4f} mW "
-              f"({error_pct(est, meas.measured_w):+.1f} %)")
+              f"({error_pct(est, meas.measured_w):+.1f} %), leave-one-out {left.error_pct:+.1f} %")
     for name, value in result.values.items():
         print(f"  fitted {name} = {value:.4g} +- {result.errors[name]:.2g}")
     print(f"wrote {RESULTS / 'power-calibration.csv'}, .md and .json")

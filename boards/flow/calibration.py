@@ -4,8 +4,11 @@ tinyvision-ai-inc/ice40_power (README; Joulescope JS110 on every rail of a Latti
 breakout board, core at 1.219 V) measured the core current of a handful of tiny designs. This module
 holds that table (:data:`MEASURED`, one home), one Amaranth top per row (:class:`CalibrationTop`, the
 same description; their Verilog does not carry over), the per-row features the power model reads
-(:class:`Row`: resources from our build, activity from RTL simulation, clock and clock source), and the
-weighted least-squares fit of the coefficients the rows determine (:func:`fit`).
+(:class:`Row`: resources from our build, activity from RTL simulation, clock and clock source), the
+weighted least-squares fit of the coefficients the rows determine (:func:`fit`), and the uncertainty
+that fit leaves: each row predicted by the fit of the others (:func:`leave_one_out`), each coefficient's
+range over those refits (:func:`loo_spread`), that range carried to a qlif build (:func:`design_spread`),
+and the idle on the core rail against every rail (:func:`idle_rails`).
 
 ``scripts/power_calibration.py`` (``make power-calibration``) builds every design with the flow of
 :mod:`qlif.boards.flow.build`, measures its activity with :mod:`qlif.sim.activity`, and writes
@@ -36,7 +39,8 @@ from qlif.boards.flow.power import ICE40UP, FamilyModel, Resources, estimate_pow
 from qlif.boards.tops.pll import ice40_pll_config
 
 __all__ = ["CORE_VOLTS", "SOURCE", "CLOCK_SOURCES", "Measurement", "MEASURED", "CounterLogic", "CalibrationTop",
-           "DEVICE", "Row", "estimate_row", "FITTED", "Fit", "fit", "error_pct"]
+           "DEVICE", "Row", "estimate_row", "FITTED", "PRIOR", "Fit", "fit", "LeaveOneOut", "leave_one_out",
+           "loo_spread", "Design", "design_spread", "idle_rails", "error_pct"]
 
 #: The measured device (the breakout board's), as build reports name it.
 DEVICE = "iCE40UP5K-SG48"
@@ -253,14 +257,14 @@ def estimate_row(row: Row, model: FamilyModel = ICE40UP) -> float:
 
 #: The coefficients the rows determine, and the rows that do (docs/power.md, "Calibration").
 FITTED = {
-    "static.iCE40UP5K": "blank",
+    "static.iCE40UP5K": "blank alone",
     "configured": "halted-ctr24 (over blank)",
     "clock.iCE40UP5K": "hfosc*-ctr24 (the slope against f), ext12-*",
     "clock_ff": "ext12-ctr28..224 (the slope against the flip-flops)",
-    "toggle": "hfosc12-mul-luts (over hfosc12-ctr24)",
-    "dsp_op": "hfosc12-mul-dsp (over hfosc12-ctr24)",
+    "toggle": "hfosc12-mul-luts alone (over hfosc12-ctr24; the counters' toggles barely vary)",
+    "dsp_op": "hfosc12-mul-dsp alone (over hfosc12-ctr24)",
     "hfosc": "hfosc*-ctr24 (the intercept) against ext12-*",
-    "lfosc": "lfosc-ctr24 (over halted-ctr24)",
+    "lfosc": "lfosc-ctr24 alone (over halted-ctr24)",
     "pll": "pll16/32/48-ctr24 (over the HFOSC line)",
 }
 
@@ -275,13 +279,21 @@ def _with(model: FamilyModel, name: str, value: float) -> FamilyModel:
     return replace(model, **{name: replace(getattr(model, name), value=value)})
 
 
+#: What a coefficient is held at when the rows given cannot determine it (in a leave-one-out refit, the
+#: row left out is the one that alone determines it): the data sheet's figure where it has one (the
+#: typical ICCSTDBY, 75 uA at 1.2 V), else 0 (the term left out: no figure but the measurement's).
+PRIOR = {"static.iCE40UP5K": 75e-6 * 1.2}
+
+
 @dataclass(frozen=True)
 class Fit:
     """Weighted least squares of :data:`FITTED` over the measured rows.
 
-    ``values`` and ``errors`` (one standard error, from the residuals) by coefficient name, in the
-    coefficient's unit; ``estimates`` (W) by design, from the fitted values; ``rms_pct`` the root mean
-    square of the relative residuals; ``dof`` rows less fitted coefficients.
+    ``values`` and ``errors`` (one standard error, from the residuals; NaN for a coefficient held) by
+    coefficient name, in the coefficient's unit; ``estimates`` (W) by design, from the fitted values;
+    ``rms_pct`` the root mean square of the relative residuals; ``dof`` rows less fitted coefficients;
+    ``held`` the coefficients the rows did not determine (held at :data:`PRIOR`), ``clipped`` those the
+    fit made negative (held at 0), each in :data:`FITTED`'s order.
     """
 
     values: dict
@@ -289,6 +301,20 @@ class Fit:
     estimates: dict
     rms_pct: float
     dof: int
+    held: tuple = ()
+    clipped: tuple = ()
+
+    def model(self, base: FamilyModel = ICE40UP) -> FamilyModel:
+        """``base`` with the fitted values."""
+        for name, value in self.values.items():
+            base = _with(base, name, value)
+        return base
+
+
+#: Singular values below this fraction of the largest (of the unit-norm columns) mark coefficients the
+#: rows cannot tell apart: exact collinearity is at 1e-16, the weakest real constraint here (toggle from
+#: the counters alone) about 1e-3.
+_RANK_TOL = 1e-9
 
 
 def fit(rows: list[Row], model: FamilyModel = ICE40UP) -> Fit:
@@ -298,8 +324,9 @@ def fit(rows: list[Row], model: FamilyModel = ICE40UP) -> Fit:
     (:func:`estimate_row`) with that coefficient at 1 and the others at 0; the coefficients not fitted
     (``lc_leak``; ``ebr_*``, ``spram_access`` are unused by these designs) keep ``model``'s values.
     Residuals are weighted by 1 / measured (every row counts by its relative error, the blank's 104 uW
-    as much as the PLL's 3 mW). A coefficient the unconstrained fit makes negative is fixed at 0 and the
-    rest refitted.
+    as much as the PLL's 3 mW). A coefficient the rows do not determine (a column of zeros, or one that
+    a combination of the others matches, as ``static`` and ``configured`` without the blank row) is held
+    at :data:`PRIOR`; one the fit makes negative is held at 0; the rest are refitted.
     """
     names = list(FITTED)
     base = model
@@ -312,30 +339,113 @@ def fit(rows: list[Row], model: FamilyModel = ICE40UP) -> Fit:
     b = (measured - fixed) / measured
     # Columns span 17 decades (W per W, W per J/toggle ...): solve with each scaled to unit norm.
     norms = np.linalg.norm(a, axis=0)
+    x = np.zeros(len(names))
     free = [i for i in range(len(names)) if norms[i] > 0]
-    while True:
-        x = np.zeros(len(names))
-        x[free] = np.linalg.lstsq(a[:, free] / norms[free], b, rcond=None)[0] / norms[free]
-        negative = [i for i in free if x[i] < 0]
-        if not negative:
-            break
-        free.remove(min(negative, key=lambda i: x[i]))
+    held = [i for i in range(len(names)) if norms[i] == 0]
+    clipped = []
+    for i in held:
+        x[i] = PRIOR.get(names[i], 0.0)
+    while free:
+        scaled = a[:, free] / norms[free]
+        _, sv, vt = np.linalg.svd(scaled, full_matrices=False)
+        if len(free) > len(rows) or sv[-1] < _RANK_TOL * sv[0]:
+            # Undetermined: hold the first (in FITTED's order) of the coefficients the null direction
+            # involves most, and refit the rest.
+            null = np.abs(vt[-1]) if len(free) <= len(rows) else np.ones(len(free))
+            j = free[int(np.flatnonzero(null >= null.max() * (1 - 1e-6))[0])]
+            x[j] = PRIOR.get(names[j], 0.0)
+            held.append(j)
+        else:
+            out = held + clipped
+            rhs = b - a[:, out] @ x[out]
+            x[free] = np.linalg.lstsq(scaled, rhs, rcond=None)[0] / norms[free]
+            negative = [i for i in free if x[i] < 0]
+            if not negative:
+                break
+            j = min(negative, key=lambda i: x[i])
+            x[j] = 0.0
+            clipped.append(j)
+        free.remove(j)
     residual = a @ x - b
     dof = len(rows) - len(free)
     sigma2 = float(residual @ residual) / dof if dof > 0 else math.nan
-    scaled = a[:, free] / norms[free]
-    cov = np.linalg.inv(scaled.T @ scaled) * sigma2 / np.outer(norms[free], norms[free])
-    errors = np.zeros(len(names))
-    errors[free] = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    errors = np.full(len(names), math.nan)
+    if free:
+        cov = np.linalg.inv(scaled.T @ scaled) * sigma2 / np.outer(norms[free], norms[free])
+        errors[free] = np.sqrt(np.maximum(np.diag(cov), 0.0))
     # A coefficient one row alone determines fits it to rounding: its error is 0, not 1e-19.
     errors[errors < 1e-9 * np.abs(x)] = 0.0
-    fitted = base
-    for name, value in zip(names, x, strict=True):
-        fitted = _with(fitted, name, float(value))
-    return Fit(values=dict(zip(names, map(float, x), strict=True)),
-               errors=dict(zip(names, map(float, errors), strict=True)),
-               estimates={r.measurement.design: estimate_row(r, fitted) for r in rows},
-               rms_pct=100 * math.sqrt(float(np.mean(residual ** 2))), dof=dof)
+    result = Fit(values=dict(zip(names, map(float, x), strict=True)),
+                 errors=dict(zip(names, map(float, errors), strict=True)), estimates={},
+                 rms_pct=100 * math.sqrt(float(np.mean(residual ** 2))), dof=dof,
+                 held=tuple(names[i] for i in sorted(held)), clipped=tuple(names[i] for i in sorted(clipped)))
+    fitted = result.model(model)
+    return replace(result, estimates={r.measurement.design: estimate_row(r, fitted) for r in rows})
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """One row predicted by the fit of the other rows: what the model says of a design it was not fitted
+    to. ``estimate_w`` (W) and ``error_pct`` against the row's measurement; ``fit`` the refit, whose
+    ``held`` names the coefficients the other rows cannot determine and ``clipped`` those they make
+    negative."""
+
+    design: str
+    estimate_w: float
+    error_pct: float
+    fit: Fit
+
+
+def leave_one_out(rows: list[Row], model: FamilyModel = ICE40UP) -> list[LeaveOneOut]:
+    """Refit :data:`FITTED` without each row in turn and predict that row (rows' order)."""
+    out = []
+    for i, row in enumerate(rows):
+        refit = fit(rows[:i] + rows[i + 1:], model)
+        est = estimate_row(row, refit.model(model))
+        out.append(LeaveOneOut(row.measurement.design, est, error_pct(est, row.measurement.measured_w), refit))
+    return out
+
+
+def loo_spread(loo: list[LeaveOneOut]) -> dict:
+    """Each fitted coefficient's range over the leave-one-out refits that determine it:
+    ``{name: (low, high, undetermined)}``, ``undetermined`` the designs whose removal leaves it held or
+    clipped."""
+    out = {}
+    for name in FITTED:
+        values = [r.fit.values[name] for r in loo if name not in r.fit.held + r.fit.clipped]
+        out[name] = (min(values), max(values), tuple(r.design for r in loo if name in r.fit.held + r.fit.clipped))
+    return out
+
+
+@dataclass(frozen=True)
+class Design:
+    """A design to carry the fit's uncertainty to (a qlif build running from the HFOSC): what
+    :func:`estimate_power` needs, and a name for the report."""
+
+    name: str
+    resources: Resources
+    activity: Activity
+    clk_hz: float
+
+
+def design_spread(design: Design, result: Fit, loo: list[LeaveOneOut], model: FamilyModel = ICE40UP) -> dict:
+    """``design``'s core power (W) running from the HFOSC and stopped, by the full fit and over the
+    leave-one-out refits: ``{"running": (full, low, high), "stopped": (...)}``, and the designs left out
+    at each extreme (``"running_low"``, ``"running_high"``, ...)."""
+    def states(fam: FamilyModel) -> dict:
+        run = estimate_power(device=DEVICE, resources=design.resources, activity=design.activity,
+                             clk_hz=design.clk_hz, oscillator="hfosc", model=fam).core_w
+        return {"running": run, "stopped": static_power(device=DEVICE, resources=design.resources, model=fam)[0]}
+
+    full = states(result.model(model))
+    each = [(r.design, states(r.fit.model(model))) for r in loo]
+    out = {}
+    for key in ("running", "stopped"):
+        low = min(each, key=lambda e: e[1][key])
+        high = max(each, key=lambda e: e[1][key])
+        out[key] = (full[key], low[1][key], high[1][key])
+        out[f"{key}_low"], out[f"{key}_high"] = low[0], high[0]
+    return out
 
 
 def error_pct(estimated_w: float, measured_w: float) -> float:
@@ -346,18 +456,43 @@ def error_pct(estimated_w: float, measured_w: float) -> float:
 # --------------------------------------------------------------------------------------------------
 # The results files.
 
-#: Columns of docs/results/power-calibration.csv.
-CSV_COLUMNS = ("design", "measured_mw", "estimated_mw", "error_pct")
+#: Columns of docs/results/power-calibration.csv: the committed model's estimate of each row, then the
+#: leave-one-out prediction (the fit of the other 15 rows) and what that refit could not determine.
+CSV_COLUMNS = ("design", "measured_mw", "estimated_mw", "error_pct", "loo_estimated_mw", "loo_error_pct",
+               "loo_held")
+
+#: The LFOSC row's currents on the rails other than the core (A, V): the README's 151 uW "whole chip".
+LFOSC_OTHER_RAILS = {"VCCPLL": (4.4e-6, 1.219), "bank 0": (3.76e-6, 3.283), "bank 1": (3.4e-6, 3.283),
+                     "bank 2": (1.5e-6, 3.283)}
 
 
-def table(rows: list[Row], model: FamilyModel = ICE40UP) -> list[dict]:
-    """The CSV's rows: each design's measured and estimated core power (mW) and the error (%)."""
+def _uses(row: Row, name: str, model: FamilyModel) -> bool:
+    """Whether the coefficient ``name`` enters ``row``'s estimate."""
+    return estimate_row(row, _with(model, name, 0.0)) != estimate_row(row, _with(model, name, 1.0))
+
+
+def _held_note(result: Fit) -> str:
+    """What a refit held: ``static.iCE40UP5K=data sheet``, ``dsp_op=0``; ``;``-separated."""
+    return ";".join([f"{n}={'data sheet' if n in PRIOR else '0'}" for n in result.held]
+                    + [f"{n}=0 (negative)" for n in result.clipped])
+
+
+def _pct(value: float) -> float:
+    return round(value, 1) + 0.0     # + 0.0: no "-0.0"
+
+
+def table(rows: list[Row], model: FamilyModel = ICE40UP, loo: list[LeaveOneOut] | None = None) -> list[dict]:
+    """The CSV's rows: each design's measured and estimated core power (mW) and the error (%), and its
+    leave-one-out prediction (``loo``, default :func:`leave_one_out` of ``rows``)."""
+    loo = {r.design: r for r in (loo if loo is not None else leave_one_out(rows, model))}
     out = []
     for row in rows:
         measured, estimated = row.measurement.measured_w, estimate_row(row, model)
+        left = loo[row.measurement.design]
         out.append({"design": row.measurement.design, "measured_mw": round(measured * 1e3, 4),
-                    "estimated_mw": round(estimated * 1e3, 4),
-                    "error_pct": round(error_pct(estimated, measured), 1) + 0.0})     # + 0.0: no "-0.0"
+                    "estimated_mw": round(estimated * 1e3, 4), "error_pct": _pct(error_pct(estimated, measured)),
+                    "loo_estimated_mw": round(left.estimate_w * 1e3, 4), "loo_error_pct": _pct(left.error_pct),
+                    "loo_held": _held_note(left.fit)})
     return out
 
 
@@ -371,23 +506,42 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE40UP) -> None:
-    """Write ``power-calibration.csv`` (:data:`CSV_COLUMNS`, ``model``'s estimates), ``.md`` (that table with
-    the builds' figures, the fit and the uncertainty) and ``.json`` (the rows, for the tests to refit)."""
+def _rms(values) -> float:
+    values = list(values)
+    return math.sqrt(sum(v * v for v in values) / len(values))
+
+
+def idle_rails(rows: list[Row], model: FamilyModel = ICE40UP) -> dict:
+    """The LFOSC row (24-bit counter at 10 kHz, the wake-up build's idle) on the core rail and on every
+    rail, measured and modelled (W): ``core_measured``, ``core_model``, ``other_measured`` (the
+    README's PLL and bank currents), ``other_model`` (``static_aux``: the data sheet's standby)."""
+    row = next(r for r in rows if r.measurement.design == "lfosc-ctr24")
+    return {"core_measured": row.measurement.measured_w, "core_model": estimate_row(row, model),
+            "other_measured": sum(a * v for a, v in LFOSC_OTHER_RAILS.values()),
+            "other_model": static_power(device=DEVICE, resources=row.resources, model=model)[1]}
+
+
+def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE40UP,
+                  design: Design | None = None, design_fixed_w: float = 0.0) -> None:
+    """Write ``power-calibration.csv`` (:data:`CSV_COLUMNS`, ``model``'s estimates and the leave-one-out
+    predictions), ``.md`` (that table with the builds' figures, the fit, the leave-one-out spread, the idle
+    rails and the uncertainty; with ``design``, the spread carried to it, ``design_fixed_w`` of its power
+    being terms the fit does not touch, block RAM) and ``.json`` (the rows, for the tests to refit)."""
     import csv
     import json
     from pathlib import Path
 
     folder = Path(folder)
-    lines = table(rows, model)
+    loo = leave_one_out(rows, model)
+    lines = table(rows, model, loo)
     with open(folder / "power-calibration.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(lines)
     (folder / "power-calibration.json").write_text(json.dumps({"source": SOURCE, "core_volts": CORE_VOLTS,
                                                                "rows": [r.to_json() for r in rows]}, indent=1) + "\n")
-    errors = [abs(line["error_pct"]) for line in lines]
-    rms = math.sqrt(sum(e * e for e in errors) / len(errors))
+    in_sample = [line["error_pct"] for line in lines]
+    out_sample = [line["loo_error_pct"] for line in lines]
     md = [
         "# The power model against measured iCE40 UP5K figures",
         "",
@@ -395,21 +549,37 @@ def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE
         "(`PowerEstimate.core_w`) of `qlif.boards.flow.power` with the `ice40up` coefficients as committed, for",
         "our rebuild of each design (`qlif.boards.flow.calibration`: the same flow as `qlif build`, Yosys",
         "`synth_ice40` and nextpnr through YoWASP; switching activity from an RTL simulation of 4,096 cycles",
-        "reduced by `qlif.sim.activity`). Reproduce: `make power-calibration` (builds cached under",
-        "`build/power-calibration/`).",
+        "reduced by `qlif.sim.activity`). Leave-one-out (LOO): the row predicted by the fit of the other 15",
+        "rows, the test of a design the model was not fitted to. Reproduce: `make power-calibration` (builds",
+        "cached under `build/power-calibration/`).",
         "",
         "| design | description | LC (published) | FF | FF, logic toggles/cycle | measured mW | estimated mW "
-        "| error % |",
-        "|---|---|---|---|---|---|---|---|",
+        "| error % | LOO mW | LOO error % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # A row is marked when its refit held (or clipped) a coefficient the row's own estimate uses.
+    marked = {left.design for row, left in zip(rows, loo, strict=True)
+              if any(_uses(row, n, model) for n in left.fit.held + left.fit.clipped)}
+    checked = [line["loo_error_pct"] for line in lines if line["design"] not in marked]
     for row, line in zip(rows, lines, strict=True):
         meas, act, res = row.measurement, row.activity, row.resources
         toggles = (f"{res.ffs * act.ff_rate:.2f}, {(res.luts + res.carries) * act.logic_rate:.2f}" if act else "-")
+        mark = " *" if meas.design in marked else ""
         md.append(f"| {meas.design} | {meas.description} | {row.lcs} ({meas.published_lcs or '-'}) | {res.ffs} | "
-                  f"{toggles} | {line['measured_mw']:.4f} | {line['estimated_mw']:.4f} | {line['error_pct']:+.1f} |")
+                  f"{toggles} | {line['measured_mw']:.4f} | {line['estimated_mw']:.4f} | {line['error_pct']:+.1f} | "
+                  f"{line['loo_estimated_mw']:.4f} | {line['loo_error_pct']:+.1f}{mark} |")
     md += [
         "",
-        f"Error: largest {max(errors):.1f} %, root mean square {rms:.1f} % over the {len(rows)} designs.",
+        "\\* the other rows cannot determine a coefficient this row uses: the refit holds it at the data",
+        "sheet's figure or at 0 (column `loo_held` of the CSV lists what each refit held, used or not): "
+        + "; ".join(f"{line['design']}: {line['loo_held'].replace(';', ', ')}" for line in lines
+                    if line["design"] in marked) + ".",
+        "",
+        f"In sample (the fit of all 16 rows): largest {max(map(abs, in_sample)):.1f} %, root mean square "
+        f"{_rms(in_sample):.1f} %. Leave-one-out: from {min(out_sample):+.1f} to {max(out_sample):+.1f} %, root "
+        f"mean square {_rms(out_sample):.1f} %; the {len(checked)} rows not marked, whose every coefficient the "
+        f"other rows determine: {min(checked):+.1f} to {max(checked):+.1f} %, root mean square "
+        f"{_rms(checked):.1f} %.",
         "",
         "## The fit",
         "",
@@ -418,39 +588,101 @@ def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE
         "The model is linear in them; each column of the design matrix is the model's own estimate with that",
         "coefficient at 1 and the others at 0 (`calibration.fit`). `lc_leak` (2.3 nW per LC, from the",
         "README's 1536-bit counter at 10 kHz) is not fitted: no row of the table varies the LCs of a stopped",
-        "design. Standard errors from the residuals of all rows; a row that one coefficient alone fits",
-        "(blank, LFOSC, the two multiplies) leaves no residual of its own: its coefficient's error is the",
-        "other rows' scatter carried over, not a check.",
+        "design. Standard errors from the residuals of all rows. The LOO range is the coefficient's lowest and",
+        "highest value over the 16 refits that leave one row out, among those that still determine it.",
         "",
-        "| coefficient | fitted | standard error | committed (`power.py`) | determined by |",
-        "|---|---|---|---|---|",
+        "| coefficient | fitted | standard error | LOO range | committed (`power.py`) | determined by |",
+        "|---|---|---|---|---|---|",
     ]
     coefs = model.coefficients()
+    spread = loo_spread(loo)
     for name, rows_note in FITTED.items():
         unit = coefs[name].unit
+        low, high, without = spread[name]
+        gone = f"; none without {' or '.join(without)}" if without else ""
         md.append(f"| `{name}` | {_si(result.values[name], unit)} | {_si(result.errors[name], unit)} | "
-                  f"{_si(coefs[name].value, unit)} | {rows_note} |")
-    md += ["", "## The uncertainty that remains", "", *UNCERTAINTY, ""]
+                  f"{_si(low, unit)} .. {_si(high, unit)}{gone} | {_si(coefs[name].value, unit)} | {rows_note} |")
+    md += [
+        "",
+        "**One row each.** `static.iCE40UP5K` rests on the blank row alone, `lfosc` on the LFOSC row,",
+        "`dsp_op` on the multiply in a DSP, and `toggle` in effect on the multiply in LUTs: every other row is",
+        "a counter whose toggles stay at 5.8 to 6.0 per cycle whatever its width (bit i toggles every 2^i",
+        "cycles), so the counters cannot tell toggle energy from the clock's. A row that one coefficient",
+        "alone fits leaves no residual of its own: its standard error is the other rows' scatter carried",
+        "over, not a check, and its LOO prediction shows what the model would say without it (blank: the",
+        "data sheet's typical static current; LFOSC and DSP: no figure; LUTs: `toggle` from the counters, "
+        f"{_si(spread['toggle'][1], 'J/toggle')}).",
+        "",
+    ]
+    rails = idle_rails(rows, model)
+    md += [
+        "## Idle: the core rail and every rail",
+        "",
+        "The wake-up build idles as the LFOSC row does (its `aon` domain on the LFOSC, the core's clock off).",
+        "",
+        "| LFOSC + 24-bit counter | core rail | other rails | every rail |",
+        "|---|---|---|---|",
+        f"| measured (README) | {rails['core_measured'] * 1e6:.1f} uW | {rails['other_measured'] * 1e6:.1f} uW "
+        f"(PLL rail, banks 0-2: " + ", ".join(f"{a * 1e6:g} uA" for a, _ in LFOSC_OTHER_RAILS.values()) + ") | "
+        f"{(rails['core_measured'] + rails['other_measured']) * 1e6:.1f} uW |",
+        f"| model | {rails['core_model'] * 1e6:.1f} uW (fitted) | {rails['other_model'] * 1e6:.1f} uW (data sheet "
+        f"standby, `static_aux`) | {(rails['core_model'] + rails['other_model']) * 1e6:.1f} uW |",
+        "",
+        "The wake-up figures (`qlif wakeup-report`, `make demo`) use the model's every-rail figure: the fitted",
+        "core rail plus the data sheet's typical standby of the other rails. The board measured "
+        f"{(rails['other_measured'] - rails['other_model']) * 1e6:.0f} uW more",
+        "on those rails (its I/O banks carry the board's pull-ups and LED wiring, which are not the chip's):",
+        "a wake-up build on that board would idle about that much higher than reported.",
+        "",
+    ]
+    md += ["## The uncertainty that remains", "", *UNCERTAINTY]
+    if design is not None:
+        sp = design_spread(design, result, loo, model)
+        run, stop = sp["running"], sp["stopped"]
+        fixed = design_fixed_w
+        md += [
+            "",
+            f"**Carried to a qlif-sized design.** {design.name}: {design.resources.luts} LUTs, "
+            f"{design.resources.carries} carries, {design.resources.ffs} FFs, {design.resources.ebr} EBR at "
+            f"{design.clk_hz / 1e6:g} MHz from the HFOSC (its activity: FF {design.activity.ff_rate:.3f}, "
+            f"logic {design.activity.logic_rate:.3f} toggles per bit and cycle). Core power running, by the full fit",
+            f"and over the 16 LOO refits: {(run[0] + fixed) * 1e6:.0f} uW, {(run[1] + fixed) * 1e6:.0f} .. "
+            f"{(run[2] + fixed) * 1e6:.0f} uW ({error_pct(run[1] + fixed, run[0] + fixed):+.0f} / "
+            f"{error_pct(run[2] + fixed, run[0] + fixed):+.0f} %; the high end without {sp['running_high']}, "
+            f"the low end without {sp['running_low']}),",
+            f"of which {fixed * 1e6:.0f} uW of block RAM reads that no row measures (an estimate, held fixed here). "
+            f"Stopped: {stop[0] * 1e6:.1f} uW, {stop[1] * 1e6:.1f} .. {stop[2] * 1e6:.1f} uW on the core rail.",
+            "So the running power of a qlif core is known to about "
+            f"{error_pct(run[1] + fixed, run[0] + fixed):+.0f} / {error_pct(run[2] + fixed, run[0] + fixed):+.0f} % "
+            "from this table, the toggle energy being the",
+            "term that moves it, before the unmeasured block RAM and the glitches its zero-delay activity misses.",
+        ]
+    md.append("")
     (folder / "power-calibration.md").write_text("\n".join(md))
 
 
 #: The part of power-calibration.md that the numbers do not write (docs/power.md repeats the gist).
 UNCERTAINTY = [
-    "* **Within the measured designs**: the over-determined groups fit within 2 % (the four external-clock",
-    "  counters, the four HFOSC frequencies, the halted clock); the three PLL rows within 6 %: the PLL's",
-    "  share of the core current falls with the output clock (603, 529, 389 uA over the HFOSC line at 16,",
-    "  32, 48 MHz), and one constant cannot follow it. The blank, LFOSC and the two multiply rows fit",
-    "  exactly, each determining one coefficient: for those, the uncertainty is the measurement's (one board",
-    "  at room temperature; a Joulescope JS110 reads to about 0.5 %, the part-to-part spread of the static",
-    "  current is far larger: the data sheet's typical ICCSTDBY is 75 uA against this board's 85.6 uA).",
-    "* **clock_ff** (each flip-flop's clock load) is the least certain fitted figure (about +-45 %): the",
-    "  counter rows span only 27.8 uA, and the fit trades it against the HFOSC line's slope.",
+    "* **Within the measured designs**: in sample every row is within 6 %, but that is the fit describing",
+    "  its own data. Left out one at a time, the counters and HFOSC frequencies are predicted within 3 %,",
+    "  the halted clock within 5 %, the PLL rows within 10 % (the PLL's share of the core current falls",
+    "  with the output clock, 603, 529, 389 uA over the HFOSC line at 16, 32, 48 MHz, and one constant",
+    "  cannot follow it). The rows that alone determine a coefficient are not predicted at all: without",
+    "  the blank row the data sheet's typical static current is 14 % low for this board; without the DSP",
+    "  row nothing gives `dsp_op`; without the multiply in LUTs the counters put `toggle` at 1.9 times",
+    "  the fitted figure and over-predict that row by 30 %. One board at room temperature: the",
+    "  part-to-part spread of the static current (data sheet typical 75 uA, this board 85.6 uA) and its",
+    "  temperature dependence are not in the table.",
     "* **toggle** and **dsp_op** rest on one multiplier each, with RTL activity as the model's proxy for",
-    "  what the LUTs do: the fitted toggle energy (0.56 pJ) absorbs the glitches of an array multiplier",
-    "  that a zero-delay simulation does not see, so it overestimates logic with fewer glitches (counters,",
-    "  muxes) and may underestimate long carry chains. For a design of thousands of LCs, such as the qlif",
-    "  core, logic power is uncertain by about a factor of two either way.",
+    "  what the LUTs do: the fitted toggle energy absorbs the glitches of an array multiplier that a",
+    "  zero-delay simulation does not see, so it may overestimate logic with fewer glitches (counters,",
+    "  muxes) and underestimate long carry chains.",
+    "* **clock_ff** (each flip-flop's clock load) rests on the four counter rows, which span only 27.8 uA;",
+    "  its standard error is half its value.",
     "* **Not measured at all**: block RAM and SPRAM accesses (`ebr_read`, `ebr_write`, `spram_access`",
-    "  remain engineering estimates), I/O power, temperature. The qlif core's energy is dominated by the",
-    "  clock, the flip-flops' clock load and its block RAM reads; only the first two are calibrated here.",
+    "  remain engineering estimates), the SPRAM's sleep current, I/O power, temperature.",
+    "* **A duty-cycled design measured on the same board** (the README's `lp_design`: LFOSC, HFOSC gated,",
+    "  62 LCs) idled at 135 uA on the core, 40 % over the LFOSC row's 96.3 uA, for a reason its author",
+    "  did not find. The model predicts the table's row, not that design; it is the one measurement of a",
+    "  wake-up design, and it says the idle figure could be that much higher on a real build.",
 ]
