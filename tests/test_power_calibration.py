@@ -257,6 +257,23 @@ def test_counter_activity_from_simulation(tmp_path_factory):
     assert mul.ff_toggles / mul.cycles > 4 * narrow.ff_toggles / narrow.cycles
 
 
+def test_wakeup_design_from_the_report(tmp_path):
+    """The design the uncertainty is carried to: the digits wake-up build of wakeup-power.json, its block
+    RAM power apart; nothing (and no error) when the report is not there."""
+    script = _script()
+    design, ebr_w = script.wakeup_design()
+    doc = next(d for d in json.loads((RESULTS / "wakeup-power.json").read_text()) if d["model"] == "digits")
+    assert design.resources.luts == doc["resources"]["luts"] and design.clk_hz == doc["clk_mhz"] * 1e6
+    assert design.activity.ff_rate == pytest.approx(doc["activity"]["ff_rate"], rel=1e-6)
+    assert ebr_w == doc["states"]["core"]["dynamic_w"]["block RAM"] > 0
+    # With the block RAM added back, the full fit gives the report's running core power.
+    result = fit([Row.from_json(r) for r in json.loads((RESULTS / "power-calibration.json").read_text())["rows"]])
+    core = estimate_power(device=DEVICE, resources=design.resources, activity=design.activity,
+                          clk_hz=design.clk_hz, oscillator="hfosc", model=result.model()).core_w
+    assert core + ebr_w == pytest.approx(doc["states"]["core"]["core_w"], rel=0.01)
+    assert script.wakeup_design(tmp_path / "missing.json") == (None, 0.0)
+
+
 @pytest.mark.slow
 def test_one_design_rebuilt():
     """A real build of the 28-bit counter reaches the published 32 LCs (the full set: make power-calibration)."""

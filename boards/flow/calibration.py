@@ -642,7 +642,8 @@ def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE
         fixed = design_fixed_w
         md += [
             "",
-            f"**Carried to a qlif-sized design.** {design.name}: {design.resources.luts} LUTs, "
+            f"**Carried to a qlif-sized design.** {design.name[:1].upper()}{design.name[1:]}: "
+            f"{design.resources.luts} LUTs, "
             f"{design.resources.carries} carries, {design.resources.ffs} FFs, {design.resources.ebr} EBR at "
             f"{design.clk_hz / 1e6:g} MHz from the HFOSC (its activity: FF {design.activity.ff_rate:.3f}, "
             f"logic {design.activity.logic_rate:.3f} toggles per bit and cycle). Core power running, by the full fit",
