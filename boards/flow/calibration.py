@@ -631,8 +631,8 @@ def write_results(rows: list[Row], result: Fit, folder, model: FamilyModel = ICE
         "The wake-up figures (`qlif wakeup-report`, `make demo`) use the model's every-rail figure: the fitted",
         "core rail plus the data sheet's typical standby of the other rails. The board measured "
         f"{(rails['other_measured'] - rails['other_model']) * 1e6:.0f} uW more",
-        "on those rails (its I/O banks carry the board's pull-ups and LED wiring, which are not the chip's):",
-        "a wake-up build on that board would idle about that much higher than reported.",
+        "on those rails (the README does not say how much of it is the chip's and how much the board's own",
+        "circuits): a wake-up build on that board would idle up to that much higher than reported.",
         "",
     ]
     md += ["## The uncertainty that remains", "", *UNCERTAINTY]
