@@ -30,7 +30,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
 from cocotb.simtime import get_sim_time
-from cocotb.task import bridge
+from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from qlif.boards.host.driver import Board
@@ -76,6 +76,11 @@ class LinkBench:
         """``n`` clock cycles in ns."""
         return n * self.period_ns
 
+    def read_timeout(self) -> float:
+        """The host's read timeout in seconds: far beyond any reply (a whole window of frames and a step of
+        the core), at 8 clock cycles per bit and at a board's baud rate (a window is ~500 UART frames)."""
+        return self.cycles(max(400_000, 1_000 * 10 * self.divisor)) * 1e-9
+
     async def start(self) -> None:
         dut = self.dut
         Clock(dut.clk, self.period_ns, unit="ns", impl="gpi").start(start_high=False)
@@ -118,6 +123,15 @@ def _jsonable(value):
     raise TypeError(f"not JSON: {value!r}")
 
 
+async def _sim_ns() -> float:
+    return get_sim_time("ns")
+
+
+def sim_now_ns() -> float:
+    """Simulated time in ns, from the host's ``bridge`` thread (the simulation waits while it runs)."""
+    return resume(_sim_ns)()
+
+
 async def _guarded(bench: LinkBench, body) -> None:
     failure = ""
     try:
@@ -140,9 +154,10 @@ async def host_driver(dut: HierarchyObject) -> None:
 async def _host_driver(tb: LinkBench) -> None:
     model, x = tb.model, tb.x
     # The read timeout: far beyond any reply (a whole window of frames and a step of the core).
-    port = SimPort(tb.source, tb.sink, timeout=tb.cycles(400_000) * 1e-9)
+    port = SimPort(tb.source, tb.sink, timeout=tb.read_timeout())
     board = Board(port, frame_timeout=2 * tb.cycles(tb.cfg["host_timeout_cycles"]) * 1e-9)
     wake = sorted(tb.cfg["wake_set"])
+    times = []                   # simulated ns: classify's start, then each result's arrival
 
     def host() -> dict:
         # Everything below is the code that talks to a board over pyserial.
@@ -150,7 +165,8 @@ async def _host_driver(tb: LinkBench) -> None:
         board.set_wake(wake)
         got_wake = board.get_wake()
         before = board.status()
-        result = board.classify(x)
+        times.append(sim_now_ns())
+        result = board.classify(x, progress=lambda n: times.append(sim_now_ns()))
         after = board.status()
         return {"status": status, "wake": got_wake, "before": before, "result": result, "after": after}
 
@@ -161,7 +177,7 @@ async def _host_driver(tb: LinkBench) -> None:
     tb.stats.update(prediction=res.prediction, counts=res.counts, cycles=res.cycles, wake=res.wake,
                     golden_prediction=golden.prediction, golden_cycles=golden.cycles.sum(axis=1),
                     counters=after.counters, retries=res.retries, bytes_written=port.written,
-                    longest_burst=tb.source.longest_burst)
+                    longest_burst=tb.source.longest_burst, classify_ns=times)
     assert got["status"].n_in == model.n_in and got["status"].lanes == tb.lanes
     assert got["wake"] == frozenset(wake), f"wake mask read back {sorted(got['wake'])}, set {wake}"
     assert res.prediction.tolist() == golden.prediction.tolist(), (

@@ -17,7 +17,7 @@ from cocotb.task import bridge
 from qlif.boards.host.driver import Board
 from qlif.boards.protocol import Flag, frame_requests
 from qlif.golden.spec import reference
-from qlif.sim.cocotb_link import LinkBench, _guarded  # the link bench: clock, reset, UART, verdict file
+from qlif.sim.cocotb_link import LinkBench, _guarded, sim_now_ns  # the link bench: clock, reset, UART, verdict
 from qlif.sim.uart_model import SimPort
 
 
@@ -28,13 +28,15 @@ async def frames_driver(dut: HierarchyObject) -> None:
 
 async def _frames_driver(tb: LinkBench) -> None:
     model, frames = tb.model, tb.x.astype(np.uint8)
-    port = SimPort(tb.source, tb.sink, timeout=tb.cycles(400_000) * 1e-9)
+    port = SimPort(tb.source, tb.sink, timeout=tb.read_timeout())
     board = Board(port, frame_timeout=2 * tb.cycles(tb.cfg["host_timeout_cycles"]) * 1e-9)
+    times = []                   # simulated ns: classify_frames' start, then each result's arrival
 
     def host() -> dict:
         status = board.connect(model)
         before = board.status()
-        result = board.classify_frames(frames)
+        times.append(sim_now_ns())
+        result = board.classify_frames(frames, progress=lambda n: times.append(sim_now_ns()))
         return {"status": status, "before": before, "result": result, "after": board.status()}
 
     got = await bridge(host)()
@@ -42,7 +44,7 @@ async def _frames_driver(tb: LinkBench) -> None:
     res, after = got["result"], got["after"]
     tb.stats.update(prediction=res.prediction, counts=res.counts, cycles=res.cycles,
                     golden_prediction=golden.prediction, golden_cycles=golden.cycles.sum(axis=1),
-                    counters=after.counters, bytes_written=port.written)
+                    counters=after.counters, bytes_written=port.written, classify_ns=times)
     assert Flag.ENCODER in got["status"].flags, "the link reports no encoder"
     assert res.prediction.tolist() == golden.prediction.tolist(), (
         f"predictions {res.prediction.tolist()} != golden {golden.prediction.tolist()}")

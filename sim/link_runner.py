@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from qlif.boards.link.host_link import RX_FIFO_DEPTH, HostLink
+from qlif.boards.link.uart import baud_divisor
 from qlif.golden.spec import reference
 from qlif.golden.spec.model import Model, save_model
 from qlif.sim.runner import (
@@ -35,7 +36,8 @@ from qlif.sim.runner import (
 )
 from qlif.sim.waves import waves_requested
 
-__all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link"]
+__all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_CLKS", "link_verilog", "run_link",
+           "timeout_cycles_for"]
 
 TEST_MODULE = "qlif.sim.cocotb_link"
 LINK_TESTS = ("host_driver", "fuzz", "flood", "steps")
@@ -46,6 +48,13 @@ SIM_BAUD = 1_000_000
 SIM_TIMEOUT_CYCLES = 400
 #: The core's clock in the two-domain tests: unrelated to SIM_CLK, faster (as a PLL makes it) or slower.
 SIM_CORE_CLKS = {"faster": 21_739_130, "slower": 5_263_158}
+
+
+def timeout_cycles_for(clk_freq: float, baud: int) -> int:
+    """The bench's frame timeout at another clock and baud rate: five UART frames, as
+    :data:`SIM_TIMEOUT_CYCLES` is at :data:`SIM_CLK` and :data:`SIM_BAUD`."""
+    return SIM_TIMEOUT_CYCLES * baud_divisor(clk_freq=clk_freq, baud=baud) // baud_divisor(clk_freq=SIM_CLK,
+                                                                                            baud=SIM_BAUD)
 
 
 _VERILOG: dict[tuple, tuple[str, int, int]] = {}
@@ -80,7 +89,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
              lanes: int = 1, build_dir: str | os.PathLike | None = None, seed: int = 0, fuzz_frames: int = 1000,
              fuzz_samples: int | None = None, flood_frames: int = 200, wake_classes=None,
              wake_set=(0,), core_clk: float | None = None, netlist: tuple[str, int, int] | None = None,
-             host_timeout_cycles: int | None = None) -> dict:
+             host_timeout_cycles: int | None = None, clk_freq: float = SIM_CLK, baud: int = SIM_BAUD) -> dict:
     """Run one test of :mod:`qlif.sim.cocotb_link` and return its figures (a dict from its JSON).
 
     Parameters
@@ -106,6 +115,10 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
         The host driver's frame timeout in cycles (``host_driver``, ``steps``; default the design's).
         Shorter is for a design with the board's timeout: the driver's resync, which waits twice this,
         would otherwise idle the line for ~10^6 cycles at the start (no partial frame is on a clean line).
+    clk_freq, baud : float, int
+        The link's clock and baud rate (default the bench's, 8 cycles per bit; a board's for figures at
+        its line rate: ``host_driver`` records ``classify_ns``, the simulated ns at classify's start and at
+        each result); the frame timeout is five UART frames (:func:`timeout_cycles_for`).
 
     Raises
     ------
@@ -122,7 +135,8 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     if core_clk is not None and not (isinstance(core_clk, (int, float)) and core_clk > 0):
         raise ValueError(f"core_clk must be a frequency in Hz or None, not {core_clk!r}")
     text, divisor, timeout_cycles = netlist if netlist is not None else link_verilog(
-        model, lanes=lanes, wake_classes=wake_classes, core_domain=core_clk is not None)
+        model, lanes=lanes, wake_classes=wake_classes, core_domain=core_clk is not None, clk_freq=clk_freq,
+        baud=baud, timeout_cycles=timeout_cycles_for(clk_freq, baud))
     runner, where = build_verilog(text, simulator, build_dir, waves)
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"link-{test}-", dir=where))
@@ -131,7 +145,7 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     out = run_dir / "stats.json"
     config = {
         "test": test, "model": str(run_dir / "model.json"), "inputs": str(run_dir / "inputs.npy"),
-        "out": str(out), "lanes": lanes, "clk_freq": SIM_CLK, "core_clk_freq": core_clk, "divisor": divisor,
+        "out": str(out), "lanes": lanes, "clk_freq": clk_freq, "core_clk_freq": core_clk, "divisor": divisor,
         "timeout_cycles": timeout_cycles, "rx_buffer": RX_FIFO_DEPTH,
         "host_timeout_cycles": host_timeout_cycles if host_timeout_cycles is not None else timeout_cycles,
         "wake_classes": None if wake_classes is None else sorted(wake_classes), "wake_set": list(wake_set),

@@ -129,6 +129,27 @@ def test_pll_top():
     assert constraints == ["set_frequency clk12_0__io 12.0"]
 
 
+def test_encoder_top():
+    """encoder=True puts the SpikeEncoder in the top's link, with separate clocks (in front of the
+    crossing) and with one; a model without frame levels is refused by the top and by build(), before
+    anything is written."""
+    from dataclasses import replace
+
+    model = random_model([8, 4], timesteps=2)
+    top = ICEBreakerTop(model=model, lanes=2, clk_freq=24e6, encoder=True)
+    assert top.encoder and top.separate_clocks
+    rtlil = ICEBreakerPlatform().build(top, name="top", do_build=False, debug_verilog=False).files["top.il"]
+    assert "top.link.encoder" in rtlil and "top.link.network.network" in rtlil      # encoder, crossing, core
+    assert ICEBreakerTop(model=model, lanes=2, clk_freq=24e6, separate_clocks=False, encoder=True).encoder
+    cifar = replace(model, metadata={"dataset": "cifar"})
+    with pytest.raises(ValueError, match="encoder=True: the model's metadata.dataset 'cifar'"):
+        ICEBreakerTop(model=cifar, lanes=2, encoder=True)
+    out = BUILD_ROOT / "test-encoder-refused"     # (`qlif build` says the ValueError in one line, exit 2)
+    with pytest.raises(ValueError, match="encoder=True: the model's metadata.dataset 'cifar'"):
+        build(cifar, encoder=True, out_dir=out, progress=None)
+    assert not out.exists()
+
+
 def test_build_checks_arguments():
     model = random_model([8, 4], timesteps=2)
     with pytest.raises(ValueError, match="board must be one of .*icebreaker.*ulx3s-85f"):

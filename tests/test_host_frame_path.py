@@ -32,6 +32,7 @@ from qlif.boards.protocol import (
 from qlif.golden.spec.random_model import random_model
 from qlif.golden.spec.reference import frame_inputs, run
 from qlif.sim.link_frames import run_link_frames
+from qlif.sim.link_runner import SIM_CORE_CLKS
 
 
 def _model(sizes, *, timesteps, seed, meta):
@@ -206,7 +207,8 @@ def test_hostlink_encoder_checks(digits_like):
 
 # -- the RTL link in the Amaranth simulator -------------------------------------------------------------
 
-@pytest.mark.parametrize("core_period", [None, pytest.param(1 / 21.7e6, marks=pytest.mark.slow), 1 / 5.3e6],
+@pytest.mark.parametrize("core_period", [None, pytest.param(1 / 21.7e6, marks=pytest.mark.slow),
+                                         pytest.param(1 / 5.3e6, marks=pytest.mark.slow)],
                          ids=["shared", "faster", "slower"])
 def test_rtl_driver_classifies_frames_like_golden(digits_like, core_period):
     """The driver's classify_frames on the simulated link with the encoder: golden results and pins; the
@@ -282,12 +284,15 @@ def _replies(data: bytes):
 
 # -- the Verilog under cocotb ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
-def test_cocotb_frames_driver(digits_like, simulator):
-    """The driver's classify_frames on the Verilog of HostLink(encoder=True), through the UART pins:
+@pytest.mark.parametrize("simulator, core", [("icarus", "slower"), ("verilator", "faster"),
+                                             pytest.param("icarus", None, marks=pytest.mark.slow),
+                                             pytest.param("verilator", None, marks=pytest.mark.slow)])
+def test_cocotb_frames_driver(digits_like, simulator, core):
+    """The driver's classify_frames on the Verilog of HostLink(encoder=True), through the UART pins, with
+    the core on the link's clock or on one of its own behind the crossing (as a board top with a PLL):
     golden predictions, counts and cycles, no frame lost, no error counted (sim/cocotb_link_frames.py)."""
     model, frames, golden = digits_like
-    stats = run_link_frames(model, frames[:3], simulator=simulator, lanes=2)
+    stats = run_link_frames(model, frames[:3], simulator=simulator, lanes=2, core_clk=SIM_CORE_CLKS.get(core))
     assert stats["prediction"] == golden.prediction[:3].tolist()
     assert stats["counts"] == golden.spikes[-1][:3].sum(axis=1).tolist()
     assert stats["cycles"] == golden.cycles[:3].sum(axis=1).tolist()

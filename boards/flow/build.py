@@ -75,7 +75,7 @@ def _stderr(line: str) -> None:
 def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int = DEFAULT_BAUD,
           clk_freq: float | None = None, out_dir: str | os.PathLike | None = None, name: str = "qlif",
           seed: int = 1, progress: Callable[[str], None] | None = _stderr, synth_opts: str = "",
-          separate_clocks: bool = True, wakeup: bool = False) -> dict:
+          separate_clocks: bool = True, wakeup: bool = False, encoder: bool = False) -> dict:
     """Build the bitstream of ``model`` for ``board`` and return its report (also ``report.json`` and
     ``report.md`` in the build directory).
 
@@ -110,6 +110,9 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         The wake-up build of :data:`WAKEUP_BOARDS` (:mod:`qlif.boards.tops.wakeup`): frames over SPI, the
         core on ``SB_HFOSC`` gated off while idle; ``clk_freq`` is then the oscillator's (48, 24, 12 or
         6 MHz; ``None``: 12), ``baud`` and ``separate_clocks`` do not apply.
+    encoder : bool
+        The host link with the on-chip encoder (:class:`~qlif.boards.tops.top.BoardTop`'s ``encoder``:
+        ``FRAME`` requests). The wake-up build always has it; there ``True`` changes nothing.
 
     Returns
     -------
@@ -118,9 +121,10 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         ``baud``, ``clk_mhz`` (the core's clock, which is also its timing constraint; ``fmax_mhz`` is the
         core clock's Fmax), ``link_clk_mhz`` (the host link's: the board oscillator, or the PLL's with
         ``separate_clocks=False``), ``pll`` (bool: the core runs from the PLL), ``separate_clocks`` (bool:
-        the core in a clock domain of its own), ``seed``, ``pins`` (signal -> board
-        resource), ``model`` (layer sizes, timesteps, bit widths), ``wall_s`` (seconds the tools took)
-        and ``files`` (absolute paths of the bitstream, the two JSON reports, the logs and ``report.md``).
+        the core in a clock domain of its own), ``encoder`` (bool: the on-chip encoder is in), ``seed``,
+        ``pins`` (signal -> board resource), ``model`` (layer sizes, timesteps, bit widths), ``wall_s``
+        (seconds the tools took) and ``files`` (absolute paths of the bitstream, the two JSON reports, the
+        logs and ``report.md``).
     """
     if board not in BOARDS:
         raise ValueError(f"board must be one of {', '.join(sorted(BOARDS))}, not {board!r}")
@@ -137,7 +141,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
     spec = (WAKEUP_BOARDS if wakeup else BOARDS)[board]
     fam = family(spec.platform)
     top = spec.top(model=model, lanes=lanes, baud=baud, clk_freq=clk_freq, device=spec.platform.device,
-                   separate_clocks=separate_clocks)
+                   separate_clocks=separate_clocks, **({} if wakeup else {"encoder": encoder}))
     platform = spec.platform()
     plan = top.memory
 
@@ -186,6 +190,7 @@ def build(model: Model, *, board: str = "icebreaker", lanes: int = 4, baud: int 
         "pll": clk_freq is not None,
         "separate_clocks": top.separate_clocks,
         "wakeup": wakeup,
+        "encoder": wakeup or encoder,
         "seed": seed,
         "synth_opts": synth_opts,
         "lut_mapper": mapper,

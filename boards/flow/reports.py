@@ -168,7 +168,10 @@ def _link_and_clock(report: dict) -> tuple[str, str]:
         return ("frames over SPI (mode 0, on the controller's SCK; no UART). Clocks: `core_clk` (SB_HFOSC), "
                 "`aon_clk` (SB_LFOSC, 10 kHz) and SCK (the third)",
                 "SB_HFOSC, on from a frame's commit until 200-300 us after its result")
-    return f"host link at {report['baud']} baud", "PLL" if report["pll"] else "board oscillator"
+    link = f"host link at {report['baud']} baud"
+    if report.get("encoder"):
+        link += ", with the on-chip encoder (FRAME: one frame per sample; its resources are in the figures below)"
+    return link, "PLL" if report["pll"] else "board oscillator"
 
 
 def report_markdown(report: dict) -> str:

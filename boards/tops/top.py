@@ -75,6 +75,10 @@ class BoardTop(Elaboratable):
         The FPGA (``platform.device``), when the top's platform class stands for several: the memory
         plan (:func:`qlif.hw.memory.plan_memories`) is made for it here, so that a model that fits
         nowhere is refused at once (``MemoryFitError``, with the numbers).
+    encoder : bool
+        The host link with the on-chip encoder (``HostLink(encoder=True)``: ``FRAME`` requests, one frame
+        per sample instead of the spikes of every step), in the link's clock domain in front of the core
+        (or of the crossing to it). The model's metadata must give its frame levels and rate.
     """
 
     platform_cls: type[Platform]
@@ -82,7 +86,7 @@ class BoardTop(Elaboratable):
     outputs: dict[str, Pin]
 
     def __init__(self, *, model: Model, lanes: int, baud: int = DEFAULT_BAUD, clk_freq: float | None = None,
-                 device: str | None = None, separate_clocks: bool = True):
+                 device: str | None = None, separate_clocks: bool = True, encoder: bool = False):
         if not isinstance(separate_clocks, bool):
             raise TypeError(f"separate_clocks must be a bool, not {separate_clocks!r}")
         device = device if device is not None else getattr(self.platform_cls, "device", None)
@@ -97,7 +101,9 @@ class BoardTop(Elaboratable):
         # The link is built in elaborate(); its checks run now, so that a bad model, lane count or baud
         # rate fails at once.
         self._divisor = HostLink.check(model=model, lanes=lanes, clk_freq=self._link_freq, baud=baud,
-                                       core_domain=CORE_DOMAIN if self._split else None, memory=self._memory)[0]
+                                       core_domain=CORE_DOMAIN if self._split else None, memory=self._memory,
+                                       encoder=encoder)[0]
+        self._encoder = encoder
         self._model = model
         self._lanes = lanes
         self._baud = baud
@@ -133,6 +139,11 @@ class BoardTop(Elaboratable):
     @property
     def baud(self) -> int:
         return self._baud
+
+    @property
+    def encoder(self) -> bool:
+        """The host link has the on-chip encoder (takes ``FRAME``)."""
+        return self._encoder
 
     @property
     def clk_freq(self) -> float:
@@ -182,7 +193,7 @@ class BoardTop(Elaboratable):
         if self._pll is not None:
             self.pll_domain(m, platform)
         link = HostLink(model=self._model, lanes=self._lanes, clk_freq=self._link_freq, baud=self._baud,
-                        core_domain=self.link_core_domain, memory=self._memory)
+                        core_domain=self.link_core_domain, memory=self._memory, encoder=self._encoder)
         # One clock with a PLL: the link (and the core in it) moves to the PLL's domain; the oscillator's
         # domain is then unused.
         m.submodules.link = link if self._pll is None or self._split else DomainRenamer({"sync": CORE_DOMAIN})(link)

@@ -40,12 +40,13 @@ def cmd_build(args) -> int:
     try:
         report = build(model, board=args.board, lanes=args.lanes, baud=args.baud, out_dir=Path(args.out_dir),
                        name=args.name, seed=args.seed, clk_freq=None if args.clk_mhz is None else args.clk_mhz * 1e6,
-                       separate_clocks=not args.one_clock, wakeup=args.wakeup)
+                       separate_clocks=not args.one_clock, wakeup=args.wakeup, encoder=args.encoder)
     except ValueError as e:       # a bad option, or a model that fits no memory of the device (with numbers)
         raise CLIError(f"build: {e}") from None
     except RuntimeError as e:     # a tool failed: the stage, its exit status and the end of its log
         raise CLIError(f"build: {e}") from None
-    print(f"build: {args.board}: bitstream {report['bitstream']}; {summary(report)}; "
+    encoder = " with the on-chip encoder" if report["encoder"] else ""
+    print(f"build: {args.board}{encoder}: bitstream {report['bitstream']}; {summary(report)}; "
           f"report {report['files']['report_md']}")
     return 0     # a missed clock is reported (the summary line and the build's TIMING NOT MET line), not an error
 
@@ -227,6 +228,9 @@ def register(add: AddCommand) -> None:
                     help="with --clk-mhz: the host link on the PLL clock too (no clock-domain crossing; packs "
                          "better on a nearly full iCE40)")
     sp.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    sp.add_argument("--encoder", action="store_true",
+                    help="the on-chip spike encoder behind the UART: the host sends one frame per sample (FRAME, "
+                         "docs/host-protocol.md) instead of every step's spikes")
     sp.add_argument("--wakeup", action="store_true",
                     help="the wake-up build (icebreaker): frames over SPI, the core on the UP5K's SB_HFOSC, stopped "
                          "while idle; --clk-mhz is then the oscillator's, 48, 24, 12 (default) or 6")
