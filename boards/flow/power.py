@@ -29,12 +29,13 @@ inference rate (the wake-up report's figures).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from qlif.boards.flow.activity import Activity
 
 __all__ = ["Coefficient", "FamilyModel", "FAMILIES", "Resources", "PowerEstimate", "family_of", "static_power",
-           "estimate_power", "AlwaysOn", "DutyCycle", "PowerStates", "power_states"]
+           "estimate_power", "SPRAM_STATES", "SPRAM_SLEEP_SENSITIVITY", "AlwaysOn", "DutyCycle", "PowerStates",
+           "power_states"]
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,11 @@ class FamilyModel:
     hfosc: Coefficient | None = None         # W: the 48 MHz oscillator running (any divider)
     lfosc: Coefficient | None = None         # W: the 10 kHz oscillator running
     pll_rail: Coefficient | None = None      # W on the PLL's own supply (``pll`` is its share of the core's)
-    hfosc_startup: Coefficient | None = None   # s from CLKHFEN to a stable clock
+    hfosc_startup: Coefficient | None = None   # s from CLKHFPU to a stable clock
+    spram_sleep: Coefficient | None = None     # W per SPRAM block asleep beyond the blank design's static power
 
     #: The optional coefficients, in the order :meth:`coefficients` lists them.
-    OPTIONAL = ("configured", "lc_leak", "clock_ff", "hfosc", "lfosc", "pll_rail", "hfosc_startup")
+    OPTIONAL = ("configured", "lc_leak", "clock_ff", "hfosc", "lfosc", "pll_rail", "hfosc_startup", "spram_sleep")
 
     def coefficients(self) -> dict[str, Coefficient]:
         """Every coefficient by a dotted name (``static.iCE40UP5K``, ``toggle``, ...)."""
@@ -189,9 +191,18 @@ ICE40UP = FamilyModel(
         f"{_TV}: VCCPLL draws 138.6/138.9/103.6 uA at 16/32/48 MHz (4.1 uA with the PLL off); the two "
         "higher, x 1.219 V"),
     hfosc_startup=Coefficient(
-        100e-6, "s", "estimate",
-        "the HFOSC start-up time of about 100 us that issue 12 quotes from FPGA-DS-02008 (not re-read here); "
-        "counted as running time"),
+        100e-6, "s", "datasheet",
+        "Lattice iCE Technology Library (SBTICETechnologyLibrary, 2017-08), SB_HFOSC: CLKHFPU 'After power up, "
+        "oscillator output will be stable after 100us', CLKHFEN to be held low meanwhile (the same for SB_LFOSC); "
+        f"no start-up time of the oscillators was found in the text of {_DS_UP} searched here"),
+    spram_sleep=Coefficient(
+        0.0, "W/block", "estimate",
+        "assumption, no published figure: Lattice TN1314 (iCE40 SPRAM Usage Guide) describes SB_SPRAM256KA's "
+        f"NORMAL, STANDBY, SLEEP and POWEROFF states without currents, and {_DS_UP}, Table 4.6, has none. The "
+        "blank design's measured static current (static.iCE40UP5K) holds the four SPRAM blocks in their "
+        "unconfigured state, and a sleeping block (array retained, periphery off) is taken to draw no more "
+        "than that: 0 beyond static. SPRAM_SLEEP_SENSITIVITY gives the figure of a leak (qlif wakeup-report "
+        "--spram-sleep-ua)"),
     io_cap=Coefficient(
         16e-12, "F", "estimate",
         f"{_DS_UP}, Table 4.5: I/O capacitance 6 pF; plus an assumed 10 pF of board trace and load"),
@@ -219,8 +230,8 @@ ECP5 = FamilyModel(
     },
     clock={
         "LFE5U-85": Coefficient(130e-12, "J/cycle", "estimate",
-                                "engineering estimate: the UP5K's measured 52.1 pJ/cycle x 3 for the larger "
-                                "clock tree x (1.1/1.2)^2 for VCC"),
+                                "engineering estimate: the UP5K's 52.1 pJ/cycle of before the calibration (48.0 "
+                                "fitted now) x 3 for the larger clock tree x (1.1/1.2)^2 for VCC"),
         "LFE5UM-85": Coefficient(130e-12, "J/cycle", "estimate", "engineering estimate, as the LFE5U-85"),
         "LFE5U-45": Coefficient(100e-12, "J/cycle", "estimate", "engineering estimate, as the LFE5U-85 with x 2.3 "
                                                                    "instead of x 3"),
@@ -230,9 +241,10 @@ ECP5 = FamilyModel(
         "LFE5UM-25": Coefficient(75e-12, "J/cycle", "estimate", "engineering estimate, as the LFE5U-25"),
         "LFE5U-12": Coefficient(75e-12, "J/cycle", "estimate", "engineering estimate, as the LFE5U-25 (same die)"),
     },
-    toggle=Coefficient(0.17e-12, "J/toggle", "estimate",
-                       "engineering estimate: the UP5K's measured 0.20 pJ x (1.1/1.2)^2; both are 40 nm LUT4 "
-                       "fabrics with similar routing"),
+    toggle=Coefficient(ICE40UP.toggle.value * (1.1 / 1.2) ** 2, "J/toggle", "estimate",
+                       "engineering estimate: the UP5K's calibrated toggle (ice40up.toggle, 0.556 pJ) x "
+                       "(1.1/1.2)^2 for VCC; both are 40 nm LUT4 fabrics with similar routing (no ECP5 "
+                       "measurement: uncertain by the same factor as the fit and the fabrics' difference)"),
     ebr_read=Coefficient(6.0e-12, "J/access", "estimate",
                          "engineering estimate: an 18 kbit DP16KD block, 2x the iCE40 4 kbit estimate"),
     ebr_write=Coefficient(6.0e-12, "J/access", "estimate", "engineering estimate: as ebr_read"),
@@ -243,6 +255,25 @@ ECP5 = FamilyModel(
     io_cap=Coefficient(16e-12, "F", "estimate", "engineering estimate: as the iCE40 (6 pF pin + 10 pF load)"),
     vccio=Coefficient(3.3, "V", "datasheet", f"{_ECP5_DS}: LVCMOS33 banks (the ULX3S)"),
 )
+
+#: The four states of an iCE40 UltraPlus SPRAM block (``SB_SPRAM256KA``, Lattice TN1314) and how the model
+#: charges each. No current of any of them is published (``ice40up.spram_sleep``'s source).
+SPRAM_STATES = {
+    "normal": "CHIPSELECT high, clocked: every clock edge is an access (a read unless WREN), spram_access each "
+              "(estimate_power's spram_rate); its leakage as in sleep",
+    "standby": "STANDBY high: the clock ignored, contents kept; not used by qlif (it would be charged as sleep)",
+    "sleep": "SLEEP high: contents kept, periphery off; spram_sleep per block beyond static (0: the assumption)",
+    "off": "POWEROFF low: contents lost; never used by qlif (its weights would need the flash again); 0 beyond "
+           "static",
+}
+#: The leak per sleeping SPRAM block (A) the wake-up report shows the sensitivity of its idle power to, in
+#: place of a published figure: a 256 kbit array in 40 nm low-power CMOS retaining its contents at room
+#: temperature with its periphery off leaks of the order of 10-20 pA a bit, 2.6-5.2 uA a block; 5 uA is
+#: the top of that range, and four such blocks (21 uA) would add a quarter of the blank chip's 85.6 uA.
+SPRAM_SLEEP_SENSITIVITY = Coefficient(
+    5e-6, "A/block", "estimate",
+    "engineering estimate for a sensitivity, not a figure of the part: 262,144 bits x ~20 pA (a 40 nm "
+    "low-power SRAM cell's retention leakage at 25 C, periphery off)")
 
 #: Power models by family name.
 FAMILIES = {model.family: model for model in (ICE40UP, ECP5)}
@@ -338,10 +369,11 @@ def static_power(*, device: str, resources: Resources, model: FamilyModel | None
     Core: the blank device's static power, plus, once a design is configured (any LUT or flip-flop),
     ``configured`` and ``lc_leak`` per logic cell (``max(luts, ffs)``: an iCE40 LC holds one of each).
     Off-core: ``static_aux`` (I/O banks, the configuration supply, the PLL's supply in standby). Families
-    without these coefficients (ECP5) give their whole static figure as core.
+    without these coefficients (ECP5) give their whole static figure as core. SPRAM blocks in use add
+    ``spram_sleep`` each (0 by assumption: :data:`SPRAM_STATES`).
     """
     fam = model or family_of(device)
-    core = fam.per_device("static", device).value
+    core = fam.per_device("static", device).value + resources.spram * fam.value("spram_sleep")
     if resources.luts or resources.ffs:
         core += fam.value("configured") + max(resources.luts, resources.ffs) * fam.value("lc_leak")
     aux = fam.per_device("static_aux", device).value if fam.static_aux else 0.0
@@ -349,14 +381,17 @@ def static_power(*, device: str, resources: Resources, model: FamilyModel | None
 
 
 def estimate_power(*, device: str, resources: Resources, activity: Activity, clk_hz: float, pll: bool = False,
-                   oscillator: str | None = None, io_toggles_per_s: float = 0.0,
-                   model: FamilyModel | None = None) -> PowerEstimate:
+                   oscillator: str | None = None, io_toggles_per_s: float = 0.0, spram_memories=(),
+                   spram_rate: float | None = None, model: FamilyModel | None = None) -> PowerEstimate:
     """Estimate the power of a design on ``device`` running at ``clk_hz`` with ``activity``.
 
     ``pll``: the clock comes from the on-chip PLL (its power is added). ``oscillator``: ``"hfosc"`` or
     ``"lfosc"`` when an on-chip oscillator runs (the clock's source, or the PLL's reference); ``None``
     for a board oscillator. ``io_toggles_per_s``: output pin transitions per second (the host link's
-    replies). ``model`` defaults to the device's family.
+    replies). ``spram_memories``: the names of ``activity``'s memories that are in SPRAM (left out of the
+    block RAM's rates); ``spram_rate``: accesses per SPRAM block and cycle (``None``: those memories'
+    measured accesses per cycle, or the block RAM's rate when none is named). ``model`` defaults to the
+    device's family.
     """
     if not (isinstance(clk_hz, (int, float)) and math.isfinite(clk_hz) and clk_hz > 0):
         raise ValueError(f"clk_hz must be a positive frequency, not {clk_hz!r}")
@@ -369,7 +404,13 @@ def estimate_power(*, device: str, resources: Resources, activity: Activity, clk
         raise ValueError(f"the {fam.family} power model has no {oscillator} figure")
     static_core, static_aux = static_power(device=device, resources=resources, model=fam)
     a_ff, a_logic = activity.ff_rate, activity.logic_rate
-    r_read, r_write = activity.memory_rates(block_width=fam.ebr_geometry[0], block_depth=fam.ebr_geometry[1])
+    spram_names = set(spram_memories)
+    ebr_act = replace(activity, memories=tuple(m for m in activity.memories if m.name not in spram_names))
+    r_read, r_write = ebr_act.memory_rates(block_width=fam.ebr_geometry[0], block_depth=fam.ebr_geometry[1])
+    if spram_rate is None:
+        spram_rate = (sum(m.reads + m.writes for m in activity.memories if m.name in spram_names) / activity.cycles
+                      if spram_names else r_read + r_write)
+    _positive("spram_rate", spram_rate, zero=True)
     f = float(clk_hz)
     io = io_toggles_per_s * fam.io_cap.value * fam.vccio.value ** 2
     pll_rail = fam.value("pll_rail") if pll else 0.0
@@ -379,7 +420,7 @@ def estimate_power(*, device: str, resources: Resources, activity: Activity, clk
         "flip-flops": f * fam.toggle.value * resources.ffs * a_ff,
         "logic": f * fam.toggle.value * (resources.luts + resources.carries) * a_logic,
         "block RAM": f * resources.ebr * (r_read * fam.ebr_read.value + r_write * fam.ebr_write.value),
-        "SPRAM": f * resources.spram * (r_read + r_write) * fam.spram_access.value,
+        "SPRAM": f * resources.spram * spram_rate * fam.spram_access.value,
         "DSP": f * resources.dsp * a_logic * fam.dsp_op.value,
         "oscillator": fam.value(oscillator) if oscillator else 0.0,
         "PLL": fam.pll.value + pll_rail if pll else 0.0,
@@ -463,6 +504,8 @@ class DutyCycle:
         lock time comes on top: pass it here when you know it), 0 for ``external``.
     io_toggles_per_inference : float
         Output pin transitions per inference (the wake pin, SPI's CIPO).
+    spram_memories, spram_rate
+        As :func:`estimate_power`'s: the memories in SPRAM, and its accesses per block and cycle.
     """
 
     device: str
@@ -474,6 +517,8 @@ class DutyCycle:
     always_on: AlwaysOn | None = None
     startup_s: float | None = None
     io_toggles_per_inference: float = 0.0
+    spram_memories: tuple = ()
+    spram_rate: float | None = None
 
     def __post_init__(self):
         if self.clock_source not in CLOCK_SOURCES:
@@ -543,7 +588,8 @@ def power_states(duty: DutyCycle, *, model: FamilyModel | None = None) -> PowerS
     core = estimate_power(device=duty.device, resources=duty.resources, activity=duty.activity,
                           clk_hz=duty.clk_hz, pll=duty.clock_source == "pll",
                           oscillator=None if duty.clock_source == "external" else "hfosc",
-                          io_toggles_per_s=duty.io_toggles_per_inference / run_s if run_s else 0.0, model=fam)
+                          io_toggles_per_s=duty.io_toggles_per_inference / run_s if run_s else 0.0,
+                          spram_memories=duty.spram_memories, spram_rate=duty.spram_rate, model=fam)
     stopped = sum(static_power(device=duty.device, resources=duty.resources, model=fam))
     ao_idle_w = ao_energy = 0.0
     if duty.always_on is not None:
