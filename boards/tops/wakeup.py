@@ -58,7 +58,8 @@ from qlif.hw.flash import FlashSignature
 from qlif.hw.memory import MemoryPlan, plan_memories
 from qlif.hw.network import check_network
 
-__all__ = ["HFOSC_FREQS", "LFOSC_FREQ", "MAX_SCK_FREQ", "WakeupCore", "WakeupPlatform", "ICEBreakerWakeupTop"]
+__all__ = ["HFOSC_FREQS", "LFOSC_FREQ", "MAX_SCK_FREQ", "RUNNER_EDGES", "frame_edges", "WakeupCore",
+           "WakeupPlatform", "ICEBreakerWakeupTop"]
 
 #: The ``SB_HFOSC`` output frequencies (Hz) and their ``CLKHF_DIV`` settings.
 HFOSC_FREQS = {48e6: "0b00", 24e6: "0b01", 12e6: "0b10", 6e6: "0b11"}
@@ -69,6 +70,18 @@ MAX_SCK_FREQ = 12e6
 #: ``SB_LFOSC`` cycles after ``run`` before ``CLKHFEN``: two synchroniser stages and a register, at least
 #: two full cycles (200 us at 10 kHz, 180 us at its +10 %) against the 100 us ``SB_HFOSC`` needs.
 _POWER_UP_STAGES = 2
+#: Core clock edges of a frame besides the encoder's (:func:`qlif.golden.spec.cycles.encoded_cycles`, from the
+#: frame's last byte to ``done``) and the runner's two a byte (READ, OFFER): the commit's two-stage
+#: synchroniser into ``core`` (``SPITarget.start``), IDLE taking ``start``, SETTLE, FINISH, and the edge
+#: whose acknowledgement lowers ``run`` (the count :func:`qlif.sim.wakeup_runner.run_wakeup` calls
+#: ``hf_edges``). Measured exact on the digits (64 inputs) and a 784-44-10 (8 frames, Icarus).
+RUNNER_EDGES = 5
+
+
+def frame_edges(n_in: int) -> int:
+    """Core clock edges of a frame beyond ``encoded_cycles``: ``2 n_in + RUNNER_EDGES`` (the frame's bytes
+    from the SPI buffer into the encoder, one every two cycles, and the runner's fixed states)."""
+    return 2 * n_in + RUNNER_EDGES
 
 
 class WakeupCore(wiring.Component):
