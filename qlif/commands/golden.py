@@ -204,7 +204,7 @@ def cmd_quantize(args) -> int:
             calibration = calibration_stimuli(net, data_dir=args.data_dir)
         if trained is None:
             model = quantize(net, weight_bits=bits, percentile=args.percentile,
-                             membrane_bits=args.membrane_bits, calibration=calibration)
+                             membrane_bits=args.membrane_bits, calibration=calibration, progress=True)
         else:
             if args.membrane_bits is not None and args.membrane_bits != net.qat.membrane_bits:
                 raise CLIError(f"{args.checkpoint} was trained for "
