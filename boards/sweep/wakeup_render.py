@@ -14,8 +14,8 @@ from qlif.golden.spec.files import write_atomic, write_text
 __all__ = ["COLUMNS", "rows", "csv_text", "table", "markdown", "write_plot", "write_all"]
 
 COLUMNS = ("model", "network", "clk_mhz", "rate_hz", "avg_power_uw", "sustained", "idle_power_uw",
-           "energy_per_inference_uj", "latency_us", "power_up_us", "compute_us", "cycles_per_inference",
-           "max_rate_hz")
+           "energy_per_inference_uj", "latency_us", "power_up_us", "compute_us", "tail_us", "spi_us",
+           "cycles_per_inference", "max_rate_hz", "avg_power_uw_spram_sensitivity")
 
 
 def rows(reports: list[WakeupReport]) -> list[dict]:
@@ -23,6 +23,7 @@ def rows(reports: list[WakeupReport]) -> list[dict]:
     out = []
     for rep in reports:
         j = rep.to_json()
+        sens = j["spram"]["idle_power_uw_at_sensitivity"]
         for r in j["rates"]:
             out.append({
                 "model": j["model"], "network": "-".join(map(str, j["network"])), "clk_mhz": f"{j['clk_mhz']:g}",
@@ -32,7 +33,11 @@ def rows(reports: list[WakeupReport]) -> list[dict]:
                 "energy_per_inference_uj": f"{j['energy_per_inference_uj']:.3f}",
                 "latency_us": f"{j['latency_us']:.0f}",
                 "power_up_us": f"{j['power_up_us']:.0f}", "compute_us": f"{j['compute_us']:.0f}",
+                "tail_us": f"{j['tail_us']:.0f}", "spi_us": f"{j['spi_us']:.0f}",
                 "cycles_per_inference": f"{j['cycles_per_inference']:.0f}", "max_rate_hz": f"{j['max_rate_hz']:.1f}",
+                # The average were each sleeping SPRAM block to leak SPRAM_SLEEP_SENSITIVITY (SPRAM builds).
+                "avg_power_uw_spram_sensitivity": "" if sens is None or r["avg_power_uw"] is None
+                else f"{r['avg_power_uw'] + sens - j['idle_power_uw']:.1f}",
             })
     return out
 
@@ -48,18 +53,43 @@ def csv_text(reports: list[WakeupReport]) -> str:
 def _summary(rep: WakeupReport) -> str:
     j = rep.to_json()
     res = j["resources"]
+    spram = f", {res['spram']} SPRAM" if res.get("spram") else ""
     return (f"{j['model']} ({'-'.join(map(str, j['network']))}, T = {j['timesteps']}, P = {j['lanes']}) on "
-            f"{j['device']}: {res['luts']} LUT4, {res['ffs']} FF, {res['ebr']} EBR; core Fmax {j['fmax_mhz']:.2f} MHz; "
-            f"SB_HFOSC {j['clk_mhz']:g} MHz ({j['clock_choice']}; timing {'met' if j['timing_met'] else 'NOT met'}); "
-            f"{j['cycles_per_inference']:.0f} core cycles per inference (golden cycle model over {j['cycle_samples']} "
-            f"test samples + {j['overhead_cycles']} measured by the wake-up RTL{_spread(j)})")
+            f"{j['device']}: {res['luts']} LUT4, {res['ffs']} FF, {res['ebr']} EBR{spram}; core Fmax "
+            f"{j['fmax_mhz']:.2f} MHz; SB_HFOSC {j['clk_mhz']:g} MHz ({j['clock_choice']}; timing "
+            f"{'met' if j['timing_met'] else 'NOT met'}); {j['cycles_per_inference']:.0f} core cycles per inference "
+            f"(mean of {j['cycle_samples']} test samples: encoded_cycles + {j['overhead_cycles']} edges of the "
+            f"wake-up top per frame; {_check(j)})")
 
 
-def _spread(j: dict) -> str:
-    over = sorted({e - g for g, e in j["overhead_checked"]})
-    if len(over) == 1:
-        return f", the same on its {len(j['overhead_checked'])} frames"
-    return f", the mean of {over[0]}..{over[-1]} on {len(j['overhead_checked'])} frames"
+def _check(j: dict) -> str:
+    checked = j["overhead_checked"]
+    if checked:
+        return f"equal to the wake-up RTL's clock edges on {len(checked)} frames"
+    note = j["provenance"].get("cycles_check", "")
+    return f"the wake-up RTL check {note}" if note else "not checked against the wake-up RTL"
+
+
+def _phases(j: dict) -> str:
+    return ", ".join(f"{p['phase']} {p['duration_us']:.0f} us x {p['power_above_idle_uw']:.0f} uW = "
+                     f"{p['energy_uj']:.3f} uJ" for p in j["phases"])
+
+
+def _spram(j: dict) -> list[str]:
+    """The SPRAM lines: accesses, the sleep assumption and its sensitivity, the one-time load."""
+    sp = j["spram"]
+    if not sp["blocks"]:
+        return []
+    enable = sp["measured_enable_rate"]
+    more = sp["idle_power_uw_at_sensitivity"] - j["idle_power_uw"]
+    return [f"SPRAM ({sp['blocks']} blocks, {', '.join(sp['memories'])}): {sp['accesses_per_block_cycle']:g} access "
+            f"per block and core cycle (CHIPSELECT tied high; the core's read enable is high "
+            f"{'?' if enable is None else f'{enable:.0%}'} of cycles); asleep while idle at "
+            f"{sp['sleep_ua_per_block']:g} uA per block beyond static (an assumption: no published figure); at "
+            f"{sp['sensitivity_ua_per_block']:g} uA per block idle would be "
+            f"{sp['idle_power_uw_at_sensitivity']:.1f} uW (+{more:.1f});"
+            f" weights loaded once at power-up: {sp['load_cycles']:,} cycles, {sp['load_ms']:.0f} ms, "
+            f"{sp['load_uj']:.0f} uJ (not per inference)"]
 
 
 def table(reports: list[WakeupReport]) -> str:
@@ -72,6 +102,8 @@ def table(reports: list[WakeupReport]) -> str:
                   f"{j['energy_per_inference_uj']:.3f} uJ per inference, latency {j['latency_us']:.0f} us "
                   f"(power-up {j['power_up_us']:.0f} + compute {j['compute_us']:.0f}), SPI {j['spi_us']:.0f} us at "
                   f"{j['sck_mhz']:g} MHz SCK, at most {j['max_rate_hz']:.1f} inferences/s",
+                  f"  per inference: {_phases(j)}",
+                  *(f"  {line}" for line in _spram(j)),
                   f"  {'rate (1/s)':>10}  {'average power (uW)':>19}"]
         for r in j["rates"]:
             w = "not sustained" if r["avg_power_uw"] is None else f"{r['avg_power_uw']:.1f}"
@@ -85,7 +117,13 @@ def markdown(reports: list[WakeupReport], *, plot: str | None, command: str = ""
     if command:
         lines += ["```sh", command, "```", ""]
     for rep in reports:
-        lines += [f"- {_summary(rep)}; activity from {rep.inputs.workload}"]
+        j = rep.to_json()
+        lines += [f"- {_summary(rep)}; activity from {rep.inputs.workload}",
+                  f"  - per inference (above idle): {_phases(j)}",
+                  *(f"  - {line}" for line in _spram(j)),
+                  f"  - commit {j['provenance'].get('commit', '?')}, model sha256 "
+                  f"{j['provenance'].get('model_sha256', '?')[:16]}, wake-up Verilog "
+                  f"{j['provenance'].get('wakeup_verilog_sha256', '?')}"]
     lines += ["", "| model | rate (1/s) | average power (uW) | idle (uW) | energy per inference (uJ) | latency (us) |",
               "|---|---|---|---|---|---|"]
     for r in rows(reports):

@@ -2,25 +2,40 @@
 
 What goes in, each measured, none assumed where a measurement exists:
 
-* **resources and Fmax**: the real report of the wake-up build (:func:`qlif.boards.flow.build.build`
-  with ``wakeup=True``; cached under ``build/wakeup-report/<model>-<key>/hfosc-<MHz>/``);
-* **cycles per inference**: the golden cycle model (:func:`qlif.golden.spec.reference.run`) on the
-  model's own test samples, encoded as the on-chip encoder does, plus the wake-up core's fixed overhead
-  (the frame load into the encoder, the clear, the runner's states) measured by the wake-up RTL
-  simulation (:func:`qlif.sim.wakeup_runner.run_wakeup`, the core clock's edges) on a few of them;
-* **switching activity**: RTL simulation of the core on those samples (:func:`qlif.sim.activity.measure_activity`).
+* **resources, Fmax and the memory plan**: the real report of the wake-up build
+  (:func:`qlif.boards.flow.build.build` with ``wakeup=True``; cached under
+  ``build/wakeup-report/<model>-<key>/hfosc-<MHz>/``);
+* **cycles per inference**, exact per sample: the encoder's and the core's
+  (:func:`qlif.golden.spec.cycles.encoded_cycles` on the golden cycle model of the model's own test samples,
+  encoded as the on-chip encoder does) plus the wake-up top's per-frame edges
+  (:func:`qlif.boards.tops.wakeup.frame_edges`: the frame's bytes into the encoder and the runner's states),
+  checked equal to the core clock's edges of the wake-up RTL simulation
+  (:func:`qlif.sim.wakeup_runner.run_wakeup`) on a few frames (skipped, and said so, for a model whose
+  flash load at power-up alone is too long to simulate);
+* **switching activity**: RTL simulation of the core on a few of those samples
+  (:func:`qlif.sim.activity.measure_activity`; at most :data:`ACTIVITY_CYCLES` cycles of them).
 
 The power comes from :func:`qlif.boards.flow.power.power_states` with the core on the ``SB_HFOSC``
 (``clock_source="hfosc"``) and the SPI target as the part clocked per inference (by the host's SCK),
-plus what that function does not know about this build (:mod:`qlif.boards.tops.wakeup`):
+plus what that function does not know about this build (:mod:`qlif.boards.tops.wakeup`). One inference
+is four phases above the idle power, each with its power and duration in the JSON:
 
-* the ``SB_LFOSC`` domain, always on (idle power);
-* the oscillator's power-up: two to three LFOSC cycles with ``CLKHFPU`` high and ``CLKHFEN`` low, the
-  HFOSC draws and nothing is clocked (:data:`POWER_UP_S`, the worst case);
-* where the build keeps ``CLKHFEN`` until the ``aon`` domain has seen the result (the wake-up RTL
-  simulation counts core clock edges after ``run`` falls), the tail: as long again with the clock running
-  into an idle core, charged at the clock's, the flip-flops' clock loads' and the block RAM reads' power
-  with no toggles.
+* **power-up**: two to three LFOSC cycles with ``CLKHFPU`` high and ``CLKHFEN`` low: the HFOSC draws and
+  nothing is clocked (:data:`POWER_UP_S`, the worst case);
+* **compute**: the core running, its cycles at the HFOSC frequency;
+* **tail**: ``CLKHFEN`` stays high until the ``aon`` domain has seen ``run`` fall, two to three LFOSC cycles
+  (200..300 us; the build does this on purpose, :mod:`qlif.boards.tops.wakeup`), the clock running into an
+  idle core: charged for its worst case, :data:`TAIL_S`, at the clock's, the flip-flops' clock loads', the
+  oscillator's and the memories' read power with no toggles (an upper bound: an idle core's read enables
+  are mostly low);
+* **SPI**: the host's frame in and result out at its SCK.
+
+Idle: the stopped chip (static power), the always-on ``SB_LFOSC`` domain, and for SPRAM builds the
+sleeping blocks (:data:`qlif.boards.flow.power.SPRAM_STATES`: no published current; charged as included in
+the blank design's static power, with the sensitivity to a leak of
+:data:`qlif.boards.flow.power.SPRAM_SLEEP_SENSITIVITY` per block reported). SPRAM blocks are accessed on
+every core clock edge (:data:`SPRAM_ACCESSES_PER_CYCLE`). Their one-time load from the flash at power-up is
+reported apart (energy and time), not per inference.
 
 Latency is the power-up plus the compute (the result, and the wake pin, come before the tail); the SPI
 transfers at the given SCK, the power-up, the compute and the tail bound the rate the build can sustain
@@ -35,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +58,23 @@ from pathlib import Path
 import numpy as np
 
 from qlif.boards.flow.activity import Activity
-from qlif.boards.flow.power import ICE40UP, AlwaysOn, DutyCycle, PowerStates, Resources, estimate_power, power_states
+from qlif.boards.flow.power import (
+    ICE40UP,
+    SPRAM_SLEEP_SENSITIVITY,
+    AlwaysOn,
+    DutyCycle,
+    PowerStates,
+    Resources,
+    estimate_power,
+    power_states,
+)
 from qlif.boards.protocol import spi_read_result, spi_read_status, spi_result_bytes, spi_write_frame
-from qlif.boards.tops.wakeup import HFOSC_FREQS, LFOSC_FREQ
+from qlif.boards.tops.wakeup import HFOSC_FREQS, LFOSC_FREQ, frame_edges
 from qlif.golden.spec.model import Model
 
-__all__ = ["RATES_HZ", "DEFAULT_SCK_HZ", "POWER_UP_S", "WakeupInputs", "WakeupReport", "model_key",
-           "spi_cycles", "compute", "choose_clock", "summary_fields", "test_frames", "stamps", "gather"]
+__all__ = ["RATES_HZ", "DEFAULT_SCK_HZ", "POWER_UP_S", "TAIL_S", "ACTIVITY_CYCLES", "SPRAM_ACCESSES_PER_CYCLE",
+           "WakeupInputs", "WakeupReport", "model_key", "spi_cycles", "load_cycles", "compute", "choose_clock",
+           "summary_fields", "test_frames", "stamps", "gather"]
 
 #: Inference rates of the report (per second).
 RATES_HZ = (0.1, 1.0, 10.0, 100.0)
@@ -57,6 +83,10 @@ DEFAULT_SCK_HZ = 1e6
 #: ``SB_HFOSC`` power-up, worst case: ``CLKHFEN`` rises two to three ``SB_LFOSC`` cycles after ``run``
 #: (:mod:`qlif.boards.tops.wakeup`), three at its nominal 10 kHz.
 POWER_UP_S = 3 / LFOSC_FREQ
+#: The clock's tail after the result, worst case: ``CLKHFEN`` falls two to three ``SB_LFOSC`` cycles after
+#: ``run`` (the same synchroniser), three at 10 kHz; the least is two (:data:`TAIL_MIN_S`).
+TAIL_S = 3 / LFOSC_FREQ
+TAIL_MIN_S = 2 / LFOSC_FREQ
 #: Flip-flops clocked by SCK: the SPI target's, "about 80" (:class:`qlif.boards.link.spi_target.SPITarget`'s
 #: docstring, as built); its LUTs are taken as many. Only their share of a transfer's energy depends on it.
 SPI_TARGET_FFS = 80
@@ -65,6 +95,20 @@ SPI_TARGET_FFS = 80
 AON_FFS = 3
 #: Output toggles per inference besides CIPO: the wake pin and the run pin, up and down.
 PIN_TOGGLES = 4
+#: Accesses per SPRAM block and core cycle: :class:`qlif.hw.spram.SpramStore` ties every tile's
+#: ``CHIPSELECT`` high, so each tile reads on every clock edge, whatever the core's read enable (the
+#: measured enable rate is in the JSON, for what gating ``CHIPSELECT`` would save).
+SPRAM_ACCESSES_PER_CYCLE = 1.0
+#: Most core cycles of the activity simulation (Verilator writes a waveform of every net): the samples
+#: are cut to fit it, at least one (the 784-500-10's take about 10^5 cycles each).
+ACTIVITY_CYCLES = 150_000
+#: Most core clock edges of the flash load at power-up the wake-up RTL check simulates (Icarus): past it
+#: (the 784-500-10's 1.58 M), the check is skipped and the report says so.
+CHECK_LOAD_EDGES = 200_000
+#: Core cycles per byte of the weight image at power-up, and the flash's wake-up before it
+#: (:class:`qlif.hw.flash.FlashLoader`: SCK is half the core clock, ``wake_cycles`` 4096 by default).
+LOAD_CYCLES_PER_BYTE = 16
+LOAD_WAKE_CYCLES = 4096
 
 
 def model_key(model: Model, lanes: int) -> str:
@@ -81,6 +125,13 @@ def spi_cycles(model: Model) -> tuple[int, int]:
     return 8 * (frame + status + result), 8 * answered
 
 
+def load_cycles(memory_plan: dict) -> int:
+    """Core cycles of the one-time weight load from the flash at power-up (0 without SPRAM), from a build
+    report's ``memory`` plan: :data:`LOAD_CYCLES_PER_BYTE` a byte of the image plus the flash's wake-up."""
+    image = sum(m["depth"] * -(-m["width"] // 8) for m in memory_plan.get("memories", ()) if m["kind"] == "spram")
+    return LOAD_CYCLES_PER_BYTE * image + LOAD_WAKE_CYCLES if image else 0
+
+
 @dataclass(frozen=True)
 class WakeupInputs:
     """Everything measured that the report is computed from (cached as JSON)."""
@@ -94,17 +145,19 @@ class WakeupInputs:
     fmax_mhz: float          # the core clock's, at the build's constraint
     build_mhz: float         # the HFOSC frequency the build was made for
     timing_met: bool
-    cycles_mean: float       # golden cycles + overhead, over the cycle samples
+    cycles_mean: float       # encoded_cycles + frame_edges, over the cycle samples
     cycles_max: int
     cycle_samples: int
-    overhead_cycles: int     # wake-up core cycles beyond the golden cycle model, measured (tail excluded)
-    overhead_checked: list   # the samples the wake-up RTL ran: [golden, clock edges] each
-    tail: bool               # the clock runs for the power-down delay after the result (seen in the RTL)
+    overhead_cycles: int     # frame_edges(n_in): the wake-up top's edges per frame beyond encoded_cycles
+    overhead_checked: list   # the frames the wake-up RTL ran: [predicted, clock edges] each (equal)
+    tail: bool               # the clock runs for the power-down delay after the result (the build's design)
     activity: dict           # Activity.to_json()
     workload: str
     spi_cycles: int
     cipo_bits: int
-    extra: dict = field(default_factory=dict)
+    spram_memories: tuple = ()   # the memories the build keeps in SPRAM (by the activity's names)
+    load_cycles: int = 0         # core cycles of the one-time weight load at power-up
+    extra: dict = field(default_factory=dict)   # provenance: commit, digests, the check's notes
 
     def to_json(self) -> dict:
         from dataclasses import asdict
@@ -115,7 +168,13 @@ class WakeupInputs:
 @dataclass(frozen=True)
 class WakeupReport:
     """The figures of one model at one HFOSC frequency: power states, energy, latency, and the
-    average power per rate (``None`` where the build cannot sustain the rate)."""
+    average power per rate (``None`` where the build cannot sustain the rate).
+
+    ``phases``: ``(name, power above idle (W), duration (s), energy (J))`` of one inference, whose energies
+    sum to ``energy_j``. ``spram_sleep_w``: the leak charged per sleeping SPRAM block beyond static;
+    ``idle_sensitivity_w``: the idle power were it :data:`~qlif.boards.flow.power.SPRAM_SLEEP_SENSITIVITY`
+    (``None`` without SPRAM). ``load_j``, ``load_s``: the one-time weight load at power-up.
+    """
 
     inputs: WakeupInputs
     clk_mhz: float
@@ -130,6 +189,13 @@ class WakeupReport:
     spi_s: float
     rates: tuple
     average_w: tuple
+    phases: tuple = ()
+    idle_parts: dict = field(default_factory=dict)
+    spram_sleep_w: float = 0.0
+    idle_sensitivity_w: float | None = None
+    load_j: float = 0.0
+    load_s: float = 0.0
+    spram_enable_rate: float | None = None
 
     @property
     def latency_s(self) -> float:
@@ -145,23 +211,39 @@ class WakeupReport:
         return self.average_w[self.rates.index(rate_hz)]
 
     def to_json(self) -> dict:
+        i = self.inputs
+        sens = self.idle_sensitivity_w
         return {
-            "model": self.inputs.model_name, "network": list(self.inputs.sizes), "timesteps": self.inputs.timesteps,
-            "lanes": self.inputs.lanes, "device": self.inputs.device, "resources": self.inputs.resources,
-            "fmax_mhz": self.inputs.fmax_mhz, "timing_met": self.inputs.timing_met, "clk_mhz": self.clk_mhz,
+            "model": i.model_name, "network": list(i.sizes), "timesteps": i.timesteps,
+            "lanes": i.lanes, "device": i.device, "resources": i.resources,
+            "fmax_mhz": i.fmax_mhz, "timing_met": i.timing_met, "clk_mhz": self.clk_mhz,
             "clock_choice": self.clock_choice, "sck_mhz": self.sck_hz / 1e6,
-            "cycles_per_inference": self.inputs.cycles_mean, "cycles_max": self.inputs.cycles_max,
-            "cycle_samples": self.inputs.cycle_samples, "overhead_cycles": self.inputs.overhead_cycles,
-            "overhead_checked": self.inputs.overhead_checked, "workload": self.inputs.workload,
-            "activity": {"ff_rate": self.inputs.activity["ff_rate"], "logic_rate": self.inputs.activity["logic_rate"]},
+            "cycles_per_inference": i.cycles_mean, "cycles_max": i.cycles_max,
+            "cycle_samples": i.cycle_samples, "overhead_cycles": i.overhead_cycles,
+            "overhead_checked": i.overhead_checked, "workload": i.workload,
+            "activity": i.activity,
             "idle_power_uw": self.idle_w * 1e6, "running_power_uw": self.states.running_w * 1e6,
             "energy_per_inference_uj": self.energy_j * 1e6, "power_up_us": self.power_up_s * 1e6,
-            "compute_us": self.compute_s * 1e6, "tail_us": self.tail_s * 1e6, "latency_us": self.latency_s * 1e6,
-            "spi_us": self.spi_s * 1e6,
+            "compute_us": self.compute_s * 1e6, "tail_us": self.tail_s * 1e6,
+            "tail_range_us": [TAIL_MIN_S * 1e6, TAIL_S * 1e6] if self.tail_s else [0.0, 0.0],
+            "latency_us": self.latency_s * 1e6, "spi_us": self.spi_s * 1e6,
             "max_rate_hz": self.max_rate_hz,
             "rates": [{"rate_hz": r, "avg_power_uw": None if w is None else w * 1e6, "sustained": w is not None}
                       for r, w in zip(self.rates, self.average_w, strict=True)],
+            # The figures above from these: energy = sum of the phases' energies, each power x duration;
+            # average = idle + rate x energy.
+            "idle_parts_uw": {k: v * 1e6 for k, v in self.idle_parts.items()},
+            "phases": [{"phase": n, "power_above_idle_uw": w * 1e6, "duration_us": t * 1e6, "energy_uj": e * 1e6}
+                       for n, w, t, e in self.phases],
+            "spram": {"blocks": i.resources.get("spram", 0), "memories": list(i.spram_memories),
+                      "accesses_per_block_cycle": SPRAM_ACCESSES_PER_CYCLE if i.spram_memories else 0.0,
+                      "measured_enable_rate": self.spram_enable_rate,
+                      "sleep_ua_per_block": self.spram_sleep_w / ICE40UP.vcc.value * 1e6,
+                      "sensitivity_ua_per_block": SPRAM_SLEEP_SENSITIVITY.value * 1e6 if sens is not None else None,
+                      "idle_power_uw_at_sensitivity": None if sens is None else sens * 1e6,
+                      "load_cycles": i.load_cycles, "load_ms": self.load_s * 1e3, "load_uj": self.load_j * 1e6},
             "states": self.states.to_json(),
+            "provenance": i.extra,
         }
 
 
@@ -175,42 +257,74 @@ def _aon_power_w(device: str) -> float:
 
 
 def compute(inputs: WakeupInputs, *, clk_mhz: float, clock_choice: str, sck_hz: float = DEFAULT_SCK_HZ,
-            rates=RATES_HZ, power_up_s: float = POWER_UP_S) -> WakeupReport:
-    """The report's figures from measured ``inputs`` at ``clk_mhz`` (an ``SB_HFOSC`` frequency)."""
+            rates=RATES_HZ, power_up_s: float = POWER_UP_S, spram_sleep_ua: float | None = None) -> WakeupReport:
+    """The report's figures from measured ``inputs`` at ``clk_mhz`` (an ``SB_HFOSC`` frequency).
+
+    ``spram_sleep_ua``: the current (uA) each sleeping SPRAM block draws beyond the blank design's static
+    power; ``None``: the power model's ``spram_sleep`` (0, an assumption).
+    """
     if clk_mhz * 1e6 not in HFOSC_FREQS:
         raise ValueError(f"clk_mhz must be an SB_HFOSC frequency ({', '.join(f'{f / 1e6:g}' for f in HFOSC_FREQS)}), "
                          f"not {clk_mhz!r}")
     if not (math.isfinite(sck_hz) and 0 < sck_hz <= 12e6):
         raise ValueError(f"the SCK must be in (0, 12] MHz (the SPI target's constraint), not {sck_hz / 1e6:g} MHz")
+    if spram_sleep_ua is not None and not (math.isfinite(spram_sleep_ua) and spram_sleep_ua >= 0):
+        raise ValueError(f"the SPRAM sleep current must be a non-negative number of uA, not {spram_sleep_ua!r}")
     act = Activity.from_json(inputs.activity)
     res = Resources(**inputs.resources)
+    clk = clk_mhz * 1e6
+    spram_names = tuple(inputs.spram_memories)
+    spram_rate = SPRAM_ACCESSES_PER_CYCLE if spram_names else None
     spi = Resources(luts=SPI_TARGET_FFS, carries=0, ffs=SPI_TARGET_FFS)
-    duty = DutyCycle(device=inputs.device, resources=res, activity=act, clk_hz=clk_mhz * 1e6,
+    duty = DutyCycle(device=inputs.device, resources=res, activity=act, clk_hz=clk,
                      cycles_per_inference=inputs.cycles_mean, clock_source="hfosc",
                      always_on=AlwaysOn(resources=spi, activity=act, clock="spi", clk_hz=sck_hz,
                                         cycles_per_inference=inputs.spi_cycles),
                      # The power-up is charged below at the HFOSC's power alone: no clock edge reaches the
                      # design before CLKHFEN, so power_states' "start-up at running power" would overcharge.
-                     startup_s=0.0, io_toggles_per_inference=PIN_TOGGLES + inputs.cipo_bits / 2)
+                     startup_s=0.0, io_toggles_per_inference=PIN_TOGGLES + inputs.cipo_bits / 2,
+                     spram_memories=spram_names, spram_rate=spram_rate)
     states = power_states(duty)
-    idle = states.idle_w + _aon_power_w(inputs.device)
-    energy = states.energy_per_inference_j + ICE40UP.value("hfosc") * power_up_s
-    tail_s = power_up_s if inputs.tail else 0.0
+    vcc = ICE40UP.vcc.value
+    model_sleep_w = ICE40UP.value("spram_sleep")
+    sleep_w = model_sleep_w if spram_sleep_ua is None else spram_sleep_ua * 1e-6 * vcc
+    aon = _aon_power_w(inputs.device)
+    # static_power charged res.spram x the model's spram_sleep already; a user's figure replaces it.
+    spram_extra = res.spram * (sleep_w - model_sleep_w)
+    idle = states.idle_w + aon + spram_extra
+    idle_parts = {"stopped chip (static)": states.stopped_w - res.spram * model_sleep_w,
+                  "SPRAM asleep": res.spram * sleep_w, "LFOSC domain": aon}
+    sens = (idle + res.spram * (SPRAM_SLEEP_SENSITIVITY.value * vcc - sleep_w)) if res.spram else None
+    compute_s = inputs.cycles_mean / clk
+    run_above = states.running_w - states.idle_w
+    spi_j = states.energy_per_inference_j - run_above * states.active_s
+    spi_s = inputs.spi_cycles / sck_hz
+    hfosc_w = ICE40UP.value("hfosc")
+    phases = [("power-up", hfosc_w, power_up_s, hfosc_w * power_up_s),
+              ("compute", run_above, compute_s, run_above * compute_s)]
+    tail_s = TAIL_S if inputs.tail else 0.0
     if tail_s:
-        # The clock into an idle core: nothing toggles but the clock, its loads and the read ports that
-        # read every cycle (no enable), at the rates measured.
+        # The clock into an idle core: nothing toggles but the clock, its loads and the read ports, at the
+        # rates measured (an upper bound), and the SPRAM's every-cycle reads.
         quiet = Activity(cycles=act.cycles, ff_bits=act.ff_bits, ff_toggles=0, logic_bits=act.logic_bits,
                          logic_toggles=0, memories=act.memories)
-        est = estimate_power(device=inputs.device, resources=res, activity=quiet, clk_hz=clk_mhz * 1e6,
-                             oscillator="hfosc")
-        energy += (est.total_w - est.static_w) * tail_s
-    compute_s = inputs.cycles_mean / (clk_mhz * 1e6)
-    spi_s = inputs.spi_cycles / sck_hz
+        est = estimate_power(device=inputs.device, resources=res, activity=quiet, clk_hz=clk, oscillator="hfosc",
+                             spram_memories=spram_names, spram_rate=spram_rate)
+        phases.append(("tail", est.total_w - est.static_w, tail_s, (est.total_w - est.static_w) * tail_s))
+    phases.append(("SPI", spi_j / spi_s, spi_s, spi_j))
+    energy = sum(e for *_, e in phases)
     max_rate = 1.0 / (spi_s + power_up_s + compute_s + tail_s)
     average = tuple(idle + r * energy if r <= max_rate else None for r in rates)
+    load_s = inputs.load_cycles / clk
+    enable = (sum(m.reads + m.writes for m in act.memories if m.name in spram_names) / act.cycles
+              if spram_names else None)
     return WakeupReport(inputs=inputs, clk_mhz=clk_mhz, clock_choice=clock_choice, sck_hz=sck_hz, states=states,
                         idle_w=idle, energy_j=energy, power_up_s=power_up_s, compute_s=compute_s, tail_s=tail_s,
-                        spi_s=spi_s, rates=tuple(rates), average_w=average)
+                        spi_s=spi_s, rates=tuple(rates), average_w=average, phases=tuple(phases),
+                        idle_parts=idle_parts, spram_sleep_w=sleep_w, idle_sensitivity_w=sens,
+                        # The load at the core's running power above idle (its own activity, the loader's
+                        # SPI and SPRAM writes, is not simulated); the flash chip's power is not the FPGA's.
+                        load_j=run_above * load_s, load_s=load_s, spram_enable_rate=enable)
 
 
 def choose_clock(inputs: WakeupInputs, **options) -> float:
@@ -229,7 +343,8 @@ def summary_fields(report: WakeupReport) -> dict:
     def uw(rate):
         w = report.at(rate) if rate in report.rates else compute(
             report.inputs, clk_mhz=report.clk_mhz, clock_choice=report.clock_choice, sck_hz=report.sck_hz,
-            rates=(rate,), power_up_s=report.power_up_s).average_w[0]
+            rates=(rate,), power_up_s=report.power_up_s,
+            spram_sleep_ua=report.spram_sleep_w / ICE40UP.vcc.value * 1e6).average_w[0]
         return None if w is None else w * 1e6
 
     j = report.to_json()
@@ -307,8 +422,21 @@ def stamps(model: Model, *, lanes: int, activity_samples: int, check_samples: in
     key, design = model_key(model, lanes), design_key(model, lanes)
     return {"build": {"key": key, "design": design},
             "cycles": {"key": key, "design": design, "samples": cycle_samples, "check": check_samples,
-                       "simulator": simulator},
+                       "simulator": simulator, "method": "encoded_cycles + frame_edges"},
             "activity": {"key": key, "samples": activity_samples}}
+
+
+def _commit() -> str:
+    """The repository's commit, ``+`` if the sources the figures come from have uncommitted changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw", "golden/spec", "boards", "sim"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+" if dirty else "")
 
 
 def gather(model: Model, *, name: str, lanes: int = 4, clk_mhz: float | None = None, folder: Path,
@@ -318,68 +446,80 @@ def gather(model: Model, *, name: str, lanes: int = 4, clk_mhz: float | None = N
     """Measure (or read from ``folder``'s cache) the inputs of the report; return them with the HFOSC
     frequency (MHz) they are for and how it was chosen.
 
-    ``report``: a wake-up build report to use as it is (the demo's), instead of building.
+    ``report``: a wake-up build report to use as it is (the demo's), instead of building. Raises
+    ``RuntimeError`` if the wake-up RTL's clock edges differ from ``encoded_cycles + frame_edges``.
     """
     from qlif.boards.tops.wakeup import WakeupPlatform
     from qlif.golden.spec.coding import encode_frames, frame_levels_of, max_rate_of
+    from qlif.golden.spec.cycles import encoded_cycles
     from qlif.golden.spec.reference import run
     from qlif.hw.memory import plan_memories
 
-    if plan_memories(model, lanes, WakeupPlatform.device).uses_spram:
-        # The build sleeps its SPRAM while idle, but the power model has no figure for that yet.
-        raise ValueError("this model keeps its synapses in SPRAM, and the report does not charge the SPRAM's "
-                         "sleep current yet")
+    plan = plan_memories(model, lanes, WakeupPlatform.device)
     x = encode_frames(frames[:max(cycle_samples, activity_samples, check_samples)], model.timesteps,
                       levels=frame_levels_of(model.metadata), max_rate=max_rate_of(model.metadata))
     sizes = (model.n_in, *(layer.n_out for layer in model.layers))
+    stamp = stamps(model, lanes=lanes, activity_samples=activity_samples, check_samples=check_samples,
+                   cycle_samples=cycle_samples, simulator=simulator)
 
     def measured(rep: dict, cycles: dict, act: dict) -> WakeupInputs:
         res = Resources.from_report(rep)
+        mem = rep.get("memory", {})
+        spram = tuple(m["name"] for m in mem.get("memories", ()) if m["kind"] == "spram")
         return WakeupInputs(
             model_name=name, sizes=sizes, timesteps=model.timesteps, lanes=lanes, device=rep["device"],
             resources={k: getattr(res, k) for k in ("luts", "carries", "ffs", "ebr", "spram", "dsp")},
             fmax_mhz=float(rep["fmax_mhz"]), build_mhz=float(rep["clk_mhz"]), timing_met=bool(rep["timing_met"]),
-            cycles_mean=cycles["golden_mean"] + cycles["overhead"],
-            cycles_max=cycles["golden_max"] + cycles.get("overhead_max", cycles["overhead"]),
-            cycle_samples=cycles["samples"], overhead_cycles=cycles["overhead"], overhead_checked=cycles["checked"],
-            tail=cycles["tail"],
-            activity=act["activity"], workload=workload, spi_cycles=spi_cycles(model)[0],
-            cipo_bits=spi_cycles(model)[1], extra={"bitstream": rep.get("bitstream", "")})
+            cycles_mean=cycles["mean"], cycles_max=cycles["max"], cycle_samples=cycles["samples"],
+            overhead_cycles=cycles["frame_edges"], overhead_checked=cycles["checked"], tail=True,
+            activity=act["activity"], workload=act.get("workload", workload), spi_cycles=spi_cycles(model)[0],
+            cipo_bits=spi_cycles(model)[1], spram_memories=spram, load_cycles=load_cycles(mem),
+            extra={"commit": _commit(), "model_sha256": model_digest, "wakeup_verilog_sha256": stamp["build"]["design"],
+                   "bitstream": rep.get("bitstream", ""), "cycles_check": cycles.get("check_note", ""),
+                   "tail_sim_edges": cycles.get("tail_sim_edges", [])})
+
+    model_digest = hashlib.sha256(json.dumps(model.to_json(), sort_keys=True).encode()).hexdigest()
 
     def cycles() -> dict:
-        from qlif.sim.wakeup_runner import SIM_PERIODS_NS, run_wakeup
+        golden = run(model, x[:cycle_samples], lanes=lanes)
+        per = encoded_cycles(model, lanes=lanes, inputs=x[:cycle_samples], cycles=golden.cycles)
+        per = per + frame_edges(model.n_in)
+        doc = {"mean": float(per.mean()), "max": int(per.max()), "samples": int(len(per)),
+               "frame_edges": frame_edges(model.n_in), "checked": [], "tail_sim_edges": []}
+        n_check = min(check_samples, len(per))
+        load = load_cycles(plan.to_json())
+        if n_check and plan.uses_spram and load > CHECK_LOAD_EDGES:
+            doc["check_note"] = (f"not run: the wake-up RTL would first simulate the flash load at power-up, "
+                                 f"{load:,} core cycles (over {CHECK_LOAD_EDGES:,})")
+            progress(f"wake-up RTL check skipped: {doc['check_note']}")
+            return doc
+        if n_check:
+            from qlif.sim.wakeup_runner import SIM_PERIODS_NS, run_wakeup
 
-        golden = run(model, x[:cycle_samples], lanes=lanes).cycles.sum(axis=1)
-        progress(f"wake-up RTL simulation ({simulator}) of {check_samples} frames: core clock edges per inference ...")
-        stats = run_wakeup(model, frames[:check_samples], simulator=simulator, lanes=lanes, busy_frames=0)
-        edges = [int(e) for e in stats["hf_edges"]]          # from the frame's commit to the fall of run
-        over = [e - int(g) for e, g in zip(edges, golden[:check_samples], strict=True)]
-        if len(set(over)) != 1:
-            # Not a fixed overhead (the frame load and the runner's states) alone: the encoder's scan of a
-            # step (n_in + 1 cycles) outlasts the core's work on the previous one, and the core's waits for
-            # it are not in the cycle model. Their mean over the frames run is taken, its spread shown.
-            progress(f"wake-up RTL: the cycles beyond the golden cycle model vary per frame ({over}): the "
-                     f"encoder's scan ({model.n_in + 1} cycles a step) outlasts the core's step; their mean is used")
-        # Edges after run falls: the clock still enabled while the always-on domain turns it off (its
-        # length on the board is the LFOSC's, not the simulation's clock ratio).
-        tail = [int(e) for e in stats.get("tail_edges", ())]
-        progress(f"wake-up RTL: {edges} core cycles, golden cycle model + {over}"
-                 + (f"; then {tail} edges of tail (clock on, core idle)" if any(tail) else ""))
-        return {"golden_mean": float(golden.mean()), "golden_max": int(golden.max()), "samples": int(len(golden)),
-                "overhead": round(sum(over) / len(over)), "overhead_max": max(over), "tail": any(tail),
-                "tail_sim_edges": tail, "sim_periods_ns": SIM_PERIODS_NS,
-                "checked": [[int(g), e] for g, e in zip(golden, edges, strict=False)]}
+            progress(f"wake-up RTL simulation ({simulator}) of {n_check} frames: core clock edges per inference ...")
+            stats = run_wakeup(model, frames[:n_check], simulator=simulator, lanes=lanes, busy_frames=0,
+                               spram=plan.uses_spram)
+            edges = [int(e) for e in stats["hf_edges"]]      # from the frame's commit to the fall of run
+            doc["checked"] = [[int(p), e] for p, e in zip(per[:n_check], edges, strict=True)]
+            doc["tail_sim_edges"] = [int(e) for e in stats.get("tail_edges", ())]
+            doc["sim_periods_ns"] = SIM_PERIODS_NS
+            if edges != per[:n_check].tolist():
+                raise RuntimeError(f"the wake-up RTL took {edges} core clock edges on the first {n_check} test "
+                                   f"frames, encoded_cycles + frame_edges predicts {per[:n_check].tolist()}")
+            doc["check_note"] = f"equal on {n_check} frames ({simulator})"
+            progress(f"wake-up RTL: {edges} core clock edges, encoded_cycles + {frame_edges(model.n_in)} exactly")
+        return doc
 
     def activity() -> dict:
         from qlif.sim.activity import measure_activity
 
-        progress(f"core activity: Verilator with waveforms on {activity_samples} test samples ...")
-        act = measure_activity(model, x[:activity_samples], lanes=lanes,
-                               workload=f"first {activity_samples} samples of the {workload}, encoded as on chip")
-        return {"activity": act.to_json()}
+        golden = run(model, x[:activity_samples], lanes=lanes).cycles.sum(axis=1)
+        n = max(1, min(activity_samples, int(np.searchsorted(np.cumsum(golden), ACTIVITY_CYCLES, side="right"))))
+        text = f"first {n} samples of the {workload}, encoded as on chip"
+        progress(f"core activity: Verilator with waveforms on {n} test samples ({int(golden[:n].sum()):,} cycles) ...")
+        act = measure_activity(model, x[:n], lanes=lanes, workload=text)
+        return {"activity": act.to_json(), "workload": text}
 
-    stamp = stamps(model, lanes=lanes, activity_samples=activity_samples, check_samples=check_samples,
-                   cycle_samples=cycle_samples, simulator=simulator)
     cyc = _cached_json(folder / "cycles.json", stamp["cycles"], cycles, rebuild)
     act = _cached_json(folder / "activity.json", stamp["activity"], activity, rebuild)
     if report is not None:

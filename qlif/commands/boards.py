@@ -154,6 +154,9 @@ def cmd_wakeup_report(args) -> int:
     if len(set(names)) != len(names):
         raise CLIError(f"wakeup-report: two models named {sorted(n for n in names if names.count(n) > 1)[0]!r} "
                        "(the file names label the rows)")
+    if args.spram_sleep_ua is not None and not 0 <= args.spram_sleep_ua < 1e6:
+        raise CLIError(f"wakeup-report: --spram-sleep-ua must be a non-negative current in uA, "
+                       f"not {args.spram_sleep_ua:g}")
     if not 0 < args.sck_mhz <= 12:
         raise CLIError(f"wakeup-report: --sck-mhz must be in (0, 12] (the SPI target's constraint), "
                        f"not {args.sck_mhz:g}")
@@ -162,32 +165,49 @@ def cmd_wakeup_report(args) -> int:
     def progress(line: str) -> None:
         print(f"wakeup-report: {line}", file=sys.stderr, flush=True)
 
+    if len(args.lanes) not in (1, len(models)):
+        raise CLIError(f"wakeup-report: --lanes gives {len(args.lanes)} values for {len(models)} models "
+                       "(one for all, or one each)")
     reports = []
-    for name, model in models:
+    for (name, model), lanes in zip(models, args.lanes * len(models) if len(args.lanes) == 1 else args.lanes,
+                                    strict=True):
         try:
             from qlif.boards.tops.wakeup import WakeupCore, WakeupPlatform
             from qlif.hw.memory import plan_memories
 
-            # The wake-up build's own checks (SPRAM refused; a model too big for the device), before any run.
-            WakeupCore.check(model=model, lanes=args.lanes, core_freq=(args.clk_mhz or 12) * 1e6,
-                             memory=plan_memories(model, args.lanes, WakeupPlatform.device))
+            # The wake-up build's own checks (a model too big for the device), before any run.
+            WakeupCore.check(model=model, lanes=lanes, core_freq=(args.clk_mhz or 12) * 1e6,
+                             memory=plan_memories(model, lanes, WakeupPlatform.device))
             frames, workload = test_frames(model, data_dir=args.data_dir)
         except (ValueError, DataError) as e:     # SPRAM, a frequency, no data: the model cannot be reported
             raise CLIError(f"wakeup-report: {name}: {e}") from None
         try:
-            inputs, mhz, choice = gather(model, name=name, lanes=args.lanes, clk_mhz=args.clk_mhz,
-                                         folder=cache / f"{name}-{model_key(model, args.lanes)}", frames=frames,
+            inputs, mhz, choice = gather(model, name=name, lanes=lanes, clk_mhz=args.clk_mhz,
+                                         folder=cache / f"{name}-{model_key(model, lanes)}", frames=frames,
                                          workload=workload, activity_samples=args.activity_samples,
                                          check_samples=args.check_samples, cycle_samples=args.cycle_samples,
                                          rebuild=args.rebuild, progress=progress)
         except (ValueError, RuntimeError) as e:   # no SB_HFOSC frequency met; a tool failed (its log's end)
             raise CLIError(f"wakeup-report: {name}: {e}") from None
-        reports.append(compute(inputs, clk_mhz=mhz, clock_choice=choice, sck_hz=args.sck_mhz * 1e6))
+        reports.append(compute(inputs, clk_mhz=mhz, clock_choice=choice, sck_hz=args.sck_mhz * 1e6,
+                               spram_sleep_ua=args.spram_sleep_ua))
     command = "qlif wakeup-report " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["wakeup-report"] else ""
     files = write_all(reports, Path(args.out_dir), args.name, command=command)
     print(table(reports), end="")
     print(f"wakeup-report: {', '.join(str(p) for p in files.values())}")
     return 0
+
+
+def _count_arg(value: str) -> int:
+    import argparse
+
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return n
 
 
 def _hfosc_mhz(value: str) -> float:
@@ -252,7 +272,8 @@ def register(add: AddCommand) -> None:
              "average power of the UP5K wake-up build against the inference rate (0.1 to 100 per s): table, CSV, "
              "PNG, JSON (docs/power.md, Wake-up power)")
     sp.add_argument("models", nargs="+", metavar="MODEL", help="model file(s) (qlif-model JSON); one row set each")
-    sp.add_argument("--lanes", type=lanes_arg, default=4)
+    sp.add_argument("--lanes", type=lambda v: [lanes_arg(p) for p in v.split(",")], default=[4],
+                    help="lanes P: one for every model, or a comma-separated list, one per model (default 4)")
     sp.add_argument("--clk-mhz", type=_hfosc_mhz, default=None,
                     help="the SB_HFOSC frequency (48, 24, 12 or 6); default: the lowest energy per inference of "
                          "those the build meets timing at (one build at 48 MHz gives Fmax)")
@@ -260,9 +281,12 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--data-dir", help="folder of the MNIST IDX files (a model whose metadata names mnist)")
     sp.add_argument("--activity-samples", type=positive_arg, default=8,
                     help="test samples of the activity simulation (Verilator with waveforms; default 8)")
-    sp.add_argument("--check-samples", type=positive_arg, default=2,
-                    help="frames of the wake-up RTL simulation that measures its cycles beyond the cycle model "
-                         "(default 2)")
+    sp.add_argument("--check-samples", type=_count_arg, default=2,
+                    help="frames of the wake-up RTL simulation that checks the cycles (encoded_cycles + the "
+                         "top's per-frame edges) against its clock edges (default 2; 0: no check)")
+    sp.add_argument("--spram-sleep-ua", type=float, default=None,
+                    help="current (uA) of each sleeping SPRAM block beyond the blank chip's static power "
+                         "(default: 0, the power model's assumption; docs/power.md, SPRAM)")
     sp.add_argument("--cycle-samples", type=positive_arg, default=200,
                     help="test samples the golden cycle model is averaged over (default 200)")
     sp.add_argument("--cache-dir", default="build/wakeup-report",
