@@ -2,7 +2,11 @@
 
 After reset :class:`FlashLoader` wakes the flash (command ``0xAB``, release from deep power-down),
 waits, then reads the weight image (command ``0x03``, plain SPI read, mode 0, SCK = clock / 2) from
-``offset`` and writes it word by word into its targets, one after the other. The image (written by
+``offset`` and writes it word by word into its targets, one after the other, and puts the flash back into
+deep power-down (command ``0xB9``): nothing reads it again until the next configuration, and the iCE40's
+configuration engine itself sends ``0xAB`` before it reads a bitstream, so a flash left powered down
+does not stop a later CRESET_B or power cycle. On the iCEBreaker's W25Q128JV that is about 1 uA instead
+of its standby current (about 10 uA typical, 50 uA at most: docs/boards.md, "The wake-up build"). The image (written by
 :func:`weight_image`, and placed in the flash by the build's ``.flash.bin``) is, for each target in
 order, its ``depth`` words of ``width`` bits, each as ``ceil(width / 8)`` bytes, least significant byte
 first.
@@ -14,11 +18,12 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["READ", "RELEASE_POWER_DOWN", "DEFAULT_OFFSET", "FlashSignature", "WriteSignature", "FlashLoader",
-           "weight_image"]
+__all__ = ["READ", "RELEASE_POWER_DOWN", "POWER_DOWN", "DEFAULT_OFFSET", "FlashSignature", "WriteSignature",
+           "FlashLoader", "weight_image"]
 
 READ = 0x03                   #: SPI flash command: read data (24-bit address)
 RELEASE_POWER_DOWN = 0xAB     #: SPI flash command: release from deep power-down
+POWER_DOWN = 0xB9             #: SPI flash command: deep power-down (only 0xAB is obeyed until released)
 #: Where the weight image sits in the flash: 1 MiB, past any iCE40 or ECP5-25F bitstream.
 DEFAULT_OFFSET = 0x100000
 
@@ -70,10 +75,11 @@ class FlashLoader(wiring.Component):
     t{i} : Out(WriteSignature(width, depth))
         Write port of target ``i``.
     done : Out(1)
-        High once every target is written (and from then on).
+        High once every target is written and the flash has been sent back into deep power-down (and
+        from then on: the loader never selects the flash again).
 
     Throughput: one byte per 16 cycles (SCK is half the clock): ``16 * sum(depth * ceil(width / 8))``
-    cycles plus about ``wake_cycles + 100``.
+    cycles plus about ``wake_cycles + 100`` (the power-down command is 18 of them).
     """
 
     def __init__(self, *, targets: list[tuple[int, int]], offset: int = DEFAULT_OFFSET, wake_cycles: int = 4096):
@@ -163,9 +169,17 @@ class FlashLoader(wiring.Component):
                                 else:
                                     m.next = f"T{i + 1}"
             with m.State("FINISH"):
-                with m.If(~shifting & ~spi.sck):
-                    m.d.sync += [spi.cs.eq(0), self.done.eq(1)]
-                    m.next = "DONE"
+                # The read ends (CS high for a cycle: the flash needs 10..50 ns), then the power-down
+                # command. In one state, with a flag, so that the FSM keeps a spare code of its 3-bit
+                # register (sim/proofs/network.py proves the register never takes it).
+                powering_down = Signal()
+                with m.If(~shifting & ~spi.sck & spi.cs):
+                    m.d.sync += spi.cs.eq(0)
+                    with m.If(powering_down):
+                        m.d.sync += self.done.eq(1)
+                        m.next = "DONE"
+                with m.If(~spi.cs & ~powering_down):
+                    m.d.sync += [spi.cs.eq(1), out_sr.eq(POWER_DOWN << 24), bits.eq(8), powering_down.eq(1)]
             with m.State("DONE"):
                 pass
         return m

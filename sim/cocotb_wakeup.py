@@ -17,8 +17,11 @@ enabled before its power-up time (the model's ``early`` flag).
 
 With synapses in SPRAM (``flash`` in the configuration): a flash model (:func:`_flash`) serves the
 weight image; after configuration the target is BUSY while the core loads it, then the clock stops as
-for a frame; a monitor fails the test at any core clock edge while ``spram_sleep`` is high, and
-``spram_sleep`` must be high whenever the clock is found stopped (the SPRAM sleeps while idle).
+for a frame; the loader must select the flash no earlier than the third core clock edge (the boot
+request through a two-stage synchroniser first) and leave it in deep power-down; a monitor fails the
+test at any core clock edge while ``spram_sleep`` is high, ``spram_sleep`` must be high whenever the
+clock is found stopped (the SPRAM sleeps while idle), and it may rise only with ``CLKHFEN`` low, at least
+``sleep_margin_ns`` after both the core clock's last edge and ``CLKHFEN``'s fall.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import cocotb
 from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
-from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from qlif.boards.protocol import (
@@ -102,13 +105,14 @@ async def frames(dut):
     stats = {"frames": 0, "refused": 0, "hf_edges": [], "tail_edges": [], "idle_ns": 0, "polls": 0,
              "clock_cuts": [], "failure": None}
     if cfg.get("flash"):
-        stats.update(load_edges=0, sleep_edges=[])
+        stats.update(load_edges=0, sleep_edges=[], sleep_entry_ns=[], flash_select_edge=None)
     try:
         await _frames(dut, cfg, stats)
     except Exception as e:
         stats["failure"] = str(e) or repr(e)
         raise
     finally:
+        stats.pop("_last_edge_ns", None)
         Path(cfg["out"]).write_text(json.dumps(stats))
 
 
@@ -125,17 +129,46 @@ async def _watch_sleep(dut, stats):
     """Record every core clock edge while the SPRAM sleeps (sim time, ns): an access while asleep."""
     while True:
         await RisingEdge(dut.hfosc.CLKHF)
+        stats["_last_edge_ns"] = get_sim_time("ns")
         if int(dut.spram_sleep.value):
             stats["sleep_edges"].append(get_sim_time("ns"))
 
 
-async def _flash(dut, image: bytes, offset: int):
+async def _watch_sleep_entry(dut, stats):
+    """At each rise of ``spram_sleep``: the time since the core clock's last edge and since ``CLKHFEN``
+    fell (ns; ``sleep_entry_ns``), and whether the clock was still enabled then."""
+    fell = [0.0]
+
+    async def enable_falls():
+        while True:
+            await FallingEdge(dut.hfosc.CLKHFEN)
+            fell[0] = get_sim_time("ns")
+
+    cocotb.start_soon(enable_falls())
+    while True:
+        await RisingEdge(dut.spram_sleep)
+        now = get_sim_time("ns")
+        enabled = bool(int(dut.hfosc.CLKHFEN.value))
+        stats["sleep_entry_ns"].append([now - stats.get("_last_edge_ns", 0), None if enabled else now - fell[0]])
+
+
+async def _watch_flash_select(dut, stats):
+    """The core clock's edge count when the loader first selects the flash (after that edge's updates)."""
+    await RisingEdge(dut.flash__cs)
+    await ReadOnly()
+    stats["flash_select_edge"] = int(dut.hfosc.edges.value)
+
+
+async def _flash(dut, image: bytes, offset: int, stats):
     """A SPI NOR flash (mode 0) on the ``flash__*`` pins holding ``image`` at ``offset``: the loader's
-    release-from-power-down (``0xAB``) and read (``0x03``) commands; any other command or start address
-    fails (as :func:`qlif.sim.harness.spi_flash`, the core bench's)."""
+    release-from-power-down (``0xAB``), read (``0x03``) and deep power-down (``0xB9``) commands; any other
+    command or start address, or a command but ``0xAB`` while powered down, fails (as
+    :func:`qlif.sim.harness.spi_flash`, the core bench's). ``stats["flash_asleep"]``: in deep power-down
+    (as the iCE40's configuration leaves it: icepack's default)."""
     bits = shift = data_bit = 0
     address = None
     sck, cs = dut.flash__sck, dut.flash__cs
+    stats["flash_asleep"] = True
     while True:
         await First(sck.value_change, cs.value_change)
         if not int(cs.value):
@@ -144,8 +177,12 @@ async def _flash(dut, image: bytes, offset: int):
         if int(sck.value) and address is None:              # rising SCK: copi sampled
             bits += 1
             shift = shift << 1 | int(dut.flash__copi.value)
-            if bits == 8 and shift not in (0x03, 0xAB):
+            if bits == 8 and shift not in (0x03, 0xAB, 0xB9):
                 raise AssertionError(f"flash: unknown command {shift:#04x}")
+            if bits == 8 and stats["flash_asleep"] and shift != 0xAB:
+                raise AssertionError(f"flash: command {shift:#04x} while in deep power-down")
+            if bits == 8:
+                stats["flash_asleep"] = shift == 0xB9
             if bits == 32 and shift >> 24 == 0x03:
                 address = shift & 0xFFFFFF
                 if address != offset:
@@ -181,8 +218,10 @@ async def _frames(dut, cfg, stats):
     spram = bool(cfg.get("flash"))
     if spram:
         dut.flash__cipo.value = 1
-        cocotb.start_soon(_flash(dut, bytes.fromhex(cfg["flash"]["image"]), cfg["flash"]["offset"]))
+        cocotb.start_soon(_flash(dut, bytes.fromhex(cfg["flash"]["image"]), cfg["flash"]["offset"], stats))
         cocotb.start_soon(_watch_sleep(dut, stats))
+        cocotb.start_soon(_watch_sleep_entry(dut, stats))
+        cocotb.start_soon(_watch_flash_select(dut, stats))
 
     def edges() -> int:
         return int(dut.hfosc.edges.value)
@@ -206,6 +245,12 @@ async def _frames(dut, cfg, stats):
             raise AssertionError("still busy loading the weights after 100000 status reads")
         stats["load_edges"] = edges()
         assert stats["load_edges"] > 0, "BUSY cleared at power-up, but the core's clock never ran to load"
+        # The first core edges after CLKHFEN rises (the first may be a runt) reach the boot synchroniser
+        # alone: the loader selects the flash at the third edge at the earliest.
+        assert (stats["flash_select_edge"] or 0) >= 3, (
+            f"the flash loader started at core clock edge {stats['flash_select_edge']} after power-up, "
+            "before the boot request had crossed a two-stage synchroniser")
+        assert stats["flash_asleep"], "the flash left awake after the weights were loaded"
     await stopped("after configuration")
     assert edges() == stats.get("load_edges", 0), "the core's clock ran before the first frame"
     flags, _, accepted = await host.status()
@@ -260,5 +305,15 @@ async def _frames(dut, cfg, stats):
             await Timer(round(rest), unit="ns")
     await stopped("after the last frame")
     assert not stats["clock_cuts"], f"CLKHFEN fell while run was high at {stats['clock_cuts']} ns"
+    if spram:
+        # SLEEP rises only with the clock disabled, a margin after its last edge and after CLKHFEN fell.
+        margin = cfg["sleep_margin_ns"]
+        entries = stats["sleep_entry_ns"]
+        # After the load and after the last frame at least (a frame may follow the one before too soon).
+        assert len(entries) >= 2, f"the SPRAM fell asleep {len(entries)} times"
+        late = [e for e in entries if e[1] is None or min(e) < margin]
+        assert not late, (f"SLEEP rose less than {margin} ns after the core clock's last edge or CLKHFEN's "
+                          f"fall (or with CLKHFEN high): [since edge, since CLKHFEN fell] = {late}")
+        assert stats["flash_asleep"], "the flash awake at the end"
     assert not int(dut.hfosc.early.value), "SB_HFOSC enabled before its power-up time"
     assert not stats.get("sleep_edges"), f"core clock edges while the SPRAM slept at {stats['sleep_edges'][:5]} ns"

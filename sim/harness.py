@@ -21,7 +21,7 @@ from qlif.golden.spec.cycles import groups
 from qlif.golden.spec.files import BUILD_ROOT
 from qlif.golden.spec.model import Model
 from qlif.golden.spec.reference import Result, check_inputs, frame_inputs
-from qlif.hw.flash import READ, RELEASE_POWER_DOWN
+from qlif.hw.flash import POWER_DOWN, READ, RELEASE_POWER_DOWN
 from qlif.hw.memory import MemoryPlan, spram_image
 from qlif.hw.network import Network
 from qlif.sim import coverage
@@ -274,13 +274,15 @@ def _simulate(model: Model, dut, feed, n_samples: int, n_steps: int, *, lanes: i
 
 def spi_flash(port, image: bytes, *, offset: int):
     """An Amaranth testbench: a SPI NOR flash (mode 0) on ``port`` (:class:`~qlif.hw.flash.FlashSignature`)
-    holding ``image`` at byte ``offset``, answering the read (``0x03``) and release-from-power-down
-    (``0xAB``) commands the loader sends; any other command or another start address fails."""
+    holding ``image`` at byte ``offset``, answering the read (``0x03``), release-from-power-down
+    (``0xAB``) and deep power-down (``0xB9``) commands the loader sends; any other command, another start
+    address, or a command other than ``0xAB`` while powered down fails."""
 
     async def testbench(ctx):
         prev_sck, prev_cs = 0, 0
         bits = shift = data_bit = 0
         address = None
+        asleep = True                            # as the iCE40's configuration leaves it
         while True:
             # Values after the clock edge: the flash reacts to SCK within the cycle, as a real one does
             # (its output delay is a fraction of a clock period).
@@ -291,8 +293,12 @@ def spi_flash(port, image: bytes, *, offset: int):
             if cs and sck and not prev_sck and address is None:   # rising SCK: copi sampled
                 bits += 1
                 shift = (shift << 1) | copi
-                if bits == 8 and shift not in (READ, RELEASE_POWER_DOWN):
+                if bits == 8 and shift not in (READ, RELEASE_POWER_DOWN, POWER_DOWN):
                     raise AssertionError(f"flash: unknown command {shift:#04x}")
+                if bits == 8 and asleep and shift != RELEASE_POWER_DOWN:
+                    raise AssertionError(f"flash: command {shift:#04x} while in deep power-down")
+                if bits == 8:
+                    asleep = shift == POWER_DOWN
                 if bits == 32 and shift >> 24 == READ:
                     address = shift & 0xFFFFFF
                     if address != offset:

@@ -33,7 +33,7 @@ from qlif.hw.memory import MemoryPlan, plan_memories, spram_image
 from qlif.sim.runner import DEFAULT_BUILD_DIR, SIMULATORS, TOPLEVEL, build_verilog, run_json_test
 from qlif.sim.waves import waves_requested
 
-__all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "spram_plan", "wakeup_verilog", "run_wakeup"]
+__all__ = ["OSC_MODELS", "SIM_PERIODS_NS", "SLEEP_MARGIN_NS", "spram_plan", "wakeup_verilog", "run_wakeup"]
 
 TEST_MODULE = "qlif.sim.cocotb_wakeup"
 #: The oscillator models (simulation only).
@@ -45,6 +45,10 @@ OSC_MODELS = Path(__file__).with_name("ice40_osc_sim.v")
 #: its cycles), the clock stopped while idle, the results. A fast SCK (a frame in about one LFOSC period)
 #: lets a frame follow DONE while the always-on domain is still turning the oscillator off.
 SIM_PERIODS_NS = {"hfosc": 10, "lfosc": 1000, "sck": 100}
+#: The least time (ns) the bench lets pass between the core clock's last edge (or ``CLKHFEN``'s fall) and the
+#: SPRAM's SLEEP: a whole core clock period, so that the access of that edge has completed (TN1314 gives
+#: no figure for SLEEP's set-up that we found; the design leaves a whole LFOSC period, 100 us on the board).
+SLEEP_MARGIN_NS = SIM_PERIODS_NS["hfosc"]
 
 _VERILOG: dict[tuple, str] = {}
 
@@ -109,7 +113,11 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         fall of ``run`` to the READ_STATUS that showed BUSY clear: the oscillator still enabled while the
         always-on domain turns it off, 2 to 3 LFOSC periods), ``polls`` (READ_STATUS while waiting),
         ``idle_ns``, ``clock_cuts`` (empty); with ``spram``: ``load_edges`` (the core clock's edges of the
-        load at power-up), ``sleep_edges`` (empty: core clock edges while the SPRAM slept).
+        load at power-up), ``sleep_edges`` (empty: core clock edges while the SPRAM slept),
+        ``sleep_entry_ns`` (per rise of SLEEP: ns since the core clock's last edge and since ``CLKHFEN``
+        fell, each at least :data:`SLEEP_MARGIN_NS`), ``flash_select_edge`` (the core clock edge at which
+        the loader first selected the flash: 3 or later) and ``flash_asleep`` (true: the flash left in deep
+        power-down).
 
     Raises
     ------
@@ -144,6 +152,7 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         "gaps_lfosc": gaps_lfosc, "poll_ns": poll_ns,
         "flash": {"image": spram_image(model, lanes, spram_plan(model, lanes)).hex(),
                   "offset": DEFAULT_OFFSET} if spram else None,
+        "sleep_margin_ns": SLEEP_MARGIN_NS,
     }
     (run_dir / "config.json").write_text(json.dumps(config))
     env = {"QLIF_WAKEUP_CONFIG": str(run_dir / "config.json"),

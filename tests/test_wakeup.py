@@ -15,7 +15,7 @@ from qlif.cli import main
 from qlif.golden.spec.random_model import random_model
 from qlif.hw.memory import plan_memories, spram_image
 from qlif.sim.runner import SIMULATORS
-from qlif.sim.wakeup_runner import run_wakeup, spram_plan
+from qlif.sim.wakeup_runner import SLEEP_MARGIN_NS, run_wakeup, spram_plan
 
 
 def _model(sizes=(12, 16, 4), **metadata):
@@ -45,7 +45,9 @@ def test_wakeup_spram_sleeps_while_idle(simulator):
     (BUSY meanwhile, then the clock stopped), three frames equal to the golden model, the SPRAM asleep
     whenever the clock is stopped and no core clock edge while it sleeps (the bench caught both a
     ``spram_sleep`` tied low and one that fell only with ``run``, the clock's tail after the result
-    running on a sleeping SPRAM)."""
+    running on a sleeping SPRAM); the loader started only from the boot request's synchroniser, the
+    flash sent back into deep power-down after the load, SLEEP raised only a margin after the clock's
+    last edge (the design before failed all three)."""
     model = replace(random_model([12, 16, 4], timesteps=8, seed=2, weight_bits=2), metadata={"dataset": "digits"})
     frames = np.random.default_rng(1).integers(0, 17, size=(3, model.n_in), dtype=np.uint8)
     stats = run_wakeup(model, frames, simulator=simulator, lanes=4, wake_set=(1, 2), busy_frames=1, sck_ns=10,
@@ -53,6 +55,11 @@ def test_wakeup_spram_sleeps_while_idle(simulator):
     assert stats["frames"] == 3 and stats["sleep_edges"] == [] and stats["clock_cuts"] == []
     # The load: the flash's wake-up wait (4096 cycles) and 16 cycles a byte of the image.
     assert stats["load_edges"] > 4096 + 16 * len(spram_image(model, 4, spram_plan(model, 4)))
+    # The bench's own checks, as figures: the loader started after the boot synchroniser (it selected the
+    # flash at edge 1 before), the flash left in deep power-down, SLEEP only with the clock disabled and a
+    # margin after its last edge (it rose with CLKHFEN's fall before: 0 ns).
+    assert stats["flash_select_edge"] >= 3 and stats["flash_asleep"]
+    assert all(e[1] is not None and min(e) >= SLEEP_MARGIN_NS for e in stats["sleep_entry_ns"])
 
 
 @pytest.mark.slow

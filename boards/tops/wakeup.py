@@ -29,20 +29,24 @@ UART build), ``run`` on the green LED, and for a model whose synapses need SPRAM
 as in the UART build (:meth:`~qlif.boards.tops.top.BoardTop._flash`).
 
 Synapses in SPRAM (not in the bitstream) are loaded from the flash once, at power-up: ``booting``, an
-``aon`` register set by configuration, powers the oscillator up and enables it as a frame does (two to
-three ``aon`` cycles later), until the core's first ``idle`` (the load done) has crossed into ``aon``;
-the SPI target is BUSY meanwhile. The SPRAM sleeps (``SB_SPRAM256KA`` ``SLEEP``: contents kept) exactly
-while the oscillator is powered down (``spram_sleep = ~CLKHFPU``): it wakes at a frame's commit, 200..300 us
-before the core's first clock edge (Lattice's TN1314 gives no wake-up time for SLEEP; the HFOSC's own
-100 us power-up is the figure that margin is made for), and falls asleep as the clock stops, the core
-having been idle for the last 200 us of it.
+``aon`` register set by configuration, powers the oscillator up and enables it as a frame does
+(``boot_on``, two to three ``aon`` cycles later), until the core's first ``idle`` (the load done, the
+flash sent back into deep power-down) has crossed into ``aon``; the SPI target is BUSY meanwhile. The
+core (the flash loader in it) is held by its registers' enables until ``boot_on`` has crossed a
+two-stage synchroniser into ``core``, so that the first edges after ``CLKHFEN`` rises (the first may be
+a runt) change nothing but that synchroniser, as for a frame. The SPRAM sleeps (``SB_SPRAM256KA``
+``SLEEP``: contents kept) while the core is stopped: it wakes at a frame's commit, 200..300 us before the
+core's first clock edge (Lattice's TN1314 gives no wake-up time for SLEEP; the HFOSC's own 100 us
+power-up is the figure that margin is made for), and falls asleep one ``aon`` cycle (100 us) after
+``CLKHFEN`` fell, the core's last clock edge (the SPRAM reads at every edge) long done and the core idle
+for the 200..300 us before.
 """
 
 from __future__ import annotations
 
 from amaranth.build import Pins, PinsN, Resource, Subsignal
 from amaranth.build.dsl import Attrs
-from amaranth.hdl import Cat, ClockDomain, DomainRenamer, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, DomainRenamer, Elaboratable, EnableInserter, Instance, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -186,19 +190,35 @@ class WakeupCore(wiring.Component):
         if platform is not None:
             platform.add_clock_constraint(cd_core.clk, self._core_freq)
             platform.add_clock_constraint(cd_aon.clk, LFOSC_FREQ)
-        # Powered from the commit on; enabled by the aon register alone (module docstring). The SPRAM
-        # sleeps exactly while the oscillator is powered down: it wakes with the commit, the 200..300 us
-        # of the oscillator's power-up before the core's first clock edge, and goes back to sleep as the
-        # clock stops (the core idle for the last 200 us).
+        # Powered from the commit on; enabled by the aon register alone (module docstring).
         hf_pu = Signal()
-        m.d.comb += [hf_pu.eq(run | hf_on | booting), self.spram_sleep.eq(~hf_pu)]
+        m.d.comb += hf_pu.eq(run | hf_on | booting)
+        if spram:
+            # The SPRAM wakes with the commit (200..300 us before the core's first clock edge) and sleeps
+            # again one aon cycle (100 us) after CLKHFEN fell: the core idle for the 200..300 us before,
+            # its last clock edge (the SPRAM reads at every edge) long done. ``hf_was_on`` is ``hf_on`` one
+            # aon cycle late; the NOR has no glitch, its inputs never move against each other.
+            hf_was_on = Signal()
+            m.d.aon += hf_was_on.eq(hf_on)
+            m.d.comb += self.spram_sleep.eq(~(run | booting | hf_on | hf_was_on))
         m.submodules.hfosc = Instance("SB_HFOSC", p_CLKHF_DIV=HFOSC_FREQS[self._core_freq],
                                       i_CLKHFPU=hf_pu, i_CLKHFEN=hf_on, o_CLKHF=cd_core.clk)
 
         # -- SPI target, encoder and core ----------------------------------------------------------------
         m.submodules.spi = spi = _in_core(SPITarget(n_in=model.n_in, n_out=model.n_out, timesteps=model.timesteps,
                                                      wake_classes=self._mask))
-        m.submodules.net = net = _in_core(EncodedNetwork(model=model, lanes=self._lanes, memory=self._memory))
+        net = _in_core(EncodedNetwork(model=model, lanes=self._lanes, memory=self._memory))
+        if spram:
+            # The core's registers change only from the third core edge after ``boot_on`` rose: its first
+            # edges (the first may be a runt, CLKHFEN having just risen) reach only the synchroniser's
+            # first stage, as with a frame's ``start``. The flash loader starts after reset, so the whole
+            # core is held (its registers' enables) until ``booted``, which never falls again.
+            boot_core, booted = Signal(), Signal()
+            m.submodules.boot_sync = FFSynchronizer(boot_on, boot_core, o_domain="core", stages=2)
+            with m.If(boot_core):
+                m.d.core += booted.eq(1)
+            net = EnableInserter({"core": booted})(net)
+        m.submodules.net = net
         m.d.comb += [spi.sck.eq(self.sck), spi.cs_n.eq(self.cs_n), spi.copi.eq(self.copi), self.cipo.eq(spi.cipo),
                      self.cipo_oe.eq(spi.cipo_oe), run.eq(spi.run), self.run.eq(spi.run),
                      net.spikes.ready.eq(1)]
