@@ -11,13 +11,16 @@ Three kinds of figure, each labelled in the output:
   is the core's cycles (``golden.spec.cycles``, = the RTL's ``step_cycles``) plus, on the frame path, the
   encoder's scan and load (at most ``T (n_in + 1) + n_in`` cycles, :class:`~qlif.hw.encoder.SpikeEncoder`),
   at ``--clk-mhz``.
-* **RTL link bench** (``--rtl N``, measured, slow): the same driver against the RTL ``HostLink`` (with
-  and without the encoder) in Amaranth's simulator at 8 MHz and 1 Mbaud (the link tests' bench,
-  tests/test_boards_link.py), N samples of the digits model: simulated seconds per sample between the
-  first and the last result (the steady state of the pipeline), next to the computed figure for that
-  clock and baud, which checks the computation.
+* **RTL link bench** (``--rtl N``, measured, slow): the same driver, unchanged, against the Verilog of the
+  RTL ``HostLink`` without and with the encoder (``qlif build`` and ``qlif build --encoder`` without a
+  PLL: the core on the link's clock) through its UART pins, under cocotb and Verilator (the link bench of
+  sim/cocotb_link.py and sim/cocotb_link_frames.py), at ``--clk-mhz`` and the first ``--baud``: N
+  samples of the digits model, the simulated time from ``classify`` / ``classify_frames``' first byte to
+  the last result (end to end: samples/s = N / that time) and between the first and the last result
+  (the pipeline's steady state), next to the computed figure; predictions, counts and cycles are checked
+  equal to golden by the bench.
 
-    .venv/bin/python benchmarks/bench_link_frames.py [--samples 200] [--baud 115200] [--clk-mhz 12] [--rtl 2]
+    .venv/bin/python benchmarks/bench_link_frames.py [--samples 200] [--baud 115200] [--clk-mhz 12] [--rtl 4]
 
 Models: ``--digits-model`` (default build/wakeup/digits.json) and ``--mnist-model`` (default
 build/regress-mnist/mnist_e1_ptq4.json); a missing file is replaced by a random model of the same
@@ -28,7 +31,6 @@ output). MNIST needs ../shared/data/mnist (skipped with the reason when absent).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,7 +48,6 @@ from qlif.golden.spec.reference import frame_inputs, run
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
-RTL_CLK, RTL_BAUD = 8e6, 1_000_000          # the link tests' bench (8 cycles per bit)
 
 
 class CountingPort(EmulatedPort):
@@ -97,28 +98,22 @@ def _seconds(model, m: dict, path: str, baud: float, clk: float) -> tuple[float,
     return max(line, work), line, work
 
 
-def _rtl(model, frames: np.ndarray, lanes: int) -> dict:
-    """Simulated seconds per sample on the RTL link bench, both paths (Amaranth simulator, slow)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_boards_link import CLK, TIMEOUT, SimPort  # the link tests' bench: one home for it
+def _rtl(model, frames: np.ndarray, lanes: int, clk: float, baud: int) -> dict:
+    """Per path: (end-to-end seconds per sample, steady-state seconds per sample, wall seconds) on the RTL
+    link bench under Verilator at ``clk`` and ``baud`` (the bench checks golden)."""
+    from qlif.sim.link_frames import run_link_frames
+    from qlif.sim.link_runner import run_link
 
-    assert CLK == RTL_CLK, "the bench runs at the clock this script reports"
     out = {}
-    golden = run(model, frame_inputs(model, frames), lanes=lanes)
     for path in ("steps", "frames"):
-        port = SimPort(model, lanes, encoder=path == "frames", timeout_cycles=200_000)
-        board = Board(port, frame_timeout=2 * TIMEOUT / CLK)
-        board.connect(model)
-        wall, done = time.perf_counter(), []
-        run_path = board.classify if path == "steps" else board.classify_frames
-        got = run_path(frame_inputs(model, frames) if path == "steps" else frames,
-                       progress=lambda n, done=done, port=port: done.append(port._now))
-        if got.prediction.tolist() != golden.prediction.tolist() or \
-                got.cycles.tolist() != golden.cycles.sum(axis=1).tolist():
-            raise SystemExit(f"bench: the RTL {path} path disagrees with golden")
-        # Steady state: between the first and the last result (the first sample also waits for its own
-        # bytes, which the pipeline hides afterwards).
-        out[path] = ((done[-1] - done[0]) / CLK / (len(done) - 1), time.perf_counter() - wall)
+        wall = time.perf_counter()
+        if path == "steps":
+            stats = run_link(model, frame_inputs(model, frames), test="host_driver", simulator="verilator",
+                             lanes=lanes, clk_freq=clk, baud=baud)
+        else:
+            stats = run_link_frames(model, frames, simulator="verilator", lanes=lanes, clk_freq=clk, baud=baud)
+        t = np.asarray(stats["classify_ns"]) * 1e-9          # classify's start, then each result
+        out[path] = ((t[-1] - t[0]) / len(frames), (t[-1] - t[1]) / (len(frames) - 1), time.perf_counter() - wall)
     return out
 
 
@@ -130,7 +125,8 @@ def main(argv=None) -> None:
     ap.add_argument("--lanes", type=int, default=4)
     ap.add_argument("--digits-model", default="build/wakeup/digits.json")
     ap.add_argument("--mnist-model", default="build/regress-mnist/mnist_e1_ptq4.json")
-    ap.add_argument("--rtl", type=int, default=0, help="digits samples on the RTL link bench, at least 2 (minutes)")
+    ap.add_argument("--rtl", type=int, default=0,
+                    help="digits samples on the RTL link bench at --clk-mhz and the first --baud, at least 2 (minutes)")
     args = ap.parse_args(argv)
     clk = args.clk_mhz * 1e6
     if args.rtl == 1:
@@ -162,14 +158,18 @@ def main(argv=None) -> None:
                 print(f"{'':<8} {path:<7} {m[path][0]:>9.1f} {m[path][1]:>10.1f} {baud:>8.0f} {1e3 * line:>8.2f} "
                       f"{1e3 * work:>8.2f} {1 / secs:>9.1f} {'link' if line >= work else 'board':>5}")
         if label == "digits" and args.rtl:
-            got = _rtl(model, frames[:args.rtl], args.lanes)
+            baud = int(bauds[0])
+            got = _rtl(model, frames[:args.rtl], args.lanes, clk, baud)
             sub = _measure(model, frames[:args.rtl], args.lanes)
+            print(f"digits on the RTL link bench (Verilator, the Verilog of HostLink without / with the encoder, "
+                  f"the core on the link's {args.clk_mhz:g} MHz clock, {baud} baud, {args.rtl} samples; "
+                  f"measured in simulated time):")
             for path in ("steps", "frames"):
-                secs, line, work = _seconds(model, sub, path, RTL_BAUD, RTL_CLK)
-                bound = "link" if line >= work else "board"
-                print(f"{'':<8} {path:<7} RTL link bench ({RTL_CLK / 1e6:g} MHz, {RTL_BAUD / 1e6:g} Mbaud, "
-                      f"{args.rtl} samples): {1e3 * got[path][0]:.2f} ms per sample simulated, steady state "
-                      f"({1 / got[path][0]:.0f}/s; computed {1e3 * secs:.2f} ms, {bound}), {got[path][1]:.0f} s wall")
+                secs = _seconds(model, sub, path, baud, clk)[0]
+                total, steady, wall = got[path]
+                print(f"{'':<8} {path:<7} end to end {1e3 * total:.2f} ms per sample ({1 / total:.1f} samples/s), "
+                      f"steady state {1e3 * steady:.2f} ms ({1 / steady:.1f}/s); computed {1e3 * secs:.2f} ms "
+                      f"({1 / secs:.1f}/s); {wall:.0f} s wall")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ class LinkBench:
         self.x = np.load(cfg["inputs"])
         self.lanes = cfg["lanes"]
         self.divisor = cfg["divisor"]
-        self.period_ns = 1e9 / cfg["clk_freq"]
+        # An even number of picoseconds (the simulators' precision, two half periods): 12 MHz is 83.334 ns.
+        self.period_ps = 2 * round(1e12 / cfg["clk_freq"] / 2)
+        self.period_ns = self.period_ps / 1000
         self.timeout_cycles = cfg["timeout_cycles"]
         self.source = UartSource(dut.clk, dut.rx, divisor=self.divisor, period_ns=self.period_ns)
         self.sink = UartSink(dut.tx, divisor=self.divisor, period_ns=self.period_ns)
@@ -83,7 +85,7 @@ class LinkBench:
 
     async def start(self) -> None:
         dut = self.dut
-        Clock(dut.clk, self.period_ns, unit="ns", impl="gpi").start(start_high=False)
+        Clock(dut.clk, self.period_ps, unit="ps", impl="gpi").start(start_high=False)
         core = self.cfg.get("core_clk_freq")
         if core:
             # The core's own clock (a PLL's on a board): unrelated to the link's, in picoseconds.

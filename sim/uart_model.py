@@ -95,10 +95,10 @@ class UartSource:
                     run += 1
                     continue
                 if run:
-                    await Timer(run * bit, unit="ns")
+                    await Timer(run * bit, unit="ns", round_mode="round")
                 pin.value = b
                 level, run = b, 1
-            await Timer(run * bit, unit="ns")
+            await Timer(run * bit, unit="ns", round_mode="round")
             self.sent += 1
             burst = 0 if item.bad_stop else burst + 1
             self.longest_burst = max(self.longest_burst, burst)
@@ -119,14 +119,14 @@ class UartSink:
         while True:
             if pin.value:
                 await FallingEdge(pin)
-            await Timer(bit / 2, unit="ns")
+            await Timer(bit / 2, unit="ns", round_mode="round")
             if pin.value:          # a glitch, not a start bit
                 continue
             value = 0
             for i in range(8):
-                await Timer(bit, unit="ns")
+                await Timer(bit, unit="ns", round_mode="round")
                 value |= int(pin.value) << i
-            await Timer(bit, unit="ns")
+            await Timer(bit, unit="ns", round_mode="round")
             if not pin.value:
                 self.frame_errors += 1
                 continue
