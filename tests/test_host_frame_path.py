@@ -296,3 +296,26 @@ def test_cocotb_frames_driver(digits_like, simulator, core):
     assert stats["prediction"] == golden.prediction[:3].tolist()
     assert stats["counts"] == golden.spikes[-1][:3].sum(axis=1).tolist()
     assert stats["cycles"] == golden.cycles[:3].sum(axis=1).tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator, core", [("icarus", "slower"), ("verilator", "faster"), ("verilator", None)])
+def test_cocotb_frames_digits(simulator, core):
+    """The demo's digits model (64-128-10, T = 16, 4-bit PTQ of the stored float network, P = 4) on four
+    test images as frames through the UART of the encoder link, the core behind the crossing or not:
+    predictions, counts and cycles equal golden's of coding.encode_frames."""
+    from test_gate import _digits
+
+    from qlif.golden.data.datasets import load_digits_split
+    from qlif.golden.spec.coding import frame_levels_of
+    from qlif.golden.training.train import TrainConfig
+
+    model = _digits()[0]
+    config = TrainConfig()
+    images = load_digits_split(config.seed, config.test_fraction).x_test[:4]
+    frames = np.rint(images.reshape(len(images), -1) * frame_levels_of(model.metadata)).astype(np.uint8)
+    golden = run(model, frame_inputs(model, frames), lanes=4)
+    stats = run_link_frames(model, frames, simulator=simulator, lanes=4, core_clk=SIM_CORE_CLKS.get(core))
+    assert stats["prediction"] == golden.prediction.tolist()
+    assert stats["counts"] == golden.spikes[-1].sum(axis=1).tolist()
+    assert stats["cycles"] == golden.cycles.sum(axis=1).tolist()
