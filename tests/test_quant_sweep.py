@@ -67,6 +67,8 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     md = paths[1].read_text()
     assert "not run" in md and f"--float-checkpoint digits={float_ckpt} --methods lsq --weight-bits 2 " \
         "--membrane-bits 4" in md
+    # A row's command writes its own one-row table aside, then rewrites the whole table from the cache.
+    assert f"--membrane-bits 4 --out-dir {sweep_mod.PARTIAL_OUT} && {sweep_mod.REGENERATE}`" in md
     assert "qlif train --qat binary --weight-bits 1 --membrane-bits 8" in md
     with open(paths[0]) as f:
         table = list(csv.DictReader(f))
@@ -78,5 +80,8 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
     coded = [j for j in missing(cached, **dict(wider, datasets=("mnist",), methods=("binary",)), codings=True)
              if j.coding]
     assert [(j.coding[0], j.coding[1]) for j in coded] == [(64, "1/8"), (128, "1/16")]
+    # ... of the grid only where its b and k are asked for (they are k = 4 rows)
+    assert not [j for j in sweep_mod.jobs("mnist", methods=("binary",), weight_bits=(1,), membrane_bits=(8, 16),
+                                          codings=True) if j.coding]
     md = write_results(cached, tmp_path / "out2", absent=coded)[1].read_text()
     assert "| binary | - | 1 | 128 | 1/16 |" in md and "--codings" in md

@@ -50,6 +50,12 @@ BINARY_RATE_TARGET = 0.05
 CODING_ROWS = (("mnist", "binary", 1, 4, 64, "1/8", 3, 1e-3),
                ("mnist", "binary", 1, 4, 128, "1/16", 4, 1e-3))
 
+#: Where the command of a row not run writes its own table, and the command that then rewrites the whole one
+#: from the cache (``make accuracy``'s work folder, build/sweep): ``qlif sweep-accuracy`` writes only the
+#: rows it was asked for, so with the table's ``--out-dir`` it would replace the table by that one row.
+PARTIAL_OUT = "build/sweep/partial"
+REGENERATE = "make accuracy CACHED=1 CODINGS=1"
+
 
 @dataclass
 class Row:
@@ -118,7 +124,7 @@ def jobs(dataset: str, *, methods=tuple(METHODS), weight_bits=GRID_WEIGHT_BITS, 
                 out += [Job(dataset, m, b, k, clip) for k in membrane_bits]
     if codings:
         out += [Job(d, m, b, k, None, (t, r, e, lr)) for d, m, b, k, t, r, e, lr in CODING_ROWS
-                if d == dataset and m in methods]
+                if d == dataset and m in methods and b in weight_bits and k in membrane_bits]
     return out
 
 
@@ -243,8 +249,8 @@ def _trained(path: Path, qat, coding: dict):
 
 
 def _sweep_command(job: Job, rows: list[Row]) -> str:
-    """The ``qlif sweep-accuracy`` command that measures ``job`` (with the measured rows' data folder and float
-    network, where there are any)."""
+    """The commands that measure ``job`` (with the measured rows' data folder and float network, where there
+    are any) and then add it to the table (:data:`REGENERATE`)."""
     d = job.dataset
     row = next((r for r in rows if r.dataset == d), None)
     data, float_arg = (" --data-dir DIR" if d == "mnist" else ""), ""
@@ -252,10 +258,14 @@ def _sweep_command(job: Job, rows: list[Row]) -> str:
         # the float network is the last word of the first command, the data folder in the eval command's
         _, _, data_dir = row.commands[-1].partition(" --data-dir ")
         data = f" --data-dir {data_dir}" if data_dir else ""
-        float_arg = f" --float-checkpoint {d}={row.commands[0].split()[-1]}"
+        # one the sweep trained is reused from the work folder: given, the new row's first command would
+        # become a check instead of the training the other rows name
+        if row.commands[0].startswith("test -f "):
+            float_arg = f" --float-checkpoint {d}={row.commands[0].split()[-1]}"
     codings = " --codings" if job.coding else ""
     return (f"qlif sweep-accuracy --datasets {d}{data}{float_arg} --methods {job.method} "
-            f"--weight-bits {job.weight_bits} --membrane-bits {job.membrane_bits}{codings}")
+            f"--weight-bits {job.weight_bits} --membrane-bits {job.membrane_bits}{codings} "
+            f"--out-dir {PARTIAL_OUT} && {REGENERATE}")
 
 
 def _coding_of(job: Job, rows: list[Row]) -> tuple[int, str]:
