@@ -1,6 +1,7 @@
 """qlif sweep-accuracy: rows measured once and cached, resumed, reported with their commands and gaps."""
 
 import csv
+import json
 
 import pytest
 
@@ -85,3 +86,18 @@ def test_sweep_caches_resumes_and_reports(tmp_path, float_ckpt, monkeypatch):
                                           codings=True) if j.coding]
     md = write_results(cached, tmp_path / "out2", absent=coded)[1].read_text()
     assert "| binary | - | 1 | 128 | 1/16 |" in md and "--codings" in md
+
+
+def test_sweeps_on_one_work_folder_keep_each_others_rows(tmp_path, float_ckpt):
+    # Another sweep adds a row to the cache while this one measures (the log line comes after the measurement,
+    # before the cache is written): both rows stay.
+    cache = tmp_path / "digits" / "rows.json"
+    other = {"dataset": "digits", "method": "lsq", "weight_bits": 2, "membrane_bits": 8}
+
+    def another_sweep(line):
+        if line.startswith("sweep: digits ptq-p99.9"):
+            cache.write_text(json.dumps({**json.loads(cache.read_text()), "lsq-b2-k8": other}))
+
+    sweep(datasets=("digits",), methods=("ptq",), weight_bits=(4,), membrane_bits=(8,), work_dir=tmp_path,
+          float_checkpoints={"digits": float_ckpt}, progress=False, log=another_sweep)
+    assert set(json.loads(cache.read_text())) == {"ptq-cal-b4-k8", "ptq-p99.9-b4-k8", "lsq-b2-k8"}

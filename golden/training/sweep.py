@@ -5,7 +5,8 @@ commands (recorded in the table) would produce it: ``ptq`` quantizes the float n
 ``binary`` and ``ternary`` fine-tune a quantization-aware network from it (ternary distils from it).
 Accuracy is measured on the whole test split for the float network and for the exported integer
 model (the integer reference, :mod:`qlif.golden.spec.reference`). Rows are cached in
-``WORK/DATASET/rows.json``, so an interrupted sweep continues where it stopped.
+``WORK/DATASET/rows.json``, so an interrupted sweep continues where it stopped, and sweeps of different
+rows may run on the same work folder at once (each adds its rows to the file as it is then).
 
 PTQ rows come twice: with each layer's clip calibrated on training data (the default of ``qlif quantize``,
 :func:`qlif.golden.training.quantize.calibrate_clips`) and with the fixed 99.9th percentile; the table's
@@ -216,8 +217,10 @@ def sweep(*, datasets=("digits",), methods=tuple(METHODS), weight_bits=GRID_WEIG
             log(f"sweep: {dataset} {job.key}: float {float_acc:.2%} integer {row.integer_accuracy:.2%} "
                 f"({row.seconds:.0f} s)")
             rows.append(row)
-            cache[job.key] = asdict(row)
-            tmp = cache_path.with_name(cache_path.name + ".part")
+            # Read again before adding the row: another sweep of other rows on the same work folder (a long
+            # row run beside the others) may have added some since, and writing this one's copy would drop them.
+            cache = {**(json.loads(cache_path.read_text()) if cache_path.is_file() else {}), job.key: asdict(row)}
+            tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.part")
             tmp.write_text(json.dumps(cache, indent=1))
             os.replace(tmp, cache_path)
     return rows
