@@ -6,7 +6,8 @@ Run by :func:`qlif.sim.wakeup_runner.run_wakeup`, which passes a JSON file in ``
 The test writes its figures and verdict to the output JSON, even when it fails.
 
 ``frames``: the core's clock stopped over an idle window after configuration, the wake mask written
-over SPI; then per frame: the frame written, busy at once, for the first frames a second frame sent
+over SPI, a frame cut by a glitch on CS whose rest reads as a WRITE_MASK refused (no frame committed,
+the mask kept); then per frame: the frame written, busy at once, for the first frames a second frame sent
 while busy and refused (REFUSED, the accepted-frames count unchanged), the clock running until BUSY
 clears, the result (prediction and every count) equal to the golden model's, the wake pin and flag as
 the mask says, then no core clock edge from BUSY clear until the next frame's commit, which comes a
@@ -37,6 +38,7 @@ from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from qlif.boards.protocol import (
+    SPICmd,
     SPIFlag,
     decode_spi_result,
     decode_spi_status,
@@ -58,14 +60,20 @@ class SPIMaster:
         dut.cs_n.value = 1
         dut.copi.value = 0
 
-    async def transfer(self, mosi: bytes) -> bytes:
+    async def transfer(self, mosi: bytes, glitch_at: int | None = None) -> bytes:
+        """One transaction; ``glitch_at``: CS goes high for half an SCK period before that bit (a glitch
+        the controller does not know of: it goes on clocking the rest)."""
         dut = self.dut
         dut.cs_n.value = 0
         await Timer(self.half, unit="ns")
         miso = bytearray()
-        for byte in mosi:
+        for i, byte in enumerate(mosi):
             got = 0
             for b in reversed(range(8)):
+                if glitch_at == 8 * i + 7 - b:
+                    dut.cs_n.value = 1
+                    await Timer(self.half, unit="ns")
+                    dut.cs_n.value = 0
                 dut.copi.value = byte >> b & 1
                 await Timer(self.half, unit="ns")
                 dut.sck.value = 1
@@ -103,7 +111,7 @@ class WakeupHost:
 async def frames(dut):
     cfg = json.loads(Path(os.environ["QLIF_WAKEUP_CONFIG"]).read_text())
     stats = {"frames": 0, "refused": 0, "hf_edges": [], "tail_edges": [], "idle_ns": 0, "polls": 0,
-             "clock_cuts": [], "failure": None}
+             "clock_cuts": [], "glitch_refused": False, "failure": None}
     if cfg.get("flash"):
         stats.update(load_edges=0, sleep_edges=[], sleep_entry_ns=[], flash_select_edge=None)
     try:
@@ -194,6 +202,28 @@ async def _flash(dut, image: bytes, offset: int, stats):
             data_bit += 1
 
 
+async def _glitched_frame(dut, host: WakeupHost, cfg, stats) -> None:
+    """A WRITE_FRAME with a glitch on CS three bits into its third byte, the bits after it a WRITE_MASK of
+    every class: the target must refuse the rest (REFUSED), commit no frame and keep its mask."""
+    n_in, n_mask = cfg["n_in"], (cfg["n_out"] + 7) // 8
+    cut = 8 * 2 + 3
+    rest = bytes([SPICmd.WRITE_MASK]) + b"\xff" * n_mask
+    if 8 * (1 + n_in) - cut < 8 * len(rest):
+        return                                            # a frame too short to hide a mask in
+    whole = int.from_bytes(spi_write_frame(cfg["frames"][0]), "big")
+    bits = 8 * (1 + n_in)
+    tail = bits - cut - 8 * len(rest)
+    mosi = ((whole >> (bits - cut)) << (bits - cut)) | (int.from_bytes(rest, "big") << tail)
+    before = int(dut.spi.mask.value)
+    await host.spi.transfer(mosi.to_bytes(1 + n_in, "big"), glitch_at=cut)
+    flags, _, accepted = await host.status()
+    assert SPIFlag.REFUSED in flags and SPIFlag.BUSY not in flags and accepted == 0, (
+        f"a frame cut by a glitch on CS: flags {flags!r}, {accepted} frames accepted")
+    assert not int(dut.run.value) and int(dut.spi.mask.value) == before, (
+        f"a glitch on CS in a frame: run {int(dut.run.value)}, mask {int(dut.spi.mask.value):#x} (was {before:#x})")
+    stats["glitch_refused"] = True
+
+
 async def _watch_run(dut, fell: list):
     """Append the core clock's edge count at each fall of ``run`` (the result final)."""
     while True:
@@ -257,6 +287,7 @@ async def _frames(dut, cfg, stats):
     assert flags == SPIFlag(0) and accepted == 0, f"status at power-up: {flags!r}, {accepted} frames"
     await host.mask(cfg["wake_set"])
     mask = set(cfg["wake_set"])
+    await _glitched_frame(dut, host, cfg, stats)
     e_idle = edges()                   # the core clock's edges when the target last reported not busy
     for s, frame in enumerate(cfg["frames"]):
         e0 = edges()

@@ -112,7 +112,9 @@ def run_wakeup(model: Model, frames: np.ndarray, *, simulator: Literal["icarus",
         WRITE_FRAME to the fall of ``run``: the inference's own cycles), ``tail_edges`` (those from the
         fall of ``run`` to the READ_STATUS that showed BUSY clear: the oscillator still enabled while the
         always-on domain turns it off, 2 to 3 LFOSC periods), ``polls`` (READ_STATUS while waiting),
-        ``idle_ns``, ``clock_cuts`` (empty); with ``spram``: ``load_edges`` (the core clock's edges of the
+        ``idle_ns``, ``clock_cuts`` (empty), ``glitch_refused`` (a frame cut by a glitch on CS before the
+        first frame was refused and changed nothing; false when the frame is too short to test it); with
+        ``spram``: ``load_edges`` (the core clock's edges of the
         load at power-up), ``sleep_edges`` (empty: core clock edges while the SPRAM slept),
         ``sleep_entry_ns`` (per rise of SLEEP: ns since the core clock's last edge and since ``CLKHFEN``
         fell, each at least :data:`SLEEP_MARGIN_NS`), ``flash_select_edge`` (the core clock edge at which

@@ -29,13 +29,16 @@ def test_wakeup_frames_over_spi(simulator):
     (a frame in about one LFOSC period) and the next frame 0, 0.5 and 1.5 LFOSC periods after DONE: the
     commits that once fell while the always-on domain was turning the oscillator off, so that CLKHFEN
     fell one or two LFOSC edges into the next inference (the bench fails on any fall of CLKHFEN while
-    ``run`` is high; the design before the fix failed at frame 1 on both simulators)."""
+    ``run`` is high; the design before the fix failed at frame 1 on both simulators). A frame cut by a
+    glitch on CS is refused, the mask untouched (the target before took the frame's rest as a WRITE_MASK)."""
     model = _model()
     frames = np.random.default_rng(1).integers(0, 17, size=(4, model.n_in), dtype=np.uint8)
     stats = run_wakeup(model, frames, simulator=simulator, lanes=4, wake_set=(1, 2), busy_frames=2,
                        sck_ns=10, gaps_lfosc=(0, 0.5, 1.5), poll_ns=200)
     assert stats["frames"] == 4 and stats["refused"] == 2 and stats["clock_cuts"] == []
     assert all(n > 0 for n in stats["hf_edges"])
+    # Before the frames, one cut by a glitch on CS whose rest reads as a WRITE_MASK: refused, the mask kept.
+    assert stats["glitch_refused"]
 
 
 @pytest.mark.parametrize("simulator", [pytest.param(s, marks=pytest.mark.slow) if s != "icarus" else s
