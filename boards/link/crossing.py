@@ -12,7 +12,9 @@ towards the link, with the ports the link uses and the same meaning, and carries
   before until the handshake ends: no copy is needed, and the path is not timed), and once the core has
   taken it (a clear: once the core is idle again) toggles ``ack`` back through another synchroniser.
   One request is in flight at a time; a round trip is about two link cycles and three core cycles,
-  against one token per UART frame (20 bit times) from the host.
+  against one token per UART frame (20 bit times) from the host. With the on-chip encoder
+  (``HostLink(encoder=True)``) the encoder, in the link's domain, sends its tokens and its clear
+  through the same ports, one request at a time as well.
 * ``step_done`` is a toggle in the core domain, synchronised and turned back into a pulse in the link's.
 * ``idle`` is registered in the core domain and synchronised, and so are the error flags (registers
   of the core already), bit by bit (levels).
