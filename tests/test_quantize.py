@@ -211,8 +211,11 @@ def test_clip_calibration_chooses_per_layer_from_training_data_only():
     # depends on them: other stimuli, another choice of at least one layer.
     x = calibration_stimuli(net, split=split)
     assert quantize(net, weight_bits=2, membrane_bits=8, calibration=x).metadata == meta
-    assert meta["calibration"]["samples"] == min(CLIP_SAMPLES, len(x))
-    sparse = (x & (np.random.default_rng(0).random(x.shape) < 0.2)).astype(np.uint8)
+    assert meta["calibration"]["samples"] == min(CLIP_SAMPLES, len(x.x))
+    n = len(split.y_train)
+    assert meta["calibration_data"] == {"split": "training", "samples": n, "indices": [0, n],
+                                        "why": "the checkpoint records no held-out slice"}
+    sparse = (x.x & (np.random.default_rng(0).random(x.x.shape) < 0.2)).astype(np.uint8)
     assert quantize(net, weight_bits=2, membrane_bits=8, calibration=sparse).metadata["clip_percentiles"] \
         != meta["clip_percentiles"]
 
@@ -278,3 +281,94 @@ def _small_digits_net() -> SpikingMLP:
     rng = np.random.default_rng(11)
     cfg = TrainConfig(hidden=(24,), timesteps=6, leak_shift=3, threshold=1.0)
     return _net(cfg, [rng.normal(0.02, 0.25, (64, 24)), rng.normal(0, 0.4, (24, 10))])
+
+
+# -- the held-out calibration slice (TrainConfig.holdout) --------------------------------------------------
+
+def _numbered_digits(monkeypatch, module):
+    """The digits split with each training sample numbered in its (always dark) first pixel, and a list
+    that collects the numbers of the samples ``module.encode`` rate-codes: what the code path read."""
+    split = load_digits_split(0)
+    n = len(split.y_train)
+    assert not split.x_train[:, 0].any()                     # the digits' corner pixel is always 0
+    x = split.x_train.copy()
+    x[:, 0] = (np.arange(n) + 1) / (n + 1)
+    numbered = type(split)(x, split.y_train, split.x_test, split.y_test)
+    seen: list[int] = []
+    real = module.encode
+
+    def spy(images, *args, **kwargs):
+        seen.extend(int(i) for i in np.rint(np.asarray(images)[:, 0] * (n + 1)) - 1)
+        return real(images, *args, **kwargs)
+
+    monkeypatch.setattr(module, "encode", spy)
+    return numbered, seen
+
+
+def test_training_never_draws_the_held_out_slice_and_qat_from_its_teacher_neither(monkeypatch):
+    # Read where training reads its data: every sample the training loop rate-codes is numbered. A float
+    # run with holdout = 300 draws exactly the first 1047 of the 1347 training samples, every epoch; a
+    # quantization-aware run from it keeps the same 300 out.
+    from qlif.golden.training import train as train_module
+    from qlif.golden.training.qat import QATConfig, train_qat
+    from qlif.golden.training.train import train
+
+    split, seen = _numbered_digits(monkeypatch, train_module)
+    n = len(split.y_train)
+    held = split.holdout_indices(300)
+    assert held == range(n - 300, n)
+    cfg = TrainConfig(hidden=(8,), timesteps=2, epochs=2, batch_size=256, holdout=300)
+    net, history = train(cfg, split=split, progress=False)
+    assert sorted(seen) == sorted(list(range(held.start)) * 2) and history["n_train"] == held.start
+    seen.clear()
+    qat, _ = train_qat(TrainConfig(hidden=(8,), epochs=1, batch_size=256), QATConfig("lsq", weight_bits=4),
+                       split=split, teacher=net, progress=False)
+    assert qat.config.holdout == 300 and sorted(seen) == list(range(held.start))
+    with pytest.raises(ValueError, match="teacher holds out 300"):
+        train_qat(TrainConfig(holdout=100), QATConfig("lsq"), split=split, teacher=net, progress=False)
+    with pytest.raises(ValueError, match=f"holdout must be an integer 0..{n - 1}"):
+        split.without_holdout(n)
+
+
+def test_ptq_of_a_holdout_network_calibrates_on_exactly_the_held_out_samples(monkeypatch):
+    # The stimuli the quantizer rate-codes are the held-out ones (numbered, as above), the model is the one
+    # those stimuli give when passed explicitly, and the metadata names them.
+    from dataclasses import replace
+
+    from qlif.golden.training import quantize as quantize_module
+
+    split, seen = _numbered_digits(monkeypatch, quantize_module)
+    n = len(split.y_train)
+    small = _small_digits_net()
+    net = _net(replace(small.config, holdout=300), small.weights())
+    model = quantize(net, weight_bits=2, membrane_bits=8, split=_TrainOnly(split))
+    assert seen == list(range(n - 300, n))
+    assert model.metadata["calibration_data"] == {"split": "holdout", "samples": 300, "indices": [n - 300, n]}
+    given = quantize(net, weight_bits=2, membrane_bits=8, calibration=encode(split.x_train[n - 300:], 6))
+    assert given.metadata.pop("calibration_data") == {"split": "given", "samples": 300}
+    assert [layer.weights.tolist() for layer in given.layers] == [layer.weights.tolist() for layer in model.layers]
+    assert given.metadata == {k: v for k, v in model.metadata.items() if k != "calibration_data"}
+    # Nothing calibrated on data (fixed clips, forced k, b > 1): none recorded.
+    assert quantize(net, weight_bits=4, percentile=99.9, membrane_bits=8).metadata["calibration_data"] == "none"
+
+
+def test_cli_holdout_from_training_to_quantize(tmp_path, capsys):
+    # qlif train --holdout records the slice in the checkpoint; qlif quantize calibrates on it and says so;
+    # --qat from that teacher keeps it, and refuses another one without writing a checkpoint.
+    from qlif.cli import main
+    from qlif.golden.training.checkpoint import load_checkpoint
+
+    ckpt, out, qat = tmp_path / "f.pt", tmp_path / "m.json", tmp_path / "q.pt"
+    tiny = ["--hidden", "8", "--timesteps", "2", "--epochs", "1"]
+    assert main(["train", *tiny, "--holdout", "300", "--out", str(ckpt)]) == 0
+    assert "held out for calibration: training samples 1047..1346 (300)" in capsys.readouterr().out
+    assert load_checkpoint(ckpt).config.holdout == 300
+    assert main(["quantize", str(ckpt), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "calibration data: the held-out slice (training samples 1047..1346, never trained on)" in printed
+    assert load_model(out).metadata["calibration_data"]["split"] == "holdout"
+    assert main(["train", "--qat", "lsq", "--teacher", str(ckpt), "--holdout", "100", "--out", str(qat)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qlif: error: --holdout 100: the teacher") and "holds out 300" in err and not qat.exists()
+    assert main(["train", "--qat", "lsq", "--teacher", str(ckpt), "--epochs", "1", "--out", str(qat)]) == 0
+    assert load_checkpoint(qat).config.holdout == 300

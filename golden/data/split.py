@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Split", "DataError"]
+__all__ = ["Split", "DataError", "holdout_indices"]
 
 
 class DataError(ValueError):
@@ -37,3 +37,26 @@ class Split:
     @property
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def holdout_indices(self, holdout: int) -> range:
+        """:func:`holdout_indices` of this split's training part."""
+        return holdout_indices(len(self.y_train), holdout)
+
+    def without_holdout(self, holdout: int) -> Split:
+        """This split less the held-out slice of :meth:`holdout_indices` (the test part unchanged)."""
+        keep = self.holdout_indices(holdout).start
+        return Split(self.x_train[:keep], self.y_train[:keep], self.x_test, self.y_test)
+
+
+def holdout_indices(n_train: int, holdout: int) -> range:
+    """The training-split indices of a held-out calibration slice of ``holdout`` samples: the last ones.
+
+    The one home of where the slice lies. Taking the end of the training split (after the data set's own
+    deterministic order: the digits' seeded split, MNIST's file order) keeps the samples a network trains
+    on a prefix of the split and names the slice by one number. ``holdout`` is 0 (none) up to
+    ``n_train - 1``; anything else is a ``ValueError`` naming the range.
+    """
+    if not isinstance(holdout, int) or isinstance(holdout, bool) or not 0 <= holdout < n_train:
+        raise ValueError(f"holdout must be an integer 0..{n_train - 1} (the training split has {n_train} "
+                         f"samples), not {holdout!r}")
+    return range(n_train - holdout, n_train)

@@ -342,8 +342,8 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
     ----------
     config : TrainConfig
         Network and optimisation settings (epochs, lr, batch size, seed). When a ``teacher`` is given its
-        hidden widths, T, rate coding (``max_rate``), leak and thresholds are used, so the two networks
-        match layer for layer and see the same stimuli.
+        hidden widths, T, rate coding (``max_rate``), leak, thresholds and held-out slice (``holdout``) are
+        used, so the two networks match layer for layer, see the same stimuli and leave out the same samples.
     qat : QATConfig
         Method and bit-widths.
     teacher : SpikingMLP, optional
@@ -369,8 +369,13 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
 
     if teacher is not None:
         t = teacher.config
+        if config.holdout not in (0, t.holdout):
+            raise ValueError(f"holdout {config.holdout}: the teacher holds out {t.holdout} training samples, and "
+                             "a network trained from it holds out the same")
+        # The teacher's held-out slice stays out of this training too (else its calibration samples would
+        # be trained on).
         config = replace(config, hidden=t.hidden, timesteps=t.timesteps, leak_shift=t.leak_shift,
-                         threshold=t.threshold, slope=t.slope, max_rate=t.max_rate)
+                         threshold=t.threshold, slope=t.slope, max_rate=t.max_rate, holdout=t.holdout)
     coding = {k: v for k, v in (("timesteps", timesteps), ("max_rate", max_rate)) if v is not None}
     if coding:
         own = replace(config, **coding)

@@ -4,8 +4,8 @@ Per layer ``l`` (``docs/training.md``):
 
 * clip value ``c_l`` = a percentile ``P_l`` of ``|W_l|``: by default calibrated per layer
   (:func:`calibrate_clips`: coordinate descent over :data:`CLIP_GRID` from every layer at 99.9, scoring the
-  integer network's predictions against the float network's on :data:`CLIP_SAMPLES` training samples,
-  never test data), or one fixed ``percentile`` for every layer;
+  integer network's predictions against the float network's on the first :data:`CLIP_SAMPLES` calibration
+  stimuli, never test data), or one fixed ``percentile`` for every layer;
 * scale ``s_l = c_l / (2^(b-1) - 1)`` and integer weights ``clip(round(W_l / s_l), -2^(b-1), 2^(b-1)-1)``,
   the default two's complement codebook. For ``b = 1`` (codebook ``[-1, +1]``, no zero) the scale is
   ``s_l = mean(|clip(W_l, -c_l, c_l)|)`` (the one that minimises the squared error of ``s_l * sign(W_l)``)
@@ -15,10 +15,14 @@ Per layer ``l`` (``docs/training.md``):
   membrane divided by ``s_l``;
 * leak shift: the float network's beta (:func:`qlif.golden.spec.model.leak_beta`) gives ``lam`` back exactly;
 * membrane bits ``k``: the fewest bits that hold every membrane value the integer model reaches on
-  calibration stimuli (the training set) without saturating, plus ``margin_bits`` (1) of headroom,
+  the calibration stimuli without saturating, plus ``margin_bits`` (1) of headroom,
   and at least enough for ``theta_int``; at most 16. A fixed ``k`` can be forced instead; if
   ``theta_int`` does not fit it (``theta_int <= 2^(k-1) - 2``), the layer's scale grows to
   ``theta / (2^(k-1) - 2)`` (coarser weights; ``2 theta`` at k = 2) so that it does.
+
+The calibration stimuli (:func:`calibration_stimuli`) are the network's held-out slice when its config records
+one (``TrainConfig.holdout``: training samples the float network never trained on), else the first training
+samples; the model metadata's ``calibration_data`` says which.
 
 The quantization methods (``ptq`` here, the quantization-aware ones in :mod:`qlif.golden.training.qat`) are
 listed in :data:`qlif.golden.training.methods.METHODS` with the weight bits each can produce;
@@ -30,11 +34,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from qlif.golden.data.datasets import load_split
+from qlif.golden.data.split import holdout_indices
 from qlif.golden.spec.coding import encode
 from qlif.golden.spec.model import LEAK_SHIFTS, MEMBRANE_BITS, WEIGHT_BITS, Layer, Model, leak_beta
 from qlif.golden.spec.reference import predict, run, run_layer
@@ -43,15 +49,16 @@ from qlif.golden.training.train import SpikingMLP
 __all__ = ["quantize_weights", "binarize_with_error_feedback", "quantize_threshold", "leak_shift_of",
            "error_feedback_factor", "bits_for_range", "quantize", "calibrate_clips", "weight_memory_bits",
            "CALIBRATION_SAMPLES", "CLIP_GRID", "CLIP_SAMPLES", "CLIP_CRITERION", "CLIP_START", "CLIP_PASSES",
-           "output_disagreement", "calibration_stimuli",
+           "output_disagreement", "calibration_stimuli", "CalibrationSet",
            "coding_metadata"]
 
-#: Training samples the membrane-width calibration runs on (the first ones of the training split).
+#: Samples the membrane-width calibration runs on, at most: the first ones of the held-out slice, else of
+#: the training split (:func:`calibration_stimuli`).
 CALIBRATION_SAMPLES = 5000
 #: Clip percentiles of ``|W|`` the clip calibration tries in every layer (:func:`calibrate_clips`): from
 #: 50 (2-bit layers need heavy clipping) to 100 (no clipping), finer where 4- and 8-bit layers end up.
 CLIP_GRID = (50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 97.0, 98.0, 99.0, 99.5, 99.8, 99.9, 99.95, 100.0)
-#: Samples the clip calibration compares on: the first ones of the calibration stimuli (training data).
+#: Samples the clip calibration compares on, at most: the first ones of the calibration stimuli.
 CLIP_SAMPLES = 1000
 #: The clip calibration's criterion, as it is recorded in the model metadata.
 CLIP_CRITERION = ("output prediction disagreement with the float network (ties: sum of |spike count difference|), "
@@ -181,7 +188,8 @@ def weight_memory_bits(model: Model) -> int:
 
 def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentile: float | None = None,
              membrane_bits: int | Sequence[int] | None = None, margin_bits: int = 1,
-             calibration: np.ndarray | None = None, split=None, data_dir=None, progress: bool = False) -> Model:
+             calibration: CalibrationSet | np.ndarray | None = None, split=None, data_dir=None,
+             progress: bool = False) -> Model:
     """Quantize a trained network into a validated integer :class:`Model`.
 
     Parameters
@@ -197,10 +205,11 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
         Force k per layer; by default chosen from the calibration run (module docstring).
     margin_bits : int
         Extra bits above the calibrated range when ``membrane_bits`` is None.
-    calibration : numpy.ndarray, optional
-        uint8 [S, T, n_in] stimuli for choosing the clips and k and for the error feedback of 1-bit layers;
-        default the first :data:`CALIBRATION_SAMPLES` of the rate-coded training split (``split``, else the
-        data set of the network's config, for MNIST read from ``data_dir``). Never the test split.
+    calibration : CalibrationSet or numpy.ndarray, optional
+        Stimuli (uint8 [S, T, n_in]) for choosing the clips and k and for the error feedback of 1-bit
+        layers; default :func:`calibration_stimuli` of ``split`` (else of the data set of the network's
+        config, for MNIST read from ``data_dir``): the held-out slice the config records, else the first
+        training samples. Never the test split. A bare array is recorded as ``"given"``.
     progress : bool
         Show the clip calibration's progress (a tqdm bar on stderr).
 
@@ -208,8 +217,10 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     -------
     Model
         With metadata ``{"created_by": "qlif.golden.training.quantize", "scales", "float_thresholds",
-        "clip_percentiles", "calibration", "seed", "test_fraction", ...}`` (``"percentile"`` too when it
-        was fixed) so :mod:`qlif.golden.training.evaluate` can rebuild the same test split.
+        "clip_percentiles", "calibration", "calibration_data", "seed", "test_fraction", ...}``
+        (``"percentile"`` too when it was fixed) so :mod:`qlif.golden.training.evaluate` can rebuild the same
+        test split; ``calibration_data`` is :attr:`CalibrationSet.metadata` (``"none"`` when nothing was
+        calibrated on data).
     """
     cfg = net.config
     n_layers = len(net.fcs)
@@ -223,6 +234,10 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
     lam = leak_shift_of(cfg.beta)
     if calibration is None and (forced is None or 1 in bits or percentile is None):
         calibration = calibration_stimuli(net, split=split, data_dir=data_dir)
+    if isinstance(calibration, np.ndarray):
+        calibration = CalibrationSet(calibration, "given")
+    source = "none" if calibration is None else calibration.metadata
+    calibration = None if calibration is None else calibration.x
     factors = ([None if b != 1 else error_feedback_factor(x) for x, b in
                 zip(_float_layer_inputs(net, calibration), bits, strict=True)] if 1 in bits else [None] * n_layers)
     # The registers the layers run with while the clips are chosen: the forced ones, else 16 bits, in which
@@ -252,6 +267,7 @@ def quantize(net: SpikingMLP, *, weight_bits: int | Sequence[int] = 4, percentil
             "method": "ptq",
             "clip_percentiles": [float(p) for p in clips],
             **how,
+            "calibration_data": source,
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,
             "dataset": cfg.dataset,
@@ -366,13 +382,66 @@ def _layer_codes(w: np.ndarray, b: int, theta: float, k: int, factor,
     return wi, s, min(quantize_threshold(theta, s), top)
 
 
-def calibration_stimuli(net, *, split=None, data_dir=None) -> np.ndarray:
-    """The first :data:`CALIBRATION_SAMPLES` training samples of the network's data, rate-coded."""
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Calibration stimuli and where they come from.
+
+    Members
+    -------
+    x : numpy.ndarray
+        uint8 [S, T, n_in] rate-coded stimuli.
+    split : str
+        ``"holdout"`` (the network's held-out slice of the training split), ``"training"`` (training
+        samples the network trained on; its config records no held-out slice) or ``"given"`` (by the caller).
+    first : int or None
+        Index in the training split of ``x``'s first sample (``None`` for ``"given"``); the samples are
+        ``first .. first + S - 1``.
+    """
+
+    x: np.ndarray
+    split: str
+    first: int | None = None
+
+    @property
+    def metadata(self) -> dict:
+        """What the model metadata records as ``calibration_data``."""
+        doc = {"split": self.split, "samples": int(len(self.x))}
+        if self.first is not None:
+            doc["indices"] = [self.first, self.first + len(self.x)]     # half-open, in the training split
+        if self.split == "training":
+            doc["why"] = "the checkpoint records no held-out slice"
+        return doc
+
+    def describe(self) -> str:
+        """One phrase for a command's output."""
+        n = len(self.x)
+        if self.split == "given":
+            return f"{n} given samples"
+        span = f"training samples {self.first}..{self.first + n - 1}"
+        if self.split == "holdout":
+            return f"the held-out slice ({span}, never trained on)"
+        return f"the training split ({span}; the checkpoint records no held-out slice)"
+
+
+def calibration_stimuli(net, *, split=None, data_dir=None) -> CalibrationSet:
+    """The network's calibration stimuli, rate-coded at its coding: at most :data:`CALIBRATION_SAMPLES`.
+
+    When the network's config records a held-out slice (``holdout``, the last samples of the training
+    split, :func:`qlif.golden.data.split.holdout_indices`), its first samples, which the network never
+    trained on; else the first samples of the training split. ``split`` is the data (default: the data set
+    of the config, for MNIST read from ``data_dir``); only its training part is read.
+    """
     cfg = net.config
+    holdout = cfg.holdout
     if split is None:
         split = load_split(cfg.dataset, data_dir=data_dir, seed=cfg.seed, test_fraction=cfg.test_fraction,
-                           train_count=CALIBRATION_SAMPLES)
-    return encode(split.x_train[:CALIBRATION_SAMPLES], cfg.timesteps, max_rate=cfg.max_rate)
+                           train_count=None if holdout else CALIBRATION_SAMPLES)
+    if holdout:
+        first, kind = holdout_indices(len(split.y_train), holdout).start, "holdout"
+    else:
+        first, kind = 0, "training"
+    x = split.x_train[first:first + CALIBRATION_SAMPLES]
+    return CalibrationSet(encode(x, cfg.timesteps, max_rate=cfg.max_rate), kind, first)
 
 
 def coding_metadata(cfg) -> dict:

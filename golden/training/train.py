@@ -79,6 +79,11 @@ class TrainConfig:
         (0, 1] stored as text: ``"1"`` (default) or e.g. ``"1/8"`` (a Fraction or 1 is accepted and
         stored as its text). Exported models carry it in their metadata, so every stimulus of the model
         (evaluation, RTL checks) uses the same coding.
+    holdout : int
+        Training samples held out of training for the calibration of post-training quantization: the last
+        ``holdout`` of the data set's training split (:meth:`qlif.golden.data.split.Split.holdout_indices`;
+        with ``dataset``, ``seed`` and ``test_fraction`` the checkpoint names exactly those samples).
+        0 (default): the network trains on the whole training split.
     """
 
     hidden: tuple[int, ...] = (128,)
@@ -93,6 +98,7 @@ class TrainConfig:
     test_fraction: float = 0.25
     dataset: str = "digits"
     max_rate: str = "1"
+    holdout: int = 0
 
     def __post_init__(self):
         # Accept what a command line or a loaded checkpoint gives (an int, lists) as the tuples above.
@@ -119,6 +125,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.holdout, int) or isinstance(self.holdout, bool) or self.holdout < 0:
+            raise ValueError(f"holdout must be a non-negative integer, not {self.holdout!r}")
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -208,7 +216,8 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
         lr: float | None = None, epochs: int | None = None, progress: bool = True,
         resume: str | os.PathLike | None = None, identity: dict | None = None,
         on_epoch: Callable[[int, dict], None] | None = None, desc: str = "train") -> dict:
-    """Optimise ``net`` on the rate-coded training split: Adam, cosine decay, seeded batch order.
+    """Optimise ``net`` on the rate-coded training split, less its held-out slice (``config.holdout``): Adam,
+    cosine decay, seeded batch order.
 
     Parameters
     ----------
@@ -217,7 +226,9 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
     config : TrainConfig
         Timesteps, batch size, seed; ``lr`` and ``epochs`` unless given here.
     split : Split
-        Training data (intensities; each batch is rate-coded when drawn).
+        Training data (intensities; each batch is rate-coded when drawn). The last ``config.holdout``
+        training samples are never drawn: they are kept for calibration
+        (:meth:`~qlif.golden.data.split.Split.holdout_indices`).
     loss_fn : callable
         ``loss_fn(net, x, y) -> (loss, counts)``; default cross entropy of the output spike counts.
     resume : path, optional
@@ -232,17 +243,22 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
     Returns
     -------
     dict
-        ``loss`` and ``train_acc`` per epoch, ``seconds`` of training (all sessions together) and
-        ``resumed_at`` (the epoch a resumed run started from, or 0).
+        ``loss`` and ``train_acc`` per epoch, ``seconds`` of training (all sessions together),
+        ``resumed_at`` (the epoch a resumed run started from, or 0) and ``n_train``, the samples trained on.
     """
     lr = config.lr if lr is None else lr
     epochs = config.epochs if epochs is None else epochs
+    split = split.without_holdout(config.holdout)
     identity = dict(identity if identity is not None else asdict(config), lr=lr, epochs=epochs,
                     n_train=len(split.y_train))
+    if not identity.get("holdout"):
+        # No held-out slice: the identity of resume files written before the field existed, so that a
+        # killed run of an older version still continues.
+        identity.pop("holdout", None)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(config.seed)
-    history: dict = {"loss": [], "train_acc": [], "seconds": 0.0, "resumed_at": 0}
+    history: dict = {"loss": [], "train_acc": [], "seconds": 0.0, "resumed_at": 0, "n_train": len(split.y_train)}
     start_epoch = 0
     if resume is not None and Path(resume).is_file():
         state = torch.load(Path(resume), map_location="cpu", weights_only=False)
@@ -254,7 +270,7 @@ def fit(net: nn.Module, config: TrainConfig, split: Split, *, loss_fn: LossFn = 
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
-        history = state["history"]
+        history = dict(state["history"], n_train=len(split.y_train))
         start_epoch = history["resumed_at"] = state["epoch"]
     y_all = torch.from_numpy(split.y_train)
     n_batches = -(-len(y_all) // config.batch_size)
@@ -309,8 +325,8 @@ def train(config: TrainConfig = TrainConfig(), *, split: Split | None = None, da
     config : TrainConfig
         The run's settings.
     split : Split, optional
-        Data to train on; default ``load_split(config.dataset, data_dir=data_dir, seed=config.seed,
-        test_fraction=config.test_fraction)``.
+        Data to train on, less its last ``config.holdout`` training samples; default
+        ``load_split(config.dataset, data_dir=data_dir, seed=config.seed, test_fraction=config.test_fraction)``.
     data_dir : path, optional
         The MNIST folder when ``config.dataset == "mnist"`` and no split is given.
     progress : bool

@@ -81,15 +81,19 @@ def _load_split(dataset: str, data_dir, *, seed: int = 0, test_fraction: float =
 
 
 def _train_config(args):
-    from dataclasses import replace
-
     from qlif.golden.training.train import MNIST_CONFIG, TrainConfig
 
     base = MNIST_CONFIG if args.dataset == "mnist" else TrainConfig()
     settings = dict(hidden=args.hidden, timesteps=args.timesteps, epochs=args.epochs, seed=args.seed,
-                    batch_size=args.batch_size, lr=args.lr, max_rate=args.max_rate)
+                    batch_size=args.batch_size, lr=args.lr, max_rate=args.max_rate, holdout=args.holdout)
+    return _replace_config(base, **{k: v for k, v in settings.items() if v is not None})
+
+
+def _replace_config(config, **changes):
+    from dataclasses import replace
+
     try:
-        return replace(base, **{k: v for k, v in settings.items() if v is not None})
+        return replace(config, **changes)
     except ValueError as e:
         raise CLIError(str(e)) from None
 
@@ -135,6 +139,12 @@ def cmd_train(args) -> int:
     config = _train_config(args)
     qat = _qat_config(args) if args.qat else None
     teacher = _load_checkpoint_arg(args.teacher) if args.qat is not None and args.teacher else None
+    if teacher is not None:
+        # The teacher's held-out slice stays out: else its calibration samples would be trained on.
+        if args.holdout is not None and args.holdout != teacher.config.holdout:
+            raise CLIError(f"--holdout {args.holdout}: the teacher {args.teacher} holds out "
+                           f"{teacher.config.holdout} samples, and a network trained from it holds out the same")
+        config = _replace_config(config, holdout=teacher.config.holdout)
     # With a teacher, T and the rate coding are the teacher's unless --timesteps/--max-rate say otherwise
     # (its weights are then only the starting point: a T = 8 float network starts a T = 64, r = 1/8 one).
     coding = {name: getattr(config, name) for name in ("timesteps", "max_rate") if getattr(args, name) is not None}
@@ -144,6 +154,10 @@ def cmd_train(args) -> int:
               f"this network trains at T = {coding.get('timesteps', t.timesteps)}, max rate "
               f"{coding.get('max_rate', t.max_rate)} from its weights")
     split = _load_split(config.dataset, args.data_dir, seed=config.seed, test_fraction=config.test_fraction)
+    try:
+        held = split.holdout_indices(config.holdout)
+    except ValueError as e:
+        raise CLIError(f"--holdout: {e}") from None
     resume = _resume_path(args.out)
     if resume.is_file():
         print(f"train: resuming from {resume}")
@@ -163,7 +177,9 @@ def cmd_train(args) -> int:
     # A quantization-aware network's forward pass is its integer model: not a float accuracy.
     summary = result.summary() if args.qat is None else result.summary().replace(
         "float", f"quantization-aware ({args.qat}, the integer model's spikes)", 1)
-    print(f"train: {summary} in {history['seconds']:.0f} s -> {args.out}")
+    kept = (f"; held out for calibration: training samples {held.start}..{held.stop - 1} ({len(held)})"
+            if len(held) else "")
+    print(f"train: {summary} in {history['seconds']:.0f} s{kept} -> {args.out}")
     return 0
 
 
@@ -199,8 +215,9 @@ def cmd_quantize(args) -> int:
         raise CLIError(f"--percentile must lie in (0, 100], not {args.percentile:g}")
     try:
         calibration = None
-        if args.membrane_bits is None or trained is None:
-            # calibrated k and clips, and 1-bit PTQ's error feedback, run on training data
+        if args.membrane_bits is None or (trained is None and (args.percentile is None or bits == 1)):
+            # calibrated k and clips, and 1-bit PTQ's error feedback, run on the held-out slice the checkpoint
+            # records, else on training data
             calibration = calibration_stimuli(net, data_dir=args.data_dir)
         if trained is None:
             model = quantize(net, weight_bits=bits, percentile=args.percentile,
@@ -209,16 +226,18 @@ def cmd_quantize(args) -> int:
             if args.membrane_bits is not None and args.membrane_bits != net.qat.membrane_bits:
                 raise CLIError(f"{args.checkpoint} was trained for "
                                f"{net.qat.membrane_bits or 'calibrated'}-bit membranes, not {args.membrane_bits}")
-            model = export(net, calibration=calibration)
+            model = export(net, calibration=None if calibration is None else calibration.x)
     except ValueError as e:
         raise CLIError(str(e)) from None
     save_model(model, args.out)
     widths = ", ".join(f"{layer.weight_bits}b/{layer.membrane_bits}k" for layer in model.layers)
-    clips = ""
+    clips = data = ""
     if trained is None:
-        how = "fixed" if args.percentile is not None else "calibrated on training data"
+        how = "fixed" if args.percentile is not None else "calibrated"
         clips = f", clip percentiles ({how}) " + "/".join(f"{p:g}" for p in model.metadata["clip_percentiles"])
-    print(f"quantize: {method}, layers (weight bits/membrane bits) {widths}{clips} -> {args.out}")
+    if calibration is not None:
+        data = f"; calibration data: {calibration.describe()}"
+    print(f"quantize: {method}, layers (weight bits/membrane bits) {widths}{clips}{data} -> {args.out}")
     return 0
 
 
@@ -363,6 +382,9 @@ def register(add: AddCommand) -> None:
                     help="--qat binary: hidden firing rate of the regulariser (default 0.5, as Q-SNN; 0.05 is "
                          "better with small membrane registers, docs/quantization.md)")
     sp.add_argument("--teacher", help="float checkpoint: the initial weights of --qat and ternary's teacher")
+    sp.add_argument("--holdout", type=int, default=None,
+                    help="keep the last N samples of the training split out of training, for the calibration "
+                         "of qlif quantize (default 0; with --teacher, the teacher's; docs/training.md)")
     sp.add_argument("--out", required=True,
                     help="checkpoint .pt (progress is kept in OUT.resume: a killed run continues from there)")
 
@@ -373,9 +395,10 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--weight-bits", type=int, default=None, help="b (ptq: 1, 2, 4, 8; default 4)")
     sp.add_argument("--percentile", type=float, default=None,
                     help="ptq: clip every layer's weights at this percentile of |W| (e.g. 99.9); default: each "
-                         "layer's clip calibrated on training data (docs/quantization.md)")
+                         "layer's clip calibrated on the checkpoint's held-out slice, else on training data "
+                         "(docs/quantization.md)")
     sp.add_argument("--membrane-bits", type=int, default=None,
-                    help="k for every layer (default: calibrated on the training data)")
+                    help="k for every layer (default: calibrated on the calibration data, as the clips)")
     sp.add_argument("--data-dir", help="MNIST folder, for a checkpoint trained on mnist (calibration data)")
     sp.add_argument("--out", required=True)
 
