@@ -270,11 +270,11 @@ def fastest_baud(board: str) -> int:
 
 def synthesize_board(model: Model, *, board: str, lanes: int, baud: int | None = None,
                      build_dir: str | os.PathLike | None = None,
-                     progress: Callable[[str], None] | None = None) -> BoardNetlist:
+                     progress: Callable[[str], None] | None = None, encoder: bool = False) -> BoardNetlist:
     """Synthesise ``board``'s top for ``model`` at ``lanes`` lanes exactly as the bitstream build does (see
     the module docstring), at ``baud`` (default :func:`fastest_baud`), and return the netlist nextpnr
     would place, as Verilog with a bench top; from the cache when the top's RTLIL and the script are
-    unchanged.
+    unchanged. ``encoder``: the top with the on-chip encoder (``qlif build --encoder``).
 
     Raises
     ------
@@ -286,10 +286,10 @@ def synthesize_board(model: Model, *, board: str, lanes: int, baud: int | None =
     """
     spec, fam = _board(board)
     baud = fastest_baud(board) if baud is None else baud
-    top = spec.top(model=model, lanes=lanes, baud=baud, device=spec.platform.device)
+    top = spec.top(model=model, lanes=lanes, baud=baud, device=spec.platform.device, encoder=encoder)
     _refuse_spram(top.memory, board)
     divisor, timeout_cycles, _ = HostLink.check(model=model, lanes=lanes, clk_freq=top.link_freq, baud=baud,
-                                                memory=top.memory)
+                                                memory=top.memory, encoder=encoder)
     name = BOARD_NAME
     plan = build_plan(top, spec.platform(), name, 1, "", fam, abc9=True)
     yosys_line = _yosys_line(_text(plan.files[f"build_{name}.sh"]))
@@ -372,15 +372,16 @@ def bench_top(spec: BoardSpec, netlist: str, name: str = BOARD_NAME) -> str:
 def run_board_gate(model: Model, x: np.ndarray, *, board: str, lanes: int, test: str = "steps",
                    simulator: Literal["icarus", "verilator"] = "icarus", baud: int | None = None,
                    build_dir: str | os.PathLike | None = None, stats: dict | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict:
+                   progress: Callable[[str], None] | None = None, encoder: bool = False) -> dict:
     """Run ``model`` on stimuli ``x`` through the board netlist's UART (:func:`synthesize_board`) with
     the link bench's ``test`` (``"steps"``: RESULT after every step; ``"host_driver"``: the host driver's
-    ``classify``) under ``simulator``; return the bench's figures. Raises
+    ``classify``; ``"frames_driver"``, with ``encoder``: ``classify_frames`` on frames ``x`` [S, n_in]) under
+    ``simulator``; return the bench's figures. Raises
     :class:`~qlif.sim.runner.SimulationError` when anything the board reports differs from the golden
     model. ``stats`` (optional) gets the :class:`BoardNetlist` as ``netlist``."""
     from qlif.sim.link_runner import SIM_TIMEOUT_CYCLES, run_link
 
-    net = synthesize_board(model, board=board, lanes=lanes, baud=baud, progress=progress)
+    net = synthesize_board(model, board=board, lanes=lanes, baud=baud, progress=progress, encoder=encoder)
     if stats is not None:
         stats["netlist"] = net
     # The host's frame timeout as the RTL bench has it: with the board's (10 ms, ~10^5 cycles) the

@@ -40,7 +40,9 @@ __all__ = ["LINK_TESTS", "SIM_CLK", "SIM_BAUD", "SIM_TIMEOUT_CYCLES", "SIM_CORE_
            "timeout_cycles_for"]
 
 TEST_MODULE = "qlif.sim.cocotb_link"
-LINK_TESTS = ("host_driver", "fuzz", "flood", "steps")
+#: The tests run_link runs, and the cocotb module of each (the frame path's in a module of its own).
+LINK_TESTS = ("host_driver", "fuzz", "flood", "steps", "frames_driver")
+_MODULES = {"frames_driver": "qlif.sim.cocotb_link_frames"}
 #: Simulation clock and baud rate: 8 clock cycles per bit, the fastest the UART takes, for speed.
 SIM_CLK = 8_000_000
 SIM_BAUD = 1_000_000
@@ -94,8 +96,10 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
 
     Parameters
     ----------
-    x : uint8 [S, T, n_in]
-        Stimuli: ``host_driver`` classifies them all, ``fuzz`` cycles through them.
+    x : uint8 [S, T, n_in], or [S, n_in]
+        Stimuli: ``host_driver`` classifies them all, ``fuzz`` cycles through them; for ``frames_driver``
+        (:mod:`qlif.sim.cocotb_link_frames`, a design with the on-chip encoder: a ``netlist``) frames of
+        ``0 ..`` the model's frame levels, which it classifies.
     test : one of :data:`LINK_TESTS`
     seed : int
         Seed of the fuzz campaign.
@@ -129,7 +133,13 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
         raise ValueError(f"test must be one of {LINK_TESTS}, not {test!r}")
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
-    x = reference.check_inputs(model, x)
+    if test == "frames_driver":
+        reference.frame_inputs(model, x)               # the frames' checks (ModelError naming the problem)
+        if netlist is None:
+            raise ValueError("frames_driver needs a design with the encoder: a netlist (run_link_frames makes one)")
+        x = np.asarray(x, np.uint8)
+    else:
+        x = reference.check_inputs(model, x)
     build_dir = (Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR).resolve()
     waves = waves_requested()
     if core_clk is not None and not (isinstance(core_clk, (int, float)) and core_clk > 0):
@@ -156,5 +166,5 @@ def run_link(model: Model, x: np.ndarray, *, test: str, simulator: Literal["icar
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     env = {"QLIF_LINK_CONFIG": str(run_dir / "config.json"),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
-    return run_json_test(runner, where, run_dir, simulator=simulator, test_module=TEST_MODULE,
+    return run_json_test(runner, where, run_dir, simulator=simulator, test_module=_MODULES.get(test, TEST_MODULE),
                          testcase=test, env=env, waves=waves, what=f"link test {test}")
