@@ -88,12 +88,21 @@ def mhz_arg(value: str) -> float:
     return mhz
 
 
-def positive_arg(value: str) -> int:
-    """argparse type: a positive integer."""
+def _int_at_least(value: str, lowest: int, what: str) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {n}")
+        raise argparse.ArgumentTypeError(f"must be {what}, not {value!r}") from None
+    if n < lowest:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {n}")
     return n
+
+
+def positive_arg(value: str) -> int:
+    """argparse type: a positive integer."""
+    return _int_at_least(value, 1, "a positive integer")
+
+
+def count_arg(value: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    return _int_at_least(value, 0, "a whole number, 0 or more")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from qlif.clitools import AddCommand, CLIError, lanes_arg, load_inputs, load_model_arg, mhz_arg, positive_arg
+from qlif.clitools import AddCommand, CLIError, count_arg, lanes_arg, load_inputs, load_model_arg, mhz_arg, positive_arg
 from qlif.golden.spec.files import write_npz
 
 __all__ = ["register"]
@@ -198,18 +198,6 @@ def cmd_wakeup_report(args) -> int:
     return 0
 
 
-def _count_arg(value: str) -> int:
-    import argparse
-
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return n
-
-
 def _hfosc_mhz(value: str) -> float:
     import argparse
 
@@ -281,7 +269,7 @@ def register(add: AddCommand) -> None:
     sp.add_argument("--data-dir", help="folder of the MNIST IDX files (a model whose metadata names mnist)")
     sp.add_argument("--activity-samples", type=positive_arg, default=8,
                     help="test samples of the activity simulation (Verilator with waveforms; default 8)")
-    sp.add_argument("--check-samples", type=_count_arg, default=2,
+    sp.add_argument("--check-samples", type=count_arg, default=2,
                     help="frames of the wake-up RTL simulation that checks the cycles (encoded_cycles + the "
                          "top's per-frame edges) against its clock edges (default 2; 0: no check)")
     sp.add_argument("--spram-sleep-ua", type=float, default=None,
