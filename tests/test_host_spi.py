@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from test_wakeup_spi import transfer
+from test_wakeup_spi import CUT_SEQUENCES, MASK, N_IN, N_OUT, T, observed, transfer
 
 from qlif.boards import protocol
 from qlif.boards.host.emulator import SpiTargetModel
@@ -57,6 +57,76 @@ def test_refused_survives_a_cut_status_read(case):
     assert SPIFlag.REFUSED not in protocol.decode_spi_status(target.exchange(protocol.spi_read_status()))[0]
     with pytest.raises(protocol.ProtocolError, match="READ_STATUS transaction has 4 bytes"):
         protocol.decode_spi_status(b"\x00\x01")
+
+
+def _pack(bits: list[int]) -> bytes:
+    """MSB first, the last byte padded with zeros."""
+    padded = bits + [0] * (-len(bits) % 8)
+    return bytes(int("".join(map(str, padded[i:i + 8])), 2) for i in range(0, len(padded), 8))
+
+
+def _unpack(data: bytes, n: int) -> list[int]:
+    return [byte >> b & 1 for byte in data for b in reversed(range(8))][:n]
+
+
+@pytest.mark.parametrize("name", list(CUT_SEQUENCES))
+def test_reference_target_cut_transactions(name):
+    """The reference target on the RTL target's table of transactions cut short by CS
+    (tests/test_wakeup_spi.py, CUT_SEQUENCES): the same run, mask and status after every step. (Without
+    the rule, the write after a cut taken as after a whole one, all 9 fail, as the RTL target before
+    5ff2163 fails them.)"""
+    model = replace(random_model([N_IN, 8, N_OUT], timesteps=T, seed=5),
+                    metadata={"dataset": "digits", "max_rate": "3/16"})
+    target = SpiTargetModel(model, latency=10**9, wake_classes=[c for c in range(N_OUT) if MASK >> c & 1])
+    for k, (bits, running, status) in enumerate(CUT_SEQUENCES[name]):
+        miso = target.exchange(_pack(bits), bits=len(bits))
+        assert len(miso) == -(-len(bits) // 8)
+        mask = sum(1 << c for c in target.mask)
+        assert observed(_unpack(miso, len(bits)), run=target.busy > 0, mask=mask, status=status is not None) \
+            == (running, MASK, status), f"step {k}"
+
+
+# Glitches on CS in a WRITE_FRAME whose rest reads as a WRITE_MASK with frame values 0..16: cut (bits) ->
+# {input: value} of the frame that make it so (between bytes: the 6th MOSI byte; mid-byte: the 7th's last 2
+# bits and the 8th's first 6; in the command byte: its last 6 bits (0x01) and the next byte's first 2 read
+# 0x04 for any such value).
+_GLITCHES = {8 * 5: {4: SPICmd.WRITE_MASK, 5: 15}, 8 * 6 + 6: {5: 0, 6: 16, 7: 4}, 2: {0: 3}}
+
+
+@pytest.mark.parametrize("cut", list(_GLITCHES))
+def test_board_recovers_from_a_cs_glitch(case, cut):
+    """A glitch on CS ``cut`` bits into the board's second WRITE_FRAME (between bytes, mid-byte, in the
+    command byte): the rest of the frame reaches the reference target as a transaction of its own, a
+    WRITE_MASK of other classes. Nothing is committed and the mask is untouched (the rest is refused); the
+    board sees the count unmoved and REFUSED, reads the status, sends the frame again: golden results."""
+    model, frames, _ = case
+    frames = frames[:3].copy()
+    for i, value in _GLITCHES[cut].items():
+        frames[1, i] = value
+    golden = run(model, frame_inputs(model, frames))
+    target = SpiTargetModel(model, latency=2, wake_classes=[1])
+    mosi = _unpack(protocol.spi_write_frame(frames[1]), 8 * (1 + model.n_in))
+    rest = _pack(mosi[cut:])
+    assert rest[0] == SPICmd.WRITE_MASK and rest[1] != 0b0010        # the rest would change the mask
+
+    class Glitchy(EmulatedSpi):
+        writes = 0
+
+        def exchange(self, mosi):
+            if mosi[0] == SPICmd.WRITE_FRAME:
+                self.writes += 1
+                if self.writes == 2:
+                    bits = _unpack(mosi, 8 * len(mosi))
+                    head = target.exchange(_pack(bits[:cut]), bits=cut)
+                    tail = target.exchange(_pack(bits[cut:]), bits=len(bits) - cut)
+                    return _pack(_unpack(head, cut) + _unpack(tail, len(bits) - cut))
+            return super().exchange(mosi)
+
+    got = SpiBoard.for_model(Glitchy(target), model).classify_frames(frames)
+    _golden_equal(got, golden)
+    assert got.refused == 1 and target.frames == 3
+    assert target.mask == {1}
+    assert got.wake.tolist() == (golden.prediction == 1).tolist()
 
 
 def test_uncommitted_frame_is_sent_again(case):

@@ -2,7 +2,8 @@
 """The SPI target of the wake-up build (boards/link/spi_target.py) in Amaranth's simulator: frames in,
 status and result out, a frame sent while busy refused whole (also while ``clock_on`` says the core's
 clock is still being turned off), REFUSED kept through a READ_STATUS cut short, CIPO driven only while
-CS is low, the wake mask written over SPI, a glitch on CS in a frame committing nothing."""
+CS is low, the wake mask written over SPI, transactions cut short by CS committing nothing (CUT_SEQUENCES,
+which tests/test_host_spi.py runs on the reference target too)."""
 
 from __future__ import annotations
 
@@ -133,30 +134,67 @@ def test_spi_target_frames_status_result():
     assert seen == frames
 
 
-@pytest.mark.parametrize("cut", [8 * 5, 8 * 5 + 3, 2])
-def test_spi_target_cs_glitch_commits_nothing(cut):
-    """A glitch on CS ``cut`` bits into a WRITE_FRAME (between bytes, in the middle of one, in the command
-    byte): the rest of the frame, whose first 8 bits happen to read WRITE_MASK and whose next two bytes a
-    mask, reaches the target as a transaction of its own. Nothing is committed (no frame, the mask
-    untouched); the target reports REFUSED, then takes the frame sent again. (Before the fix the rest
-    was decoded as a WRITE_MASK and overwrote the mask.)"""
-    dut = SPITarget(n_in=N_IN, n_out=N_OUT, timesteps=T, wake_classes=0b100)
-    frame = write_frame(range(1, N_IN + 1))
-    rest = _bits(bytes([SPICmd.WRITE_MASK, 0xFF, 0x03]))
-    stream = _bits(frame)[:cut] + rest
-    stream += [0] * (8 * len(frame) - len(stream))
+# -- transactions cut short by CS: one table for the RTL target (here) and the reference target
+# (tests/test_host_spi.py) -------------------------------------------------------------------------------
+MASK = 0b100                                    #: the wake mask at power-up; no sequence may change it
+FRAME = write_frame(range(1, N_IN + 1))
+STATUS = read_status()
+#: What reaches the target after a glitch on CS in FRAME: the frame's rest, whose first 8 bits happen to
+#: read WRITE_MASK and next 16 a mask of every class (then zeros to the frame's length).
+REST = bytes([SPICmd.WRITE_MASK, 0xFF, 0x03])
+
+
+def _glitch(cut: int) -> list[list[int]]:
+    """FRAME with CS high for a moment ``cut`` bits in: two transactions, the second the rest above."""
+    rest = _bits(REST) + [0] * (8 * len(FRAME) - cut - 8 * len(REST))
+    return [_bits(FRAME)[:cut], rest]
+
+
+_CUTS = {"between bytes": 8 * 5, "mid-byte": 8 * 5 + 3, "in the command byte": 2}
+_RETRY = [(_bits(STATUS), False, (SPIFlag.REFUSED, 0)), (_bits(FRAME), True, None),
+          (_bits(STATUS), True, (SPIFlag.BUSY, 1))]
+#: name -> steps (MOSI bits of one transaction, ``run`` after it, the READ_STATUS answer's (flags, frames)
+#: or None); the wake mask stays MASK throughout. The target is idle and fresh at the start. Its rule: a
+#: write is refused when the transaction before it ended short of its command's length (CS high in a byte
+#: counts); any whole transaction, the refused write's own too, lifts that.
+CUT_SEQUENCES = {
+    **{f"glitch {name}, its rest": [(bits, False, None) for bits in _glitch(cut)] + _RETRY
+       for name, cut in _CUTS.items()},
+    **{f"cut {name}, the frame at once": [(_bits(FRAME)[:cut], False, None), (_bits(FRAME), False, None)] + _RETRY
+       for name, cut in _CUTS.items()},
+    # The rest is a whole (refused) WRITE_MASK: the frame after it goes in, REFUSED still reported.
+    "glitch between bytes, its rest, the frame at once": [
+        *[(bits, False, None) for bits in _glitch(8 * 5)], (_bits(FRAME), True, None),
+        (_bits(STATUS), True, (SPIFlag.BUSY | SPIFlag.REFUSED, 1))],
+    # A READ_STATUS cut short is a cut transaction too (a host that cuts one must send a whole one).
+    "a status cut after its command byte": [(_bits(STATUS)[:8], False, None), (_bits(FRAME), False, None),
+                                            *_RETRY],
+    "a frame one byte short": [(_bits(FRAME)[:-8], False, None), (_bits(FRAME), False, None), *_RETRY],
+}
+
+
+def observed(miso: list[int], *, run: bool, mask: int, status: bool) -> tuple:
+    """A step's observable result, as CUT_SEQUENCES states it: (run, mask, (flags, frames) or None)."""
+    flags_frames = None
+    if status:
+        flags, _, n = decode_spi_status(bytes(int("".join(map(str, miso[i:i + 8])), 2) for i in range(0, 32, 8)))
+        flags_frames = (flags, n)
+    return bool(run), mask, flags_frames
+
+
+@pytest.mark.parametrize("name", list(CUT_SEQUENCES))
+def test_spi_target_cut_transactions(name):
+    """CUT_SEQUENCES on the RTL target: a glitch on CS between bytes, in the middle of one, in the command
+    byte, a READ_STATUS cut short, a frame a byte short. Nothing is committed and the mask is untouched
+    (before 5ff2163 a frame's rest read as WRITE_MASK overwrote it); the next write is refused until a
+    whole transaction, REFUSED says so, and the frame sent again goes in."""
+    dut = SPITarget(n_in=N_IN, n_out=N_OUT, timesteps=T, wake_classes=MASK)
 
     async def host(ctx):
-        await transfer_bits(ctx, dut, stream[:cut])
-        await transfer_bits(ctx, dut, stream[cut:])                  # the glitch: CS high 200 ns
-        assert ctx.get(dut.mask) == 0b100 and not ctx.get(dut.run)
-        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
-        assert (flags, n) == (SPIFlag.REFUSED, 0)
-        assert ctx.get(dut.mask) == 0b100
-        await transfer(ctx, dut, frame)
-        assert ctx.get(dut.run)
-        flags, _, n = decode_spi_status(await transfer(ctx, dut, read_status()))
-        assert (flags, n) == (SPIFlag.BUSY, 1)
+        for k, (bits, run, status) in enumerate(CUT_SEQUENCES[name]):
+            miso = await transfer_bits(ctx, dut, bits)
+            got = observed(miso, run=ctx.get(dut.run), mask=ctx.get(dut.mask), status=status is not None)
+            assert got == (run, MASK, status), f"step {k}"
 
     sim = Simulator(dut)
     sim.add_clock(1 / 12e6)

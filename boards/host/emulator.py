@@ -22,6 +22,7 @@ from qlif.boards.protocol import (
     COUNTERS,
     ERR_COUNTER,
     MAX_PAYLOAD,
+    SPI_STATUS_BYTES,
     SYNC,
     VERSION,
     BoardResult,
@@ -38,6 +39,7 @@ from qlif.boards.protocol import (
     encode_wake_mask,
     mask_bytes,
     model_id,
+    spi_result_bytes,
 )
 from qlif.golden.spec.coding import frame_levels_of
 from qlif.golden.spec.cycles import cycle_model
@@ -305,6 +307,12 @@ class SpiTargetModel:
     ``latency`` transactions (0: done at once), so that a host's polling and the refusal of a frame
     sent while busy can be exercised. The result comes from :meth:`BoardModel.run_frame` (golden).
 
+    A transaction may be cut short by CS anywhere, in the middle of a byte too (``exchange(bits=)``),
+    and then as the RTL target (docs/host-protocol.md, "Cut transactions"): only its whole bytes take
+    effect, nothing is committed before a write's last byte, and a WRITE_FRAME or WRITE_MASK whose
+    transaction follows one that ended before its command's length is refused (REFUSED) until a whole
+    transaction (a READ_STATUS) has gone by.
+
     Parameters
     ----------
     model : Model
@@ -326,6 +334,7 @@ class SpiTargetModel:
         self.frames = 0                   # frames accepted, mod 256
         self.refused = False
         self.inferred = False
+        self.whole = True                 # the last transaction reached its command's length (power-up: none)
         self.result: BoardResult | None = None
 
     @property
@@ -337,8 +346,16 @@ class SpiTargetModel:
         """The wake pin: a result whose prediction is in the mask, and not busy."""
         return not self.busy and self.result is not None and self.result.prediction in self.mask
 
-    def _answer(self, cmd: int, n: int) -> bytes:
-        """The answer bytes of a read command (0 past its end), sampled at the command byte."""
+    def length(self, cmd: int) -> int:
+        """Bytes of a whole transaction of command ``cmd`` (the command byte included; any other: 1)."""
+        n_out = self.model.n_out
+        return 1 + {SPICmd.WRITE_FRAME: self.model.n_in, SPICmd.WRITE_MASK: mask_bytes(n_out),
+                    SPICmd.READ_STATUS: SPI_STATUS_BYTES,
+                    SPICmd.READ_RESULT: spi_result_bytes(n_out, self.model.timesteps)}.get(cmd, 0)
+
+    def _answer(self, cmd: int | None, n: int, whole: int) -> bytes:
+        """The answer bytes of a read command (0 past its end), sampled at the command byte: ``n`` of them,
+        of which ``whole`` went out whole."""
         ready = not self.busy
         pred = self.result.prediction if ready and self.result is not None else 0
         if cmd == SPICmd.READ_STATUS:
@@ -352,7 +369,7 @@ class SpiTargetModel:
             if self.refused:
                 flags |= SPIFlag.REFUSED
             table = bytes([int(flags), pred, self.frames])
-            if n >= 1:              # cleared once the flags byte has gone out (as the RTL target does)
+            if whole >= 1:          # cleared once the flags byte has gone out whole (as the RTL target does)
                 self.refused = False
         elif cmd == SPICmd.READ_RESULT:
             cb = count_bytes(self.model.timesteps)
@@ -362,15 +379,32 @@ class SpiTargetModel:
             table = b""
         return (table + bytes(n))[:n]
 
-    def exchange(self, mosi: bytes) -> bytes:
-        """One transaction (CS low, ``mosi`` clocked out, CS high); returns the MISO bytes."""
+    def exchange(self, mosi: bytes, *, bits: int | None = None) -> bytes:
+        """One transaction (CS low, ``mosi`` clocked out, CS high); returns the MISO bytes.
+
+        ``bits``: the SCK cycles clocked before CS rose (default all of ``mosi``'s), to model a
+        transaction cut short in the middle of a byte; the MISO bytes then number ``ceil(bits / 8)``,
+        the last one's bits after the cut 0.
+        """
         mosi = bytes(mosi)
-        if not mosi:
+        bits = 8 * len(mosi) if bits is None else bits
+        if not isinstance(bits, int) or not 0 <= bits <= 8 * len(mosi):
+            raise ValueError(f"bits must be 0..{8 * len(mosi)} (the bits of mosi), not {bits!r}")
+        if not bits:                      # CS low and high again with no SCK edge: nothing happens
             return b""
-        cmd, data = mosi[0], mosi[1:]
+        # Whether the last transaction was whole is taken at this one's first SCK edge; a command byte
+        # cut short is no command (``cmd`` None): nothing but that.
+        after_whole, self.whole = self.whole, False
+        n = bits // 8                     # whole bytes, the command's included
+        cmd, data = (mosi[0] if n else None), mosi[1:n]
         busy = bool(self.busy)
-        miso = bytes(1) + self._answer(cmd, len(data))
-        if cmd in (SPICmd.WRITE_FRAME, SPICmd.WRITE_MASK) and busy:
+        sent = -(-bits // 8) - 1          # answer bytes clocked out, the last perhaps in part
+        miso = bytearray(bytes(1) + self._answer(cmd, sent, len(data)))
+        if bits % 8:
+            miso[-1] &= 0xFF << (8 - bits % 8) & 0xFF
+        if n and n >= self.length(cmd):
+            self.whole = True
+        if cmd in (SPICmd.WRITE_FRAME, SPICmd.WRITE_MASK) and (busy or not after_whole):
             self.refused = True
         elif cmd == SPICmd.WRITE_FRAME:
             n_in = self.model.n_in
@@ -389,7 +423,7 @@ class SpiTargetModel:
                 self._board.wake_mask = decode_wake_mask(mask.to_bytes(n_mask, "little"))
         if self.busy:
             self.busy -= 1
-        return miso
+        return bytes(miso)
 
 
 class EmulatedPort:

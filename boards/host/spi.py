@@ -232,7 +232,9 @@ class SpiBoard:
         the target is idle again, READ_RESULT. A frame the target did not accept (REFUSED, or the
         frames-accepted count did not move by exactly one: it was busy, another controller started one,
         or a glitch on CS cut the transaction short so that nothing was committed and DONE is still the
-        previous frame's) is sent again, up to ``retries`` times; its result is never read before."""
+        previous frame's) is sent again, up to ``retries`` times; its result is never read before. Every
+        write follows a whole READ_STATUS (``wait``), which the target asks for after a transaction cut
+        short (docs/host-protocol.md, "Cut transactions")."""
         f = np.asarray(frames)
         if f.ndim != 2 or f.shape[1] != self.n_in:
             raise ValueError(f"frames must be [samples, {self.n_in}], not shape {f.shape}")
