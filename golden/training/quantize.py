@@ -314,7 +314,7 @@ def calibrate_clips(net: SpikingMLP, layer_at: Sequence[Callable[[float], Layer]
         Per layer, ``layer_at[l](P)``: the integer layer at clip percentile ``P`` (with the membrane width
         it runs with during the search).
     x : numpy.ndarray
-        uint8 [S, T, n_in] calibration stimuli (training data, never test data).
+        uint8 [S, T, n_in] calibration stimuli (the held-out slice or training data, never test data).
     progress : bool
         Show a tqdm bar over the candidates tried.
 
