@@ -372,3 +372,8 @@ def test_cli_holdout_from_training_to_quantize(tmp_path, capsys):
     assert err.startswith("qlif: error: --holdout 100: the teacher") and "holds out 300" in err and not qat.exists()
     assert main(["train", "--qat", "lsq", "--teacher", str(ckpt), "--epochs", "1", "--out", str(qat)]) == 0
     assert load_checkpoint(qat).config.holdout == 300
+    # Its export calibrates k on the same slice.
+    assert main(["quantize", str(qat), "--out", str(out)]) == 0
+    assert "calibration data: the held-out slice (training samples 1047..1346" in capsys.readouterr().out
+    assert load_model(out).metadata["calibration_data"] == {"split": "holdout", "samples": 300,
+                                                            "indices": [1047, 1347]}

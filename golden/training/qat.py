@@ -52,7 +52,13 @@ from qlif.golden.data.split import Split
 from qlif.golden.spec.model import MEMBRANE_BITS, Layer, Model
 from qlif.golden.spec.saturating import saturating_sum
 from qlif.golden.training.methods import QAT_METHODS, QAT_WEIGHT_BITS
-from qlif.golden.training.quantize import bits_for_range, coding_metadata, leak_shift_of, quantize_weights
+from qlif.golden.training.quantize import (
+    CalibrationSet,
+    bits_for_range,
+    coding_metadata,
+    leak_shift_of,
+    quantize_weights,
+)
 from qlif.golden.training.train import SpikingMLP, TrainConfig, fit
 
 __all__ = ["QATConfig", "QuantSpikingMLP", "train_qat", "export"]
@@ -400,16 +406,22 @@ def train_qat(config: TrainConfig, qat: QATConfig, *, split: Split, teacher: Spi
     return net, history
 
 
-def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margin_bits: int = 1) -> Model:
+def export(net: QuantSpikingMLP, *, calibration: CalibrationSet | np.ndarray | None = None,
+           margin_bits: int = 1) -> Model:
     """The integer :class:`Model` of a quantization-aware network (validated).
 
     With ``membrane_bits`` None the k of every layer is calibrated on ``calibration`` stimuli as in
-    :func:`qlif.golden.training.quantize.quantize` (required then); otherwise the trained k is used.
+    :func:`qlif.golden.training.quantize.quantize` (required then; recorded as the metadata's
+    ``calibration_data``, a bare array as ``"given"``); otherwise the trained k is used.
     """
     from qlif.golden.spec.reference import run
 
     cfg, qat = net.config, net.qat
     layers = net.integer_layers()
+    if isinstance(calibration, np.ndarray):
+        calibration = CalibrationSet(calibration, "given")
+    if qat.membrane_bits is not None:
+        calibration = None                              # the trained k: nothing is chosen on data
     bits = qat.weight_bits
 
     def build(ks) -> Model:
@@ -422,6 +434,7 @@ def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margi
             "scales": [d["unit"] for d in layers],
             "float_thresholds": net.thresholds,
             "qat": asdict(qat),
+            "calibration_data": "none" if calibration is None else calibration.metadata,
             "seed": cfg.seed,
             "test_fraction": cfg.test_fraction,
             "dataset": cfg.dataset,
@@ -431,7 +444,7 @@ def export(net: QuantSpikingMLP, *, calibration: np.ndarray | None = None, margi
     if qat.membrane_bits is None:
         if calibration is None:
             raise ValueError("export needs calibration stimuli to choose the membrane bits")
-        wide = run(build([max(MEMBRANE_BITS)] * len(layers)), calibration).membranes
+        wide = run(build([max(MEMBRANE_BITS)] * len(layers)), calibration.x).membranes
         ks = [min(bits_for_range(int(v.min()), max(int(v.max()), d["threshold"] + 2)) + margin_bits,
                   max(MEMBRANE_BITS)) for d, v in zip(layers, wide, strict=True)]
     else:

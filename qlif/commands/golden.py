@@ -215,7 +215,11 @@ def cmd_quantize(args) -> int:
         raise CLIError(f"--percentile must lie in (0, 100], not {args.percentile:g}")
     try:
         calibration = None
-        if args.membrane_bits is None or (trained is None and (args.percentile is None or bits == 1)):
+        if trained is None:
+            on_data = args.membrane_bits is None or args.percentile is None or bits == 1
+        else:
+            on_data = net.qat.membrane_bits is None
+        if on_data:
             # calibrated k and clips, and 1-bit PTQ's error feedback, run on the held-out slice the checkpoint
             # records, else on training data
             calibration = calibration_stimuli(net, data_dir=args.data_dir)
@@ -226,7 +230,7 @@ def cmd_quantize(args) -> int:
             if args.membrane_bits is not None and args.membrane_bits != net.qat.membrane_bits:
                 raise CLIError(f"{args.checkpoint} was trained for "
                                f"{net.qat.membrane_bits or 'calibrated'}-bit membranes, not {args.membrane_bits}")
-            model = export(net, calibration=None if calibration is None else calibration.x)
+            model = export(net, calibration=calibration)
     except ValueError as e:
         raise CLIError(str(e)) from None
     save_model(model, args.out)
