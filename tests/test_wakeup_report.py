@@ -21,6 +21,7 @@ from qlif.boards.sweep.wakeup_report import (
     POWER_UP_S,
     RATES_HZ,
     SPRAM_ACCESSES_PER_CYCLE,
+    SPRAM_SLEEP_DELAY_S,
     TAIL_MIN_S,
     TAIL_S,
     WakeupInputs,
@@ -152,6 +153,16 @@ def test_spram_access_sleep_and_load():
     assert leak.energy_j == pytest.approx(rep.energy_j)
     assert rep.idle_sensitivity_w == pytest.approx(leak.idle_w) and SPRAM_SLEEP_SENSITIVITY.value == 5e-6
     assert bram.idle_sensitivity_w is None
+    # Awake but unclocked for the power-up and SPRAM_SLEEP_DELAY_S after CLKHFEN fell (SLEEP one LFOSC cycle
+    # later): charged at the standby figure, as asleep, so nothing above idle at any sleep figure; its cost
+    # at the sensitivity beside it (4 blocks x 5 uA x VCC x 400 us).
+    assert SPRAM_SLEEP_DELAY_S == pytest.approx(100e-6)
+    for r in (rep, leak):
+        assert dict((n, (w, t)) for n, w, t, _ in r.phases)["SPRAM awake"] == (0.0, SPRAM_SLEEP_DELAY_S)
+    sp = rep.to_json()["spram"]
+    assert sp["awake_unclocked_us"] == pytest.approx(400.0)
+    assert sp["awake_unclocked_uj_at_sensitivity"] == pytest.approx(4 * 5e-6 * ICE40UP.vcc.value * 400e-6 * 1e6)
+    assert bram.spram_awake_s == 0 and bram.to_json()["spram"]["awake_unclocked_uj_at_sensitivity"] is None
     # The load at power-up: once, apart; not in the average.
     assert rep.load_s == pytest.approx(1_584_640 / clk) and rep.load_j > 0
     assert rep.at(1.0) == pytest.approx(rep.idle_w + rep.energy_j)
@@ -170,9 +181,9 @@ def test_load_cycles_of_the_784_500_10_plan():
 
 
 def test_json_recomputes_its_figures():
-    for inputs in (_inputs(), _spram_inputs()):
+    for inputs, awake in ((_inputs(), []), (_spram_inputs(), ["SPRAM awake"])):
         j = compute(inputs, clk_mhz=12, clock_choice="").to_json()
-        assert [p["phase"] for p in j["phases"]] == ["power-up", "compute", "tail", "SPI"]
+        assert [p["phase"] for p in j["phases"]] == ["power-up", "compute", "tail", *awake, "SPI"]
         for p in j["phases"]:
             assert p["energy_uj"] == pytest.approx(p["power_above_idle_uw"] * p["duration_us"] * 1e-6)
         assert sum(p["energy_uj"] for p in j["phases"]) == pytest.approx(j["energy_per_inference_uj"])

@@ -76,7 +76,8 @@ def _phases(j: dict) -> str:
 
 
 def _spram(j: dict) -> list[str]:
-    """The SPRAM lines: accesses, the sleep assumption and its sensitivity, the one-time load."""
+    """The SPRAM lines: accesses, the sleep assumption and its sensitivity, the time awake unclocked, the
+    one-time load."""
     sp = j["spram"]
     if not sp["blocks"]:
         return []
@@ -87,7 +88,10 @@ def _spram(j: dict) -> list[str]:
             f"{'?' if enable is None else f'{enable:.0%}'} of cycles); asleep while idle at "
             f"{sp['sleep_ua_per_block']:g} uA per block beyond static (an assumption: no published figure); at "
             f"{sp['sensitivity_ua_per_block']:g} uA per block idle would be "
-            f"{sp['idle_power_uw_at_sensitivity']:.1f} uW (+{more:.1f});"
+            f"{sp['idle_power_uw_at_sensitivity']:.1f} uW (+{more:.1f}); awake unclocked "
+            f"{sp['awake_unclocked_us']:.0f} us per inference (the power-up, and after the clock stops) "
+            f"charged as asleep (the model's standby), +{sp['awake_unclocked_uj_at_sensitivity']:.4f} uJ were an "
+            f"awake block to draw {sp['sensitivity_ua_per_block']:g} uA more;"
             f" weights loaded once at power-up: {sp['load_cycles']:,} cycles, {sp['load_ms']:.0f} ms, "
             f"{sp['load_uj']:.0f} uJ (not per inference)"]
 

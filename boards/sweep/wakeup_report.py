@@ -18,7 +18,7 @@ What goes in, each measured, none assumed where a measurement exists:
 The power comes from :func:`qlif.boards.flow.power.power_states` with the core on the ``SB_HFOSC``
 (``clock_source="hfosc"``) and the SPI target as the part clocked per inference (by the host's SCK),
 plus what that function does not know about this build (:mod:`qlif.boards.tops.wakeup`). One inference
-is four phases above the idle power, each with its power and duration in the JSON:
+is four phases above the idle power (five with SPRAM), each with its power and duration in the JSON:
 
 * **power-up**: two to three LFOSC cycles with ``CLKHFPU`` high and ``CLKHFEN`` low: the HFOSC draws and
   nothing is clocked (:data:`POWER_UP_S`, the worst case);
@@ -28,7 +28,12 @@ is four phases above the idle power, each with its power and duration in the JSO
   idle core: charged for its worst case, :data:`TAIL_S`, at the clock's, the flip-flops' clock loads', the
   oscillator's and the memories' read power with no toggles (an upper bound: an idle core's read enables
   are mostly low);
-* **SPI**: the host's frame in and result out at its SCK.
+* **SPI**: the host's frame in and result out at its SCK;
+* **SPRAM awake** (SPRAM builds): the blocks stay awake, unclocked, :data:`SPRAM_SLEEP_DELAY_S` after
+  ``CLKHFEN`` falls (as during the power-up, from the commit on), charged at the power model's figure for
+  an unclocked awake block, its STANDBY's: as asleep (:data:`qlif.boards.flow.power.SPRAM_STATES`), so 0
+  above idle; the JSON gives what that time would cost were an awake block to leak
+  :data:`qlif.boards.flow.power.SPRAM_SLEEP_SENSITIVITY` more than a sleeping one.
 
 Idle: the stopped chip (static power), the always-on ``SB_LFOSC`` domain, and for SPRAM builds the
 sleeping blocks (:data:`qlif.boards.flow.power.SPRAM_STATES`: no published current; charged as included in
@@ -72,7 +77,8 @@ from qlif.boards.protocol import spi_read_result, spi_read_status, spi_result_by
 from qlif.boards.tops.wakeup import HFOSC_FREQS, LFOSC_FREQ, frame_edges
 from qlif.golden.spec.model import Model
 
-__all__ = ["RATES_HZ", "DEFAULT_SCK_HZ", "POWER_UP_S", "TAIL_S", "ACTIVITY_CYCLES", "SPRAM_ACCESSES_PER_CYCLE",
+__all__ = ["RATES_HZ", "DEFAULT_SCK_HZ", "POWER_UP_S", "TAIL_S", "SPRAM_SLEEP_DELAY_S", "ACTIVITY_CYCLES",
+           "SPRAM_ACCESSES_PER_CYCLE",
            "WakeupInputs", "WakeupReport", "model_key", "spi_cycles", "load_cycles", "compute", "choose_clock",
            "summary_fields", "test_frames", "stamps", "gather"]
 
@@ -87,6 +93,9 @@ POWER_UP_S = 3 / LFOSC_FREQ
 #: ``run`` (the same synchroniser), three at 10 kHz; the least is two (:data:`TAIL_MIN_S`).
 TAIL_S = 3 / LFOSC_FREQ
 TAIL_MIN_S = 2 / LFOSC_FREQ
+#: The SPRAM's SLEEP rises one ``SB_LFOSC`` cycle after ``CLKHFEN`` fell (:class:`qlif.boards.tops.wakeup.WakeupCore`:
+#: ``hf_was_on``, so that the core's last clock edge is long done): the blocks spend it awake and unclocked.
+SPRAM_SLEEP_DELAY_S = 1 / LFOSC_FREQ
 #: Flip-flops clocked by SCK: the SPI target's, "about 80" (:class:`qlif.boards.link.spi_target.SPITarget`'s
 #: docstring, as built); its LUTs are taken as many. Only their share of a transfer's energy depends on it.
 SPI_TARGET_FFS = 80
@@ -173,7 +182,10 @@ class WakeupReport:
     ``phases``: ``(name, power above idle (W), duration (s), energy (J))`` of one inference, whose energies
     sum to ``energy_j``. ``spram_sleep_w``: the leak charged per sleeping SPRAM block beyond static;
     ``idle_sensitivity_w``: the idle power were it :data:`~qlif.boards.flow.power.SPRAM_SLEEP_SENSITIVITY`
-    (``None`` without SPRAM). ``load_j``, ``load_s``: the one-time weight load at power-up.
+    (``None`` without SPRAM). ``spram_awake_s``: the time per inference the SPRAM is awake but unclocked
+    (the power-up and :data:`SPRAM_SLEEP_DELAY_S`), charged as asleep; ``spram_awake_sensitivity_j``: its
+    energy were an awake block to draw ``SPRAM_SLEEP_SENSITIVITY`` more (``None`` without SPRAM).
+    ``load_j``, ``load_s``: the one-time weight load at power-up.
     """
 
     inputs: WakeupInputs
@@ -196,6 +208,8 @@ class WakeupReport:
     load_j: float = 0.0
     load_s: float = 0.0
     spram_enable_rate: float | None = None
+    spram_awake_s: float = 0.0
+    spram_awake_sensitivity_j: float | None = None
 
     @property
     def latency_s(self) -> float:
@@ -241,6 +255,11 @@ class WakeupReport:
                       "sleep_ua_per_block": self.spram_sleep_w / ICE40UP.vcc.value * 1e6,
                       "sensitivity_ua_per_block": SPRAM_SLEEP_SENSITIVITY.value * 1e6 if sens is not None else None,
                       "idle_power_uw_at_sensitivity": None if sens is None else sens * 1e6,
+                      # Awake but unclocked per inference (the power-up, then SPRAM_SLEEP_DELAY_S after the
+                      # clock stopped), charged as asleep: 0 above idle at any sleep figure.
+                      "awake_unclocked_us": self.spram_awake_s * 1e6,
+                      "awake_unclocked_uj_at_sensitivity": None if self.spram_awake_sensitivity_j is None
+                      else self.spram_awake_sensitivity_j * 1e6,
                       "load_cycles": i.load_cycles, "load_ms": self.load_s * 1e3, "load_uj": self.load_j * 1e6},
             "states": self.states.to_json(),
             "provenance": i.extra,
@@ -300,7 +319,12 @@ def compute(inputs: WakeupInputs, *, clk_mhz: float, clock_choice: str, sck_hz: 
     spi_j = states.energy_per_inference_j - run_above * states.active_s
     spi_s = inputs.spi_cycles / sck_hz
     hfosc_w = ICE40UP.value("hfosc")
-    phases = [("power-up", hfosc_w, power_up_s, hfosc_w * power_up_s),
+    # SPRAM awake but unclocked (from the commit through the power-up, and SPRAM_SLEEP_DELAY_S after
+    # CLKHFEN fell): the model's figure for it is STANDBY's, charged as asleep (SPRAM_STATES), which the
+    # idle power already holds all the time; so 0 above idle, whatever the sleep figure.
+    standby_w = sleep_w
+    awake_w = res.spram * (standby_w - sleep_w)
+    phases = [("power-up", hfosc_w + awake_w, power_up_s, (hfosc_w + awake_w) * power_up_s),
               ("compute", run_above, compute_s, run_above * compute_s)]
     tail_s = TAIL_S if inputs.tail else 0.0
     if tail_s:
@@ -311,7 +335,11 @@ def compute(inputs: WakeupInputs, *, clk_mhz: float, clock_choice: str, sck_hz: 
         est = estimate_power(device=inputs.device, resources=res, activity=quiet, clk_hz=clk, oscillator="hfosc",
                              spram_memories=spram_names, spram_rate=spram_rate)
         phases.append(("tail", est.total_w - est.static_w, tail_s, (est.total_w - est.static_w) * tail_s))
+    if res.spram:
+        phases.append(("SPRAM awake", awake_w, SPRAM_SLEEP_DELAY_S, awake_w * SPRAM_SLEEP_DELAY_S))
     phases.append(("SPI", spi_j / spi_s, spi_s, spi_j))
+    awake_s = power_up_s + SPRAM_SLEEP_DELAY_S if res.spram else 0.0
+    awake_sens = res.spram * SPRAM_SLEEP_SENSITIVITY.value * vcc * awake_s if res.spram else None
     energy = sum(e for *_, e in phases)
     max_rate = 1.0 / (spi_s + power_up_s + compute_s + tail_s)
     average = tuple(idle + r * energy if r <= max_rate else None for r in rates)
@@ -324,7 +352,8 @@ def compute(inputs: WakeupInputs, *, clk_mhz: float, clock_choice: str, sck_hz: 
                         idle_parts=idle_parts, spram_sleep_w=sleep_w, idle_sensitivity_w=sens,
                         # The load at the core's running power above idle (its own activity, the loader's
                         # SPI and SPRAM writes, is not simulated); the flash chip's power is not the FPGA's.
-                        load_j=run_above * load_s, load_s=load_s, spram_enable_rate=enable)
+                        load_j=run_above * load_s, load_s=load_s, spram_enable_rate=enable,
+                        spram_awake_s=awake_s, spram_awake_sensitivity_j=awake_sens)
 
 
 def choose_clock(inputs: WakeupInputs, **options) -> float:
