@@ -303,12 +303,16 @@ class ICEBreakerWakeupTop(Elaboratable):
 
     def __init__(self, *, model: Model, lanes: int, clk_freq: float | None = None, device: str | None = None,
                  wake_classes=None, baud: int | None = None, separate_clocks: bool = True):
+        # As in BoardTop: a top its own checks refuse was never meant to be elaborated, so Amaranth's
+        # "created but never used" warning stays off until the checks have passed.
+        self._MustUse__silence = True
         device = device if device is not None else self.platform_cls.device
         self._memory = plan_memories(model, lanes, device)
         self._core_freq = 12e6 if clk_freq is None else clk_freq
         WakeupCore.check(model=model, lanes=lanes, core_freq=self._core_freq, wake_classes=wake_classes,
                          memory=self._memory)
         self._model, self._lanes, self._wake_classes = model, lanes, wake_classes
+        self._MustUse__silence = False
 
     @classmethod
     def pins(cls) -> dict[str, str]:
