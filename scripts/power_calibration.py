@@ -11,7 +11,7 @@ For every row of :data:`qlif.boards.flow.calibration.MEASURED`: builds the desig
 ``build/power-calibration/<design>`` by the plan's digest), measures the logic's switching activity from
 an RTL simulation the way :mod:`qlif.sim.activity` does (Icarus runs the Verilog Amaranth generates for
 4,096 cycles; the VCD is reduced by :func:`qlif.sim.activity.activity_from_waveform`), then fits the
-coefficients (:func:`qlif.boards.flow.calibration.fit`, and again without each row in turn) and writes
+coefficients (:func:`qlif.boards.flow.calibration_fit.fit`, and again without each row in turn) and writes
 ``docs/results/power-calibration.csv`` (the estimate of each row by the model as it is in
 :mod:`qlif.boards.flow.power`, and its leave-one-out prediction), ``.md`` (the table, the fit, the
 leave-one-out spread, the idle rails, the uncertainty carried to the digits wake-up build of
@@ -33,7 +33,8 @@ from amaranth.back import verilog
 
 from qlif.boards.flow.activity import Activity
 from qlif.boards.flow.build import build_plan
-from qlif.boards.flow.calibration import MEASURED, CalibrationTop, CounterLogic, Measurement, Row
+from qlif.boards.flow.calibration import MEASURED, CalibrationTop, CounterLogic, Measurement
+from qlif.boards.flow.calibration_fit import Row
 from qlif.boards.flow.reports import parse_reports
 from qlif.boards.flow.tools import tool_env
 from qlif.boards.tops.icebreaker import ICEBreakerPlatform
@@ -106,9 +107,9 @@ def measure(meas: Measurement, *, work: Path = WORK) -> Activity | None:
 
 def wakeup_design(path: Path = RESULTS / "wakeup-power.json", model: str = "digits"):
     """The wake-up build of ``model`` in ``path`` (``qlif wakeup-report``'s figures) as a
-    :class:`~qlif.boards.flow.calibration.Design`, and the power of its block RAM reads (W), which no
+    :class:`~qlif.boards.flow.calibration_fit.Design`, and the power of its block RAM reads (W), which no
     measured row determines; ``(None, 0.0)`` when the file or the model is not there."""
-    from qlif.boards.flow.calibration import Design
+    from qlif.boards.flow.calibration_fit import Design
     from qlif.boards.flow.power import Resources
 
     try:
@@ -126,7 +127,8 @@ def wakeup_design(path: Path = RESULTS / "wakeup-power.json", model: str = "digi
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qlif.boards.flow.calibration import error_pct, fit, leave_one_out, write_results
+    from qlif.boards.flow.calibration_fit import error_pct, fit, leave_one_out
+    from qlif.boards.flow.calibration_report import write_results
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fresh", action="store_true", help="rebuild every design (ignore the cache)")

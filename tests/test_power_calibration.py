@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""The power model against the published UP5K measurements (qlif.boards.flow.calibration), and the power
-states of a duty-cycled build (qlif.boards.flow.power.power_states).
+"""The power model against the published UP5K measurements (qlif.boards.flow.calibration,
+calibration_fit, calibration_report), and the power states of a duty-cycled build
+(qlif.boards.flow.power.power_states).
 
 Default suite: refits from the committed rows (docs/results/power-calibration.json), checks the committed
 coefficients and CSV against them, elaborates every design, and measures one design's activity under
@@ -24,25 +25,25 @@ import pytest
 from qlif.boards.flow.activity import Activity
 from qlif.boards.flow.calibration import (
     CORE_VOLTS,
-    CSV_COLUMNS,
     DEVICE,
-    FITTED,
     MEASURED,
-    PRIOR,
     CalibrationTop,
     CounterLogic,
-    Design,
     Measurement,
+)
+from qlif.boards.flow.calibration_fit import (
+    FITTED,
+    PRIOR,
+    Design,
     Row,
     design_spread,
     error_pct,
     estimate_row,
     fit,
-    idle_rails,
     leave_one_out,
     loo_spread,
-    table,
 )
+from qlif.boards.flow.calibration_report import CSV_COLUMNS, idle_rails, table
 from qlif.boards.flow.power import (
     ICE40UP,
     AlwaysOn,

@@ -19,7 +19,7 @@ Per device family::
 ``a_logic`` (toggles per bit per cycle) and ``r_read``, ``r_write`` (accesses per block per cycle)
 from RTL simulation of the workload (:mod:`qlif.sim.activity`), ``f`` is the clock. Energy per
 inference is ``P x cycles / f``. The iCE40 coefficients are fitted to published measurements of
-the UP5K (:mod:`qlif.boards.flow.calibration`, docs/results/power-calibration.md).
+the UP5K (:mod:`qlif.boards.flow.calibration_fit`, docs/results/power-calibration.md).
 
 :func:`power_states` gives the power of a build running, with its clock stopped, and idle with an
 always-on part (clocked by the LFOSC or by an SPI host's SCK), and the average power against an
@@ -123,7 +123,7 @@ class FamilyModel:
                          f"(known: {', '.join(sorted(table))})")
 
 
-#: The fit of the published UP5K measurements (qlif.boards.flow.calibration, make power-calibration).
+#: The fit of the published UP5K measurements (qlif.boards.flow.calibration_fit, make power-calibration).
 _FIT = (f"least-squares fit (weighted by 1/measured) of 16 designs rebuilt from the descriptions of {_TV}; "
         "docs/results/power-calibration.md")
 
