@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The power model against the published UP5K measurements (qlif.boards.flow.calibration,
 calibration_fit, calibration_report), and the power states of a duty-cycled build
-(qlif.boards.flow.power.power_states).
+(qlif.boards.flow.power_states.power_states).
 
 Default suite: refits from the committed rows (docs/results/power-calibration.json), checks the committed
 coefficients and CSV against them, elaborates every design, and measures one design's activity under
@@ -44,15 +44,8 @@ from qlif.boards.flow.calibration_fit import (
     loo_spread,
 )
 from qlif.boards.flow.calibration_report import CSV_COLUMNS, idle_rails, table
-from qlif.boards.flow.power import (
-    ICE40UP,
-    AlwaysOn,
-    DutyCycle,
-    Resources,
-    estimate_power,
-    power_states,
-    static_power,
-)
+from qlif.boards.flow.power import ICE40UP, Resources, estimate_power, static_power
+from qlif.boards.flow.power_states import AlwaysOn, DutyCycle, power_states
 from qlif.golden.spec.files import BUILD_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ What goes in, each measured, none assumed where a measurement exists:
 * **switching activity**: RTL simulation of the core on a few of those samples
   (:func:`qlif.sim.activity.measure_activity`; at most :data:`ACTIVITY_CYCLES` cycles of them).
 
-The power comes from :func:`qlif.boards.flow.power.power_states` with the core on the ``SB_HFOSC``
+The power comes from :func:`qlif.boards.flow.power_states.power_states` with the core on the ``SB_HFOSC``
 (``clock_source="hfosc"``) and the SPI target as the part clocked per inference (by the host's SCK),
 plus what that function does not know about this build (:mod:`qlif.boards.tops.wakeup`). One inference
 is four phases above the idle power (five with SPRAM), each with its power and duration in the JSON:
@@ -63,16 +63,8 @@ from pathlib import Path
 import numpy as np
 
 from qlif.boards.flow.activity import Activity
-from qlif.boards.flow.power import (
-    ICE40UP,
-    SPRAM_SLEEP_SENSITIVITY,
-    AlwaysOn,
-    DutyCycle,
-    PowerStates,
-    Resources,
-    estimate_power,
-    power_states,
-)
+from qlif.boards.flow.power import ICE40UP, SPRAM_SLEEP_SENSITIVITY, Resources, estimate_power
+from qlif.boards.flow.power_states import AlwaysOn, DutyCycle, PowerStates, power_states
 from qlif.boards.protocol import spi_read_result, spi_read_status, spi_result_bytes, spi_write_frame
 from qlif.boards.tops.wakeup import HFOSC_FREQS, LFOSC_FREQ, frame_edges
 from qlif.golden.spec.model import Model
